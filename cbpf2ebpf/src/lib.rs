@@ -1,0 +1,158 @@
+//! # cbpf2ebpf
+//!
+//! Translates classic BPF, as libpcap compiles tcpdump expressions, into an
+//! eBPF *subprogram* that returns, for every packet, exactly what libpcap's
+//! interpreter (`bpf_filter()`) returns.
+//!
+//! ```no_run
+//! use cbpf2ebpf::{libpcap, translate, Options, Mode, Hook};
+//! let cbpf = libpcap::compile("tcp port 443", libpcap::DLT_EN10MB, 262144).unwrap();
+//! let out = translate(&cbpf, &Options { mode: Mode::Direct, hook: Hook::Xdp, ..Options::default() }).unwrap();
+//! println!("{} cBPF -> {} eBPF instructions", cbpf.len(), out.insns.len());
+//! ```
+//!
+//! ## The filter ABI
+//!
+//! The output is one BPF function, meant to be called with `call` (bpf2bpf)
+//! from a program, in the caller's verification context:
+//!
+//! | register | in | meaning |
+//! |---|---|---|
+//! | `r1` | ctx | the program context (`xdp_md`, `__sk_buff`); read only for ancillary loads and, in [`Mode::Skb`], by `bpf_skb_load_bytes` |
+//! | `r2` | start | [`Mode::Direct`]: packet pointer to the first byte; [`Mode::Skb`]: offset of the first byte in the skb; [`Mode::Probe`]: kernel address of the first byte |
+//! | `r3` | end | one past the last readable byte, in the same terms as `r2` (so `end - start` is the captured length) |
+//! | `r4` | wire length | the packet's original length, the value of cBPF `len` |
+//! | `r0` | out | the cBPF return value, zero-extended: 0 rejects, otherwise the snap length |
+//!
+//! `r1`–`r5` are clobbered, `r6`–`r9` are preserved (eBPF calling
+//! convention); the function uses at most [`STACK_BYTES`] of its own stack.
+//! Loads past `end` return 0 (reject), as in libpcap.
+//!
+//! ## The pipeline
+//!
+//! [`translate`] reads as its list of passes: validate the cBPF, build the
+//! IR (unrolling backward jumps), simplify, place bounds checks, lower to
+//! eBPF, lay out jumps. Each pass lives in its own module under [`passes`].
+
+pub mod cbpf;
+pub mod ebpf;
+pub mod ir;
+#[cfg(feature = "libpcap")]
+pub mod libpcap;
+pub mod passes;
+
+mod error;
+pub use error::Error;
+
+/// The most stack the translated function uses, in bytes.
+pub const STACK_BYTES: usize = 96;
+
+/// How the filter reads packet bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Direct packet access through packet pointers (XDP, TC), with bounds
+    /// checks the verifier accepts. Reads at most 65280 bytes past `start`
+    /// (the verifier tracks packet offsets up to 65535; `start` may lie up
+    /// to 255 bytes past the program's packet pointer) and, on TC, only the
+    /// linear part of the skb.
+    #[default]
+    Direct,
+    /// `bpf_skb_load_bytes` (TC and socket filters): reads non-linear skbs.
+    Skb,
+    /// `bpf_probe_read_kernel` from a kernel address range (tracing hooks).
+    Probe,
+}
+
+/// Where the filter runs: decides what ancillary loads (`inbound`,
+/// `ifindex`, ...) read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Hook {
+    /// No context: any ancillary load is a translation error.
+    #[default]
+    None,
+    /// libpcap's interpreter on a capture file (`tcpdump -r`): an ancillary
+    /// load is a load past the packet, so the filter returns 0.
+    Offline,
+    /// XDP: `r1` is `struct xdp_md`; every packet is incoming.
+    Xdp,
+    /// TC ingress: `r1` is `struct __sk_buff`.
+    TcIngress,
+    /// TC egress: `r1` is `struct __sk_buff`; every packet is outgoing.
+    TcEgress,
+    /// A socket filter: `r1` is `struct __sk_buff`.
+    Socket,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::None => "no hook",
+            Hook::Offline => "offline",
+            Hook::Xdp => "xdp",
+            Hook::TcIngress => "tc ingress",
+            Hook::TcEgress => "tc egress",
+            Hook::Socket => "socket filter",
+        }
+    }
+}
+
+/// Translation options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub mode: Mode,
+    pub hook: Hook,
+    /// How many times a backward jump may be taken (each taken backward jump
+    /// is one loop iteration, e.g. one IPv6 extension header for `ip6
+    /// protochain`). Past it the filter returns 0.
+    pub max_loop_iterations: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { mode: Mode::Direct, hook: Hook::None, max_loop_iterations: DEFAULT_LOOP_ITERATIONS }
+    }
+}
+
+/// Default bound on taken backward jumps; see [`Options::max_loop_iterations`].
+pub const DEFAULT_LOOP_ITERATIONS: u32 = 32;
+
+/// Largest translated function, in eBPF instructions.
+pub const MAX_EBPF_INSNS: usize = 1_000_000;
+
+/// The translated filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The function body, entry first.
+    pub insns: Vec<ebpf::Insn>,
+    /// Sizes along the way, for `-v` output and benchmarks.
+    pub stats: Stats,
+}
+
+/// Instruction counts of a translation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub cbpf_insns: usize,
+    pub ir_blocks: usize,
+    pub bounds_checks: usize,
+    pub ebpf_insns: usize,
+}
+
+/// Translates a cBPF program into an eBPF function with the ABI above.
+pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Error> {
+    passes::validate::run(prog)?;
+    let mut func = passes::build::run(prog, opts)?;
+    passes::simplify::run(&mut func, opts);
+    let guards = passes::guards::run(&func, opts);
+    let code = passes::lower::run(&func, &guards, opts)?;
+    let insns = passes::layout::run(code)?;
+    if insns.len() > MAX_EBPF_INSNS {
+        return Err(Error::TooLarge(insns.len()));
+    }
+    let stats = Stats {
+        cbpf_insns: prog.len(),
+        ir_blocks: func.blocks.len(),
+        bounds_checks: guards.count(),
+        ebpf_insns: insns.len(),
+    };
+    Ok(Translation { insns, stats })
+}

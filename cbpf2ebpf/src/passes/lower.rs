@@ -1,0 +1,552 @@
+//! Pass 6: lower the IR to eBPF with symbolic jump targets.
+//!
+//! cBPF's registers are 32-bit, so every ALU operation and comparison on A
+//! and X uses 32-bit eBPF forms (`w` registers, `JMP32`), which also keeps
+//! constants above 0x7fffffff exact. Packet loads follow the access mode;
+//! each failure path jumps to one shared `return 0`.
+
+use cranelift_entity::SecondaryMap;
+
+use super::guards::{Guards, IndexedGuard};
+use super::init::{self, Values};
+use super::layout::{Item, Label};
+use crate::cbpf::ancillary;
+use crate::ebpf::{helper, op, Insn, Reg as R, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
+use crate::ir::{AluOp, Block, Cond, Function, Inst, InstData, Operand, Reg, Size, Terminator};
+use crate::{Error, Hook, Mode, Options};
+
+/// Stack layout (offsets from the frame pointer).
+mod stack {
+    /// `M[i]` lives at `MEM + 4 * i`.
+    pub const MEM: i16 = -64;
+    /// Skb mode: captured length (`end - start`), u64.
+    pub const CAPLEN: i16 = -72;
+    /// Skb and probe modes: wire length, u64.
+    pub const WIRELEN: i16 = -80;
+    /// Skb and probe modes: where helpers copy loaded bytes.
+    pub const BUF: i16 = -88;
+    /// Direct mode: `r1`..`r4` saved around helper calls.
+    pub const SAVE: i16 = -96;
+}
+
+/// Where the cBPF state lives in each mode.
+#[derive(Clone, Copy)]
+struct Regs {
+    a: R,
+    x: R,
+    /// Direct: packet pointer; skb: offset; probe: kernel address.
+    start: R,
+    /// Direct mode only: packet end pointer.
+    end: R,
+    /// The context, where the mode keeps it in a register.
+    ctx: R,
+    /// Direct mode: wire length; others keep it on the stack.
+    wirelen: R,
+    /// Probe mode: captured length.
+    caplen: R,
+    /// Direct mode: `start + X` for a run of indexed loads.
+    xbase: R,
+}
+
+const DIRECT: Regs = Regs { a: R6, x: R7, start: R2, end: R3, ctx: R1, wirelen: R4, caplen: 0, xbase: R5 };
+const SKB: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: R6, wirelen: 0, caplen: 0, xbase: 0 };
+const PROBE: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: 0, wirelen: 0, caplen: R6, xbase: 0 };
+
+pub fn run(func: &Function, guards: &Guards, opts: &Options) -> Result<Vec<Item>, Error> {
+    let regs = match opts.mode {
+        Mode::Direct => DIRECT,
+        Mode::Skb => SKB,
+        Mode::Probe => PROBE,
+    };
+    let mut l = Lower { func, guards, opts, regs, items: Vec::new(), labels: SecondaryMap::new(), next_label: 0, fail: Label(0), fail_used: false };
+    // Every `return 0` (failed checks and the program's own empty
+    // `ret #0` blocks) shares one exit placed last, so that jumps to it
+    // are forward jumps from everywhere.
+    let is_zero = |b: Block| func.blocks[b].insts.is_empty() && func.blocks[b].term == Terminator::ReturnK(0);
+    let emitted: Vec<Block> = func.layout.iter().copied().enumerate().filter(|&(n, b)| n == 0 || !is_zero(b)).map(|(_, b)| b).collect();
+    l.fail = l.new_label();
+    for &b in &func.layout {
+        let label = if is_zero(b) && b != func.entry() { l.fail } else { l.new_label() };
+        l.labels[b] = Some(label);
+    }
+    l.prologue();
+    for (n, &b) in emitted.iter().enumerate() {
+        l.block(b, emitted.get(n + 1).copied())?;
+    }
+    if l.fail_used {
+        l.items.push(Item::Bind(l.fail));
+        l.emit(Insn::mov32_imm(R0, 0));
+        l.emit(Insn::exit());
+    }
+    Ok(l.items)
+}
+
+struct Lower<'a> {
+    func: &'a Function,
+    guards: &'a Guards,
+    opts: &'a Options,
+    regs: Regs,
+    items: Vec<Item>,
+    labels: SecondaryMap<Block, Option<Label>>,
+    next_label: u32,
+    fail: Label,
+    fail_used: bool,
+}
+
+/// The byte-swap width for a load, if any (packets are big-endian).
+fn swap_bits(size: Size) -> Option<i32> {
+    match size {
+        Size::B => None,
+        Size::H => Some(16),
+        Size::W => Some(32),
+    }
+}
+
+fn ldx_size(size: Size) -> u8 {
+    match size {
+        Size::B => op::B,
+        Size::H => op::H,
+        Size::W => op::W,
+    }
+}
+
+fn jmp_op(cond: Cond) -> u8 {
+    match cond {
+        Cond::Eq => op::JEQ,
+        Cond::Gt => op::JGT,
+        Cond::Ge => op::JGE,
+        Cond::Set => op::JSET,
+    }
+}
+
+/// The condition that holds exactly when `cond` does not (JSET has none).
+fn inverse(cond: Cond) -> Option<u8> {
+    match cond {
+        Cond::Eq => Some(op::JNE),
+        Cond::Gt => Some(op::JLE),
+        Cond::Ge => Some(op::JLT),
+        Cond::Set => None,
+    }
+}
+
+impl<'a> Lower<'a> {
+    fn new_label(&mut self) -> Label {
+        self.next_label += 1;
+        Label(self.next_label - 1)
+    }
+
+    fn emit(&mut self, i: Insn) {
+        self.items.push(Item::Insn(i));
+    }
+
+    fn emit_all(&mut self, is: impl IntoIterator<Item = Insn>) {
+        for i in is {
+            self.emit(i);
+        }
+    }
+
+    fn jump(&mut self, i: Insn, to: Label) {
+        self.fail_used |= to == self.fail;
+        self.items.push(Item::Jump(i, to));
+    }
+
+    fn jump_fail(&mut self, i: Insn) {
+        self.fail_used = true;
+        self.jump(i, self.fail);
+    }
+
+    fn label_of(&self, b: Block) -> Label {
+        self.labels[b].expect("every block in the layout has a label")
+    }
+
+    fn uses_len(&self) -> bool {
+        self.func.layout.iter().any(|&b| self.func.block_insts(b).any(|i| matches!(i, InstData::LoadLen { .. })))
+    }
+
+    fn has_packet_loads(&self) -> bool {
+        self.func.layout.iter().any(|&b| {
+            self.func.block_insts(b).any(|i| matches!(i, InstData::LoadAbs { .. } | InstData::LoadInd { .. } | InstData::LoadMsh { .. }))
+        })
+    }
+
+    /// Moves the arguments where the mode keeps them, and zeroes what may
+    /// be read before it is written.
+    fn prologue(&mut self) {
+        let r = self.regs;
+        match self.opts.mode {
+            Mode::Direct => {}
+            Mode::Skb => {
+                self.emit(Insn::mov64_reg(r.ctx, R1));
+                if self.has_packet_loads() {
+                    self.emit(Insn::mov64_reg(r.start, R2));
+                    self.emit(Insn::alu64_reg(op::SUB, R3, R2));
+                    self.emit(Insn::stx(op::DW, R10, R3, stack::CAPLEN));
+                }
+                if self.uses_len() {
+                    self.emit(Insn::stx(op::DW, R10, R4, stack::WIRELEN));
+                }
+            }
+            Mode::Probe => {
+                if self.has_packet_loads() {
+                    self.emit(Insn::mov64_reg(r.start, R2));
+                    self.emit(Insn::mov64_reg(r.caplen, R3));
+                    self.emit(Insn::alu64_reg(op::SUB, r.caplen, R2));
+                }
+                if self.uses_len() {
+                    self.emit(Insn::stx(op::DW, R10, R4, stack::WIRELEN));
+                }
+            }
+        }
+        let undefined = init::run(self.func);
+        if undefined.has(Values::A) {
+            self.emit(Insn::mov32_imm(r.a, 0));
+        }
+        if undefined.has(Values::X) {
+            self.emit(Insn::mov32_imm(r.x, 0));
+        }
+        for slot in 0..16 {
+            if undefined.has(Values::mem(slot)) {
+                self.emit(Insn::st_imm(op::W, R10, stack::MEM + 4 * slot as i16, 0));
+            }
+        }
+    }
+
+    fn block(&mut self, b: Block, next: Option<Block>) -> Result<(), Error> {
+        self.items.push(Item::Bind(self.label_of(b)));
+        if let Some(len) = self.guards.block_entry[b] {
+            self.check_captured(len);
+        }
+        let insts: Vec<Inst> = self.func.blocks[b].insts.clone();
+        for i in insts {
+            self.inst(i)?;
+        }
+        self.terminator(self.func.blocks[b].term, next);
+        Ok(())
+    }
+
+    /// Fails unless at least `len` bytes were captured.
+    fn check_captured(&mut self, len: u64) {
+        let r = self.regs;
+        match self.opts.mode {
+            Mode::Direct => {
+                // simplify cut every load past MAX_DIRECT_OFFSET.
+                self.emit(Insn::mov64_reg(R0, r.start));
+                self.emit(Insn::alu64_imm(op::ADD, R0, len as i32));
+                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+            }
+            Mode::Skb => {
+                self.emit(Insn::ldx(op::DW, R0, R10, stack::CAPLEN));
+                self.fail_if_below(R0, len);
+            }
+            Mode::Probe => self.fail_if_below(r.caplen, len),
+        }
+    }
+
+    /// `if reg < len goto fail`, for any 64-bit `len`.
+    fn fail_if_below(&mut self, reg: R, len: u64) {
+        if len <= i32::MAX as u64 {
+            self.jump_fail(Insn::jmp_imm(op::JLT, reg, len as i32, 0));
+        } else {
+            self.emit_all(Insn::ld_imm64(R1, len));
+            self.jump_fail(Insn::jmp_reg(op::JLT, reg, R1, 0));
+        }
+    }
+
+    /// `dst = k` as an unsigned 64-bit value.
+    fn mov_u32(&mut self, dst: R, k: u32) {
+        self.emit(Insn::mov32_imm(dst, k as i32));
+    }
+
+    fn inst(&mut self, i: Inst) -> Result<(), Error> {
+        let r = self.regs;
+        match self.func.insts[i] {
+            InstData::LoadAbs { size, k } => {
+                self.load_packet(size, None, k, r.a);
+                if let Some(bits) = swap_bits(size) {
+                    self.emit(Insn::to_be(r.a, bits));
+                }
+            }
+            InstData::LoadInd { size, k } => {
+                if let IndexedGuard::Check { max_end } = self.guards.indexed[i] {
+                    self.check_indexed(max_end);
+                }
+                self.load_packet(size, Some(()), k, r.a);
+                if let Some(bits) = swap_bits(size) {
+                    self.emit(Insn::to_be(r.a, bits));
+                }
+            }
+            InstData::LoadMsh { k } => {
+                self.load_packet(Size::B, None, k, r.x);
+                self.emit(Insn::alu32_imm(op::AND, r.x, 0xf));
+                self.emit(Insn::alu32_imm(op::LSH, r.x, 2));
+            }
+            InstData::LoadLen { dst } => {
+                let dst = self.reg(dst);
+                match self.opts.mode {
+                    Mode::Direct => self.emit(Insn::mov32_reg(dst, r.wirelen)),
+                    _ => self.emit(Insn::ldx(op::W, dst, R10, stack::WIRELEN)),
+                }
+            }
+            InstData::LoadImm { dst, k } => {
+                let dst = self.reg(dst);
+                self.mov_u32(dst, k);
+            }
+            InstData::LoadMem { dst, slot } => {
+                let dst = self.reg(dst);
+                self.emit(Insn::ldx(op::W, dst, R10, stack::MEM + 4 * slot as i16));
+            }
+            InstData::Store { src, slot } => {
+                let src = self.reg(src);
+                self.emit(Insn::stx(op::W, R10, src, stack::MEM + 4 * slot as i16));
+            }
+            InstData::Alu { op: alu, operand } => self.alu(alu, operand),
+            InstData::Neg => self.emit(Insn::neg32(r.a)),
+            InstData::Tax => self.emit(Insn::mov32_reg(r.x, r.a)),
+            InstData::Txa => self.emit(Insn::mov32_reg(r.a, r.x)),
+            InstData::LoadAncillary { ad } => self.ancillary(ad)?,
+        }
+        Ok(())
+    }
+
+    fn reg(&self, r: Reg) -> R {
+        match r {
+            Reg::A => self.regs.a,
+            Reg::X => self.regs.x,
+        }
+    }
+
+    /// Fails unless `X + max_end` bytes were captured; in direct mode also
+    /// leaves `start + X` in `xbase`, bounded so the verifier accepts it.
+    fn check_indexed(&mut self, max_end: u64) {
+        let r = self.regs;
+        match self.opts.mode {
+            Mode::Direct => {
+                // simplify cut indexed loads whose k + size passes the limit.
+                let room = super::simplify::MAX_DIRECT_OFFSET - max_end;
+                self.emit(Insn::mov64_reg(r.xbase, r.x));
+                self.jump_fail(Insn::jmp_imm(op::JGT, r.xbase, room as i32, 0));
+                self.emit(Insn::alu64_reg(op::ADD, r.xbase, r.start));
+                self.emit(Insn::mov64_reg(R0, r.xbase));
+                self.emit(Insn::alu64_imm(op::ADD, R0, max_end as i32));
+                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+            }
+            Mode::Skb | Mode::Probe => {
+                self.emit(Insn::mov64_reg(R0, r.x));
+                if max_end <= i32::MAX as u64 {
+                    self.emit(Insn::alu64_imm(op::ADD, R0, max_end as i32));
+                } else {
+                    self.emit_all(Insn::ld_imm64(R1, max_end));
+                    self.emit(Insn::alu64_reg(op::ADD, R0, R1));
+                }
+                let caplen = if self.opts.mode == Mode::Skb {
+                    self.emit(Insn::ldx(op::DW, R1, R10, stack::CAPLEN));
+                    R1
+                } else {
+                    r.caplen
+                };
+                self.jump_fail(Insn::jmp_reg(op::JGT, R0, caplen, 0));
+            }
+        }
+    }
+
+    /// `dst = P[k]` or `P[X + k]` (raw bytes, not yet swapped), already
+    /// known to be within the captured length.
+    fn load_packet(&mut self, size: Size, indexed: Option<()>, k: u32, dst: R) {
+        let r = self.regs;
+        let width = ldx_size(size);
+        match self.opts.mode {
+            Mode::Direct => {
+                let base = if indexed.is_some() { r.xbase } else { r.start };
+                if k <= i16::MAX as u32 {
+                    self.emit(Insn::ldx(width, dst, base, k as i16));
+                } else {
+                    self.emit(Insn::mov64_reg(R0, base));
+                    self.emit(Insn::alu64_imm(op::ADD, R0, k as i32));
+                    self.emit(Insn::ldx(width, dst, R0, 0));
+                }
+            }
+            Mode::Skb | Mode::Probe => {
+                // The offset register: r2 for skb_load_bytes, r3 for probe_read.
+                let off = if self.opts.mode == Mode::Skb { R2 } else { R3 };
+                self.mov_u32(off, k);
+                if indexed.is_some() {
+                    self.emit(Insn::alu64_reg(op::ADD, off, r.x));
+                }
+                self.emit(Insn::alu64_reg(op::ADD, off, r.start));
+                if self.opts.mode == Mode::Skb {
+                    self.emit(Insn::mov64_reg(R1, r.ctx));
+                    self.emit(Insn::mov64_reg(R3, R10));
+                    self.emit(Insn::alu64_imm(op::ADD, R3, stack::BUF as i32));
+                    self.emit(Insn::mov64_imm(R4, size.bytes() as i32));
+                    self.emit(Insn::call_helper(helper::SKB_LOAD_BYTES));
+                } else {
+                    self.emit(Insn::mov64_reg(R1, R10));
+                    self.emit(Insn::alu64_imm(op::ADD, R1, stack::BUF as i32));
+                    self.emit(Insn::mov64_imm(R2, size.bytes() as i32));
+                    self.emit(Insn::call_helper(helper::PROBE_READ_KERNEL));
+                }
+                self.jump_fail(Insn::jmp_imm(op::JNE, R0, 0, 0));
+                self.emit(Insn::ldx(width, dst, R10, stack::BUF));
+            }
+        }
+    }
+
+    fn alu(&mut self, alu: AluOp, operand: Operand) {
+        let r = self.regs;
+        let o = match alu {
+            AluOp::Add => op::ADD,
+            AluOp::Sub => op::SUB,
+            AluOp::Mul => op::MUL,
+            AluOp::Div => op::DIV,
+            AluOp::Mod => op::MOD,
+            AluOp::Or => op::OR,
+            AluOp::And => op::AND,
+            AluOp::Xor => op::XOR,
+            AluOp::Lsh => op::LSH,
+            AluOp::Rsh => op::RSH,
+        };
+        match operand {
+            Operand::K(k) => {
+                if matches!(alu, AluOp::Lsh | AluOp::Rsh) && k >= 32 {
+                    // libpcap shifts by the constant in C on a 32-bit value;
+                    // x86 masks the count to five bits.
+                    self.emit(Insn::alu32_imm(o, r.a, (k & 31) as i32));
+                } else {
+                    self.emit(Insn::alu32_imm(o, r.a, k as i32));
+                }
+            }
+            Operand::X => {
+                match alu {
+                    // libpcap returns 0 on division or modulo by zero.
+                    AluOp::Div | AluOp::Mod => self.jump_fail(Insn::jmp32_imm(op::JEQ, r.x, 0, 0)),
+                    // libpcap shifts by 32 or more to 0; eBPF would mask the count.
+                    AluOp::Lsh | AluOp::Rsh => {
+                        let shift = self.new_label();
+                        let done = self.new_label();
+                        self.jump(Insn::jmp32_imm(op::JLT, r.x, 32, 0), shift);
+                        self.emit(Insn::mov32_imm(r.a, 0));
+                        self.jump(Insn::ja(0), done);
+                        self.items.push(Item::Bind(shift));
+                        self.emit(Insn::alu32_reg(o, r.a, r.x));
+                        self.items.push(Item::Bind(done));
+                        return;
+                    }
+                    _ => {}
+                }
+                self.emit(Insn::alu32_reg(o, r.a, r.x));
+            }
+        }
+    }
+
+    /// `A = ancillary value` where the hook knows it.
+    fn ancillary(&mut self, ad: u32) -> Result<(), Error> {
+        let r = self.regs;
+        let primitive = ancillary::name(ad);
+        let hook = self.opts.hook;
+        if ad == ancillary::ALU_XOR_X && hook != Hook::None {
+            self.emit(Insn::alu32_reg(op::XOR, r.a, r.x));
+            return Ok(());
+        }
+        if matches!(ad, ancillary::CPU | ancillary::RANDOM) && hook != Hook::None {
+            let id = if ad == ancillary::CPU { helper::GET_SMP_PROCESSOR_ID } else { helper::GET_PRANDOM_U32 };
+            self.call_preserving_args(id);
+            self.emit(Insn::mov32_reg(r.a, R0));
+            return Ok(());
+        }
+        let unavailable = || Error::Ancillary { primitive, hook: hook.name() };
+        if self.opts.mode == Mode::Probe {
+            return Err(Error::AncillaryMode { primitive, mode: "probe" });
+        }
+        // (field offset in the context, swap a big-endian 16-bit field)
+        let field: Option<(i16, bool)> = match hook {
+            Hook::None | Hook::Offline => return Err(unavailable()),
+            Hook::Xdp => match ad {
+                // Every XDP packet is incoming: PACKET_HOST stands for all.
+                ancillary::PKTTYPE => {
+                    self.mov_u32(r.a, 0);
+                    return Ok(());
+                }
+                ancillary::IFINDEX => Some((12, false)),
+                ancillary::QUEUE => Some((16, false)),
+                _ => None,
+            },
+            Hook::TcIngress | Hook::TcEgress | Hook::Socket => match ad {
+                ancillary::PKTTYPE if hook == Hook::TcEgress => {
+                    // PACKET_OUTGOING: what packet sockets see for sent packets.
+                    self.mov_u32(r.a, 4);
+                    return Ok(());
+                }
+                ancillary::PKTTYPE => Some((4, false)),
+                ancillary::MARK => Some((8, false)),
+                ancillary::QUEUE => Some((12, false)),
+                ancillary::PROTOCOL => Some((16, true)),
+                ancillary::VLAN_TAG_PRESENT => Some((20, false)),
+                ancillary::VLAN_TAG => Some((24, false)),
+                ancillary::VLAN_TPID => Some((28, true)),
+                ancillary::IFINDEX => Some((40, false)),
+                ancillary::RXHASH => Some((68, false)),
+                _ => None,
+            },
+        };
+        let (off, swap16) = field.ok_or_else(unavailable)?;
+        self.emit(Insn::ldx(op::W, r.a, r.ctx, off));
+        if swap16 {
+            self.emit(Insn::to_be(r.a, 16));
+        }
+        Ok(())
+    }
+
+    /// Calls a helper without arguments; direct mode keeps its argument
+    /// registers (packet pointers included) across it on the stack.
+    fn call_preserving_args(&mut self, id: i32) {
+        let direct = self.opts.mode == Mode::Direct;
+        let saved = [R1, R2, R3, R4];
+        if direct {
+            for (n, &reg) in saved.iter().enumerate() {
+                self.emit(Insn::stx(op::DW, R10, reg, stack::SAVE + 8 * n as i16));
+            }
+        }
+        self.emit(Insn::call_helper(id));
+        if direct {
+            for (n, &reg) in saved.iter().enumerate() {
+                self.emit(Insn::ldx(op::DW, reg, R10, stack::SAVE + 8 * n as i16));
+            }
+        }
+    }
+
+    fn terminator(&mut self, term: Terminator, next: Option<Block>) {
+        let r = self.regs;
+        match term {
+            Terminator::ReturnK(k) => {
+                self.mov_u32(R0, k);
+                self.emit(Insn::exit());
+            }
+            Terminator::ReturnA => {
+                self.emit(Insn::mov32_reg(R0, r.a));
+                self.emit(Insn::exit());
+            }
+            Terminator::Jump(t) => {
+                if Some(t) != next {
+                    let l = self.label_of(t);
+                    self.jump(Insn::ja(0), l);
+                }
+            }
+            Terminator::Branch { cond, operand, then, otherwise } => {
+                let compare = |o: u8| match operand {
+                    Operand::K(k) => Insn::jmp32_imm(o, r.a, k as i32, 0),
+                    Operand::X => Insn::jmp32_reg(o, r.a, r.x, 0),
+                };
+                let (lt, lf) = (self.label_of(then), self.label_of(otherwise));
+                match inverse(cond) {
+                    Some(inv) if Some(then) == next => self.jump(compare(inv), lf),
+                    _ => {
+                        self.jump(compare(jmp_op(cond)), lt);
+                        if Some(otherwise) != next {
+                            self.jump(Insn::ja(0), lf);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

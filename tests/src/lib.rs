@@ -1,0 +1,156 @@
+//! Shared helpers for xcap's integration tests: the real-data corpus in
+//! `../shared/corpus` (libpcap's filter tests, tcpdump's capture files).
+//!
+//! Tests fail, never skip, when the corpus is missing: set `XCAP_CORPUS`
+//! to point elsewhere.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cbpf2ebpf::cbpf::Insn;
+use cbpf2ebpf::libpcap;
+
+/// The corpus folder: `$XCAP_CORPUS`, else `shared/corpus` beside the repo.
+pub fn corpus_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XCAP_CORPUS") {
+        return PathBuf::from(dir);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = repo.join("../shared/corpus");
+    assert!(dir.is_dir(), "test corpus not found at {} (set XCAP_CORPUS)", dir.display());
+    dir
+}
+
+/// One captured packet.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub data: Vec<u8>,
+    /// The original length (may exceed `data.len()`).
+    pub wirelen: u32,
+    /// Where it came from, for failure messages.
+    pub origin: String,
+}
+
+/// Every packet of every capture file in `dir` whose link type is `dlt`.
+/// Malformed files contribute the packets read before the damage.
+pub fn packets_in(dir: &Path, dlt: i32) -> Vec<Packet> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let Ok(mut cap) = pcap::Capture::from_file(&path) else { continue };
+        if cap.get_datalink().0 != dlt {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut n = 0;
+        while let Ok(p) = cap.next_packet() {
+            n += 1;
+            out.push(Packet { data: p.data.to_vec(), wirelen: p.header.len, origin: format!("{name}#{n}") });
+        }
+    }
+    out
+}
+
+/// tcpdump's capture files of link type `dlt`.
+pub fn tcpdump_packets(dlt: i32) -> Vec<Packet> {
+    packets_in(&corpus_dir().join("tcpdump-pcaps"), dlt)
+}
+
+/// Layer-3 packets: raw-IP captures plus the payload of every Ethernet
+/// packet that carries IPv4 or IPv6 (more data for the L3 link types).
+pub fn l3_packets(ip_version: Option<u8>) -> Vec<Packet> {
+    let mut out = Vec::new();
+    for dlt in [libpcap::DLT_RAW, libpcap::DLT_IPV4, libpcap::DLT_IPV6] {
+        out.extend(tcpdump_packets(dlt));
+    }
+    for p in tcpdump_packets(libpcap::DLT_EN10MB) {
+        if p.data.len() >= 14 && matches!(&p.data[12..14], [0x08, 0x00] | [0x86, 0xdd]) {
+            out.push(Packet { data: p.data[14..].to_vec(), wirelen: p.wirelen.saturating_sub(14), origin: format!("{} (L3)", p.origin) });
+        }
+    }
+    if let Some(v) = ip_version {
+        out.retain(|p| p.data.first().is_none_or(|b| b >> 4 == v));
+    }
+    out
+}
+
+/// libpcap's accept-test expressions for a link type name ("EN10MB",
+/// "RAW", ...), without those that need host files or another OS.
+pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(corpus_dir().join("libpcap-accept.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for block in json["blocks"].as_array().unwrap() {
+        if block["DLT"] != dlt_name || block.get("skip").is_some() || block.get("special").is_some() {
+            continue;
+        }
+        for e in block["exprs"].as_array().unwrap() {
+            out.push(e.as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// Expressions compiled by the installed libpcap, grouped by program:
+/// expressions that compile to the same cBPF need running once.
+pub fn compile_distinct(exprs: &[String], dlt: i32, snaplen: u32) -> BTreeMap<Vec<(u16, u8, u8, u32)>, (Vec<Insn>, Vec<String>)> {
+    let mut out: BTreeMap<_, (Vec<Insn>, Vec<String>)> = BTreeMap::new();
+    for e in exprs {
+        let Ok(prog) = libpcap::compile(e, dlt, snaplen) else { continue };
+        let key = prog.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+        out.entry(key).or_insert_with(|| (prog, Vec::new())).1.push(e.clone());
+    }
+    out
+}
+
+/// Expressions of our own, beyond libpcap's tests: the primitives users
+/// type and the shapes that broke other translators.
+pub const EXTRA_EXPRESSIONS: &[&str] = &[
+    "tcp port 443 and tcp[13]&8!=0",
+    "tcp[tcpflags] & tcp-syn != 0",
+    "icmp or arp",
+    "udp and not port 53",
+    "ip[0] & 0xf > 5",
+    "host 10.0.0.1 and udp",
+    "vlan and tcp",
+    "vlan 100 and tcp",
+    "ip6 protochain 6",
+    "ip protochain 17",
+    "ip6 protochain 17 or ip6 protochain 58",
+    "greater 1000",
+    "less 100",
+    "len > 60 and len < 1500",
+    "ip[0:4] << 8 >> 8 = 0x28",
+    "ip[2:2] / (ip[0] & 0)= 1",
+    "ip[2:2] % (ip[0] & 0) = 1",
+    "ip[100] = 0",
+    "tcp[20:4] = 0x47455420",
+    "ip[2:2] - 20 > 100",
+    "ip[6:2] & 0x3fff != 0",
+    "-ip[8] + 300 > 255",
+    "ip[8] * 3 > 100 and ip[8] / 3 < 60",
+    "ip[9] ^ 6 = 0",
+    "ip[0] << ip[1] = 0",
+    "ip[0] >> (ip[9] & 0x3f) = 0",
+    "ip[1] << 31 != 0 or ip[1] >> 31 = 0",
+    "ether[0] & 1 != 0",
+    "ether broadcast or ether multicast",
+    "ether host 00:11:22:33:44:55",
+    "net 192.168.0.0/16 or net 10.0.0.0/8",
+    "src portrange 1000-2000 or dst port 80",
+    "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+    "icmp6 and ip6[40] = 128",
+    "mpls and ip",
+    "pppoes and ip",
+    "ip multicast",
+    "ip broadcast",
+    "ip and ip[3] = 0",
+    "ether proto 0x88cc",
+    "tcp port 80 or tcp port 443 or tcp port 8080 or udp port 53 or udp port 123",
+];
+
+/// A filter of `n` `host` terms (long programs: jt/jf near 255, far jumps).
+pub fn host_list(n: usize) -> String {
+    (0..n).map(|i| format!("host 10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)).collect::<Vec<_>>().join(" or ")
+}

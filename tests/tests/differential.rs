@@ -1,0 +1,124 @@
+//! Differential tests: libpcap's interpreter (`bpf_filter()`, what
+//! `tcpdump -r` runs) against our translation, in the user-space VM and in
+//! the kernel (BPF_PROG_TEST_RUN, so the real verifier accepts every
+//! program), in all three access modes, over libpcap's own test
+//! expressions and tcpdump's capture files.
+//!
+//! Each test prints how many (expression, packet) cases it compared.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use cbpf2ebpf::cbpf::Insn;
+use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
+use xcap_runner::{Engine, Filter, RunFilter};
+use xcap_tests::{accept_expressions, compile_distinct, l3_packets, tcpdump_packets, Packet, EXTRA_EXPRESSIONS};
+
+const SNAPLEN: u32 = 262144;
+const MODES: [Mode; 3] = [Mode::Direct, Mode::Skb, Mode::Probe];
+
+#[derive(Default)]
+struct Tally {
+    cases: AtomicUsize,
+    too_large: AtomicUsize,
+    mismatches: Mutex<Vec<String>>,
+}
+
+fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
+    assert!(!packets.is_empty(), "{label}: no packets in the corpus");
+    let programs: Vec<(Vec<Insn>, Vec<String>)> = compile_distinct(exprs, dlt, SNAPLEN).into_values().collect();
+    assert!(!programs.is_empty(), "{label}: no expression compiled");
+    let expr_count: usize = programs.iter().map(|(_, e)| e.len()).sum();
+
+    // libpcap's answers, once per program.
+    let expected: Vec<Vec<u32>> = programs.iter().map(|(p, _)| packets.iter().map(|pk| libpcap::filter(p, &pk.data, pk.wirelen)).collect()).collect();
+
+    for engine in [Engine::Vm, Engine::Kernel] {
+        for mode in MODES {
+            let tally = Tally::default();
+            let next = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((prog, names)) = programs.get(n) else { break };
+                        check_program(engine, mode, prog, &names[0], packets, &expected[n], &tally);
+                    });
+                }
+            });
+            let mismatches = tally.mismatches.into_inner().unwrap();
+            println!(
+                "{label}: {engine}/{mode:?}: {} cases ({} programs from {expr_count} expressions x {} packets), {} mismatches, {} packets over the engine's size limit",
+                tally.cases.load(Ordering::Relaxed),
+                programs.len(),
+                packets.len(),
+                mismatches.len(),
+                tally.too_large.load(Ordering::Relaxed),
+            );
+            assert!(mismatches.is_empty(), "{label} {engine}/{mode:?}: {} mismatches, first:\n{}", mismatches.len(), mismatches.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
+        }
+    }
+}
+
+fn check_program(engine: Engine, mode: Mode, prog: &[Insn], expr: &str, packets: &[Packet], expected: &[u32], tally: &Tally) {
+    let fail = |msg: String| tally.mismatches.lock().unwrap().push(msg);
+    let t = match translate(prog, &Options { mode, hook: Hook::Offline, ..Options::default() }) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("`{expr}`: translation failed: {e}")),
+    };
+    let filter = match Filter::load(engine, &t.insns, mode) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("`{expr}`: load failed: {e}")),
+    };
+    for (p, &want) in packets.iter().zip(expected) {
+        if p.data.len() > filter.max_packet_len() {
+            tally.too_large.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        tally.cases.fetch_add(1, Ordering::Relaxed);
+        match filter.run(&p.data, p.wirelen) {
+            Ok(got) if got == want => {}
+            Ok(got) => fail(format!("`{expr}` on {} ({} of {} bytes): libpcap {want}, ours {got}", p.origin, p.data.len(), p.wirelen)),
+            Err(e) => fail(format!("`{expr}` on {}: run failed: {e}", p.origin)),
+        }
+    }
+}
+
+fn expressions(dlt_name: &str) -> Vec<String> {
+    let mut exprs = accept_expressions(dlt_name);
+    exprs.extend(EXTRA_EXPRESSIONS.iter().map(|s| s.to_string()));
+    exprs
+}
+
+/// Every packet also in truncated form (caplen < wire length), as a short
+/// snaplen would capture it.
+fn with_truncations(packets: Vec<Packet>) -> Vec<Packet> {
+    let mut out = packets.clone();
+    for (n, p) in packets.iter().enumerate() {
+        let cut = [14usize, 34, 54, 60][n % 4];
+        if p.data.len() > cut {
+            out.push(Packet { data: p.data[..cut].to_vec(), wirelen: p.wirelen, origin: format!("{} cut to {cut}", p.origin) });
+        }
+    }
+    out
+}
+
+#[test]
+fn en10mb() {
+    differential("EN10MB", libpcap::DLT_EN10MB, &expressions("EN10MB"), &with_truncations(tcpdump_packets(libpcap::DLT_EN10MB)));
+}
+
+#[test]
+fn raw() {
+    differential("RAW", libpcap::DLT_RAW, &expressions("RAW"), &with_truncations(l3_packets(None)));
+}
+
+#[test]
+fn ipv4() {
+    differential("IPV4", libpcap::DLT_IPV4, &expressions("IPV4"), &with_truncations(l3_packets(Some(4))));
+}
+
+#[test]
+fn ipv6() {
+    differential("IPV6", libpcap::DLT_IPV6, &expressions("IPV6"), &with_truncations(l3_packets(Some(6))));
+}
