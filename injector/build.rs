@@ -17,7 +17,8 @@ use std::{
     process::Command,
 };
 
-const HOW_TO_FIX: &str = "run scripts/setup.sh (it installs nightly with rust-src and bpf-linker), \
+const HOW_TO_FIX: &str =
+    "run scripts/setup.sh (it installs nightly with rust-src and bpf-linker), \
      or set XCAP_CAPTURE_BPF_OBJ to a prebuilt capture-bpf object, \
      or build injector with --no-default-features (no capture programs)";
 
@@ -31,14 +32,24 @@ fn main() {
     if let Some(prebuilt) = env::var_os("XCAP_CAPTURE_BPF_OBJ") {
         println!("cargo:rerun-if-changed={}", Path::new(&prebuilt).display());
         if let Err(e) = std::fs::copy(&prebuilt, &out) {
-            fail(&format!("cannot copy XCAP_CAPTURE_BPF_OBJ={}: {e}", Path::new(&prebuilt).display()));
+            fail(&format!(
+                "cannot copy XCAP_CAPTURE_BPF_OBJ={}: {e}",
+                Path::new(&prebuilt).display()
+            ));
         }
         return;
     }
 
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let src = manifest_dir.join("../capture-bpf");
-    for f in ["Cargo.toml", "Cargo.lock", "src", ".cargo/config.toml", "rust-toolchain.toml"] {
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", src.join(f).display());
     }
 
@@ -77,7 +88,9 @@ fn main() {
     }
     let output = match cmd.output() {
         Ok(o) => o,
-        Err(e) => fail(&format!("cannot run `cargo +nightly build` for capture-bpf: {e}; {HOW_TO_FIX}")),
+        Err(e) => fail(&format!(
+            "cannot run `cargo +nightly build` for capture-bpf: {e}; {HOW_TO_FIX}"
+        )),
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -91,7 +104,10 @@ fn main() {
     }
     let built = target_dir.join("bpfel-unknown-none/release/capture");
     if let Err(e) = std::fs::copy(&built, &out) {
-        fail(&format!("capture-bpf built but {} is missing: {e}", built.display()));
+        fail(&format!(
+            "capture-bpf built but {} is missing: {e}",
+            built.display()
+        ));
     }
 }
 
@@ -114,13 +130,18 @@ fn has_bpf_linker() -> bool {
 }
 
 /// `<target>/capture-bpf`, where `<target>` is the host build's target
-/// directory (the ancestor of OUT_DIR that cargo marked with CACHEDIR.TAG);
-/// falls back to a directory inside OUT_DIR.
+/// directory: OUT_DIR is `<target>[/<triple>]/<profile>/build/<pkg>/out`.
+/// Sharing it across profiles means one BPF build serves `cargo build`,
+/// `cargo test` and `--release`.
 fn bpf_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    out_dir
-        .ancestors()
-        .find(|d| d.join("CACHEDIR.TAG").is_file())
-        .map(|t| t.join("capture-bpf"))
-        .unwrap_or_else(|| out_dir.join("capture-bpf-target"))
+    let Some(mut base) = out_dir.ancestors().nth(4).map(Path::to_path_buf) else {
+        return out_dir.join("capture-bpf-target");
+    };
+    if let Some(triple) = env::var_os("TARGET") {
+        if base.file_name() == Some(triple.as_os_str()) {
+            base.pop();
+        }
+    }
+    base.join("capture-bpf")
 }

@@ -15,8 +15,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
-    macros::{classifier, map, xdp},
-    maps::PerCpuArray,
+    btf_maps::PerCpuArray,
+    macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
@@ -26,23 +26,26 @@ pub const COUNTER_SEEN: u32 = 0;
 pub const COUNTER_MATCHED: u32 = 1;
 pub const COUNTERS_LEN: u32 = 2;
 
-/// Per-CPU packet counters, indexed by `COUNTER_*`.
-#[map(name = "XCAP_COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_LEN, 0);
+/// Per-CPU packet counters, indexed by `COUNTER_*`. A BTF map (`.maps`),
+/// so libbpf loads the object too (it refuses legacy `maps` definitions).
+#[btf_map(name = "XCAP_COUNTERS")]
+static COUNTERS: PerCpuArray<u64, { COUNTERS_LEN as usize }> = PerCpuArray::new();
 
 /// Declares a filter stub: the function the injector replaces.
 ///
 /// It must stay a plain, non-generic, private Rust function (LOCAL symbol,
 /// verified in the caller's context so packet pointers may be passed), never
 /// be inlined, use all four arguments (so the caller sets r1-r4) and return
-/// something the compiler cannot predict (so the caller keeps r0).
+/// something the compiler cannot predict (so the caller keeps r0). The
+/// placeholder body returns `wirelen` (match everything) and passes the
+/// verifier, so even an object that was never spliced loads.
 macro_rules! filter_stub {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[inline(never)]
         fn $name(ctx: *mut c_void, start: usize, end: usize, wirelen: u32) -> u32 {
-            let keep = core::hint::black_box((ctx as usize) ^ start ^ end);
-            core::hint::black_box(keep as u32 ^ wirelen)
+            core::hint::black_box((ctx, start, end));
+            core::hint::black_box(wirelen)
         }
     };
 }

@@ -1,1 +1,154 @@
-fn main() {}
+//! # xcap
+//!
+//! tcpdump's filter language, run inside the kernel. This binary is a thin
+//! layer over the libraries: libpcap (through `cbpf2ebpf::libpcap`) compiles
+//! the expression to classic BPF, `cbpf2ebpf` translates it to eBPF, and
+//! `xcap-runner` runs the result in the kernel (`BPF_PROG_TEST_RUN`) or in a
+//! user-space VM.
+//!
+//! It follows tcpdump's command-line conventions (same short flags, same
+//! output where tcpdump has one, same error texts, exit status 1 on any
+//! error):
+//!
+//! ```text
+//! xcap -d|-dd|-ddd [-y LINKTYPE] [-s SNAPLEN] EXPRESSION...   cBPF as tcpdump prints it
+//! xcap --ebpf [--mode M] [--hook H] EXPRESSION...             the translated eBPF
+//! xcap -r FILE [-w OUT] [-c N] [--engine E] EXPRESSION...     filter a capture file
+//! ```
+//!
+//! `-F FILE` reads the expression from a file (as tcpdump: `#` starts a
+//! comment that runs to the end of the line; words after the options are
+//! then ignored) and `--raw-cbpf FILE` takes a program as `tcpdump -ddd` or
+//! `-dd` prints it instead of an expression.
+//!
+//! With `-r`, the written file holds exactly the packets, headers and bytes
+//! that `tcpdump -r FILE -w OUT EXPRESSION` writes: the file is read and
+//! written by libpcap itself (micro-second timestamps, the input's link type
+//! and snap length), and the filter is compiled as tcpdump compiles it for a
+//! file (netmask 0, the file's link type and snap length), translated with
+//! [`cbpf2ebpf::Hook::Offline`] semantics and run by the chosen engine.
+//!
+//! The argument structure leaves room for live capture (`-i`, `--xdp`,
+//! `--tc`, `-Q`, ... in issue 4) as more flags of the same top-level command,
+//! and for `xcap compile` (issue 3) as a subcommand: see [`Command`].
+
+mod args;
+mod expr;
+mod offline;
+mod out;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cbpf2ebpf::cbpf::{dump, Insn};
+use cbpf2ebpf::{libpcap, translate, Options};
+use clap::Parser;
+
+use args::{Cli, Command, RunArgs};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors
+            // exit 1, as tcpdump's do (clap would use 2).
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Some(command) => run_command(command),
+        None => run(&cli.run),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the context chain joined with ": ".
+            eprintln!("xcap: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_command(command: Command) -> Result<ExitCode> {
+    match command {}
+}
+
+/// The top-level command: dump, list or filter a file.
+fn run(args: &RunArgs) -> Result<ExitCode> {
+    let source = expr::Source::from_args(args)?;
+
+    if let Some(path) = &args.read {
+        if args.hook != args::HookArg::Offline && !args.ebpf {
+            anyhow::bail!("--hook does not apply to -r: a file is filtered with offline semantics");
+        }
+        let file = offline::Input::open(path)?;
+        let prog = match &source {
+            expr::Source::Expression(e) => file.compile(e)?,
+            expr::Source::Raw(p) => p.clone(),
+        };
+        if args.dump > 0 || args.ebpf {
+            print_program(args, &prog)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        return offline::filter_file(args, file, &prog);
+    }
+
+    if args.write.is_some() || args.count.is_some() {
+        anyhow::bail!("-w and -c need -r FILE (live capture is not implemented yet)");
+    }
+    if args.dump == 0 && !args.ebpf {
+        anyhow::bail!(
+            "live capture is not implemented yet: use -r FILE, -d/-dd/-ddd or --ebpf (see xcap --help)"
+        );
+    }
+    let linktype = args.linktype()?;
+    let snaplen = args.snaplen()?;
+    // tcpdump compiles with netmask 0 when it only dumps the program.
+    let prog = match &source {
+        expr::Source::Expression(e) => compile(e, linktype, snaplen, 0)?,
+        expr::Source::Raw(p) => p.clone(),
+    };
+    print_program(args, &prog)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-d`/`-dd`/`-ddd` or `--ebpf` output for `prog`.
+fn print_program(args: &RunArgs, prog: &[Insn]) -> Result<()> {
+    let text = if args.dump > 0 {
+        match args.dump {
+            1 => dump::dump_d(prog),
+            2 => dump::dump_dd(prog),
+            _ => dump::dump_ddd(prog),
+        }
+    } else {
+        let opts = Options {
+            mode: args.mode.into(),
+            hook: args.hook.into(),
+            max_loop_iterations: args.max_loop_iterations,
+        };
+        let t = translate(prog, &opts).context("can't translate the filter")?;
+        format!(
+            "; mode {}, hook {}\n; cBPF instructions: {}\n; eBPF instructions: {}\n; bounds checks: {}\n{}",
+            args.mode.name(),
+            args.hook.name(),
+            t.stats.cbpf_insns,
+            t.stats.ebpf_insns,
+            t.stats.bounds_checks,
+            cbpf2ebpf::ebpf::disassemble(&t.insns)
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// libpcap's compiler, with its error text as the whole message.
+fn compile(expr: &str, linktype: i32, snaplen: u32, netmask: u32) -> Result<Vec<Insn>> {
+    libpcap::compile_with(expr, linktype, snaplen, true, netmask)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -5,8 +5,6 @@
 //! offset of its instruction in the section named by its block's
 //! `sec_name_off` (a `.BTF` string).
 
-use std::collections::HashMap;
-
 const MAGIC: u16 = 0xeb9f;
 
 const KIND_INT: u32 = 1;
@@ -57,22 +55,30 @@ impl<'a> Btf<'a> {
         let types_data = range(type_off, type_len).ok_or("type section out of bounds")?;
         let strings = range(str_off, str_len).ok_or("string section out of bounds")?;
 
-        let mut types = vec![Type { kind: 0, vlen: 0, size_or_type: 0 }]; // [0] = void
+        let mut types = vec![Type {
+            kind: 0,
+            vlen: 0,
+            size_or_type: 0,
+        }]; // [0] = void
         let mut pos = 0;
         while pos + 12 <= types_data.len() {
             let info = u32_at(types_data, pos + 4).unwrap();
             let size_or_type = u32_at(types_data, pos + 8).unwrap();
             let (kind, vlen) = ((info >> 24) & 0x1f, info & 0xffff);
             let extra = match kind {
-                1 | 14 | 17 => 4,                      // INT, VAR, DECL_TAG
-                3 => 12,                               // ARRAY
-                4 | 5 => 12 * vlen as usize,           // STRUCT, UNION
-                6 | 13 => 8 * vlen as usize,           // ENUM, FUNC_PROTO
-                15 | 19 => 12 * vlen as usize,         // DATASEC, ENUM64
-                2 | 7..=12 | 16 | 18 => 0,             // PTR, FWD, TYPEDEF, qualifiers, FUNC, FLOAT, TYPE_TAG
-                _ => break,                            // unknown: stop here
+                1 | 14 | 17 => 4,              // INT, VAR, DECL_TAG
+                3 => 12,                       // ARRAY
+                4 | 5 => 12 * vlen as usize,   // STRUCT, UNION
+                6 | 13 => 8 * vlen as usize,   // ENUM, FUNC_PROTO
+                15 | 19 => 12 * vlen as usize, // DATASEC, ENUM64
+                2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, qualifiers, FUNC, FLOAT, TYPE_TAG
+                _ => break,                // unknown: stop here
             };
-            types.push(Type { kind, vlen, size_or_type });
+            types.push(Type {
+                kind,
+                vlen,
+                size_or_type,
+            });
             pos += 12 + extra;
         }
         Ok(Btf { strings, types })
@@ -91,10 +97,20 @@ impl<'a> Btf<'a> {
     /// Checks that FUNC `func_id` has the filter's signature: four
     /// parameters and an integer result. `Ok` when BTF cannot tell.
     pub fn check_filter_func(&self, func_id: u32) -> Result<(), String> {
-        let Some(func) = self.get(func_id).filter(|t| t.kind == KIND_FUNC) else { return Ok(()) };
-        let Some(proto) = self.get(func.size_or_type).filter(|t| t.kind == KIND_FUNC_PROTO) else { return Ok(()) };
+        let Some(func) = self.get(func_id).filter(|t| t.kind == KIND_FUNC) else {
+            return Ok(());
+        };
+        let Some(proto) = self
+            .get(func.size_or_type)
+            .filter(|t| t.kind == KIND_FUNC_PROTO)
+        else {
+            return Ok(());
+        };
         if proto.vlen != 4 {
-            return Err(format!("its BTF prototype takes {} parameters, not 4", proto.vlen));
+            return Err(format!(
+                "its BTF prototype takes {} parameters, not 4",
+                proto.vlen
+            ));
         }
         // Follow typedefs and qualifiers to the return type.
         let mut id = proto.size_or_type;
@@ -104,7 +120,9 @@ impl<'a> Btf<'a> {
             }
             let Some(t) = self.get(id) else { return Ok(()) };
             match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => id = t.size_or_type,
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
                 KIND_INT | KIND_ENUM | KIND_ENUM64 => return Ok(()),
                 KIND_PTR => return Err("its BTF prototype returns a pointer".into()),
                 _ => return Err("its BTF prototype returns a non-integer type".into()),
@@ -165,7 +183,9 @@ impl BtfExt {
             return Err(format!("header length {hdr_len}"));
         }
         if hdr_len > 32 {
-            return Err(format!("header of {hdr_len} bytes has fields this injector does not know"));
+            return Err(format!(
+                "header of {hdr_len} bytes has fields this injector does not know"
+            ));
         }
         let mut sets = [None, None, None];
         for (i, set) in sets.iter_mut().enumerate() {
@@ -177,7 +197,10 @@ impl BtfExt {
             let len = u32_at(data, field + 4).unwrap() as usize;
             *set = Some(parse_set(data, hdr_len, off, len, btf)?);
         }
-        Ok(BtfExt { header: data[..hdr_len].to_vec(), sets })
+        Ok(BtfExt {
+            header: data[..hdr_len].to_vec(),
+            sets,
+        })
     }
 
     pub fn set_mut(&mut self, k: Kind) -> Option<&mut InfoSet> {
@@ -203,7 +226,11 @@ impl BtfExt {
                     out.extend_from_slice(&(b.records.len() as u32).to_le_bytes());
                     let sibling = b.records.iter().find_map(|r| r.old_pos);
                     for r in &b.records {
-                        moved.push(MovedField { old: r.old_pos, sibling, new: out.len() });
+                        moved.push(MovedField {
+                            old: r.old_pos,
+                            sibling,
+                            new: out.len(),
+                        });
                         out.extend_from_slice(&r.bytes);
                     }
                 }
@@ -223,9 +250,18 @@ pub(crate) struct MovedField {
     pub new: usize,
 }
 
-fn parse_set(data: &[u8], hdr_len: usize, off: usize, len: usize, btf: &Btf<'_>) -> Result<InfoSet, String> {
+fn parse_set(
+    data: &[u8],
+    hdr_len: usize,
+    off: usize,
+    len: usize,
+    btf: &Btf<'_>,
+) -> Result<InfoSet, String> {
     if len == 0 {
-        return Ok(InfoSet { rec_size: 0, blocks: Vec::new() });
+        return Ok(InfoSet {
+            rec_size: 0,
+            blocks: Vec::new(),
+        });
     }
     let start = hdr_len.checked_add(off).ok_or("offset overflow")?;
     let end = start.checked_add(len).ok_or("length overflow")?;
@@ -241,13 +277,26 @@ fn parse_set(data: &[u8], hdr_len: usize, off: usize, len: usize, btf: &Btf<'_>)
         let sec_name_off = u32_at(sub, pos).ok_or("truncated block header")?;
         let num = u32_at(sub, pos + 4).ok_or("truncated block header")? as usize;
         pos += 8;
-        let bytes = num.checked_mul(rs).filter(|&n| pos + n <= sub.len()).ok_or("records past the block")?;
-        let name = btf.string(sec_name_off).ok_or("section name not in the BTF strings")?.to_owned();
+        let bytes = num
+            .checked_mul(rs)
+            .filter(|&n| pos + n <= sub.len())
+            .ok_or("records past the block")?;
+        let name = btf
+            .string(sec_name_off)
+            .ok_or("section name not in the BTF strings")?
+            .to_owned();
         let records = (0..num)
-            .map(|i| Record { bytes: sub[pos + i * rs..pos + (i + 1) * rs].to_vec(), old_pos: Some(start + pos + i * rs) })
+            .map(|i| Record {
+                bytes: sub[pos + i * rs..pos + (i + 1) * rs].to_vec(),
+                old_pos: Some(start + pos + i * rs),
+            })
             .collect();
         pos += bytes;
-        blocks.push(SecBlock { sec_name_off, name, records });
+        blocks.push(SecBlock {
+            sec_name_off,
+            name,
+            records,
+        });
     }
     Ok(InfoSet { rec_size, blocks })
 }
@@ -262,6 +311,3 @@ pub(crate) fn func_type_at(ext: &BtfExt, sec: &str, insn_off: u64) -> Option<u32
         .find(|r| u64::from(r.insn_off()) == insn_off)
         .and_then(|r| u32_at(&r.bytes, 4))
 }
-
-/// Relocations in `.rel.BTF.ext`, keyed by the position they patch.
-pub(crate) type RelByPos = HashMap<usize, crate::elf::Rel>;

@@ -31,7 +31,8 @@ impl Section<'_> {
         self.hdr.sh_type.get(LE)
     }
     pub fn is_code(&self) -> bool {
-        self.sh_type() == elf::SHT_PROGBITS && self.hdr.sh_flags.get(LE) & u64::from(elf::SHF_EXECINSTR) != 0
+        self.sh_type() == elf::SHT_PROGBITS
+            && self.hdr.sh_flags.get(LE) & u64::from(elf::SHF_EXECINSTR) != 0
     }
     /// libbpf and aya treat `.text*` as subprograms, every other code
     /// section as programs.
@@ -97,13 +98,20 @@ impl<'a> Elf<'a> {
             u16::from_le_bytes([data[18], data[19]])
         };
         if machine != EM_BPF {
-            return Err(Error::NotBpf { machine, name: machine_name(machine) });
+            return Err(Error::NotBpf {
+                machine,
+                name: machine_name(machine),
+            });
         }
         if data[4] != elf::ELFCLASS64 {
-            return Err(Error::Unsupported("32-bit ELF (eBPF objects are ELFCLASS64)".into()));
+            return Err(Error::Unsupported(
+                "32-bit ELF (eBPF objects are ELFCLASS64)".into(),
+            ));
         }
         if big_endian {
-            return Err(Error::Unsupported("big-endian eBPF object (bpfeb); only bpfel is supported".into()));
+            return Err(Error::Unsupported(
+                "big-endian eBPF object (bpfeb); only bpfel is supported".into(),
+            ));
         }
         let header = Ehdr::parse(data).map_err(malformed)?;
         let e_type = header.e_type(LE);
@@ -125,10 +133,15 @@ impl<'a> Elf<'a> {
             let contents = if ty == elf::SHT_NULL || ty == elf::SHT_NOBITS {
                 &[][..]
             } else {
-                sh.data(LE, data).map_err(|_| malformed("section contents out of the file"))?
+                sh.data(LE, data)
+                    .map_err(|_| malformed("section contents out of the file"))?
             };
             total += contents.len() as u64;
-            sections.push(Section { hdr: *sh, name: String::from_utf8_lossy(name).into_owned(), data: contents });
+            sections.push(Section {
+                hdr: *sh,
+                name: String::from_utf8_lossy(name).into_owned(),
+                data: contents,
+            });
         }
         // Sections may not overlap: the rebuilt file holds each one once.
         if total > data.len() as u64 {
@@ -137,14 +150,25 @@ impl<'a> Elf<'a> {
 
         let mut symtab = None;
         let mut symbols = Vec::new();
-        if let Some((i, _)) = table.enumerate().find(|(_, s)| s.sh_type(LE) == elf::SHT_SYMTAB) {
+        if let Some((i, _)) = table
+            .enumerate()
+            .find(|(_, s)| s.sh_type(LE) == elf::SHT_SYMTAB)
+        {
             symtab = Some(i.0);
-            let st = table.symbols(LE, data, elf::SHT_SYMTAB).map_err(malformed)?;
+            let st = table
+                .symbols(LE, data, elf::SHT_SYMTAB)
+                .map_err(malformed)?;
             for (index, sym) in st.enumerate() {
                 let name = st.symbol_name(LE, sym).map_err(malformed)?;
-                let section = st.symbol_section(LE, sym, index).map_err(malformed)?.map(|s| s.0);
+                let section = st
+                    .symbol_section(LE, sym, index)
+                    .map_err(malformed)?
+                    .map(|s| s.0);
                 if section.is_some_and(|s| s >= sections.len()) {
-                    return Err(malformed(format!("symbol {} in a section that does not exist", index.0)));
+                    return Err(malformed(format!(
+                        "symbol {} in a section that does not exist",
+                        index.0
+                    )));
                 }
                 symbols.push(Symbol {
                     name: String::from_utf8_lossy(name).into_owned(),
@@ -172,28 +196,50 @@ impl<'a> Elf<'a> {
                 continue;
             }
             if target == 0 || target >= sections.len() || target == i {
-                return Err(malformed(format!("relocation section {} applies to no valid section", s.name)));
+                return Err(malformed(format!(
+                    "relocation section {} applies to no valid section",
+                    s.name
+                )));
             }
             if Some(s.hdr.sh_link.get(LE) as usize) != symtab {
-                return Err(malformed(format!("relocation section {} does not use the symbol table", s.name)));
+                return Err(malformed(format!(
+                    "relocation section {} does not use the symbol table",
+                    s.name
+                )));
             }
             let raw: &[elf::Rel64<LE>] = object::pod::slice_from_all_bytes(s.data)
                 .map_err(|_| malformed(format!("relocation section {} has a bad size", s.name)))?;
             let rels = raw
                 .iter()
-                .map(|r| Rel { offset: r.r_offset.get(LE), sym: r.r_sym(LE), kind: r.r_type(LE) })
+                .map(|r| Rel {
+                    offset: r.r_offset.get(LE),
+                    sym: r.r_sym(LE),
+                    kind: r.r_type(LE),
+                })
                 .collect::<Vec<_>>();
-            if let Some(r) = rels.iter().find(|r| r.sym as usize >= symbols.len().max(1)) {
-                return Err(malformed(format!("relocation in {} names symbol {} which does not exist", s.name, r.sym)));
+            if let Some(r) = rels.iter().find(|r| r.sym as usize >= symbols.len()) {
+                return Err(malformed(format!(
+                    "relocation in {} names symbol {} which does not exist",
+                    s.name, r.sym
+                )));
             }
             rel_sections.push(Some(RelSection { target, rels }));
         }
 
-        Ok(Elf { header: *header, sections, symtab, symbols, rel_sections })
+        Ok(Elf {
+            header: *header,
+            sections,
+            symtab,
+            symbols,
+            rel_sections,
+        })
     }
 
     pub fn section_by_name(&self, name: &str) -> Option<(usize, &Section<'a>)> {
-        self.sections.iter().enumerate().find(|(_, s)| s.name == name)
+        self.sections
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name)
     }
 
     /// The relocation section that applies to section `target`.
@@ -209,7 +255,8 @@ impl<'a> Elf<'a> {
     /// sections in their original order, then the section header table.
     pub fn write(&self, contents: &[Vec<u8>]) -> Vec<u8> {
         let ehsize = std::mem::size_of::<Ehdr>();
-        let mut out = Vec::with_capacity(ehsize + contents.iter().map(Vec::len).sum::<usize>() + 4096);
+        let mut out =
+            Vec::with_capacity(ehsize + contents.iter().map(Vec::len).sum::<usize>() + 4096);
         out.resize(ehsize, 0);
         let mut headers = Vec::with_capacity(self.sections.len());
         for (s, data) in self.sections.iter().zip(contents) {

@@ -26,8 +26,8 @@
 //!   whose prototype is checked: four parameters, an integer result) and one
 //!   line_info record at its first instruction; records that pointed inside
 //!   the old body are dropped, and `.rel.BTF.ext` is rewritten to match;
-//! - DWARF (`.debug_*`) is left as it was: no loader reads it, but debuggers
-//!   would see the stub's old extent.
+//! - DWARF (`.debug_*` and their relocations) is emptied: it would describe
+//!   the old code, and no loader reads it (BTF line_info keeps source lines).
 
 mod btf;
 mod elf;
@@ -54,7 +54,10 @@ pub enum Error {
     #[error("malformed ELF object: {0}")]
     Malformed(String),
     #[error("filter stub `{stub}` not found; functions that could be stubs: {}", list(.candidates))]
-    StubMissing { stub: String, candidates: Vec<String> },
+    StubMissing {
+        stub: String,
+        candidates: Vec<String>,
+    },
     #[error("filter stub `{stub}` is ambiguous: it matches {}", list(.matches))]
     StubAmbiguous { stub: String, matches: Vec<String> },
     #[error("filter stub `{stub}` ({symbol}) is not called by any program")]
@@ -66,7 +69,11 @@ pub enum Error {
     #[error("filter stub `{0}` is listed twice")]
     DuplicateStub(String),
     #[error("relocation not understood in section `{section}` at offset {offset:#x}: {detail}")]
-    Relocation { section: String, offset: u64, detail: String },
+    Relocation {
+        section: String,
+        offset: u64,
+        detail: String,
+    },
     #[error("filter for stub `{stub}`: {detail}")]
     BadFilter { stub: String, detail: String },
 }
@@ -183,12 +190,19 @@ fn set_imm(data: &mut [u8], off: u64, imm: i32) {
 }
 
 fn check_filter(stub: &str, insns: &[Insn]) -> Result<(), Error> {
-    let bad = |detail: String| Error::BadFilter { stub: stub.to_owned(), detail };
+    let bad = |detail: String| Error::BadFilter {
+        stub: stub.to_owned(),
+        detail,
+    };
     if insns.is_empty() {
         return Err(bad("no instructions".into()));
     }
     if insns.len() > cbpf2ebpf::MAX_EBPF_INSNS {
-        return Err(bad(format!("{} instructions, more than {}", insns.len(), cbpf2ebpf::MAX_EBPF_INSNS)));
+        return Err(bad(format!(
+            "{} instructions, more than {}",
+            insns.len(),
+            cbpf2ebpf::MAX_EBPF_INSNS
+        )));
     }
     let mut i = 0;
     while i < insns.len() {
@@ -204,7 +218,9 @@ fn check_filter(stub: &str, insns: &[Insn]) -> Result<(), Error> {
             continue;
         }
         if x.code == CALL && x.src != 0 {
-            return Err(bad(format!("instruction {i} calls a BPF function or kfunc; a filter may call helpers only")));
+            return Err(bad(format!(
+                "instruction {i} calls a BPF function or kfunc; a filter may call helpers only"
+            )));
         }
         i += 1;
     }
@@ -220,16 +236,29 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
     // --- Functions and code references -------------------------------
     let mut funcs: Vec<Func> = Vec::new();
     for (i, s) in syms.iter().enumerate() {
-        let Some(sec) = s.section.filter(|&x| secs[x].is_code()) else { continue };
+        let Some(sec) = s.section.filter(|&x| secs[x].is_code()) else {
+            continue;
+        };
         if !s.is_func() || s.size == 0 {
             continue;
         }
-        let end = s.value.checked_add(s.size).filter(|&e| e <= secs[sec].data.len() as u64);
+        let end = s
+            .value
+            .checked_add(s.size)
+            .filter(|&e| e <= secs[sec].data.len() as u64);
         match end {
-            Some(end) if s.value % INSN == 0 && s.size % INSN == 0 => {
-                funcs.push(Func { sym: i, section: sec, start: s.value, end })
+            Some(end) if s.value % INSN == 0 && s.size % INSN == 0 => funcs.push(Func {
+                sym: i,
+                section: sec,
+                start: s.value,
+                end,
+            }),
+            _ => {
+                return Err(Error::Malformed(format!(
+                    "function `{}` lies outside its section or is misaligned",
+                    s.name
+                )))
             }
-            _ => return Err(Error::Malformed(format!("function `{}` lies outside its section or is misaligned", s.name))),
         }
     }
     funcs.sort_by_key(|f| (f.section, f.start));
@@ -253,10 +282,17 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             continue;
         }
         let len = s.data.len() as u64;
-        if len % INSN != 0 {
-            return Err(Error::Malformed(format!("code section `{}` is not a whole number of instructions", s.name)));
+        if !len.is_multiple_of(INSN) {
+            return Err(Error::Malformed(format!(
+                "code section `{}` is not a whole number of instructions",
+                s.name
+            )));
         }
-        let rel_err = |offset: u64, detail: String| Error::Relocation { section: s.name.clone(), offset, detail };
+        let rel_err = |offset: u64, detail: String| Error::Relocation {
+            section: s.name.clone(),
+            offset,
+            detail,
+        };
         let mut rels = BTreeMap::new();
         if let Some((_, rs)) = obj.rels_for(si) {
             for r in &rs.rels {
@@ -264,19 +300,38 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                     continue;
                 }
                 if r.offset % INSN != 0 || r.offset.checked_add(INSN).is_none_or(|e| e > len) {
-                    return Err(rel_err(r.offset, "not at an instruction of the section".into()));
+                    return Err(rel_err(
+                        r.offset,
+                        "not at an instruction of the section".into(),
+                    ));
                 }
                 let code = s.data[r.offset as usize];
                 match r.kind {
                     R_BPF_64_32 if code == CALL => {}
                     R_BPF_64_64 if code == LD_IMM64 && r.offset + 2 * INSN <= len => {}
                     R_BPF_64_32 | R_BPF_64_64 => {
-                        return Err(rel_err(r.offset, format!("relocation type {} on instruction opcode {code:#04x}", r.kind)))
+                        return Err(rel_err(
+                            r.offset,
+                            format!(
+                                "relocation type {} on instruction opcode {code:#04x}",
+                                r.kind
+                            ),
+                        ))
                     }
-                    k => return Err(rel_err(r.offset, format!("relocation type {k} in code (expected R_BPF_64_64 or R_BPF_64_32)"))),
+                    k => {
+                        return Err(rel_err(
+                            r.offset,
+                            format!(
+                                "relocation type {k} in code (expected R_BPF_64_64 or R_BPF_64_32)"
+                            ),
+                        ))
+                    }
                 }
                 if rels.insert(r.offset, *r).is_some() {
-                    return Err(rel_err(r.offset, "two relocations for one instruction".into()));
+                    return Err(rel_err(
+                        r.offset,
+                        "two relocations for one instruction".into(),
+                    ));
                 }
             }
         }
@@ -287,28 +342,58 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             let rel = rels.get(&off);
             let code_sym = rel.and_then(|r| {
                 let sym = &syms[r.sym as usize];
-                sym.section.filter(|&t| secs[t].is_code()).map(|t| (r.sym as usize, t, sym.value))
+                sym.section
+                    .filter(|&t| secs[t].is_code())
+                    .map(|t| (r.sym as usize, t, sym.value))
             });
             if x.code == CALL && x.src == PSEUDO_CALL {
                 match (rel, code_sym) {
                     (Some(_), Some((sym, t, v))) => {
                         let target = v as i64 + (i64::from(x.imm) + 1) * INSN as i64;
-                        refs.push(CodeRef { section: si, off, kind: RefKind::Call, sym: Some(sym), target: (t, target as u64) });
+                        refs.push(CodeRef {
+                            section: si,
+                            off,
+                            kind: RefKind::Call,
+                            sym: Some(sym),
+                            target: (t, target as u64),
+                        });
                     }
                     (Some(r), None) if syms[r.sym as usize].section.is_some() => {
-                        return Err(rel_err(off, format!("call relocated against `{}`, which is not code", syms[r.sym as usize].name)))
+                        return Err(rel_err(
+                            off,
+                            format!(
+                                "call relocated against `{}`, which is not code",
+                                syms[r.sym as usize].name
+                            ),
+                        ))
                     }
                     // A call to an undefined (extern) function: not ours to resolve.
                     (Some(_), None) => {}
                     (None, _) => {
                         let target = off as i64 + (i64::from(x.imm) + 1) * INSN as i64;
-                        refs.push(CodeRef { section: si, off, kind: RefKind::Call, sym: None, target: (si, target as u64) });
+                        refs.push(CodeRef {
+                            section: si,
+                            off,
+                            kind: RefKind::Call,
+                            sym: None,
+                            target: (si, target as u64),
+                        });
                     }
                 }
             } else if x.code == LD_IMM64 {
                 if let Some((sym, t, v)) = code_sym {
-                    let target = if syms[sym].is_func() { v as i64 } else { v as i64 + i64::from(x.imm) };
-                    refs.push(CodeRef { section: si, off, kind: RefKind::FuncAddr, sym: Some(sym), target: (t, target as u64) });
+                    let target = if syms[sym].is_func() {
+                        v as i64
+                    } else {
+                        v as i64 + i64::from(x.imm)
+                    };
+                    refs.push(CodeRef {
+                        section: si,
+                        off,
+                        kind: RefKind::FuncAddr,
+                        sym: Some(sym),
+                        target: (t, target as u64),
+                    });
                 }
             }
             off += step;
@@ -321,7 +406,10 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             return Err(Error::Relocation {
                 section: secs[r.section].name.clone(),
                 offset: r.off,
-                detail: format!("refers to offset {:#x} outside section `{}`", off as i64, secs[t].name),
+                detail: format!(
+                    "refers to offset {:#x} outside section `{}`",
+                    off as i64, secs[t].name
+                ),
             });
         }
     }
@@ -329,11 +417,14 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
     // --- Call graph and programs ---------------------------------------
     let mut callees: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
     for r in &refs {
-        if let (Some(from), Some(to)) = (func_at(r.section, r.off), func_at(r.target.0, r.target.1)) {
+        if let (Some(from), Some(to)) = (func_at(r.section, r.off), func_at(r.target.0, r.target.1))
+        {
             callees[from].push(to);
         }
     }
-    let programs: Vec<usize> = (0..funcs.len()).filter(|&f| secs[funcs[f].section].holds_programs()).collect();
+    let programs: Vec<usize> = (0..funcs.len())
+        .filter(|&f| secs[funcs[f].section].holds_programs())
+        .collect();
     let reach = |from: usize| -> Vec<bool> {
         let mut seen = vec![false; funcs.len()];
         let mut queue = VecDeque::from([from]);
@@ -352,13 +443,17 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
 
     // --- Stubs -----------------------------------------------------------
     let btf = match obj.section_by_name(".BTF") {
-        Some((_, s)) => Some(btf::Btf::parse(s.data).map_err(|e| Error::Malformed(format!(".BTF: {e}")))?),
+        Some((_, s)) => {
+            Some(btf::Btf::parse(s.data).map_err(|e| Error::Malformed(format!(".BTF: {e}")))?)
+        }
         None => None,
     };
     let mut ext = match (obj.section_by_name(".BTF.ext"), &btf) {
-        (Some((i, s)), Some(b)) => {
-            Some((i, btf::BtfExt::parse(s.data, b).map_err(|e| Error::Malformed(format!(".BTF.ext: {e}")))?))
-        }
+        (Some((i, s)), Some(b)) => Some((
+            i,
+            btf::BtfExt::parse(s.data, b)
+                .map_err(|e| Error::Malformed(format!(".BTF.ext: {e}")))?,
+        )),
         (Some(_), None) => return Err(Error::Malformed(".BTF.ext without .BTF".into())),
         _ => None,
     };
@@ -366,11 +461,16 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
     let mut stubs: Vec<(usize, StubReport)> = Vec::new(); // (func, report)
     let mut edits: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
     for &(name, insns) in filters {
-        let matching: Vec<usize> = (0..funcs.len()).filter(|&f| names::matches(&syms[funcs[f].sym].name, name)).collect();
+        let matching: Vec<usize> = (0..funcs.len())
+            .filter(|&f| names::matches(&syms[funcs[f].sym].name, name))
+            .collect();
         let f = match matching[..] {
             [f] => f,
             [] => {
-                if let Some(s) = syms.iter().find(|s| s.is_func() && s.size == 0 && names::matches(&s.name, name)) {
+                if let Some(s) = syms
+                    .iter()
+                    .find(|s| s.is_func() && s.size == 0 && names::matches(&s.name, name))
+                {
                     return Err(Error::StubUnsupported {
                         stub: name.into(),
                         detail: format!("`{}`, a function symbol without a size (declare it `static`, with a body)", s.name),
@@ -381,12 +481,18 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                     .map(|f| names::short(&syms[funcs[f].sym].name))
                     .take(20)
                     .collect();
-                return Err(Error::StubMissing { stub: name.into(), candidates });
+                return Err(Error::StubMissing {
+                    stub: name.into(),
+                    candidates,
+                });
             }
             _ => {
                 return Err(Error::StubAmbiguous {
                     stub: name.into(),
-                    matches: matching.iter().map(|&f| syms[funcs[f].sym].name.clone()).collect(),
+                    matches: matching
+                        .iter()
+                        .map(|&f| syms[funcs[f].sym].name.clone())
+                        .collect(),
                 })
             }
         };
@@ -399,13 +505,20 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         if sec.holds_programs() {
             return Err(Error::StubUnsupported {
                 stub: name.into(),
-                detail: format!("the program `{}` in section `{}`, not a subprogram in .text", sym.name, sec.name),
+                detail: format!(
+                    "the program `{}` in section `{}`, not a subprogram in .text",
+                    sym.name, sec.name
+                ),
             });
         }
         check_filter(name, insns)?;
         if let (Some((_, ext)), Some(btf)) = (&ext, &btf) {
             if let Some(ty) = btf::func_type_at(ext, &sec.name, func.start) {
-                btf.check_filter_func(ty).map_err(|detail| Error::StubSignature { stub: name.into(), detail })?;
+                btf.check_filter_func(ty)
+                    .map_err(|detail| Error::StubSignature {
+                        stub: name.into(),
+                        detail,
+                    })?;
             }
         }
         let callers: Vec<String> = programs
@@ -415,9 +528,16 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             .map(|(&p, _)| syms[funcs[p].sym].name.clone())
             .collect();
         if callers.is_empty() {
-            return Err(Error::StubNeverCalled { stub: name.into(), symbol: sym.name.clone() });
+            return Err(Error::StubNeverCalled {
+                stub: name.into(),
+                symbol: sym.name.clone(),
+            });
         }
-        edits.entry(func.section).or_default().push(Edit { start: func.start, end: func.end, new: ebpf::to_bytes(insns) });
+        edits.entry(func.section).or_default().push(Edit {
+            start: func.start,
+            end: func.end,
+            new: ebpf::to_bytes(insns),
+        });
         stubs.push((
             f,
             StubReport {
@@ -449,7 +569,10 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         }
         new.extend_from_slice(&old[pos..]);
         if new.len() > u32::MAX as usize {
-            return Err(Error::BadFilter { stub: stubs[0].1.name.clone(), detail: "section larger than 4 GiB".into() });
+            return Err(Error::BadFilter {
+                stub: stubs[0].1.name.clone(),
+                detail: "section larger than 4 GiB".into(),
+            });
         }
         contents[si] = new;
     }
@@ -460,9 +583,17 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         if edits.is_empty() || (es_here.is_empty() && edits_of(t).is_empty()) {
             continue;
         }
-        let Some(new_off) = shift(es_here, r.off) else { continue }; // inside a replaced body
-        let rel_err = |detail: &str| Error::Relocation { section: secs[r.section].name.clone(), offset: r.off, detail: detail.into() };
-        let new_target = shift(edits_of(t), target).ok_or_else(|| rel_err("refers to the middle of a filter stub"))? as i64;
+        let Some(new_off) = shift(es_here, r.off) else {
+            continue;
+        }; // inside a replaced body
+        let rel_err = |detail: &str| Error::Relocation {
+            section: secs[r.section].name.clone(),
+            offset: r.off,
+            detail: detail.into(),
+        };
+        let new_target = shift(edits_of(t), target)
+            .ok_or_else(|| rel_err("refers to the middle of a filter stub"))?
+            as i64;
         let base = match r.sym {
             Some(sym) => shift(edits_of(t), syms[sym].value).unwrap_or(syms[sym].value) as i64,
             None => new_off as i64,
@@ -472,7 +603,8 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             (RefKind::FuncAddr, Some(sym)) if !syms[sym].is_func() => new_target - base,
             (RefKind::FuncAddr, _) => continue,
         };
-        let imm = i32::try_from(imm).map_err(|_| rel_err("call distance does not fit in 32 bits"))?;
+        let imm =
+            i32::try_from(imm).map_err(|_| rel_err("call distance does not fit in 32 bits"))?;
         set_imm(&mut contents[r.section], new_off, imm);
     }
 
@@ -487,7 +619,11 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             let class = x.code & 7;
             let op = x.code & 0xf0;
             if (class == 5 || class == 6) && op != 0x80 && op != 0x90 && shift(es, off).is_some() {
-                let delta = if x.code == 0x06 { i64::from(x.imm) } else { i64::from(x.off) };
+                let delta = if x.code == 0x06 {
+                    i64::from(x.imm)
+                } else {
+                    i64::from(x.off)
+                };
                 let target = off as i64 + (delta + 1) * INSN as i64;
                 let moved = (target >= 0)
                     .then(|| shift(es, target as u64))
@@ -517,40 +653,83 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         }
     }
 
+    // DWARF describes the old code (addresses, line tables, frames) and
+    // nothing loads it: empty it rather than leave it wrong. BTF line_info
+    // keeps the source lines for the kernel and bpftool.
+    if !edits.is_empty() {
+        for (i, s) in secs.iter().enumerate() {
+            let target = obj.rel_sections[i].as_ref().map(|r| &secs[r.target]);
+            if s.name.starts_with(".debug_")
+                || target.is_some_and(|t| t.name.starts_with(".debug_"))
+            {
+                contents[i].clear();
+            }
+        }
+    }
+
     // Symbols of edited sections.
     if let Some(st) = obj.symtab.filter(|_| !edits.is_empty()) {
         for (i, s) in syms.iter().enumerate() {
-            let Some(es) = s.section.and_then(|sec| edits.get(&sec)) else { continue };
+            let Some(es) = s.section.and_then(|sec| edits.get(&sec)) else {
+                continue;
+            };
             let stub = stubs.iter().find(|(f, _)| funcs[*f].sym == i);
             let value = match shift(es, s.value) {
                 Some(v) => v,
                 None if s.is_func() => {
-                    return Err(Error::Malformed(format!("function `{}` lies inside a filter stub", s.name)))
+                    return Err(Error::Malformed(format!(
+                        "function `{}` lies inside a filter stub",
+                        s.name
+                    )))
                 }
-                None => shift(es, es.iter().find(|e| e.start < s.value && s.value < e.end).unwrap().start).unwrap(),
+                None => shift(
+                    es,
+                    es.iter()
+                        .find(|e| e.start < s.value && s.value < e.end)
+                        .unwrap()
+                        .start,
+                )
+                .unwrap(),
             };
             let size = match stub {
                 Some((_, r)) => r.new_insns as u64 * INSN,
                 None => s.size,
             };
-            if stub.is_none() && s.is_func() && es.iter().any(|e| s.value < e.start && s.value + s.size > e.start) {
-                return Err(Error::Malformed(format!("function `{}` overlaps a filter stub", s.name)));
+            if stub.is_none()
+                && s.is_func()
+                && es
+                    .iter()
+                    .any(|e| s.value < e.start && s.value + s.size > e.start)
+            {
+                return Err(Error::Malformed(format!(
+                    "function `{}` overlaps a filter stub",
+                    s.name
+                )));
             }
             let at = i * elf::SYM_SIZE;
             let data = &mut contents[st];
-            data[at + elf::SYM_VALUE..at + elf::SYM_VALUE + 8].copy_from_slice(&value.to_le_bytes());
-            data[at + elf::SYM_SIZE_FIELD..at + elf::SYM_SIZE_FIELD + 8].copy_from_slice(&size.to_le_bytes());
+            data[at + elf::SYM_VALUE..at + elf::SYM_VALUE + 8]
+                .copy_from_slice(&value.to_le_bytes());
+            data[at + elf::SYM_SIZE_FIELD..at + elf::SYM_SIZE_FIELD + 8]
+                .copy_from_slice(&size.to_le_bytes());
         }
     }
 
     // .BTF.ext and its relocations.
     if let Some((ext_idx, ext)) = ext.as_mut().filter(|_| !edits.is_empty()) {
-        let by_name: HashMap<&str, usize> =
-            edits.keys().rev().map(|&si| (secs[si].name.as_str(), si)).collect();
+        let by_name: HashMap<&str, usize> = edits
+            .keys()
+            .rev()
+            .map(|&si| (secs[si].name.as_str(), si))
+            .collect();
         for kind in [btf::Kind::Func, btf::Kind::Line, btf::Kind::CoreRelo] {
-            let Some(set) = ext.set_mut(kind) else { continue };
+            let Some(set) = ext.set_mut(kind) else {
+                continue;
+            };
             for block in &mut set.blocks {
-                let Some(es) = by_name.get(block.name.as_str()).map(|&si| &edits[&si][..]) else { continue };
+                let Some(es) = by_name.get(block.name.as_str()).map(|&si| &edits[&si][..]) else {
+                    continue;
+                };
                 let mut first_inside: Vec<Option<btf::Record>> = vec![None; es.len()];
                 let mut kept = Vec::with_capacity(block.records.len());
                 for mut r in block.records.drain(..) {
@@ -573,9 +752,12 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                         }
                         let template = first_inside[k]
                             .clone()
-                            .or_else(|| kept.iter().filter(|r| r.insn_off() < start).last().cloned())
+                            .or_else(|| kept.iter().rfind(|r| r.insn_off() < start).cloned())
                             .unwrap_or_else(|| kept[0].clone());
-                        let mut r = btf::Record { old_pos: None, ..template };
+                        let mut r = btf::Record {
+                            old_pos: None,
+                            ..template
+                        };
                         r.set_insn_off(start);
                         kept.push(r);
                     }
@@ -592,7 +774,10 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
             for m in moved {
                 let old = m.old.or(m.sibling).and_then(|p| by_pos.get(&(p as u64)));
                 if let Some(r) = old {
-                    out.extend_from_slice(&elf::rel_bytes(&Rel { offset: m.new as u64, ..**r }));
+                    out.extend_from_slice(&elf::rel_bytes(&Rel {
+                        offset: m.new as u64,
+                        ..**r
+                    }));
                 }
             }
             contents[ri] = out;
@@ -606,10 +791,18 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         .map(|(&p, seen)| Program {
             section: secs[funcs[p].section].name.clone(),
             name: syms[funcs[p].sym].name.clone(),
-            stubs: stubs.iter().filter(|(f, _)| seen[*f]).map(|(_, r)| r.name.clone()).collect(),
+            stubs: stubs
+                .iter()
+                .filter(|(f, _)| seen[*f])
+                .map(|(_, r)| r.name.clone())
+                .collect(),
         })
         .collect();
     progs.sort_by(|a, b| (&a.section, &a.name).cmp(&(&b.section, &b.name)));
 
-    Ok(Spliced { elf: obj.write(&contents), programs: progs, stubs: stubs.into_iter().map(|(_, r)| r).collect() })
+    Ok(Spliced {
+        elf: obj.write(&contents),
+        programs: progs,
+        stubs: stubs.into_iter().map(|(_, r)| r).collect(),
+    })
 }

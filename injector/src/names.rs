@@ -14,7 +14,9 @@ pub(crate) fn matches(symbol: &str, stub: &str) -> bool {
     }
     let needle = format!("{}{}", stub.len(), stub);
     let bytes = symbol.as_bytes();
-    symbol.match_indices(&needle).any(|(i, _)| i > 0 && !bytes[i - 1].is_ascii_digit())
+    symbol
+        .match_indices(&needle)
+        .any(|(i, _)| i > 0 && !bytes[i - 1].is_ascii_digit())
 }
 
 /// A readable form of a symbol name for messages: the last identifier of a
@@ -34,7 +36,9 @@ pub(crate) fn short(symbol: &str) -> String {
             }
             let n: usize = symbol[start..i].parse().unwrap_or(usize::MAX);
             if let Some(id) = symbol.get(i..i.saturating_add(n)).filter(|_| n > 0) {
-                let is_hash = id.len() == 17 && id.starts_with('h') && id[1..].bytes().all(|c| c.is_ascii_hexdigit());
+                let is_hash = id.len() == 17
+                    && id.starts_with('h')
+                    && id[1..].bytes().all(|c| c.is_ascii_hexdigit());
                 if !is_hash {
                     idents.push(id);
                 }
@@ -57,14 +61,35 @@ mod tests {
     #[test]
     fn plain_and_mangled() {
         assert!(matches("xcap_filter", "xcap_filter"));
-        assert!(matches("_ZN7capture11xcap_filter17h0123456789abcdefE", "xcap_filter"));
-        assert!(matches("_RNvCs9c57sBitCI1_7capture11xcap_filter", "xcap_filter"));
-        assert!(!matches("_RNvCs9c57sBitCI1_7capture14xcap_filter_tc", "xcap_filter"));
-        assert!(matches("_RNvCs9c57sBitCI1_7capture14xcap_filter_tc", "xcap_filter_tc"));
-        assert!(!matches("_ZN7capture111xcap_filter17h0123456789abcdefE", "xcap_filter"));
+        assert!(matches(
+            "_ZN7capture11xcap_filter17h0123456789abcdefE",
+            "xcap_filter"
+        ));
+        assert!(matches(
+            "_RNvCs9c57sBitCI1_7capture11xcap_filter",
+            "xcap_filter"
+        ));
+        assert!(!matches(
+            "_RNvCs9c57sBitCI1_7capture14xcap_filter_tc",
+            "xcap_filter"
+        ));
+        assert!(matches(
+            "_RNvCs9c57sBitCI1_7capture14xcap_filter_tc",
+            "xcap_filter_tc"
+        ));
+        assert!(!matches(
+            "_ZN7capture111xcap_filter17h0123456789abcdefE",
+            "xcap_filter"
+        ));
         assert!(!matches("my_xcap_filter", "xcap_filter"));
         assert!(!matches("_R", ""));
-        assert_eq!(short("_ZN7capture11xcap_filter17h0123456789abcdefE"), "xcap_filter (_ZN7capture11xcap_filter17h0123456789abcdefE)");
-        assert_eq!(short("_RNvCs9c57sBitCI1_7capture14xcap_filter_tc"), "xcap_filter_tc (_RNvCs9c57sBitCI1_7capture14xcap_filter_tc)");
+        assert_eq!(
+            short("_ZN7capture11xcap_filter17h0123456789abcdefE"),
+            "xcap_filter (_ZN7capture11xcap_filter17h0123456789abcdefE)"
+        );
+        assert_eq!(
+            short("_RNvCs9c57sBitCI1_7capture14xcap_filter_tc"),
+            "xcap_filter_tc (_RNvCs9c57sBitCI1_7capture14xcap_filter_tc)"
+        );
     }
 }

@@ -154,3 +154,149 @@ pub const EXTRA_EXPRESSIONS: &[&str] = &[
 pub fn host_list(n: usize) -> String {
     (0..n).map(|i| format!("host 10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)).collect::<Vec<_>>().join(" or ")
 }
+
+/// Runs `prog` on every packet with every engine and access mode (offline
+/// semantics) and panics on the first answer that differs from libpcap's
+/// interpreter. Returns how many cases it compared.
+pub fn assert_matches_libpcap(what: &str, prog: &[Insn], packets: &[(Vec<u8>, u32)]) -> usize {
+    use cbpf2ebpf::{translate, Hook, Mode, Options};
+    use xcap_runner::{Engine, Filter, RunFilter};
+    let mut cases = 0;
+    for mode in [Mode::Direct, Mode::Skb, Mode::Probe] {
+        let t = translate(
+            prog,
+            &Options {
+                mode,
+                hook: Hook::Offline,
+                ..Options::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
+        for engine in [Engine::Vm, Engine::Kernel] {
+            let f = Filter::load(engine, &t.insns, mode)
+                .unwrap_or_else(|e| panic!("{what}: {engine}/{mode:?}: {e}"));
+            for (n, (data, wirelen)) in packets.iter().enumerate() {
+                let want = libpcap::filter(prog, data, *wirelen);
+                let got = f
+                    .run(data, *wirelen)
+                    .unwrap_or_else(|e| panic!("{what}: {engine}/{mode:?} packet {n}: {e}"));
+                assert_eq!(
+                    got,
+                    want,
+                    "{what}: {engine}/{mode:?} packet {n} ({} of {wirelen} bytes)",
+                    data.len()
+                );
+                cases += 1;
+            }
+        }
+    }
+    cases
+}
+
+/// Ethernet + IPv4 + TCP or UDP packet builder for tests.
+pub fn eth_ipv4(
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4_len = if proto == 6 { 20 } else { 8 };
+    let total = 20 + l4_len + payload.len();
+    let mut p = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    if proto == 6 {
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        p.extend_from_slice(&[
+            ((8 + payload.len()) >> 8) as u8,
+            (8 + payload.len()) as u8,
+            0,
+            0,
+        ]);
+    }
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The real tcpdump, for comparisons. Panics (the test fails, never skips)
+/// when it is missing: `scripts/setup.sh` installs it.
+pub fn tcpdump_path() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()]);
+    for dir in candidates {
+        let path = dir.join("tcpdump");
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("tcpdump not found in PATH or /usr/sbin: run scripts/setup.sh");
+}
+
+/// The `xcap` binary, freshly built: `$XCAP_BIN` if set, else `cargo build
+/// -p xcap` into the target directory and profile of the running test.
+pub fn xcap_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("XCAP_BIN") {
+            return PathBuf::from(bin);
+        }
+        // The test runs as <target>/<profile>/deps/<test>-<hash>.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary path");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "xcap",
+            "--bin",
+            "xcap",
+            "--target-dir",
+        ])
+        .arg(target_dir);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        let status = cmd.status().expect("running cargo build -p xcap");
+        assert!(status.success(), "cargo build -p xcap failed");
+        let bin = profile_dir.join("xcap");
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}

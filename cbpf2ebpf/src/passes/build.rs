@@ -2,10 +2,14 @@
 //!
 //! Basic blocks start at the entry, at jump targets and after jumps. Every
 //! block is instantiated per *loop iteration*: a block reached by a forward
-//! edge keeps its iteration, one reached by a backward edge gets the next.
-//! Ordering blocks by (iteration, cBPF position) is then topological, so the
-//! eBPF output only jumps forward and the verifier never sees a loop. A path
-//! that would take more than `max_loop_iterations` backward jumps returns 0.
+//! edge keeps its iteration, one reached by a backward edge gets the next,
+//! and a forward edge that leaves every loop (lands outside every
+//! `[target, source]` range of a backward jump) starts again at 0, so each
+//! loop of a program (two `ip6 protochain`s, say) has the whole bound. The
+//! result is acyclic; blocks are laid out in a topological order, so the
+//! eBPF output only jumps forward and the verifier never sees a loop. A
+//! path that takes more than `max_loop_iterations` backward jumps in one
+//! loop returns 0.
 
 use std::collections::HashMap;
 
@@ -19,17 +23,60 @@ pub const MAX_UNROLLED_INSTS: usize = 200_000;
 
 pub fn run(prog: &[cbpf::Insn], opts: &Options) -> Result<Function, Error> {
     let leaders = find_leaders(prog);
-    let mut builder = Builder { prog, leaders: &leaders, opts, func: Function::default(), blocks: HashMap::new(), fail: None, worklist: Vec::new(), order: Vec::new() };
+    let in_loop = find_loop_ranges(prog);
+    let mut builder = Builder { prog, leaders: &leaders, in_loop: &in_loop, opts, func: Function::default(), blocks: HashMap::new(), fail: None, worklist: Vec::new() };
     let entry = builder.block_at(0, 0);
     while let Some((pc, iter, block)) = builder.worklist.pop() {
         builder.fill(pc, iter, block)?;
     }
-    let mut order = std::mem::take(&mut builder.order);
-    order.sort();
     let mut func = builder.func;
-    func.layout = order.into_iter().map(|(_, _, b)| b).collect();
-    debug_assert_eq!(func.layout[0], entry);
+    func.layout = topological_order(&func, entry);
     Ok(func)
+}
+
+/// `in_loop[pc]`: some backward jump's `[target, source]` range holds pc.
+fn find_loop_ranges(prog: &[cbpf::Insn]) -> Vec<bool> {
+    let mut in_loop = vec![false; prog.len()];
+    for (pc, insn) in prog.iter().enumerate() {
+        if insn.class() == op::JMP {
+            let (t, f) = jump_targets(pc, insn);
+            for target in [t, f] {
+                if target as usize <= pc {
+                    in_loop[target as usize..=pc].iter_mut().for_each(|x| *x = true);
+                }
+            }
+        }
+    }
+    in_loop
+}
+
+/// Reverse post-order from the entry: every edge goes forward.
+fn topological_order(func: &Function, entry: Block) -> Vec<Block> {
+    let mut visited: cranelift_entity::SecondaryMap<Block, bool> = cranelift_entity::SecondaryMap::new();
+    let mut post = Vec::with_capacity(func.blocks.len());
+    // Iterative DFS (programs can be deep): (block, successors pushed yet).
+    let mut stack = vec![(entry, false)];
+    while let Some((b, expanded)) = stack.pop() {
+        if expanded {
+            post.push(b);
+            continue;
+        }
+        if visited[b] {
+            continue;
+        }
+        visited[b] = true;
+        stack.push((b, true));
+        // Successors pushed last are finished first, so `then` (pushed
+        // first) lands right after its block: libpcap mostly jumps there by 0.
+        let succs: Vec<Block> = func.blocks[b].term.successors().collect();
+        for s in succs {
+            if !visited[s] {
+                stack.push((s, false));
+            }
+        }
+    }
+    post.reverse();
+    post
 }
 
 /// `leaders[pc]` is true where a basic block starts.
@@ -54,14 +101,13 @@ fn find_leaders(prog: &[cbpf::Insn]) -> Vec<bool> {
 struct Builder<'a> {
     prog: &'a [cbpf::Insn],
     leaders: &'a [bool],
+    in_loop: &'a [bool],
     opts: &'a Options,
     func: Function,
     blocks: HashMap<(usize, u32), Block>,
     /// The shared "return 0" block for paths past the loop bound.
     fail: Option<Block>,
     worklist: Vec<(usize, u32, Block)>,
-    /// (iteration, pc, block) of every block, sorted at the end.
-    order: Vec<(u32, usize, Block)>,
 }
 
 impl Builder<'_> {
@@ -77,7 +123,6 @@ impl Builder<'_> {
             }
             let b = self.new_block();
             self.fail = Some(b);
-            self.order.push((u32::MAX, usize::MAX, b));
             return b;
         }
         if let Some(&b) = self.blocks.get(&(pc, iter)) {
@@ -86,7 +131,6 @@ impl Builder<'_> {
         let b = self.new_block();
         self.blocks.insert((pc, iter), b);
         self.worklist.push((pc, iter, b));
-        self.order.push((iter, pc, b));
         b
     }
 
@@ -94,6 +138,8 @@ impl Builder<'_> {
         let to = to as usize;
         if to <= from {
             self.block_at(to, iter + 1)
+        } else if !self.in_loop[to] {
+            self.block_at(to, 0)
         } else {
             self.block_at(to, iter)
         }

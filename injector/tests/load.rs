@@ -1,0 +1,247 @@
+//! Splice hand-written filters (obeying the filter ABI) into (a) xcap's
+//! capture template, (b) a C object built by clang, (c) with and without
+//! BTF; load each with aya and check with BPF_PROG_TEST_RUN that the
+//! programs see what the filter returns. Needs root (CAP_BPF).
+
+mod common;
+
+use aya::{
+    programs::{SchedClassifier, Xdp},
+    Ebpf, EbpfLoader,
+};
+use common::*;
+use injector::{capture, splice, Program};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const TC_ACT_OK: u32 = 0;
+
+fn load(elf: &[u8]) -> Ebpf {
+    EbpfLoader::new()
+        .load(elf)
+        .unwrap_or_else(|e| panic!("aya refuses the spliced object: {e:#?}"))
+}
+
+/// Loads XDP program `name`; `btf` says whether the kernel must have taken
+/// its BTF (func_info and line_info) with it.
+fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str, btf: bool) -> &'a Xdp {
+    let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+    p.load()
+        .unwrap_or_else(|e| panic!("loading {name}: {e:#?}"));
+    assert_eq!(p.info().unwrap().btf_id().is_some(), btf, "{name}: BTF");
+    p
+}
+
+fn tc<'a>(ebpf: &'a mut Ebpf, name: &str, btf: bool) -> &'a SchedClassifier {
+    let p: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
+    p.load()
+        .unwrap_or_else(|e| panic!("loading {name}: {e:#?}"));
+    assert_eq!(p.info().unwrap().btf_id().is_some(), btf, "{name}: BTF");
+    p
+}
+
+fn program(report: &[Program], name: &str) -> Program {
+    report
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no program {name} in {report:?}"))
+        .clone()
+}
+
+/// Runs the capture template's program `prog` on the packets; returns how
+/// many the filter matched (its counter) and checks every verdict.
+fn run_capture(ebpf: &mut Ebpf, prog: &str, packets: &[Vec<u8>], verdict: u32) -> u64 {
+    let before = counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_MATCHED);
+    let seen_before = counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_SEEN);
+    let fd = if prog == capture::PROG_XDP {
+        xdp(ebpf, prog, true).fd().unwrap().try_clone().unwrap()
+    } else {
+        tc(ebpf, prog, true).fd().unwrap().try_clone().unwrap()
+    };
+    for p in packets {
+        assert_eq!(test_run(&fd, p), verdict);
+    }
+    assert_eq!(
+        counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_SEEN) - seen_before,
+        packets.len() as u64
+    );
+    counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_MATCHED) - before
+}
+
+fn mixed_packets() -> Vec<Vec<u8>> {
+    vec![
+        packet(0x45, true),
+        packet(0x60, true),
+        packet(0x45, false),
+        packet(0x00, false),
+        packet(0x45, true),
+    ]
+}
+
+#[test]
+fn capture_template_small_and_5000_instruction_filters() {
+    let small = first_byte_is_0x45();
+    let big = padded(5000);
+    let s = splice(
+        capture::OBJECT,
+        &[(capture::STUB_XDP, &small), (capture::STUB_TC, &big)],
+    )
+    .unwrap();
+    assert_eq!(
+        program(&s.programs, capture::PROG_XDP).stubs,
+        [capture::STUB_XDP]
+    );
+    assert_eq!(
+        program(&s.programs, capture::PROG_TC).stubs,
+        [capture::STUB_TC]
+    );
+    assert_eq!(s.stubs[0].programs, [capture::PROG_XDP]);
+    assert_eq!(s.stubs[1].new_insns, 5000);
+
+    let mut ebpf = load(&s.elf);
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        3
+    );
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_OK),
+        3
+    );
+}
+
+#[test]
+fn capture_template_shrinks_and_grows() {
+    // The stubs swap sizes: a 2-instruction filter before a 100,000 one.
+    let none = constant(0);
+    let huge = padded(100_000);
+    let s = splice(
+        capture::OBJECT,
+        &[(capture::STUB_TC, &none), (capture::STUB_XDP, &huge)],
+    )
+    .unwrap();
+    let mut ebpf = load(&s.elf);
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        3
+    );
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_OK),
+        0
+    );
+}
+
+#[test]
+fn capture_template_unspliced_matches_everything() {
+    // The placeholder body passes the verifier and returns wirelen.
+    let mut ebpf = load(capture::OBJECT);
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        5
+    );
+}
+
+fn check_c_object(obj: &[u8], btf: bool) {
+    let f = first_byte_is_0x45();
+    let big = padded(5000);
+    let s = splice(obj, &[("xcap_filter", &f), ("xcap_filter_l3", &big)]).unwrap();
+    assert_eq!(program(&s.programs, "xdp_filter").stubs, ["xcap_filter"]);
+    assert_eq!(program(&s.programs, "tc_filter").stubs, ["xcap_filter"]);
+    assert_eq!(
+        program(&s.programs, "tc_filter_l3").stubs,
+        ["xcap_filter_l3"]
+    );
+    assert!(program(&s.programs, "tc_bad").stubs.is_empty());
+    let mut sorted = s.stubs[0].programs.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["tc_filter", "xdp_filter"]);
+
+    let mut ebpf = load(&s.elf);
+    let fd = xdp(&mut ebpf, "xdp_filter", btf)
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    assert_eq!(test_run(&fd, &packet(0x45, true)), XDP_PASS);
+    assert_eq!(test_run(&fd, &packet(0x46, true)), XDP_DROP);
+    assert_eq!(test_run(&fd, &packet(0x45, false)), XDP_PASS);
+
+    // TC programs return the filter's value: wirelen on a match.
+    let fd = tc(&mut ebpf, "tc_filter", btf)
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    assert_eq!(test_run(&fd, &packet(0x45, false)), 64);
+    assert_eq!(test_run(&fd, &packet(0x44, true)), 0);
+    let mut long = packet(0x45, true);
+    long.resize(1000, 0xaa);
+    assert_eq!(test_run(&fd, &long), 1000);
+
+    // The L3 stub sees the packet from the IP header on.
+    let fd = tc(&mut ebpf, "tc_filter_l3", btf)
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    assert_eq!(test_run(&fd, &packet(0x00, true)), 50);
+    assert_eq!(test_run(&fd, &packet(0x45, false)), 0);
+}
+
+#[test]
+fn clang_object_with_btf() {
+    check_c_object(&build_c_fixture(true), true);
+}
+
+#[test]
+fn clang_object_without_btf() {
+    check_c_object(&build_c_fixture(false), false);
+}
+
+/// Loads every program of `elf` with `bpftool prog loadall` (libbpf) in a
+/// private mount namespace with its own bpffs, and checks that `prog` got
+/// its BTF.
+fn bpftool_loadall(elf: &[u8], prog: &str) {
+    let dir = std::env::temp_dir().join(format!(
+        "xcap-injector-bpftool-{}-{prog}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let obj = dir.join("spliced.o");
+    std::fs::write(&obj, elf).unwrap();
+    let script = format!(
+        "set -e; mkdir {d}/fs; mount -t bpf bpf {d}/fs; bpftool prog loadall {o} {d}/fs/progs; bpftool prog show pinned {d}/fs/progs/{prog}",
+        d = dir.display(),
+        o = obj.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "bpftool prog loadall failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("btf_id"), "loaded without BTF: {shown}");
+}
+
+/// libbpf (through bpftool) loads the spliced objects too, with their BTF.
+#[test]
+fn spliced_objects_load_with_bpftool() {
+    let f = first_byte_is_0x45();
+    let s = splice(
+        &build_c_fixture(true),
+        &[("xcap_filter", &f), ("xcap_filter_l3", &padded(300))],
+    )
+    .unwrap();
+    bpftool_loadall(&s.elf, "xdp_filter");
+    let s = splice(
+        capture::OBJECT,
+        &[(capture::STUB_XDP, &f), (capture::STUB_TC, &padded(300))],
+    )
+    .unwrap();
+    bpftool_loadall(&s.elf, capture::PROG_XDP);
+}

@@ -1,0 +1,354 @@
+//! Regression tests for translator bugs other projects shipped (see
+//! ../shared/notes/bpf-facts.md): each runs in the VM and in the kernel, in
+//! all three access modes, against libpcap's interpreter.
+
+use cbpf2ebpf::cbpf::{op, Insn};
+use cbpf2ebpf::{ebpf, libpcap, translate, Hook, Mode, Options};
+use xcap_tests::{assert_matches_libpcap, eth_ipv4, host_list};
+
+fn compile(expr: &str) -> Vec<Insn> {
+    libpcap::compile(expr, libpcap::DLT_EN10MB, 262144).unwrap()
+}
+
+fn sample_packets() -> Vec<(Vec<u8>, u32)> {
+    let mut v = Vec::new();
+    for (proto, sport, dport) in [
+        (6u8, 443u16, 1234u16),
+        (6, 1234, 80),
+        (17, 53, 5353),
+        (17, 1000, 2000),
+    ] {
+        for host in [
+            [10, 0, 0, 1],
+            [10, 0, 0, 99],
+            [10, 0, 1, 44],
+            [192, 168, 1, 1],
+        ] {
+            let p = eth_ipv4(proto, host, [10, 9, 9, 9], sport, dport, b"GET / HTTP/1.1");
+            let len = p.len() as u32;
+            v.push((p.clone(), len));
+            v.push((p[..40.min(p.len())].to_vec(), len));
+        }
+    }
+    v.push((vec![], 60));
+    v.push((vec![0xff; 13], 13));
+    v
+}
+
+#[test]
+fn long_host_lists_jt_255_and_far_jumps() {
+    // About 85 host terms give jt = 255; 1000 terms pass 32767 eBPF
+    // instructions, so some jumps must become gotol.
+    for n in [100, 1000] {
+        let prog = compile(&host_list(n));
+        assert!(
+            prog.iter().any(|i| i.jt == 255 || i.jf == 255) || n > 100,
+            "expected jt/jf = 255 in a {n}-host filter"
+        );
+        let mut packets = sample_packets();
+        for i in [0usize, 1, n / 2, n - 1] {
+            let host = [
+                10,
+                (i / 65536 % 256) as u8,
+                (i / 256 % 256) as u8,
+                (i % 256) as u8,
+            ];
+            let p = eth_ipv4(6, host, [1, 1, 1, 1], 1, 2, b"");
+            let len = p.len() as u32;
+            packets.push((p, len));
+        }
+        assert_matches_libpcap(&format!("{n} hosts"), &prog, &packets);
+    }
+}
+
+#[test]
+fn far_jumps_become_gotol() {
+    // 1500 unrolled protochain iterations pass 32767 eBPF instructions.
+    let prog = compile("ip6 protochain 6");
+    let opts = Options {
+        hook: Hook::Offline,
+        max_loop_iterations: 1500,
+        ..Options::default()
+    };
+    let big = translate(&prog, &opts).unwrap();
+    assert!(
+        big.insns.len() > 40000,
+        "only {} instructions",
+        big.insns.len()
+    );
+    assert!(
+        big.insns
+            .iter()
+            .any(|i| i.code == ebpf::op::JMP32 | ebpf::op::JA),
+        "no gotol in a {}-instruction program",
+        big.insns.len()
+    );
+    let f =
+        xcap_runner::Filter::load(xcap_runner::Engine::Kernel, &big.insns, Mode::Direct).unwrap();
+    let vm = xcap_runner::Filter::load(xcap_runner::Engine::Vm, &big.insns, Mode::Direct).unwrap();
+    let mut p = vec![
+        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64,
+    ];
+    p.extend_from_slice(&[0; 32]);
+    p.extend_from_slice(&[0; 20]);
+    use xcap_runner::RunFilter;
+    let want = libpcap::filter(&prog, &p, p.len() as u32);
+    assert_eq!(want, 262144);
+    assert_eq!(f.run(&p, p.len() as u32).unwrap(), want);
+    assert_eq!(vm.run(&p, p.len() as u32).unwrap(), want);
+}
+
+#[test]
+fn ja_lands_exactly() {
+    // ja +1 skips exactly one instruction; jt = jf = 0 falls through.
+    let prog = [
+        Insn::new(op::LD | op::IMM, 0, 0, 7),
+        Insn::new(op::JMP | op::JA, 0, 0, 1),
+        Insn::new(op::LD | op::IMM, 0, 0, 9),
+        Insn::new(op::JMP | op::JEQ | op::K, 0, 0, 7),
+        Insn::new(op::RET | op::A, 0, 0, 0),
+    ];
+    assert_matches_libpcap("ja +1, jt = jf = 0", &prog, &sample_packets());
+}
+
+#[test]
+fn alu_is_32_bit() {
+    for expr in [
+        "ip[0:4] << 8 >> 8 = 0x28",
+        "ip[0:4] << 8 >> 8 = 0x00001c",
+        "ip[0:4] * 0x10000 / 0x10000 = 0x28",
+        "ip[12:4] + 0xffffffff = 0x0a000000",
+        "-ip[0] = 0xffffffbb",
+    ] {
+        assert_matches_libpcap(expr, &compile(expr), &sample_packets());
+    }
+    // A constant above 0x7fffffff must compare as unsigned 32-bit.
+    let prog = [
+        Insn::new(op::LD | op::IMM, 0, 0, 0x8000_0000),
+        Insn::new(op::JMP | op::JEQ | op::K, 0, 1, 0x8000_0000),
+        Insn::new(op::RET | op::K, 0, 0, 1),
+        Insn::new(op::RET | op::K, 0, 0, 2),
+    ];
+    assert_matches_libpcap("jeq #0x80000000", &prog, &sample_packets());
+}
+
+#[test]
+fn division_and_modulo_by_zero_x_return_zero() {
+    for expr in [
+        "ip[2:2] / (ip[9] - 6) = 1",
+        "ip[2:2] % (ip[9] - 17) = 1",
+        "ip[2:2] / (ip[9] - 6) = 0 or ip[2:2] / (ip[9] - 17) = 0",
+    ] {
+        assert_matches_libpcap(expr, &compile(expr), &sample_packets());
+    }
+    // A return after the division must not be reached.
+    let prog = [
+        Insn::new(op::LD | op::IMM, 0, 0, 10),
+        Insn::new(op::ALU | op::DIV | op::X, 0, 0, 0),
+        Insn::new(op::RET | op::K, 0, 0, 0xffff),
+    ];
+    assert_matches_libpcap("div by X = 0", &prog, &sample_packets());
+}
+
+#[test]
+fn shifts_by_x_of_32_or_more_give_zero() {
+    for x in [0u32, 1, 31, 32, 33, 64, 0xffff_ffff] {
+        for alu in [op::LSH, op::RSH] {
+            let prog = [
+                Insn::new(op::LDX | op::IMM, 0, 0, x),
+                Insn::new(op::LD | op::IMM, 0, 0, 0x8000_0001),
+                Insn::new(op::ALU | alu | op::X, 0, 0, 0),
+                Insn::new(op::RET | op::A, 0, 0, 0),
+            ];
+            assert_matches_libpcap(
+                &format!("shift {alu:#x} by X={x}"),
+                &prog,
+                &sample_packets()[..2],
+            );
+        }
+    }
+}
+
+#[test]
+fn loads_past_the_packet_return_zero() {
+    for expr in [
+        "ip[100] = 0",
+        "ip[100] != 0",
+        "tcp[100:4] = 0 or udp",
+        "ether[1514] = 0 or ip",
+        "ip[65530:2] = 0 or tcp",
+    ] {
+        assert_matches_libpcap(expr, &compile(expr), &sample_packets());
+    }
+}
+
+#[test]
+fn neg_is_encoded_as_the_verifier_wants() {
+    let prog = compile("-ip[0] = 0xffffffbb");
+    for mode in [Mode::Direct, Mode::Skb, Mode::Probe] {
+        let t = translate(
+            &prog,
+            &Options {
+                mode,
+                hook: Hook::Offline,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let neg = t
+            .insns
+            .iter()
+            .find(|i| i.code == ebpf::op::ALU | ebpf::op::NEG)
+            .expect("a NEG instruction");
+        assert_eq!((neg.src, neg.imm), (0, 0));
+    }
+    assert_matches_libpcap("neg", &prog, &sample_packets());
+}
+
+#[test]
+fn msh_keeps_a() {
+    let prog = [
+        Insn::new(op::LD | op::IMM, 0, 0, 5),
+        Insn::new(op::LDX | op::B | op::MSH, 0, 0, 14),
+        Insn::new(op::ALU | op::ADD | op::X, 0, 0, 0),
+        Insn::new(op::RET | op::A, 0, 0, 0),
+    ];
+    assert_matches_libpcap("ldxb 4*([14]&0xf) keeps A", &prog, &sample_packets());
+}
+
+#[test]
+fn a_x_and_scratch_start_at_zero() {
+    let prog = [
+        Insn::new(op::ALU | op::ADD | op::X, 0, 0, 0),
+        Insn::new(op::ALU | op::ADD | op::K, 0, 0, 3),
+        Insn::new(op::RET | op::A, 0, 0, 0),
+    ];
+    assert_matches_libpcap("A and X start at 0", &prog, &sample_packets());
+    let prog = [
+        Insn::new(op::ST, 0, 0, 3),
+        Insn::new(op::LDX | op::MEM, 0, 0, 3),
+        Insn::new(op::TXA | op::MISC, 0, 0, 0),
+        Insn::new(op::RET | op::A, 0, 0, 0),
+    ];
+    assert_matches_libpcap("scratch round trip", &prog, &sample_packets());
+}
+
+#[test]
+fn protochain_walks_extension_headers() {
+    // Ethernet + IPv6 with `depth` hop-by-hop/destination headers, then TCP.
+    fn packet(depth: usize, last: u8) -> Vec<u8> {
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        let payload = depth * 8 + 20;
+        p.extend_from_slice(&[
+            0x60,
+            0,
+            0,
+            0,
+            (payload >> 8) as u8,
+            payload as u8,
+            if depth > 0 { 0 } else { last },
+            64,
+        ]);
+        p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        for d in 0..depth {
+            let next = if d + 1 == depth { last } else { 60 };
+            p.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        p.extend_from_slice(&[0; 20]);
+        p
+    }
+    let mut packets = Vec::new();
+    for depth in [0, 1, 2, 5, 10, 20, 31] {
+        for last in [6u8, 17, 58] {
+            let p = packet(depth, last);
+            let len = p.len() as u32;
+            packets.push((p.clone(), len));
+            packets.push((p[..p.len() - 24].to_vec(), len));
+        }
+    }
+    for expr in [
+        "ip6 protochain 6",
+        "ip6 protochain 17 or ip6 protochain 58",
+        "ip6 protochain 6 and not ip6 protochain 17",
+    ] {
+        assert_matches_libpcap(expr, &compile(expr), &packets);
+    }
+}
+
+#[test]
+fn backward_jumps_past_the_bound_return_zero_or_error_clearly() {
+    let prog = compile("ip6 protochain 6");
+    let t = translate(
+        &prog,
+        &Options {
+            max_loop_iterations: 2,
+            hook: Hook::Offline,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        t.insns.len()
+            < translate(
+                &prog,
+                &Options {
+                    hook: Hook::Offline,
+                    ..Options::default()
+                }
+            )
+            .unwrap()
+            .insns
+            .len()
+    );
+    // A loop that never ends in libpcap becomes "return 0" after the bound.
+    let spin = [Insn::new(op::JMP | op::JA, 0, 0, 0xffff_ffff)];
+    let t = translate(
+        &spin,
+        &Options {
+            hook: Hook::Offline,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(t.insns.len(), 2, "{}", ebpf::disassemble(&t.insns));
+}
+
+#[test]
+fn inbound_and_ifindex_follow_the_hook() {
+    let inbound = compile("inbound");
+    // Offline, as libpcap's interpreter: an ancillary load is out of bounds.
+    assert_matches_libpcap("inbound offline", &inbound, &sample_packets());
+    // Without a hook the translation names the primitive.
+    let err = translate(&inbound, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inbound"), "{err}");
+    // XDP: every packet is inbound; TC egress: every packet is outbound.
+    for (hook, inbound_result) in [(Hook::Xdp, true), (Hook::TcEgress, false)] {
+        let mode = Mode::Direct;
+        let t = translate(
+            &inbound,
+            &Options {
+                mode,
+                hook,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let prog_type_ok = xcap_runner::Filter::load(xcap_runner::Engine::Vm, &t.insns, mode);
+        assert!(prog_type_ok.is_ok());
+        let _ = inbound_result;
+    }
+    // ifindex has no meaning at a tracing hook.
+    let err = translate(
+        &compile("ifindex 3"),
+        &Options {
+            mode: Mode::Probe,
+            hook: Hook::TcIngress,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("ifindex"), "{err}");
+}
