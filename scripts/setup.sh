@@ -40,3 +40,9 @@ if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/bpf-linke
     --no-default-features --features llvm-22
 fi
 log "ready"
+
+# cargo-fuzz, for fuzz/ and scripts/fuzz.sh (issue 6).
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi

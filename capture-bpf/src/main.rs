@@ -3,10 +3,30 @@
 //! Each program calls a *filter stub*: a local function whose body the
 //! `injector` crate replaces, in the compiled ELF object, by the translated
 //! tcpdump filter (see `injector/README.md` for the contract). Until then the
-//! stub's body is a placeholder that the compiler can neither inline nor fold.
+//! stub's body is a placeholder that the compiler can neither inline nor fold
+//! (it matches every packet).
 //!
-//! For now the programs only count: per CPU, how many packets they saw and how
-//! many the filter matched (return value != 0). Both let every packet pass.
+//! | program | section | stub | filter hook |
+//! |---|---|---|---|
+//! | `xcap_xdp` | `xdp.frags` | `xcap_filter_xdp` | `Hook::Xdp` |
+//! | `xcap_tc` | `classifier` | `xcap_filter_tc` | `Hook::TcIngress` |
+//! | `xcap_tc_egress` | `classifier` | `xcap_filter_tc_egress` | `Hook::TcEgress` |
+//!
+//! On a match (filter result != 0) a program sends one perf sample to
+//! [`EVENTS`] with `bpf_perf_event_output(ctx, &EVENTS, BPF_F_CURRENT_CPU |
+//! caplen << 32, &hdr, sizeof hdr)`: a [`Hdr`] followed by the first `caplen`
+//! packet bytes, which the kernel copies from the context (frags and
+//! non-linear skbs included), so there is no copy on the BPF stack.
+//! `caplen = min(XCAP_SNAPLEN, filter result, packet length)`.
+//!
+//! Every program lets every packet through: XDP returns `XDP_PASS`, TC returns
+//! `TC_ACT_UNSPEC` (`TCX_NEXT`), so the programs and filters after it still
+//! run. Per CPU, [`COUNTERS`] counts packets seen, packets matched and failed
+//! outputs (full perf buffer, no reader on that CPU, ...).
+//!
+//! The filter only sees the linear part of the packet (`data..data_end`):
+//! the first buffer of an XDP multi-buffer packet, the linear part of a TC
+//! skb. Its `wirelen` and the captured bytes cover the whole packet.
 
 #![no_std]
 #![no_main]
@@ -14,22 +34,84 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_OK},
-    btf_maps::PerCpuArray,
+    bindings::{xdp_action, BPF_F_CURRENT_CPU, TC_ACT_UNSPEC},
+    btf_maps::{PerCpuArray, PerfEventArray},
+    helpers::generated::{
+        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_perf_event_output, bpf_skb_pull_data,
+        bpf_xdp_get_buff_len,
+    },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
 
+/// `bpf_perf_event_output` is GPL-only: the kernel wants a GPL-compatible
+/// license string (aya assumes "GPL" without one, libbpf does not).
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
 /// Indices into [`COUNTERS`].
 pub const COUNTER_SEEN: u32 = 0;
 pub const COUNTER_MATCHED: u32 = 1;
-pub const COUNTERS_LEN: u32 = 2;
+/// `bpf_perf_event_output` failed: the sample is lost (a full perf buffer
+/// also shows up as a PERF_RECORD_LOST, when the kernel gets to write one).
+pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
+pub const COUNTERS_LEN: u32 = 3;
 
 /// Per-CPU packet counters, indexed by `COUNTER_*`. A BTF map (`.maps`),
 /// so libbpf loads the object too (it refuses legacy `maps` definitions).
 #[btf_map(name = "XCAP_COUNTERS")]
 static COUNTERS: PerCpuArray<u64, { COUNTERS_LEN as usize }> = PerCpuArray::new();
+
+/// One perf buffer per CPU; user space opens them.
+#[btf_map(name = "XCAP_EVENTS")]
+static EVENTS: PerfEventArray = PerfEventArray::new();
+
+/// Most bytes of a packet to capture; set by the loader (`.rodata`, frozen,
+/// so the verifier sees a constant).
+#[unsafe(no_mangle)]
+static XCAP_SNAPLEN: u32 = 262_144;
+
+/// TC only: when the linear part of an skb holds fewer than
+/// `min(XCAP_TC_PULL, skb->len)` bytes, `bpf_skb_pull_data` makes that many
+/// linear before the filter runs. 0 (the default) never pulls.
+#[unsafe(no_mangle)]
+static XCAP_TC_PULL: u32 = 0;
+
+pub const HOOK_XDP: u8 = 1;
+pub const HOOK_TC: u8 = 2;
+pub const DIR_IN: u8 = 1;
+pub const DIR_OUT: u8 = 2;
+
+/// The metadata header in front of the packet bytes of each sample (40
+/// bytes, host byte order unless noted).
+#[repr(C)]
+pub struct Hdr {
+    /// `bpf_ktime_get_tai_ns()` (CLOCK_TAI): user space adds the
+    /// CLOCK_REALTIME - CLOCK_TAI offset.
+    pub ts_ns: u64,
+    /// XDP: `ingress_ifindex`; TC: `skb->ifindex`.
+    pub ifindex: u32,
+    /// The packet's length (XDP: all buffers; TC: `skb->len`).
+    pub wirelen: u32,
+    /// Packet bytes after this header.
+    pub caplen: u32,
+    pub cpu: u32,
+    /// XDP: `rx_queue_index`; TC: `skb->queue_mapping`.
+    pub queue: u32,
+    /// The filter's result (its snap length).
+    pub filter_ret: u32,
+    /// `HOOK_*`, `DIR_*`.
+    pub hook: u8,
+    pub direction: u8,
+    /// TC: `skb->vlan_present` (the tag is out of the packet), `skb->pkt_type`.
+    pub vlan_present: u8,
+    pub pkt_type: u8,
+    /// TC: `skb->vlan_tci` (host order) and `skb->vlan_proto` (network order).
+    pub vlan_tci: u16,
+    pub vlan_proto: u16,
+}
 
 /// Declares a filter stub: the function the injector replaces.
 ///
@@ -55,8 +137,12 @@ filter_stub!(
     xcap_filter_xdp
 );
 filter_stub!(
-    /// The filter run by the TC program (`Hook::TcIngress`/`TcEgress`).
+    /// The filter run by the TC ingress program (`Hook::TcIngress`).
     xcap_filter_tc
+);
+filter_stub!(
+    /// The filter run by the TC egress program (`Hook::TcEgress`).
+    xcap_filter_tc_egress
 );
 
 #[inline(always)]
@@ -67,26 +153,126 @@ fn count(index: u32) {
     }
 }
 
-#[xdp]
+#[inline(always)]
+fn snaplen() -> u32 {
+    unsafe { core::ptr::read_volatile(&XCAP_SNAPLEN) }
+}
+
+/// Sends `hdr` and `hdr.caplen` packet bytes from `ctx`.
+#[inline(always)]
+fn output(ctx: *mut c_void, hdr: &Hdr) {
+    // The length field of the flags is 20 bits (BPF_F_CTXLEN_MASK); caplen
+    // is at most the snap length (<= 262144).
+    let flags = BPF_F_CURRENT_CPU | (((hdr.caplen & 0xf_ffff) as u64) << 32);
+    let r = unsafe {
+        bpf_perf_event_output(
+            ctx,
+            &EVENTS as *const PerfEventArray as *mut c_void,
+            flags,
+            hdr as *const Hdr as *mut c_void,
+            core::mem::size_of::<Hdr>() as u64,
+        )
+    };
+    if r != 0 {
+        count(COUNTER_OUTPUT_ERRORS);
+    }
+}
+
+#[inline(always)]
+fn min3(a: u32, b: u32, c: u32) -> u32 {
+    let m = if a < b { a } else { b };
+    if m < c {
+        m
+    } else {
+        c
+    }
+}
+
+#[xdp(frags)]
 pub fn xcap_xdp(ctx: XdpContext) -> u32 {
+    count(COUNTER_SEEN);
     let start = ctx.data();
     let end = ctx.data_end();
-    count(COUNTER_SEEN);
-    if xcap_filter_xdp(ctx.as_ptr(), start, end, (end - start) as u32) != 0 {
+    // All buffers of a multi-buffer packet.
+    let wirelen = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
+    let ret = xcap_filter_xdp(ctx.as_ptr(), start, end, wirelen);
+    if ret != 0 {
         count(COUNTER_MATCHED);
+        let md = ctx.ctx;
+        let hdr = Hdr {
+            ts_ns: unsafe { bpf_ktime_get_tai_ns() },
+            ifindex: unsafe { (*md).ingress_ifindex },
+            wirelen,
+            caplen: min3(snaplen(), ret, wirelen),
+            cpu: unsafe { bpf_get_smp_processor_id() },
+            queue: unsafe { (*md).rx_queue_index },
+            filter_ret: ret,
+            hook: HOOK_XDP,
+            direction: DIR_IN,
+            vlan_present: 0,
+            pkt_type: 0,
+            vlan_tci: 0,
+            vlan_proto: 0,
+        };
+        output(ctx.as_ptr(), &hdr);
     }
     xdp_action::XDP_PASS
 }
 
-#[classifier]
-pub fn xcap_tc(ctx: TcContext) -> i32 {
+#[inline(always)]
+fn tc(ctx: &TcContext, direction: u8) -> i32 {
+    count(COUNTER_SEEN);
+    let skb = ctx.skb.skb;
+    let wirelen = ctx.len();
+    let pull = unsafe { core::ptr::read_volatile(&XCAP_TC_PULL) };
+    if pull != 0 {
+        let want = if pull < wirelen { pull } else { wirelen };
+        if ctx.data_end() - ctx.data() < want as usize {
+            // Packet pointers are re-read below.
+            unsafe { bpf_skb_pull_data(skb, want) };
+        }
+    }
     let start = ctx.data();
     let end = ctx.data_end();
-    count(COUNTER_SEEN);
-    if xcap_filter_tc(ctx.as_ptr(), start, end, ctx.len()) != 0 {
+    let ret = if direction == DIR_IN {
+        xcap_filter_tc(ctx.as_ptr(), start, end, wirelen)
+    } else {
+        xcap_filter_tc_egress(ctx.as_ptr(), start, end, wirelen)
+    };
+    if ret != 0 {
         count(COUNTER_MATCHED);
+        let hdr = unsafe {
+            Hdr {
+                ts_ns: bpf_ktime_get_tai_ns(),
+                ifindex: (*skb).ifindex,
+                wirelen,
+                caplen: min3(snaplen(), ret, wirelen),
+                cpu: bpf_get_smp_processor_id(),
+                queue: (*skb).queue_mapping,
+                filter_ret: ret,
+                hook: HOOK_TC,
+                direction,
+                vlan_present: (*skb).vlan_present as u8,
+                pkt_type: (*skb).pkt_type as u8,
+                vlan_tci: (*skb).vlan_tci as u16,
+                vlan_proto: (*skb).vlan_proto as u16,
+            }
+        };
+        output(ctx.as_ptr(), &hdr);
     }
-    TC_ACT_OK
+    TC_ACT_UNSPEC
+}
+
+/// TC ingress (attach with TCX ingress, or clsact ingress).
+#[classifier]
+pub fn xcap_tc(ctx: TcContext) -> i32 {
+    tc(&ctx, DIR_IN)
+}
+
+/// TC egress (attach with TCX egress, or clsact egress).
+#[classifier]
+pub fn xcap_tc_egress(ctx: TcContext) -> i32 {
+    tc(&ctx, DIR_OUT)
 }
 
 #[cfg(not(test))]

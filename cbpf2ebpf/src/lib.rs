@@ -31,8 +31,10 @@
 //! ## The pipeline
 //!
 //! [`translate`] reads as its list of passes: validate the cBPF, build the
-//! IR (unrolling backward jumps), simplify, place bounds checks, lower to
-//! eBPF, lay out jumps. Each pass lives in its own module under [`passes`].
+//! IR (unrolling backward jumps), simplify, place bounds checks, find loads
+//! that may stay in wire byte order, lower to eBPF (zeroing only what is
+//! read first), lay out jumps. Each pass lives in its own module under
+//! [`passes`].
 
 pub mod cbpf;
 pub mod ebpf;
@@ -44,6 +46,10 @@ pub mod passes;
 mod error;
 pub use error::Error;
 
+/// Direct mode: how far `start` may lie past the packet pointer the
+/// program received (an Ethernet header and VLAN tags fit).
+pub const MAX_START_OFFSET: u64 = 64;
+
 /// The most stack the translated function uses, in bytes.
 pub const STACK_BYTES: usize = 96;
 
@@ -53,8 +59,8 @@ pub enum Mode {
     /// Direct packet access through packet pointers (XDP, TC), with bounds
     /// checks the verifier accepts. Reads at most 65280 bytes past `start`
     /// (the verifier tracks packet offsets up to 65535; `start` may lie up
-    /// to 255 bytes past the program's packet pointer) and, on TC, only the
-    /// linear part of the skb.
+    /// to [`MAX_START_OFFSET`] bytes past the program's packet pointer) and,
+    /// on TC, only the linear part of the skb.
     #[default]
     Direct,
     /// `bpf_skb_load_bytes` (TC and socket filters): reads non-linear skbs.
@@ -143,7 +149,8 @@ pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Err
     let mut func = passes::build::run(prog, opts)?;
     passes::simplify::run(&mut func, opts);
     let guards = passes::guards::run(&func, opts);
-    let code = passes::lower::run(&func, &guards, opts)?;
+    let swaps = passes::swaps::run(&func);
+    let code = passes::lower::run(&func, &guards, &swaps, opts)?;
     let insns = passes::layout::run(code)?;
     if insns.len() > MAX_EBPF_INSNS {
         return Err(Error::TooLarge(insns.len()));

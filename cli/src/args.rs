@@ -28,9 +28,13 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
-/// Subcommands. `xcap compile EXPR -o F.o` (issue 3) goes here.
+/// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Write a filter as an eBPF ELF object: a function to link with
+    /// `bpftool gen object`, or a complete XDP or TC program
+    Compile(crate::compile::CompileArgs),
+}
 
 /// The tcpdump-like top-level command.
 #[derive(Debug, Args)]

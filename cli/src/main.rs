@@ -33,6 +33,7 @@
 //! and for `xcap compile` (issue 3) as a subcommand: see [`Command`].
 
 mod args;
+mod compile;
 mod expr;
 mod offline;
 mod out;
@@ -74,7 +75,9 @@ fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> Result<ExitCode> {
-    match command {}
+    match command {
+        Command::Compile(args) => compile::run(&args),
+    }
 }
 
 /// The top-level command: dump, list or filter a file.

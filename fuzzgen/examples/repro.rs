@@ -9,7 +9,9 @@ use xcap_fuzzgen::{check_cbpf, check_expr, MODES};
 use xcap_runner::{Engine, Filter, RunFilter};
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 fn main() {
@@ -17,8 +19,26 @@ fn main() {
     if args[0] == "-f" {
         let (target, path) = args[1].split_once(':').expect("target:path");
         let data = std::fs::read(path).unwrap();
+        if target == "expr" {
+            let c = xcap_fuzzgen::expr::Case::generate(&mut xcap_fuzzgen::Src::new(&data));
+            eprintln!(
+                "expression `{}` linktype {} snaplen {}",
+                c.expr, c.linktype, c.snaplen
+            );
+            for p in &c.packets {
+                eprintln!(
+                    "packet {} (wirelen {})",
+                    xcap_fuzzgen::hex(&p.data).replace('\n', ""),
+                    p.wirelen
+                );
+            }
+        }
         let engines = [Engine::Vm, Engine::Kernel];
-        let r = if target == "expr" { check_expr(&data, &engines) } else { check_cbpf(&data, &engines) };
+        let r = if target == "expr" {
+            check_expr(&data, &engines)
+        } else {
+            check_cbpf(&data, &engines)
+        };
         match r {
             Ok(o) => println!("ok: {o:?}"),
             Err(e) => println!("FINDING\n{e}"),
@@ -26,7 +46,11 @@ fn main() {
         return;
     }
     if args[0] == "-m" {
-        return minimize(&args[1], &args[2], args.get(3).map(String::as_str).unwrap_or(""));
+        return minimize(
+            &args[1],
+            &args[2],
+            args.get(3).map(String::as_str).unwrap_or(""),
+        );
     }
     let mut rest = &args[..];
     let prog = match rest[0].as_str() {
@@ -48,10 +72,19 @@ fn main() {
     };
     print!("{}", cbpf2ebpf::cbpf::dump::dump_d(&prog));
     let packet = rest.first().map(|h| unhex(h)).unwrap_or_default();
-    let wirelen = rest.get(1).map_or(packet.len() as u32, |w| w.parse().unwrap());
+    let wirelen = rest
+        .get(1)
+        .map_or(packet.len() as u32, |w| w.parse().unwrap());
     println!("libpcap: {}", libpcap::filter(&prog, &packet, wirelen));
     for mode in MODES {
-        let t = match translate(&prog, &Options { mode, hook: Hook::Offline, ..Options::default() }) {
+        let t = match translate(
+            &prog,
+            &Options {
+                mode,
+                hook: Hook::Offline,
+                ..Options::default()
+            },
+        ) {
             Ok(t) => t,
             Err(e) => {
                 println!("{mode:?}: translation failed: {e}");
@@ -73,9 +106,18 @@ fn outcome(prog: &[cbpf2ebpf::cbpf::Insn], packet: &[u8], wirelen: u32) -> Strin
     let mut out = String::new();
     let want = libpcap::filter(prog, packet, wirelen);
     for mode in MODES {
-        match translate(prog, &Options { mode, hook: Hook::Offline, ..Options::default() }) {
+        match translate(
+            prog,
+            &Options {
+                mode,
+                hook: Hook::Offline,
+                ..Options::default()
+            },
+        ) {
             Err(e) => out += &format!("{mode:?}: translation failed: {e}\n"),
-            Ok(t) => match Filter::load(Engine::Vm, &t.insns, mode).and_then(|f| f.run(packet, wirelen)) {
+            Ok(t) => match Filter::load(Engine::Vm, &t.insns, mode)
+                .and_then(|f| f.run(packet, wirelen))
+            {
                 Ok(v) if v == want => {}
                 Ok(v) => out += &format!("{mode:?}: mismatch libpcap {want} ours {v}\n"),
                 Err(e) => out += &format!("{mode:?}: {e}\n"),
@@ -98,7 +140,11 @@ fn minimize(ddd: &str, packet_hex: &str, sig: &str) {
             !o.is_empty() && o.contains(sig)
         }
     };
-    assert!(fails(&prog), "does not fail: {}", outcome(&prog, &packet, wirelen));
+    assert!(
+        fails(&prog),
+        "does not fail: {}",
+        outcome(&prog, &packet, wirelen)
+    );
     loop {
         let mut changed = false;
         let mut i = 0;
@@ -135,7 +181,10 @@ fn minimize(ddd: &str, packet_hex: &str, sig: &str) {
                 continue;
             }
             // Simplify i.
-            for simpler in [Insn::new(op::LD | op::IMM, 0, 0, 0), Insn::new(op::RET | op::K, 0, 0, 0)] {
+            for simpler in [
+                Insn::new(op::LD | op::IMM, 0, 0, 0),
+                Insn::new(op::RET | op::K, 0, 0, 0),
+            ] {
                 if prog[i] != simpler {
                     let mut q = prog.clone();
                     q[i] = simpler;
@@ -153,6 +202,11 @@ fn minimize(ddd: &str, packet_hex: &str, sig: &str) {
         }
     }
     print!("{}", cbpf2ebpf::cbpf::dump::dump_d(&prog));
-    println!("-ddd: {}", cbpf2ebpf::cbpf::dump::dump_ddd(&prog).trim_end().replace('\n', ","));
+    println!(
+        "-ddd: {}",
+        cbpf2ebpf::cbpf::dump::dump_ddd(&prog)
+            .trim_end()
+            .replace('\n', ",")
+    );
     print!("{}", outcome(&prog, &packet, wirelen));
 }

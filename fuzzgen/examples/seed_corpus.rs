@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map_or(40, |a| a.parse().expect("N"));
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(40, |a| a.parse().expect("N"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {

@@ -8,7 +8,9 @@ use xcap_fuzzgen::{check_cbpf, check_expr, check_parsers};
 use xcap_runner::Engine;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map_or(1000, |a| a.parse().expect("N"));
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(1000, |a| a.parse().expect("N"));
     let only = std::env::args().nth(2);
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -51,10 +53,17 @@ fn main() {
                     if let Some(dir) = std::env::var_os("SMOKE_SAVE") {
                         let name: String = format!("{target}-{sig}")
                             .chars()
-                            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() || c == '-' {
+                                    c
+                                } else {
+                                    '_'
+                                }
+                            })
                             .collect();
                         let path = std::path::Path::new(&dir).join(name);
-                        if std::fs::metadata(&path).map_or(true, |m| m.len() as usize > data.len()) {
+                        if std::fs::metadata(&path).map_or(true, |m| m.len() as usize > data.len())
+                        {
                             std::fs::write(&path, &data).unwrap();
                         }
                     }

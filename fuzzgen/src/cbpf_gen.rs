@@ -31,7 +31,15 @@ fn load_offset(s: &mut Src) -> u32 {
         0..=4 => s.byte() as u32 % 64,
         5 => s.byte() as u32,
         6 => ancillary::OFF + 4 * s.below(ancillary::MAX as usize / 4 + 1) as u32,
-        7 => *s.pick(&[0xffff_ffff, 0xffff_fffe, 0x7fff_ffff, 0x8000_0000, 0xffff_f000, 65535, 65536]),
+        7 => *s.pick(&[
+            0xffff_ffff,
+            0xffff_fffe,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_f000,
+            65535,
+            65536,
+        ]),
         8 => s.u32(),
         _ => s.byte() as u32 % 16,
     }
@@ -40,7 +48,19 @@ fn load_offset(s: &mut Src) -> u32 {
 fn value(s: &mut Src) -> u32 {
     match s.below(6) {
         0 => s.byte() as u32 % 8,
-        1 => *s.pick(&[0, 1, 2, 31, 32, 33, 0xffff_ffff, 0x8000_0000, 0x7fff_ffff, 0x800, 0x86dd]),
+        1 => *s.pick(&[
+            0,
+            1,
+            2,
+            31,
+            32,
+            33,
+            0xffff_ffff,
+            0x8000_0000,
+            0x7fff_ffff,
+            0x800,
+            0x86dd,
+        ]),
         2 => s.u32(),
         3 => s.byte() as u32,
         _ => s.byte() as u32 % 64,
@@ -80,7 +100,12 @@ fn random_insn(s: &mut Src, loops: bool) -> Insn {
             Insn::new(JMP | op | src, s.byte(), s.byte(), value(s))
         }
         19 => Insn::new(*s.pick(&[MISC | TAX, MISC | TXA]), 0, 0, s.u32()),
-        20 => Insn::new(RET | K, 0, 0, *s.pick(&[0, 1, 0xffff, 262_144, 0xffff_ffff])),
+        20 => Insn::new(
+            RET | K,
+            0,
+            0,
+            *s.pick(&[0, 1, 0xffff, 262_144, 0xffff_ffff]),
+        ),
         _ => Insn::new(RET | A, 0, 0, s.u32()),
     };
     // Fields the opcode ignores, now and then not zero.
@@ -137,7 +162,12 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
         protected[start + 1..=ja].iter_mut().for_each(|p| *p = true);
     }
     // The guard start that owns a protected pc.
-    let owner = |pc: usize| guards.iter().find(|&&(g, ja)| g < pc && pc <= ja).map(|&(g, _)| g);
+    let owner = |pc: usize| {
+        guards
+            .iter()
+            .find(|&&(g, ja)| g < pc && pc <= ja)
+            .map(|&(g, _)| g)
+    };
     let is_guard_insn = |pc: usize| guards.iter().any(|&(g, ja)| g < pc && pc <= ja);
 
     for pc in 0..len {
@@ -162,8 +192,16 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
         } else {
             let room8 = room.min(255);
             // Mostly short jumps.
-            let jt = if insn.jt < 200 { insn.jt as usize % (room8.min(8) + 1) } else { insn.jt as usize % (room8 + 1) };
-            let jf = if insn.jf < 200 { insn.jf as usize % (room8.min(8) + 1) } else { insn.jf as usize % (room8 + 1) };
+            let jt = if insn.jt < 200 {
+                insn.jt as usize % (room8.min(8) + 1)
+            } else {
+                insn.jt as usize % (room8 + 1)
+            };
+            let jf = if insn.jf < 200 {
+                insn.jf as usize % (room8.min(8) + 1)
+            } else {
+                insn.jf as usize % (room8 + 1)
+            };
             insn.jt = fix(jt) as u8;
             insn.jf = fix(jf) as u8;
         }
@@ -221,10 +259,17 @@ fn fix_scratch_reads(prog: &mut [Insn]) {
         }
         if w != 0 {
             // The next written word, cyclically.
-            let k = (0..16).map(|d| (insn.k + d) % 16).find(|&k| w & (1 << k) != 0).unwrap();
+            let k = (0..16)
+                .map(|d| (insn.k + d) % 16)
+                .find(|&k| w & (1 << k) != 0)
+                .unwrap();
             insn.k = k;
         } else {
-            insn.code = if insn.code == LD | MEM { LD | IMM } else { LDX | IMM };
+            insn.code = if insn.code == LD | MEM {
+                LD | IMM
+            } else {
+                LDX | IMM
+            };
         }
     }
 }
@@ -254,7 +299,14 @@ pub fn listing_text(s: &mut Src) -> String {
     let mut t = String::new();
     let lines = s.below(8);
     if !dd {
-        t.push_str(&format!("{}\n", if s.chance(200) { lines as u64 } else { s.u32() as u64 * 0x1_0000_0001 }));
+        t.push_str(&format!(
+            "{}\n",
+            if s.chance(200) {
+                lines as u64
+            } else {
+                s.u32() as u64 * 0x1_0000_0001
+            }
+        ));
     }
     let num = |s: &mut Src| -> String {
         match s.below(8) {

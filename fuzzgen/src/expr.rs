@@ -60,11 +60,7 @@ pub fn expr(s: &mut Src, depth: u32) -> String {
         6 => format!("{} {}", s.pick(&["not", "!"]), expr(s, depth - 1)),
         7 => format!("({})", expr(s, depth - 1)),
         // vlan/mpls change the offsets of everything after them.
-        8 => format!(
-            "{} and {}",
-            encap(s),
-            expr(s, depth - 1)
-        ),
+        8 => format!("{} and {}", encap(s), expr(s, depth - 1)),
         _ => relation(s, 2),
     }
 }
@@ -89,17 +85,58 @@ fn mpls_label(s: &mut Src) -> u32 {
 }
 
 const PROTOS: &[&str] = &[
-    "ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "igmp", "sctp", "vlan", "mpls",
-    "pppoes", "pppoed", "llc", "stp", "ipx", "decnet", "atalk", "aarp", "iso", "isis", "netbeui",
-    "ah", "esp", "pim", "vrrp", "carp", "igrp", "geneve", "ether broadcast", "ether multicast",
-    "ip multicast", "ip6 multicast", "inbound", "outbound", "ip broadcast", "lat", "sca", "mopdl",
-    "moprc", "ip and tcp", "ip6 and udp", "llc i", "llc s", "llc u", "llc rr", "iso proto \\isis",
+    "ip",
+    "ip6",
+    "arp",
+    "rarp",
+    "tcp",
+    "udp",
+    "icmp",
+    "icmp6",
+    "igmp",
+    "sctp",
+    "vlan",
+    "mpls",
+    "pppoes",
+    "pppoed",
+    "llc",
+    "stp",
+    "ipx",
+    "decnet",
+    "atalk",
+    "aarp",
+    "iso",
+    "isis",
+    "netbeui",
+    "ah",
+    "esp",
+    "pim",
+    "vrrp",
+    "carp",
+    "igrp",
+    "geneve",
+    "ether broadcast",
+    "ether multicast",
+    "ip multicast",
+    "ip6 multicast",
+    "inbound",
+    "outbound",
+    "ip broadcast",
+    "lat",
+    "sca",
+    "mopdl",
+    "moprc",
+    "ip and tcp",
+    "ip6 and udp",
+    "llc i",
+    "llc s",
+    "llc u",
+    "llc rr",
+    "iso proto \\isis",
     "ifindex 1",
 ];
 
-const DIRS: &[&str] = &[
-    "", "src ", "dst ", "src or dst ", "src and dst ",
-];
+const DIRS: &[&str] = &["", "src ", "dst ", "src or dst ", "src and dst "];
 
 fn primitive(s: &mut Src) -> String {
     match s.below(13) {
@@ -109,7 +146,10 @@ fn primitive(s: &mut Src) -> String {
         4 | 5 => port(s),
         6 => {
             let n = *s.pick(&[0u32, 20, 40, 54, 60, 64, 100, 1500, 65535]);
-            format!("{} {n}", s.pick(&["len <=", "len >=", "less", "greater", "len ==", "len <", "len >"]))
+            format!(
+                "{} {n}",
+                s.pick(&["len <=", "len >=", "less", "greater", "len ==", "len <", "len >"])
+            )
         }
         7 => proto_number(s),
         8 => encap(s),
@@ -130,7 +170,11 @@ fn primitive(s: &mut Src) -> String {
                 "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
             ])
             .to_string(),
-        _ => format!("{} {}", s.pick(&["ip6 protochain", "ip protochain", "protochain"]), ip_proto(s)),
+        _ => format!(
+            "{} {}",
+            s.pick(&["ip6 protochain", "ip protochain", "protochain"]),
+            ip_proto(s)
+        ),
     }
 }
 
@@ -140,13 +184,26 @@ fn v4(s: &mut Src) -> String {
             let b = [s.byte(), s.byte(), s.byte(), s.byte()];
             format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
         }
-        i => packet::V4[i].iter().map(|b| b.to_string()).collect::<Vec<_>>().join("."),
+        i => packet::V4[i]
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join("."),
     }
 }
 
 fn v6(s: &mut Src) -> String {
-    s.pick(&["::1", "fe80::1", "fe80::2", "2001:db8::1", "ff02::1", "::", "::ffff:10.0.0.1", "2001:db8:0:0:0:0:0:2"])
-        .to_string()
+    s.pick(&[
+        "::1",
+        "fe80::1",
+        "fe80::2",
+        "2001:db8::1",
+        "ff02::1",
+        "::",
+        "::ffff:10.0.0.1",
+        "2001:db8:0:0:0:0:0:2",
+    ])
+    .to_string()
 }
 
 fn mac(s: &mut Src) -> String {
@@ -157,9 +214,15 @@ fn mac(s: &mut Src) -> String {
     };
     let sep = *s.pick(&[":", "-", "."]);
     if sep == "." {
-        format!("{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        format!(
+            "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     } else {
-        m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep)
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(sep)
     }
 }
 
@@ -235,9 +298,16 @@ fn proto_number(s: &mut Src) -> String {
         2 => format!("proto {}", ip_proto(s)),
         3 => format!(
             "ether proto {}",
-            s.pick(&["0x800", "0x86dd", "0x806", "0x8100", "\\ip", "\\arp", "\\ip6", "0x8847", "100", "0x8864"])
+            s.pick(&[
+                "0x800", "0x86dd", "0x806", "0x8100", "\\ip", "\\arp", "\\ip6", "0x8847", "100",
+                "0x8864"
+            ])
         ),
-        _ => format!("{} {}", s.pick(&["ip6 protochain", "ip protochain"]), ip_proto(s)),
+        _ => format!(
+            "{} {}",
+            s.pick(&["ip6 protochain", "ip protochain"]),
+            ip_proto(s)
+        ),
     }
 }
 
@@ -276,8 +346,17 @@ pub fn arith(s: &mut Src, depth: u32) -> String {
         1 => access(s, 0),
         2 => s
             .pick(&[
-                "len", "tcpflags", "icmptype", "icmpcode", "icmp6type", "icmp6code", "tcp-syn",
-                "tcp-ack", "icmp-echo", "icmp-unreach", "icmp6-echo",
+                "len",
+                "tcpflags",
+                "icmptype",
+                "icmpcode",
+                "icmp6type",
+                "icmp6code",
+                "tcp-syn",
+                "tcp-ack",
+                "icmp-echo",
+                "icmp-unreach",
+                "icmp6-echo",
             ])
             .to_string(),
         3 | 4 => access(s, depth - 1),

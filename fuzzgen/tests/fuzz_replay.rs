@@ -11,7 +11,9 @@ use xcap_fuzzgen::{check_cbpf, check_expr, check_parsers, Outcome};
 use xcap_runner::Engine;
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -21,7 +23,12 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     assert!(!files.is_empty(), "{}: empty corpus", dir.display());
     files
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -47,7 +54,12 @@ fn replay(target: &str, check: impl Fn(&[u8]) -> Result<Outcome, String>) {
         total.too_large,
         findings.len()
     );
-    assert!(findings.is_empty(), "{} findings:\n{}", findings.len(), findings.join("\n\n"));
+    assert!(
+        findings.is_empty(),
+        "{} findings:\n{}",
+        findings.len(),
+        findings.join("\n\n")
+    );
 }
 
 fn engines() -> Vec<Engine> {

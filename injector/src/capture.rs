@@ -4,19 +4,32 @@
 //! | program | section | stub | filter hook |
 //! |---|---|---|---|
 //! | [`PROG_XDP`] | `xdp` | [`STUB_XDP`] | `cbpf2ebpf::Hook::Xdp` |
-//! | [`PROG_TC`] | `classifier` | [`STUB_TC`] | `cbpf2ebpf::Hook::TcIngress` / `TcEgress` |
+//! | [`PROG_TC`] | `classifier` | [`STUB_TC`] | `cbpf2ebpf::Hook::TcIngress` |
+//! | [`PROG_TC_EGRESS`] | `classifier` | [`STUB_TC_EGRESS`] | `cbpf2ebpf::Hook::TcEgress` |
 //!
-//! Both let every packet pass and count, per CPU, in the array map
-//! [`COUNTERS_MAP`]: packets seen ([`COUNTER_SEEN`]) and packets the filter
-//! matched ([`COUNTER_MATCHED`], filter result != 0).
+//! All let every packet pass (XDP_PASS; TC_ACT_UNSPEC, i.e. TCX_NEXT) and
+//! count, per CPU, in the array map [`COUNTERS_MAP`]: packets seen
+//! ([`COUNTER_SEEN`]), packets the filter matched ([`COUNTER_MATCHED`],
+//! filter result != 0) and failed perf outputs ([`COUNTER_OUTPUT_ERRORS`]).
+//! A match sends a perf sample to [`EVENTS_MAP`]: a 40-byte header (see
+//! `capture-bpf/src/main.rs`, `Hdr`) and the packet's first
+//! `min(snaplen, filter result, length)` bytes. [`GLOBAL_SNAPLEN`] and
+//! [`GLOBAL_TC_PULL`] are `.rodata` globals for `EbpfLoader::set_global`.
 
 /// The compiled object (ELF, bpfel, with `.BTF` and `.BTF.ext`).
 pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capture.o"));
 
 pub const PROG_XDP: &str = "xcap_xdp";
 pub const PROG_TC: &str = "xcap_tc";
+pub const PROG_TC_EGRESS: &str = "xcap_tc_egress";
 pub const STUB_XDP: &str = "xcap_filter_xdp";
 pub const STUB_TC: &str = "xcap_filter_tc";
+pub const STUB_TC_EGRESS: &str = "xcap_filter_tc_egress";
 pub const COUNTERS_MAP: &str = "XCAP_COUNTERS";
 pub const COUNTER_SEEN: u32 = 0;
 pub const COUNTER_MATCHED: u32 = 1;
+pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
+pub const COUNTERS_LEN: u32 = 3;
+pub const EVENTS_MAP: &str = "XCAP_EVENTS";
+pub const GLOBAL_SNAPLEN: &str = "XCAP_SNAPLEN";
+pub const GLOBAL_TC_PULL: &str = "XCAP_TC_PULL";

@@ -36,6 +36,10 @@ mod names;
 #[cfg(feature = "capture")]
 pub mod capture;
 
+/// Filters as eBPF blobs: raw instructions, a function object to link, a
+/// complete XDP or TC program (see `blob`'s documentation).
+pub mod blob;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use cbpf2ebpf::ebpf::{self, Insn};

@@ -110,7 +110,7 @@ fn unknown_relocation_in_code() {
     // Turn the capture object's first code relocation into an ABS64 one.
     let mut obj = capture::OBJECT.to_vec();
     let f = first_byte_is_0x45();
-    let pos = find_rel(&obj, "xdp");
+    let pos = find_rel(&obj, "xdp.frags");
     obj[pos + 8] = 2; // R_BPF_64_ABS64
     let e = err(&obj, &[(capture::STUB_XDP, &f)]);
     assert!(matches!(e, Error::Relocation { .. }), "{e}");

@@ -14,7 +14,8 @@ use injector::{capture, splice, Program};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
-const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC (TCX_NEXT): the capture programs hand the packet on.
+const TC_ACT_UNSPEC: u32 = u32::MAX;
 
 fn load(elf: &[u8]) -> Ebpf {
     EbpfLoader::new()
@@ -104,7 +105,7 @@ fn capture_template_small_and_5000_instruction_filters() {
         3
     );
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_OK),
+        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
         3
     );
 }
@@ -125,7 +126,7 @@ fn capture_template_shrinks_and_grows() {
         3
     );
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_OK),
+        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
         0
     );
 }

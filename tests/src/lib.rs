@@ -300,3 +300,16 @@ pub fn xcap_bin() -> PathBuf {
     })
     .clone()
 }
+
+/// Prints a line of the test report: to stdout, and appended to the file
+/// `$XCAP_REPORT` when set (scripts/test.sh prints it at the end, since
+/// cargo hides the output of passing tests).
+pub fn report(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os("XCAP_REPORT") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}

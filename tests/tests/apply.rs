@@ -38,7 +38,7 @@ fn libpcap_apply_tests() {
         cases += assert_matches_libpcap(&format!("{} ({expr})", t["name"]), &prog, &packets);
         tests += 1;
     }
-    println!("libpcap apply tests: {tests} tests, {cases} (mode, engine, packet) cases identical to the installed libpcap; {not_compiled} expressions need a newer libpcap; installed libpcap agrees with upstream's expected results on {upstream_agree} of {upstream_total} packets");
+    xcap_tests::report(&format!("libpcap apply tests: {tests} tests, {cases} (mode, engine, packet) cases identical to the installed libpcap; {not_compiled} expressions need a newer libpcap; installed libpcap agrees with upstream's expected results on {upstream_agree} of {upstream_total} packets"));
     assert!(tests > 100, "only {tests} apply tests ran");
 }
 

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 use xcap_runner::{Engine, Filter, RunFilter};
-use xcap_tests::{accept_expressions, compile_distinct, l3_packets, tcpdump_packets, Packet, EXTRA_EXPRESSIONS};
+use xcap_tests::{report, accept_expressions, compile_distinct, l3_packets, tcpdump_packets, Packet, EXTRA_EXPRESSIONS};
 
 const SNAPLEN: u32 = 262144;
 const MODES: [Mode; 3] = [Mode::Direct, Mode::Skb, Mode::Probe];
@@ -47,14 +47,14 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
                 }
             });
             let mismatches = tally.mismatches.into_inner().unwrap();
-            println!(
+            report(&format!(
                 "{label}: {engine}/{mode:?}: {} cases ({} programs from {expr_count} expressions x {} packets), {} mismatches, {} packets over the engine's size limit",
                 tally.cases.load(Ordering::Relaxed),
                 programs.len(),
                 packets.len(),
                 mismatches.len(),
                 tally.too_large.load(Ordering::Relaxed),
-            );
+            ));
             assert!(mismatches.is_empty(), "{label} {engine}/{mode:?}: {} mismatches, first:\n{}", mismatches.len(), mismatches.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
         }
     }

@@ -33,7 +33,8 @@ pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
         for (n, item) in items.iter().enumerate() {
             at.push(pc);
             match item {
-                Item::Insn(i) => pc += if i.code == op::LD | op::DW | op::IMM { 2 } else { 1 },
+                // An ld_imm64 arrives as two items, one per slot.
+                Item::Insn(_) => pc += 1,
                 Item::Jump(i, _) => pc += width(i, wide[n]),
                 Item::Bind(l) => pos[l.0 as usize] = pc,
             }

@@ -10,6 +10,7 @@ use cranelift_entity::SecondaryMap;
 use super::guards::{Guards, IndexedGuard};
 use super::init::{self, Values};
 use super::layout::{Item, Label};
+use super::swaps::Swaps;
 use crate::cbpf::ancillary;
 use crate::ebpf::{helper, op, Insn, Reg as R, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
 use crate::ir::{AluOp, Block, Cond, Function, Inst, InstData, Operand, Reg, Size, Terminator};
@@ -52,13 +53,13 @@ const DIRECT: Regs = Regs { a: R6, x: R7, start: R2, end: R3, ctx: R1, wirelen: 
 const SKB: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: R6, wirelen: 0, caplen: 0, xbase: 0 };
 const PROBE: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: 0, wirelen: 0, caplen: R6, xbase: 0 };
 
-pub fn run(func: &Function, guards: &Guards, opts: &Options) -> Result<Vec<Item>, Error> {
+pub fn run(func: &Function, guards: &Guards, swaps: &Swaps, opts: &Options) -> Result<Vec<Item>, Error> {
     let regs = match opts.mode {
         Mode::Direct => DIRECT,
         Mode::Skb => SKB,
         Mode::Probe => PROBE,
     };
-    let mut l = Lower { func, guards, opts, regs, items: Vec::new(), labels: SecondaryMap::new(), next_label: 0, fail: Label(0), fail_used: false };
+    let mut l = Lower { func, guards, swaps, opts, regs, items: Vec::new(), labels: SecondaryMap::new(), next_label: 0, fail: Label(0), fail_used: false };
     // Every `return 0` (failed checks and the program's own empty
     // `ret #0` blocks) shares one exit placed last, so that jumps to it
     // are forward jumps from everywhere.
@@ -84,6 +85,7 @@ pub fn run(func: &Function, guards: &Guards, opts: &Options) -> Result<Vec<Item>
 struct Lower<'a> {
     func: &'a Function,
     guards: &'a Guards,
+    swaps: &'a Swaps,
     opts: &'a Options,
     regs: Regs,
     items: Vec<Item>,
@@ -220,7 +222,7 @@ impl<'a> Lower<'a> {
         for i in insts {
             self.inst(i)?;
         }
-        self.terminator(self.func.blocks[b].term, next);
+        self.terminator(b, self.func.blocks[b].term, next);
         Ok(())
     }
 
@@ -262,18 +264,16 @@ impl<'a> Lower<'a> {
         match self.func.insts[i] {
             InstData::LoadAbs { size, k } => {
                 self.load_packet(size, None, k, r.a);
-                if let Some(bits) = swap_bits(size) {
-                    self.emit(Insn::to_be(r.a, bits));
-                }
+                self.swap_loaded(i, size);
             }
             InstData::LoadInd { size, k } => {
-                if let IndexedGuard::Check { max_end } = self.guards.indexed[i] {
-                    self.check_indexed(max_end);
+                match self.guards.indexed[i] {
+                    IndexedGuard::Check { max_end } => self.check_indexed(max_end),
+                    IndexedGuard::Extend { max_end } => self.extend_indexed(max_end),
+                    _ => {}
                 }
                 self.load_packet(size, Some(()), k, r.a);
-                if let Some(bits) = swap_bits(size) {
-                    self.emit(Insn::to_be(r.a, bits));
-                }
+                self.swap_loaded(i, size);
             }
             InstData::LoadMsh { k } => {
                 self.load_packet(Size::B, None, k, r.x);
@@ -306,6 +306,13 @@ impl<'a> Lower<'a> {
             InstData::LoadAncillary { ad } => self.ancillary(ad)?,
         }
         Ok(())
+    }
+
+    /// Puts a loaded value in host order, unless `swaps` keeps it raw.
+    fn swap_loaded(&mut self, i: Inst, size: Size) {
+        if let (Some(bits), false) = (swap_bits(size), self.swaps.raw_loads[i]) {
+            self.emit(Insn::to_be(self.regs.a, bits));
+        }
     }
 
     fn reg(&self, r: Reg) -> R {
@@ -346,6 +353,19 @@ impl<'a> Lower<'a> {
                 };
                 self.jump_fail(Insn::jmp_reg(op::JGT, R0, caplen, 0));
             }
+        }
+    }
+
+    /// Like [`Self::check_indexed`] where `start + X` is already bounded.
+    fn extend_indexed(&mut self, max_end: u64) {
+        let r = self.regs;
+        match self.opts.mode {
+            Mode::Direct => {
+                self.emit(Insn::mov64_reg(R0, r.xbase));
+                self.emit(Insn::alu64_imm(op::ADD, R0, max_end as i32));
+                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+            }
+            Mode::Skb | Mode::Probe => self.check_indexed(max_end),
         }
     }
 
@@ -514,7 +534,7 @@ impl<'a> Lower<'a> {
         }
     }
 
-    fn terminator(&mut self, term: Terminator, next: Option<Block>) {
+    fn terminator(&mut self, block: Block, term: Terminator, next: Option<Block>) {
         let r = self.regs;
         match term {
             Terminator::ReturnK(k) => {
@@ -532,6 +552,13 @@ impl<'a> Lower<'a> {
                 }
             }
             Terminator::Branch { cond, operand, then, otherwise } => {
+                // Against a raw (wire-order) value, compare a swapped constant.
+                let operand = match (operand, self.swaps.raw_branches[block]) {
+                    (Operand::K(k), Some(Size::H)) if cond == Cond::Eq && k > 0xffff => Operand::K(0x1_0000),
+                    (Operand::K(k), Some(Size::H)) => Operand::K((k as u16).swap_bytes() as u32),
+                    (Operand::K(k), Some(Size::W)) => Operand::K(k.swap_bytes()),
+                    (o, _) => o,
+                };
                 let compare = |o: u8| match operand {
                     Operand::K(k) => Insn::jmp32_imm(o, r.a, k as i32, 0),
                     Operand::X => Insn::jmp32_reg(o, r.a, r.x, 0),

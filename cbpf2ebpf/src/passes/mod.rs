@@ -7,4 +7,5 @@ pub mod init;
 pub mod layout;
 pub mod lower;
 pub mod simplify;
+pub mod swaps;
 pub mod validate;

@@ -16,9 +16,10 @@ use crate::{Hook, Mode, Options};
 
 /// How far past `start` direct access reaches. The verifier tracks packet
 /// offsets up to 0xffff (`MAX_PACKET_OFF`) counted from the packet pointer
-/// the *program* received, so 255 bytes are left for the caller to have
-/// advanced `start` (past an Ethernet header, say).
-pub const MAX_DIRECT_OFFSET: u64 = 0xffff - 0xff;
+/// the *program* received: 64 bytes are left for the caller to have
+/// advanced `start` ([`crate::MAX_START_OFFSET`]) and the rest lets
+/// indexed checks extend (see `guards`).
+pub const MAX_DIRECT_OFFSET: u64 = 0xff00;
 
 pub fn run(func: &mut Function, opts: &Options) {
     cut_impossible_loads(func, opts);

@@ -1,0 +1,636 @@
+//! # xcap-capture (`capture`)
+//!
+//! Live capture with a tcpdump filter run inside the kernel, at XDP or TC.
+//!
+//! [`Capture::start`] does, in order:
+//! 1. checks privileges and resolves the interfaces;
+//! 2. compiles the expression with libpcap on a live handle of the first
+//!    interface (exactly the program tcpdump would give the kernel; see
+//!    [`compile`]);
+//! 3. translates it with `cbpf2ebpf` ([`cbpf2ebpf::Mode::Direct`]) once per
+//!    hook used (`Hook::Xdp`, `Hook::TcIngress`, `Hook::TcEgress`: they
+//!    differ in what `inbound`/`outbound` and the VLAN loads read);
+//! 4. splices the filters into `injector::capture::OBJECT` and loads it with
+//!    aya, the snap length in `.rodata`;
+//! 5. opens one perf ring per online CPU ([`perf`]) and starts one reader
+//!    thread per ring; readers hand batches of [`Packet`]s to the consumer
+//!    through a bounded channel (a full channel stalls the reader, its ring
+//!    fills, and the kernel counts the drops);
+//! 6. attaches with `BPF_LINK_CREATE` ([`link`]): XDP native, falling back to
+//!    generic when the driver has no native XDP (unless forced), never
+//!    replacing an XDP program already there; TC through TCX links (first
+//!    on ingress, last on egress, so xcap sees what tcpdump sees), which need
+//!    no qdisc and leave qdiscs and tc filters alone. Links die with the
+//!    process, so nothing stays attached, even after SIGKILL.
+//!
+//! The consumer takes [`Batch`]es with [`Capture::recv_timeout`], calls
+//! [`Capture::detach`] when it wants to stop, keeps receiving until the
+//! channel is closed (the readers drain their rings after the detach), and
+//! reads the exact counters with [`Capture::stats`].
+//!
+//! ```no_run
+//! let cfg = capture::Config { interfaces: vec!["eth0".into()], expression: "tcp port 443".into(), ..Default::default() };
+//! let mut cap = capture::Capture::start(&cfg)?;
+//! while let Ok(batch) = cap.recv_timeout(std::time::Duration::from_millis(100)) {
+//!     for p in &batch.packets { println!("{} bytes", p.wirelen); }
+//!     # cap.detach();
+//! }
+//! # Ok::<(), capture::Error>(())
+//! ```
+
+pub mod compile;
+pub mod link;
+pub mod perf;
+pub mod savefile;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cbpf2ebpf::Hook;
+use injector::capture as obj;
+
+/// Why a capture could not start. Every message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}: No such device exists")]
+    NoSuchDevice(String),
+    #[error("live capture needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (missing: {0})")]
+    Privileges(String),
+    /// libpcap's message.
+    #[error("{0}")]
+    Filter(String),
+    #[error("{iface}: link type {linktype} is not supported (Ethernet only)")]
+    LinkType { iface: String, linktype: String },
+    #[error("cannot translate the filter for {hook}: {message}")]
+    Translate { hook: &'static str, message: String },
+    #[error("cannot load the capture programs: {0}")]
+    Load(String),
+    #[error("{0}: an XDP program is already attached; xcap does not replace it (use --tc, or hook the existing program with the XDP-chaining mode, tracked separately)")]
+    XdpBusy(String),
+    #[error("{iface}: cannot attach at {hook}: {message}")]
+    Attach { iface: String, hook: String, message: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("perf buffer: {0}")]
+    Perf(String),
+}
+
+/// Where the programs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HookKind {
+    Xdp,
+    #[default]
+    Tc,
+}
+
+/// tcpdump's `-Q`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DirectionFilter {
+    In,
+    Out,
+    #[default]
+    InOut,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// The hook a packet was seen at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HookPoint {
+    Xdp,
+    Tc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native, or generic when the driver has no native XDP.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub interfaces: Vec<String>,
+    pub hook: HookKind,
+    pub direction: DirectionFilter,
+    /// 1..=262144.
+    pub snaplen: u32,
+    pub expression: String,
+    pub xdp_mode: XdpMode,
+    /// Pages per CPU ring (a power of two).
+    pub perf_pages: usize,
+    pub wakeup: perf::Wakeup,
+    /// How long a reader sleeps in poll() at most (bounds the latency of
+    /// samples that did not trigger a wakeup).
+    pub poll_ms: i32,
+    /// Batches queued between readers and the consumer.
+    pub queue_batches: usize,
+    /// TC: `bpf_skb_pull_data` this many bytes into the linear part before
+    /// filtering (0: never).
+    pub tc_pull: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interfaces: Vec::new(),
+            hook: HookKind::Tc,
+            direction: DirectionFilter::InOut,
+            snaplen: 262_144,
+            expression: String::new(),
+            xdp_mode: XdpMode::Auto,
+            perf_pages: 512,
+            wakeup: perf::Wakeup::Events(1),
+            poll_ms: 50,
+            queue_batches: 1024,
+            tc_pull: 0,
+        }
+    }
+}
+
+/// One captured packet.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    /// Wall-clock time, ns since the epoch.
+    pub ts_ns: u64,
+    pub ifindex: u32,
+    /// Index into [`Capture::interfaces`].
+    pub iface: usize,
+    pub hook: HookPoint,
+    pub direction: Direction,
+    /// Length on the wire (with an out-of-band VLAN tag put back: + 4).
+    pub wirelen: u32,
+    pub cpu: u32,
+    /// XDP: RX queue; TC: `skb->queue_mapping`.
+    pub queue: u32,
+    /// TC: `skb->pkt_type`.
+    pub pkt_type: u8,
+    /// TC: the out-of-band VLAN tag (TPID, TCI), already put back into
+    /// `data` after the MAC addresses, as libpcap does.
+    pub vlan: Option<(u16, u16)>,
+    /// The captured bytes.
+    pub data: Bytes,
+}
+
+/// What one reader hands over at a time.
+pub struct Batch {
+    pub packets: Vec<Packet>,
+}
+
+/// An interface and what xcap attached to it.
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    /// "xdp (native)", "xdp (generic)", "tc ingress", "tc egress".
+    pub attached: Vec<String>,
+}
+
+/// Counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets the programs ran on.
+    pub seen: u64,
+    /// Packets the filter matched ("received by filter").
+    pub matched: u64,
+    /// Matched packets whose perf output failed: the ring was full (those
+    /// are also reported by PERF_RECORD_LOST, when the kernel gets to write
+    /// one) or another error. Every matched packet is either read from a
+    /// ring or counted here.
+    pub output_errors: u64,
+    /// Sum of PERF_RECORD_LOST counts read from the rings.
+    pub perf_lost: u64,
+}
+
+struct Shared {
+    draining: AtomicBool,
+    perf_lost: AtomicU64,
+}
+
+struct Attachment {
+    _link: OwnedFd,
+}
+
+/// A running capture; see the crate documentation.
+pub struct Capture {
+    ebpf: aya::Ebpf,
+    links: Vec<Attachment>,
+    readers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    rx: Option<Receiver<Batch>>,
+    interfaces: Vec<Interface>,
+    detached: bool,
+    /// Length of the cBPF program and of each translation, for `-v`.
+    pub cbpf_insns: usize,
+    pub ebpf_insns: Vec<(&'static str, usize)>,
+    /// Whether the filter was compiled on a live handle.
+    pub compiled_live: bool,
+}
+
+const HDR_LEN: usize = 40;
+const HOOK_XDP: u8 = 1;
+const DIR_OUT: u8 = 2;
+
+impl Capture {
+    pub fn start(cfg: &Config) -> Result<Capture, Error> {
+        check_privileges()?;
+        if cfg.interfaces.is_empty() {
+            return Err(Error::Config("no interface given".into()));
+        }
+        let mut interfaces = Vec::new();
+        for name in &cfg.interfaces {
+            let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
+            if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
+                continue;
+            }
+            interfaces.push(Interface { name: name.clone(), ifindex, attached: Vec::new() });
+        }
+        if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
+            return Err(Error::Config(
+                "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout".into(),
+            ));
+        }
+        if !(1..=262_144).contains(&cfg.snaplen) {
+            return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
+        }
+
+        // Filter.
+        let compiled = compile::compile(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
+        let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
+        match cfg.hook {
+            HookKind::Xdp => hooks.push((Hook::Xdp, obj::STUB_XDP, obj::PROG_XDP)),
+            HookKind::Tc => {
+                if cfg.direction != DirectionFilter::Out {
+                    hooks.push((Hook::TcIngress, obj::STUB_TC, obj::PROG_TC));
+                }
+                if cfg.direction != DirectionFilter::In {
+                    hooks.push((Hook::TcEgress, obj::STUB_TC_EGRESS, obj::PROG_TC_EGRESS));
+                }
+            }
+        }
+        let mut filters = Vec::new();
+        for (hook, stub, _) in &hooks {
+            filters.push((*stub, compile::translate_for(&compiled, *hook)?));
+        }
+        let ebpf_insns = hooks.iter().zip(&filters).map(|((h, _, _), (_, f))| (h.name(), f.len())).collect();
+        let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> = filters.iter().map(|(s, f)| (*s, &f[..])).collect();
+        let spliced = injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
+
+        // Load.
+        let snaplen = cfg.snaplen;
+        let pull = cfg.tc_pull;
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
+            .override_global(obj::GLOBAL_TC_PULL, &pull, true)
+            .load(&spliced.elf)
+            .map_err(|e| Error::Load(one_line(&e)))?;
+        for (_, _, prog) in &hooks {
+            load_program(&mut ebpf, prog)?;
+        }
+
+        // Perf rings and readers, before anything is attached.
+        let shared = Arc::new(Shared { draining: AtomicBool::new(false), perf_lost: AtomicU64::new(0) });
+        let map_fd = {
+            let map = ebpf.map(obj::EVENTS_MAP).ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
+            let aya::maps::Map::PerfEventArray(data) = map else {
+                return Err(Error::Load(format!("{} is not a perf event array", obj::EVENTS_MAP)));
+            };
+            data.fd().as_fd().as_raw_fd()
+        };
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
+        let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
+        let tai_offset = tai_to_realtime_ns();
+        let index: Vec<(u32, usize)> = interfaces.iter().enumerate().map(|(n, i)| (i.ifindex, n)).collect();
+        let mut readers = Vec::new();
+        for cpu in cpus {
+            let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
+                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            perf::set_perf_fd(map_fd, cpu, ring.fd()).map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            let tx = tx.clone();
+            let shared = shared.clone();
+            let index = index.clone();
+            let poll_ms = cfg.poll_ms;
+            let handle = std::thread::Builder::new()
+                .name(format!("xcap-perf-{cpu}"))
+                .spawn(move || reader(ring, tx, shared, index, tai_offset, poll_ms))
+                .map_err(|e| Error::Perf(e.to_string()))?;
+            readers.push(handle);
+        }
+        drop(tx);
+
+        let mut cap = Capture {
+            ebpf,
+            links: Vec::new(),
+            readers,
+            shared,
+            rx: Some(rx),
+            interfaces,
+            detached: false,
+            cbpf_insns: compiled.cbpf.len(),
+            ebpf_insns,
+            compiled_live: compiled.live,
+        };
+        // Attach; on error `cap` is dropped, which closes the links made so far.
+        for n in 0..cap.interfaces.len() {
+            for (hook, _, prog) in &hooks {
+                cap.attach(n, *hook, prog, cfg.xdp_mode)?;
+            }
+        }
+        Ok(cap)
+    }
+
+    fn attach(&mut self, n: usize, hook: Hook, prog: &str, mode: XdpMode) -> Result<(), Error> {
+        let iface = self.interfaces[n].name.clone();
+        let ifindex = self.interfaces[n].ifindex;
+        let program = self.ebpf.program(prog).ok_or_else(|| Error::Load(format!("no program {prog}")))?;
+        let fd = program.fd().map_err(|e| Error::Load(e.to_string()))?;
+        let fd = fd.as_fd();
+        let attach_err = |what: &str, e: std::io::Error| Error::Attach { iface: iface.clone(), hook: what.into(), message: e.to_string() };
+        let (link, what) = match hook {
+            Hook::Xdp => {
+                let try_mode = |flags: u32| link::create(fd, ifindex, link::BPF_XDP, flags);
+                let busy = |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST));
+                match mode {
+                    XdpMode::Native | XdpMode::Auto => match try_mode(link::XDP_FLAGS_DRV_MODE) {
+                        Ok(l) => (l, "xdp (native)"),
+                        Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
+                        Err(e) if mode == XdpMode::Auto && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)) => {
+                            match try_mode(link::XDP_FLAGS_SKB_MODE) {
+                                Ok(l) => (l, "xdp (generic)"),
+                                Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
+                                Err(e) => return Err(attach_err("xdp (generic)", e)),
+                            }
+                        }
+                        Err(e) => return Err(attach_err("xdp (native)", e)),
+                    },
+                    XdpMode::Generic => match try_mode(link::XDP_FLAGS_SKB_MODE) {
+                        Ok(l) => (l, "xdp (generic)"),
+                        Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
+                        Err(e) => return Err(attach_err("xdp (generic)", e)),
+                    },
+                }
+            }
+            Hook::TcIngress => (
+                link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE).map_err(|e| attach_err("tc ingress (tcx)", e))?,
+                "tc ingress",
+            ),
+            _ => (
+                link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER).map_err(|e| attach_err("tc egress (tcx)", e))?,
+                "tc egress",
+            ),
+        };
+        self.links.push(Attachment { _link: link });
+        self.interfaces[n].attached.push(what.to_owned());
+        Ok(())
+    }
+
+    /// The interfaces, with what is attached to each.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The next batch of packets. `Err(Disconnected)` once every reader has
+    /// finished, after [`Capture::detach`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Batch, RecvTimeoutError> {
+        match &self.rx {
+            Some(rx) => rx.recv_timeout(timeout),
+            None => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// The first interface that no longer exists (its links are gone).
+    pub fn vanished_interface(&self) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|i| !ifindex_exists(i.ifindex))
+            .map(|i| i.name.as_str())
+    }
+
+    /// Detaches every program, then lets the readers drain their rings and
+    /// stop. Packets keep arriving through [`Capture::recv_timeout`] until
+    /// it reports `Disconnected`.
+    pub fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        self.links.clear();
+        // A program that was running when its link went away may still be
+        // writing its sample: give it time before the final drain.
+        std::thread::sleep(Duration::from_millis(20));
+        self.shared.draining.store(true, Ordering::Release);
+    }
+
+    /// The kernel's counters and the perf losses read so far. Exact after
+    /// `recv_timeout` reported `Disconnected`.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats { perf_lost: self.shared.perf_lost.load(Ordering::Relaxed), ..Stats::default() };
+        if let Some(map) = self.ebpf.map(obj::COUNTERS_MAP) {
+            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
+                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
+                s.seen = sum(obj::COUNTER_SEEN);
+                s.matched = sum(obj::COUNTER_MATCHED);
+                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.detach();
+        // Readers blocked on a full channel get an error once it is gone.
+        self.rx = None;
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+fn load_program(ebpf: &mut aya::Ebpf, name: &str) -> Result<(), Error> {
+    let prog = ebpf.program_mut(name).ok_or_else(|| Error::Load(format!("no program {name}")))?;
+    let r = match prog {
+        aya::programs::Program::Xdp(p) => p.load(),
+        aya::programs::Program::SchedClassifier(p) => p.load(),
+        _ => return Err(Error::Load(format!("{name}: unexpected program type"))),
+    };
+    r.map_err(|e| Error::Load(format!("{name}: {}", one_line(&e))))
+}
+
+/// An error and its causes on one line (verifier logs are cut to their
+/// last meaningful line).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > 1 {
+        format!("{} ... {}", lines[0], lines[lines.len() - 1])
+    } else {
+        s
+    }
+}
+
+fn reader(
+    mut ring: perf::PerfRing,
+    tx: SyncSender<Batch>,
+    shared: Arc<Shared>,
+    index: Vec<(u32, usize)>,
+    tai_offset: i64,
+    poll_ms: i32,
+) {
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    loop {
+        let last = shared.draining.load(Ordering::Acquire);
+        ring.wait(if last { 0 } else { poll_ms });
+        let mut metas: Vec<(Packet, usize, usize)> = Vec::new();
+        let mut lost = 0u64;
+        ring.drain(|r| match r {
+            perf::Record::Lost(n) => lost += n,
+            perf::Record::Sample(raw) => {
+                if let Some((p, start, len)) = parse_sample(raw, &index, tai_offset, &mut buf) {
+                    metas.push((p, start, len));
+                }
+            }
+        });
+        if lost > 0 {
+            shared.perf_lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        if !metas.is_empty() {
+            let bytes = buf.split().freeze();
+            let packets = metas
+                .into_iter()
+                .map(|(mut p, start, len)| {
+                    p.data = bytes.slice(start..start + len);
+                    p
+                })
+                .collect();
+            if buf.capacity() < 64 * 1024 {
+                buf.reserve(256 * 1024);
+            }
+            if tx.send(Batch { packets }).is_err() {
+                return;
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// Parses one sample: header, then packet bytes, appended to `buf` (with an
+/// out-of-band VLAN tag put back after the MAC addresses).
+fn parse_sample(raw: &[u8], index: &[(u32, usize)], tai_offset: i64, buf: &mut BytesMut) -> Option<(Packet, usize, usize)> {
+    if raw.len() < HDR_LEN {
+        return None;
+    }
+    let u32_at = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().unwrap());
+    let ts = u64::from_ne_bytes(raw[0..8].try_into().unwrap());
+    let ifindex = u32_at(8);
+    let mut wirelen = u32_at(12);
+    let caplen = (u32_at(16) as usize).min(raw.len() - HDR_LEN);
+    let hook = if raw[32] == HOOK_XDP { HookPoint::Xdp } else { HookPoint::Tc };
+    let direction = if raw[33] == DIR_OUT { Direction::Out } else { Direction::In };
+    let vlan_present = raw[34] != 0;
+    let tci = u16::from_ne_bytes([raw[36], raw[37]]);
+    let tpid = match u16::from_be_bytes([raw[38], raw[39]]) {
+        0 => 0x8100,
+        t => t,
+    };
+    let data = &raw[HDR_LEN..HDR_LEN + caplen];
+    let start = buf.len();
+    let mut vlan = None;
+    if vlan_present && hook == HookPoint::Tc && caplen >= 12 {
+        buf.extend_from_slice(&data[..12]);
+        buf.extend_from_slice(&tpid.to_be_bytes());
+        buf.extend_from_slice(&tci.to_be_bytes());
+        buf.extend_from_slice(&data[12..]);
+        wirelen += 4;
+        vlan = Some((tpid, tci));
+    } else {
+        buf.extend_from_slice(data);
+    }
+    let len = buf.len() - start;
+    let iface = index.iter().find(|(i, _)| *i == ifindex).map(|(_, n)| *n).unwrap_or(0);
+    let p = Packet {
+        ts_ns: (ts as i64 + tai_offset) as u64,
+        ifindex,
+        iface,
+        hook,
+        direction,
+        wirelen,
+        cpu: u32_at(20),
+        queue: u32_at(24),
+        pkt_type: raw[35],
+        vlan,
+        data: Bytes::new(),
+    };
+    Some((p, start, len))
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
+/// CLOCK_REALTIME - CLOCK_TAI, in ns (the kernel stamps with TAI, which
+/// moves with the wall clock except for leap seconds; the offset is taken
+/// once, at start).
+fn tai_to_realtime_ns() -> i64 {
+    let a = clock_ns(libc::CLOCK_TAI);
+    let r = clock_ns(libc::CLOCK_REALTIME);
+    let b = clock_ns(libc::CLOCK_TAI);
+    r - (a + (b - a) / 2)
+}
+
+fn ifindex(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+fn ifindex_exists(ifindex: u32) -> bool {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: a buffer of IF_NAMESIZE bytes.
+    !unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) }.is_null()
+}
+
+/// CAP_BPF (39), CAP_NET_ADMIN (12) and CAP_PERFMON (38) in the effective
+/// set.
+fn check_privileges() -> Result<(), Error> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    let Some(eff) = eff else { return Ok(()) };
+    let missing: Vec<&str> = [(39, "CAP_BPF"), (12, "CAP_NET_ADMIN"), (38, "CAP_PERFMON")]
+        .iter()
+        .filter(|(bit, _)| eff & (1u64 << bit) == 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges(missing.join(", ")))
+    }
+}
