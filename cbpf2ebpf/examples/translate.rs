@@ -10,11 +10,17 @@ fn main() {
         Some("probe") => Mode::Probe,
         _ => Mode::Direct,
     };
-    let cbpf = match libpcap::compile(&expr, libpcap::DLT_EN10MB, 262144) {
+    // XCAP_LIVE=IFACE compiles as for a live capture on that interface.
+    let compiled = match std::env::var("XCAP_LIVE") {
+        Ok(iface) => libpcap::compile_live(&expr, &iface, 262144),
+        Err(_) => libpcap::compile(&expr, libpcap::DLT_EN10MB, 262144),
+    };
+    let hook = if std::env::var_os("XCAP_LIVE").is_some() { Hook::TcIngress } else { Hook::Offline };
+    let cbpf = match compiled {
         Ok(p) => p,
         Err(e) => return eprintln!("{e}"),
     };
-    match translate(&cbpf, &Options { mode, hook: Hook::Offline, ..Options::default() }) {
+    match translate(&cbpf, &Options { mode, hook, ..Options::default() }) {
         Ok(t) => {
             print!("{}", ebpf::disassemble(&t.insns));
             println!("{:?}", t.stats);

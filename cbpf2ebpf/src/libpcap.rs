@@ -76,6 +76,10 @@ struct PcapHandle {
 
 extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut PcapHandle;
+    fn pcap_create(source: *const c_char, errbuf: *mut c_char) -> *mut PcapHandle;
+    fn pcap_set_snaplen(p: *mut PcapHandle, snaplen: c_int) -> c_int;
+    fn pcap_set_buffer_size(p: *mut PcapHandle, size: c_int) -> c_int;
+    fn pcap_activate(p: *mut PcapHandle) -> c_int;
     fn pcap_close(p: *mut PcapHandle);
     fn pcap_compile(
         p: *mut PcapHandle,
@@ -140,8 +144,7 @@ pub fn compile_with(
     let snaplen = c_int::try_from(snaplen)
         .map_err(|_| CompileError::new(format!("snaplen {snaplen} is too large")))?;
     let _guard = lock();
-    // SAFETY: plain libpcap calls on a handle we own; the program is copied
-    // out before `pcap_freecode`, the error text before `pcap_close`.
+    // SAFETY: a handle we own, closed by `compile_on_handle`.
     unsafe {
         let handle = pcap_open_dead(linktype, snaplen);
         if handle.is_null() {
@@ -149,34 +152,88 @@ pub fn compile_with(
                 "pcap_open_dead({linktype}) failed"
             )));
         }
-        let mut prog = CProgram {
-            len: 0,
-            insns: std::ptr::null_mut(),
-        };
-        let result =
-            if pcap_compile(handle, &mut prog, expr.as_ptr(), optimize as c_int, netmask) != 0 {
-                let message = pcap_geterr(handle);
-                Err(CompileError::new(if message.is_null() {
-                    "pcap_compile failed".to_string()
-                } else {
-                    CStr::from_ptr(message).to_string_lossy().into_owned()
-                }))
-            } else {
-                let insns = if prog.insns.is_null() {
-                    &[][..]
-                } else {
-                    std::slice::from_raw_parts(prog.insns, prog.len as usize)
-                };
-                let copy = insns
-                    .iter()
-                    .map(|c| Insn::new(c.code, c.jt, c.jf, c.k))
-                    .collect();
-                pcap_freecode(&mut prog);
-                Ok(copy)
-            };
-        pcap_close(handle);
-        result
+        compile_on_handle(handle, &expr, optimize, netmask)
     }
+}
+
+/// Compiles `expr` as libpcap does for a live capture on `interface`.
+///
+/// On Linux a live handle generates different code for `vlan`: the kernel
+/// has taken the tag out of the packet by the time packet sockets (and TC
+/// programs) see it, so libpcap tests the tag with the `SKF_AD_VLAN_*`
+/// ancillary loads. This is the program tcpdump runs on that interface;
+/// translate it for a TC hook, where those loads read `__sk_buff`. Opening
+/// the handle needs `CAP_NET_RAW`; no packet is read.
+pub fn compile_live(expr: &str, interface: &str, snaplen: u32) -> Result<Vec<Insn>, CompileError> {
+    let expr =
+        CString::new(expr).map_err(|_| CompileError::new("expression contains a NUL byte"))?;
+    let source = CString::new(interface)
+        .map_err(|_| CompileError::new("interface name contains a NUL byte"))?;
+    let snaplen = c_int::try_from(snaplen)
+        .map_err(|_| CompileError::new(format!("snaplen {snaplen} is too large")))?;
+    let _guard = lock();
+    let mut errbuf = [0 as c_char; 256];
+    // SAFETY: libpcap calls on a handle we own; `errbuf` is PCAP_ERRBUF_SIZE.
+    unsafe {
+        let handle = pcap_create(source.as_ptr(), errbuf.as_mut_ptr());
+        if handle.is_null() {
+            return Err(CompileError::new(
+                CStr::from_ptr(errbuf.as_ptr()).to_string_lossy().into_owned(),
+            ));
+        }
+        pcap_set_snaplen(handle, snaplen);
+        // A small buffer: the handle exists only to compile.
+        pcap_set_buffer_size(handle, 65536);
+        let status = pcap_activate(handle);
+        if status < 0 {
+            let message = CStr::from_ptr(pcap_geterr(handle))
+                .to_string_lossy()
+                .into_owned();
+            pcap_close(handle);
+            return Err(CompileError::new(format!("{interface}: {message}")));
+        }
+        compile_on_handle(handle, &expr, true, NETMASK_UNKNOWN)
+    }
+}
+
+/// Compiles on `handle`, copies the program out and closes the handle.
+///
+/// # Safety
+/// `handle` must be a valid handle, not used afterwards; the caller holds
+/// the libpcap lock.
+unsafe fn compile_on_handle(
+    handle: *mut PcapHandle,
+    expr: &CStr,
+    optimize: bool,
+    netmask: u32,
+) -> Result<Vec<Insn>, CompileError> {
+    let mut prog = CProgram {
+        len: 0,
+        insns: std::ptr::null_mut(),
+    };
+    let result = if pcap_compile(handle, &mut prog, expr.as_ptr(), optimize as c_int, netmask) != 0
+    {
+        let message = pcap_geterr(handle);
+        Err(CompileError::new(if message.is_null() {
+            "pcap_compile failed".to_string()
+        } else {
+            CStr::from_ptr(message).to_string_lossy().into_owned()
+        }))
+    } else {
+        let insns = if prog.insns.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(prog.insns, prog.len as usize)
+        };
+        let copy = insns
+            .iter()
+            .map(|c| Insn::new(c.code, c.jt, c.jf, c.k))
+            .collect();
+        pcap_freecode(&mut prog);
+        Ok(copy)
+    };
+    pcap_close(handle);
+    result
 }
 
 /// The link type called `name` (`EN10MB`, `DLT_RAW`, `linux_sll`; case

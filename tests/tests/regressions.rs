@@ -305,37 +305,35 @@ fn inbound_and_ifindex_follow_the_hook() {
     // Offline, as libpcap's interpreter: an ancillary load is out of bounds.
     assert_matches_libpcap("inbound offline", &inbound, &sample_packets());
     // Without a hook the translation names the primitive.
-    let err = translate(&inbound, &Options::default())
-        .unwrap_err()
-        .to_string();
+    let err = translate(&inbound, &Options::default()).unwrap_err().to_string();
     assert!(err.contains("inbound"), "{err}");
-    // XDP: every packet is inbound; TC egress: every packet is outbound.
-    for (hook, inbound_result) in [(Hook::Xdp, true), (Hook::TcEgress, false)] {
-        let mode = Mode::Direct;
-        let t = translate(
-            &inbound,
-            &Options {
-                mode,
-                hook,
-                ..Options::default()
-            },
-        )
-        .unwrap();
-        let prog_type_ok = xcap_runner::Filter::load(xcap_runner::Engine::Vm, &t.insns, mode);
-        assert!(prog_type_ok.is_ok());
-        let _ = inbound_result;
-    }
-    // ifindex has no meaning at a tracing hook.
-    let err = translate(
-        &compile("ifindex 3"),
-        &Options {
-            mode: Mode::Probe,
-            hook: Hook::TcIngress,
-            ..Options::default()
-        },
-    )
-    .unwrap_err();
+    // ifindex has no meaning in probe mode.
+    let err = translate(&compile("ifindex 3"), &Options { mode: Mode::Probe, hook: Hook::TcIngress, ..Options::default() }).unwrap_err();
     assert!(err.to_string().contains("ifindex"), "{err}");
+
+    // In the kernel: BPF_PROG_TEST_RUN runs on the loopback device
+    // (ifindex 1); a broadcast frame is an incoming packet.
+    let mut frame = eth_ipv4(17, [10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"x");
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    let len = frame.len() as u32;
+    let cases = [
+        ("inbound", Hook::TcIngress, Mode::Skb, true),
+        ("outbound", Hook::TcIngress, Mode::Skb, false),
+        ("inbound", Hook::TcEgress, Mode::Skb, false),
+        ("outbound", Hook::TcEgress, Mode::Skb, true),
+        ("ifindex 1", Hook::TcIngress, Mode::Skb, true),
+        ("ifindex 2", Hook::TcIngress, Mode::Skb, false),
+        ("inbound", Hook::Xdp, Mode::Direct, true),
+        ("outbound", Hook::Xdp, Mode::Direct, false),
+        ("ifindex 1", Hook::Xdp, Mode::Direct, true),
+        ("ifindex 7", Hook::Xdp, Mode::Direct, false),
+    ];
+    for (expr, hook, mode, matches) in cases {
+        let t = translate(&compile(expr), &Options { mode, hook, ..Options::default() }).unwrap();
+        let f = Filter::load(Engine::Kernel, &t.insns, mode).unwrap();
+        let got = f.run(&frame, len).unwrap();
+        assert_eq!(got != 0, matches, "`{expr}` at {hook:?} in {mode:?} mode returned {got}");
+    }
 }
 
 #[test]
