@@ -25,17 +25,21 @@ pub fn compile(expr: &str, iface: &str, snaplen: u32) -> Result<Compiled, Error>
             if cap.get_datalink().0 != libpcap::DLT_EN10MB {
                 return Err(Error::LinkType {
                     iface: iface.to_owned(),
-                    linktype: libpcap::linktype_name(cap.get_datalink().0).unwrap_or_else(|| cap.get_datalink().0.to_string()),
+                    linktype: libpcap::linktype_name(cap.get_datalink().0)
+                        .unwrap_or_else(|| cap.get_datalink().0.to_string()),
                 });
             }
-            let prog = cap.compile(expr, true).map_err(|e| Error::Filter(pcap_text(e)))?;
+            let prog = cap
+                .compile(expr, true)
+                .map_err(|e| Error::Filter(pcap_text(e)))?;
             let cbpf = prog
                 .get_instructions()
                 .iter()
                 .map(|i| {
                     // SAFETY: BpfInstruction is repr(transparent) over
                     // libpcap's `struct bpf_insn` (u16, u8, u8, u32).
-                    let raw: &[u8; 8] = unsafe { &*(i as *const pcap::BpfInstruction as *const [u8; 8]) };
+                    let raw: &[u8; 8] =
+                        unsafe { &*(i as *const pcap::BpfInstruction as *const [u8; 8]) };
                     Insn::new(
                         u16::from_ne_bytes([raw[0], raw[1]]),
                         raw[2],
@@ -47,7 +51,8 @@ pub fn compile(expr: &str, iface: &str, snaplen: u32) -> Result<Compiled, Error>
             Ok(Compiled { cbpf, live: true })
         }
         None => {
-            let cbpf = libpcap::compile(expr, libpcap::DLT_EN10MB, snaplen).map_err(|e| Error::Filter(e.message))?;
+            let cbpf = libpcap::compile(expr, libpcap::DLT_EN10MB, snaplen)
+                .map_err(|e| Error::Filter(e.message))?;
             Ok(Compiled { cbpf, live: false })
         }
     }
@@ -82,7 +87,11 @@ pub fn for_hook(c: &Compiled, hook: Hook) -> Vec<Insn> {
         .iter()
         .map(|i| {
             let class_ld_abs = i.code & 0x07 == 0x00 && i.code & 0xe0 == 0x20;
-            let vlan = [ancillary::VLAN_TAG_PRESENT, ancillary::VLAN_TAG, ancillary::VLAN_TPID];
+            let vlan = [
+                ancillary::VLAN_TAG_PRESENT,
+                ancillary::VLAN_TAG,
+                ancillary::VLAN_TPID,
+            ];
             if class_ld_abs && vlan.iter().any(|&a| i.k == ancillary::OFF.wrapping_add(a)) {
                 Insn::new(0x00, 0, 0, 0) // ld #0
             } else {
@@ -95,6 +104,15 @@ pub fn for_hook(c: &Compiled, hook: Hook) -> Vec<Insn> {
 /// Translates for `hook` in direct packet access mode.
 pub fn translate_for(c: &Compiled, hook: Hook) -> Result<Vec<cbpf2ebpf::ebpf::Insn>, Error> {
     let prog = for_hook(c, hook);
-    let opts = Options { mode: Mode::Direct, hook, ..Options::default() };
-    translate(&prog, &opts).map(|t| t.insns).map_err(|e| Error::Translate { hook: hook.name(), message: e.to_string() })
+    let opts = Options {
+        mode: Mode::Direct,
+        hook,
+        ..Options::default()
+    };
+    translate(&prog, &opts)
+        .map(|t| t.insns)
+        .map_err(|e| Error::Translate {
+            hook: hook.name(),
+            message: e.to_string(),
+        })
 }

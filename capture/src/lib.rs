@@ -73,7 +73,11 @@ pub enum Error {
     #[error("{0}: an XDP program is already attached; xcap does not replace it (use --tc, or hook the existing program with the XDP-chaining mode, tracked separately)")]
     XdpBusy(String),
     #[error("{iface}: cannot attach at {hook}: {message}")]
-    Attach { iface: String, hook: String, message: String },
+    Attach {
+        iface: String,
+        hook: String,
+        message: String,
+    },
     #[error("{0}")]
     Config(String),
     #[error("perf buffer: {0}")]
@@ -254,11 +258,16 @@ impl Capture {
             if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
                 continue;
             }
-            interfaces.push(Interface { name: name.clone(), ifindex, attached: Vec::new() });
+            interfaces.push(Interface {
+                name: name.clone(),
+                ifindex,
+                attached: Vec::new(),
+            });
         }
         if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
             return Err(Error::Config(
-                "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout".into(),
+                "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
+                    .into(),
             ));
         }
         if !(1..=262_144).contains(&cfg.snaplen) {
@@ -283,9 +292,15 @@ impl Capture {
         for (hook, stub, _) in &hooks {
             filters.push((*stub, compile::translate_for(&compiled, *hook)?));
         }
-        let ebpf_insns = hooks.iter().zip(&filters).map(|((h, _, _), (_, f))| (h.name(), f.len())).collect();
-        let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> = filters.iter().map(|(s, f)| (*s, &f[..])).collect();
-        let spliced = injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
+        let ebpf_insns = hooks
+            .iter()
+            .zip(&filters)
+            .map(|((h, _, _), (_, f))| (h.name(), f.len()))
+            .collect();
+        let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
+            filters.iter().map(|(s, f)| (*s, &f[..])).collect();
+        let spliced =
+            injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
 
         // Load.
         let snaplen = cfg.snaplen;
@@ -300,23 +315,36 @@ impl Capture {
         }
 
         // Perf rings and readers, before anything is attached.
-        let shared = Arc::new(Shared { draining: AtomicBool::new(false), perf_lost: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            draining: AtomicBool::new(false),
+            perf_lost: AtomicU64::new(0),
+        });
         let map_fd = {
-            let map = ebpf.map(obj::EVENTS_MAP).ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
+            let map = ebpf
+                .map(obj::EVENTS_MAP)
+                .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
             let aya::maps::Map::PerfEventArray(data) = map else {
-                return Err(Error::Load(format!("{} is not a perf event array", obj::EVENTS_MAP)));
+                return Err(Error::Load(format!(
+                    "{} is not a perf event array",
+                    obj::EVENTS_MAP
+                )));
             };
             data.fd().as_fd().as_raw_fd()
         };
         let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
         let tai_offset = tai_to_realtime_ns();
-        let index: Vec<(u32, usize)> = interfaces.iter().enumerate().map(|(n, i)| (i.ifindex, n)).collect();
+        let index: Vec<(u32, usize)> = interfaces
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.ifindex, n))
+            .collect();
         let mut readers = Vec::new();
         for cpu in cpus {
             let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
                 .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
-            perf::set_perf_fd(map_fd, cpu, ring.fd()).map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            perf::set_perf_fd(map_fd, cpu, ring.fd())
+                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
             let tx = tx.clone();
             let shared = shared.clone();
             let index = index.clone();
@@ -353,19 +381,34 @@ impl Capture {
     fn attach(&mut self, n: usize, hook: Hook, prog: &str, mode: XdpMode) -> Result<(), Error> {
         let iface = self.interfaces[n].name.clone();
         let ifindex = self.interfaces[n].ifindex;
-        let program = self.ebpf.program(prog).ok_or_else(|| Error::Load(format!("no program {prog}")))?;
+        let program = self
+            .ebpf
+            .program(prog)
+            .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
         let fd = program.fd().map_err(|e| Error::Load(e.to_string()))?;
         let fd = fd.as_fd();
-        let attach_err = |what: &str, e: std::io::Error| Error::Attach { iface: iface.clone(), hook: what.into(), message: e.to_string() };
+        let attach_err = |what: &str, e: std::io::Error| Error::Attach {
+            iface: iface.clone(),
+            hook: what.into(),
+            message: e.to_string(),
+        };
         let (link, what) = match hook {
             Hook::Xdp => {
                 let try_mode = |flags: u32| link::create(fd, ifindex, link::BPF_XDP, flags);
-                let busy = |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST));
+                let busy = |e: &std::io::Error| {
+                    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
+                };
                 match mode {
                     XdpMode::Native | XdpMode::Auto => match try_mode(link::XDP_FLAGS_DRV_MODE) {
                         Ok(l) => (l, "xdp (native)"),
                         Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                        Err(e) if mode == XdpMode::Auto && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)) => {
+                        Err(e)
+                            if mode == XdpMode::Auto
+                                && matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                                ) =>
+                        {
                             match try_mode(link::XDP_FLAGS_SKB_MODE) {
                                 Ok(l) => (l, "xdp (generic)"),
                                 Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
@@ -382,11 +425,13 @@ impl Capture {
                 }
             }
             Hook::TcIngress => (
-                link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE).map_err(|e| attach_err("tc ingress (tcx)", e))?,
+                link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
+                    .map_err(|e| attach_err("tc ingress (tcx)", e))?,
                 "tc ingress",
             ),
             _ => (
-                link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER).map_err(|e| attach_err("tc egress (tcx)", e))?,
+                link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
+                    .map_err(|e| attach_err("tc egress (tcx)", e))?,
                 "tc egress",
             ),
         };
@@ -435,7 +480,10 @@ impl Capture {
     /// The kernel's counters and the perf losses read so far. Exact after
     /// `recv_timeout` reported `Disconnected`.
     pub fn stats(&self) -> Stats {
-        let mut s = Stats { perf_lost: self.shared.perf_lost.load(Ordering::Relaxed), ..Stats::default() };
+        let mut s = Stats {
+            perf_lost: self.shared.perf_lost.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
         if let Some(map) = self.ebpf.map(obj::COUNTERS_MAP) {
             if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
                 let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
@@ -460,7 +508,9 @@ impl Drop for Capture {
 }
 
 fn load_program(ebpf: &mut aya::Ebpf, name: &str) -> Result<(), Error> {
-    let prog = ebpf.program_mut(name).ok_or_else(|| Error::Load(format!("no program {name}")))?;
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| Error::Load(format!("no program {name}")))?;
     let r = match prog {
         aya::programs::Program::Xdp(p) => p.load(),
         aya::programs::Program::SchedClassifier(p) => p.load(),
@@ -536,7 +586,12 @@ fn reader(
 
 /// Parses one sample: header, then packet bytes, appended to `buf` (with an
 /// out-of-band VLAN tag put back after the MAC addresses).
-fn parse_sample(raw: &[u8], index: &[(u32, usize)], tai_offset: i64, buf: &mut BytesMut) -> Option<(Packet, usize, usize)> {
+fn parse_sample(
+    raw: &[u8],
+    index: &[(u32, usize)],
+    tai_offset: i64,
+    buf: &mut BytesMut,
+) -> Option<(Packet, usize, usize)> {
     if raw.len() < HDR_LEN {
         return None;
     }
@@ -545,8 +600,16 @@ fn parse_sample(raw: &[u8], index: &[(u32, usize)], tai_offset: i64, buf: &mut B
     let ifindex = u32_at(8);
     let mut wirelen = u32_at(12);
     let caplen = (u32_at(16) as usize).min(raw.len() - HDR_LEN);
-    let hook = if raw[32] == HOOK_XDP { HookPoint::Xdp } else { HookPoint::Tc };
-    let direction = if raw[33] == DIR_OUT { Direction::Out } else { Direction::In };
+    let hook = if raw[32] == HOOK_XDP {
+        HookPoint::Xdp
+    } else {
+        HookPoint::Tc
+    };
+    let direction = if raw[33] == DIR_OUT {
+        Direction::Out
+    } else {
+        Direction::In
+    };
     let vlan_present = raw[34] != 0;
     let tci = u16::from_ne_bytes([raw[36], raw[37]]);
     let tpid = match u16::from_be_bytes([raw[38], raw[39]]) {
@@ -567,7 +630,11 @@ fn parse_sample(raw: &[u8], index: &[(u32, usize)], tai_offset: i64, buf: &mut B
         buf.extend_from_slice(data);
     }
     let len = buf.len() - start;
-    let iface = index.iter().find(|(i, _)| *i == ifindex).map(|(_, n)| *n).unwrap_or(0);
+    let iface = index
+        .iter()
+        .find(|(i, _)| *i == ifindex)
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
     let p = Packet {
         ts_ns: (ts as i64 + tai_offset) as u64,
         ifindex,
@@ -585,7 +652,10 @@ fn parse_sample(raw: &[u8], index: &[(u32, usize)], tai_offset: i64, buf: &mut B
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid timespec.
     unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec * 1_000_000_000 + t.tv_nsec

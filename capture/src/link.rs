@@ -3,7 +3,7 @@
 //! it exits (SIGKILL included).
 
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const BPF_LINK_CREATE: libc::c_int = 28;
 pub const BPF_XDP: u32 = 37;
@@ -29,7 +29,12 @@ struct LinkCreate {
 }
 
 /// Creates a link of `attach_type` for `prog` on `ifindex`.
-pub fn create(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32, flags: u32) -> io::Result<OwnedFd> {
+pub fn create(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
     let attr = LinkCreate {
         prog_fd: prog.as_raw_fd() as u32,
         target_ifindex: ifindex,
@@ -42,7 +47,12 @@ pub fn create(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32, flags: u32) 
     };
     // SAFETY: a valid, fully initialised attr.
     let fd = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_LINK_CREATE, &attr as *const LinkCreate, std::mem::size_of::<LinkCreate>() as u32)
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_CREATE,
+            &attr as *const LinkCreate,
+            std::mem::size_of::<LinkCreate>() as u32,
+        )
     };
     if fd < 0 {
         Err(io::Error::last_os_error())

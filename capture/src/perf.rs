@@ -56,12 +56,19 @@ impl PerfRing {
     /// pages (a power of two).
     pub fn open(cpu: u32, pages: usize, wakeup: Wakeup) -> io::Result<PerfRing> {
         if !pages.is_power_of_two() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "perf buffer pages must be a power of two"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "perf buffer pages must be a power of two",
+            ));
         }
         // struct perf_event_attr, PERF_ATTR_SIZE_VER8 (136 bytes).
         let mut attr = [0u8; 136];
-        let put32 = |a: &mut [u8; 136], off: usize, v: u32| a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        let put64 = |a: &mut [u8; 136], off: usize, v: u64| a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        let put32 = |a: &mut [u8; 136], off: usize, v: u32| {
+            a[off..off + 4].copy_from_slice(&v.to_ne_bytes())
+        };
+        let put64 = |a: &mut [u8; 136], off: usize, v: u64| {
+            a[off..off + 8].copy_from_slice(&v.to_ne_bytes())
+        };
         put32(&mut attr, 0, PERF_TYPE_SOFTWARE);
         put32(&mut attr, 4, 136);
         put64(&mut attr, 8, PERF_COUNT_SW_BPF_OUTPUT);
@@ -76,7 +83,14 @@ impl PerfRing {
         }
         // SAFETY: a valid attr buffer; the kernel copies it.
         let fd = unsafe {
-            libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1 as libc::pid_t, cpu as libc::c_int, -1 as libc::c_int, PERF_FLAG_FD_CLOEXEC)
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                attr.as_ptr(),
+                -1 as libc::pid_t,
+                cpu as libc::c_int,
+                -1 as libc::c_int,
+                PERF_FLAG_FD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -88,12 +102,26 @@ impl PerfRing {
         let mmap_len = size + page;
         // SAFETY: mapping the perf fd as the perf ABI says.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), mmap_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                mmap_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ring = PerfRing { fd, base: base.cast(), mmap_len, page, size, scratch: Vec::new() };
+        let ring = PerfRing {
+            fd,
+            base: base.cast(),
+            mmap_len,
+            page,
+            size,
+            scratch: Vec::new(),
+        };
         // SAFETY: plain ioctl on our fd.
         if unsafe { libc::ioctl(ring.fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) } < 0 {
             return Err(io::Error::last_os_error());
@@ -117,7 +145,11 @@ impl PerfRing {
 
     /// Waits up to `timeout_ms` for the kernel's wakeup (0: just check).
     pub fn wait(&self, timeout_ms: i32) {
-        let mut p = libc::pollfd { fd: self.fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut p, 1, timeout_ms) };
     }
@@ -153,7 +185,9 @@ impl PerfRing {
                     f(Record::Sample(&rec[12..12 + raw]));
                 }
                 PERF_RECORD_LOST if len >= 24 => {
-                    f(Record::Lost(u64::from_ne_bytes(rec[16..24].try_into().unwrap())));
+                    f(Record::Lost(u64::from_ne_bytes(
+                        rec[16..24].try_into().unwrap(),
+                    )));
                 }
                 _ => {}
             }
@@ -200,9 +234,22 @@ pub fn set_perf_fd(map_fd: RawFd, cpu: u32, perf_fd: RawFd) -> io::Result<()> {
         value: u64,
         flags: u64,
     }
-    let attr = Attr { map_fd: map_fd as u32, _pad: 0, key: &key as *const u32 as u64, value: &value as *const u32 as u64, flags: 0 };
+    let attr = Attr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &value as *const u32 as u64,
+        flags: 0,
+    };
     // SAFETY: the attr points at live locals.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 2 as libc::c_int, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            2 as libc::c_int,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>() as u32,
+        )
+    };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -41,7 +41,13 @@ const XDP_PASS: u64 = 2;
 impl<W: Write> Writer<W> {
     /// Writes the file header (pcap) or the section header and every
     /// interface block (pcapng).
-    pub fn new(mut out: W, format: Format, snaplen: u32, filter: &str, interfaces: Vec<InterfaceDesc>) -> io::Result<Self> {
+    pub fn new(
+        mut out: W,
+        format: Format,
+        snaplen: u32,
+        filter: &str,
+        interfaces: Vec<InterfaceDesc>,
+    ) -> io::Result<Self> {
         match format {
             Format::Pcap => {
                 let mut h = Vec::with_capacity(24);
@@ -56,7 +62,11 @@ impl<W: Write> Writer<W> {
             }
             Format::Pcapng => {
                 let mut opts = Vec::new();
-                option(&mut opts, 4, format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes()); // shb_userappl
+                option(
+                    &mut opts,
+                    4,
+                    format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+                ); // shb_userappl
                 option(&mut opts, 3, os_name().as_bytes()); // shb_os
                 end_options(&mut opts);
                 let mut body = Vec::new();
@@ -82,7 +92,11 @@ impl<W: Write> Writer<W> {
                 }
             }
         }
-        Ok(Writer { out, format, interfaces })
+        Ok(Writer {
+            out,
+            format,
+            interfaces,
+        })
     }
 
     /// Writes one packet.
@@ -173,7 +187,11 @@ fn os_name() -> String {
         return "Linux".into();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     format!("{} {}", field(&u.sysname), field(&u.release))

@@ -15,12 +15,23 @@ fn main() {
         Ok(iface) => libpcap::compile_live(&expr, &iface, 262144),
         Err(_) => libpcap::compile(&expr, libpcap::DLT_EN10MB, 262144),
     };
-    let hook = if std::env::var_os("XCAP_LIVE").is_some() { Hook::TcIngress } else { Hook::Offline };
+    let hook = if std::env::var_os("XCAP_LIVE").is_some() {
+        Hook::TcIngress
+    } else {
+        Hook::Offline
+    };
     let cbpf = match compiled {
         Ok(p) => p,
         Err(e) => return eprintln!("{e}"),
     };
-    match translate(&cbpf, &Options { mode, hook, ..Options::default() }) {
+    match translate(
+        &cbpf,
+        &Options {
+            mode,
+            hook,
+            ..Options::default()
+        },
+    ) {
         Ok(t) => {
             print!("{}", ebpf::disassemble(&t.insns));
             println!("{:?}", t.stats);

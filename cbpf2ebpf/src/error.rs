@@ -20,9 +20,15 @@ pub enum Error {
     #[error("the last instruction is not a return")]
     NoFinalReturn,
     #[error("{primitive} is not available at the {hook} hook")]
-    Ancillary { primitive: &'static str, hook: &'static str },
+    Ancillary {
+        primitive: &'static str,
+        hook: &'static str,
+    },
     #[error("{primitive} is not available in {mode} mode")]
-    AncillaryMode { primitive: &'static str, mode: &'static str },
+    AncillaryMode {
+        primitive: &'static str,
+        mode: &'static str,
+    },
     #[error("loops unrolled past {0} eBPF instructions; lower max_loop_iterations")]
     UnrollTooLarge(usize),
     #[error("translated program has {0} eBPF instructions, over the limit")]

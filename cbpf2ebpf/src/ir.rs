@@ -106,7 +106,12 @@ pub enum InstData {
 pub enum Terminator {
     Jump(Block),
     /// `if A cond operand goto then else otherwise`
-    Branch { cond: Cond, operand: Operand, then: Block, otherwise: Block },
+    Branch {
+        cond: Cond,
+        operand: Operand,
+        then: Block,
+        otherwise: Block,
+    },
     /// Return a constant.
     ReturnK(u32),
     /// Return A.
@@ -117,7 +122,9 @@ impl Terminator {
     pub fn successors(&self) -> impl Iterator<Item = Block> {
         let (a, b) = match *self {
             Terminator::Jump(t) => (Some(t), None),
-            Terminator::Branch { then, otherwise, .. } => (Some(then), Some(otherwise)),
+            Terminator::Branch {
+                then, otherwise, ..
+            } => (Some(then), Some(otherwise)),
             _ => (None, None),
         };
         a.into_iter().chain(b)
@@ -127,7 +134,9 @@ impl Terminator {
     pub fn map_successors(&mut self, mut f: impl FnMut(Block) -> Block) {
         match self {
             Terminator::Jump(t) => *t = f(*t),
-            Terminator::Branch { then, otherwise, .. } => {
+            Terminator::Branch {
+                then, otherwise, ..
+            } => {
                 *then = f(*then);
                 *otherwise = f(*otherwise);
             }

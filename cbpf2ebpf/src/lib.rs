@@ -115,7 +115,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: Mode::Direct, hook: Hook::None, max_loop_iterations: DEFAULT_LOOP_ITERATIONS }
+        Options {
+            mode: Mode::Direct,
+            hook: Hook::None,
+            max_loop_iterations: DEFAULT_LOOP_ITERATIONS,
+        }
     }
 }
 

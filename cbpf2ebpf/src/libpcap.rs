@@ -178,7 +178,9 @@ pub fn compile_live(expr: &str, interface: &str, snaplen: u32) -> Result<Vec<Ins
         let handle = pcap_create(source.as_ptr(), errbuf.as_mut_ptr());
         if handle.is_null() {
             return Err(CompileError::new(
-                CStr::from_ptr(errbuf.as_ptr()).to_string_lossy().into_owned(),
+                CStr::from_ptr(errbuf.as_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
             ));
         }
         pcap_set_snaplen(handle, snaplen);

@@ -12,9 +12,21 @@ fn main() {
         _ => Mode::Direct,
     };
     let prog = libpcap::compile(&expr, libpcap::DLT_EN10MB, 262144).expect("compile");
-    let t = translate(&prog, &Options { mode, hook: Hook::Offline, ..Options::default() }).expect("translate");
+    let t = translate(
+        &prog,
+        &Options {
+            mode,
+            hook: Hook::Offline,
+            ..Options::default()
+        },
+    )
+    .expect("translate");
     match KernelFilter::load(&t.insns, mode) {
-        Ok(f) => println!("accepted: {} insns, verified {:?}", t.insns.len(), f.verified_insns()),
+        Ok(f) => println!(
+            "accepted: {} insns, verified {:?}",
+            t.insns.len(),
+            f.verified_insns()
+        ),
         Err(e) => {
             println!("{e}");
             for l in e.verifier_log().unwrap_or_default() {

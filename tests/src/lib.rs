@@ -17,7 +17,11 @@ pub fn corpus_dir() -> PathBuf {
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = repo.join("../shared/corpus");
-    assert!(dir.is_dir(), "test corpus not found at {} (set XCAP_CORPUS)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "test corpus not found at {} (set XCAP_CORPUS)",
+        dir.display()
+    );
     dir
 }
 
@@ -34,11 +38,17 @@ pub struct Packet {
 /// Every packet of every capture file in `dir` whose link type is `dlt`.
 /// Malformed files contribute the packets read before the damage.
 pub fn packets_in(dir: &Path, dlt: i32) -> Vec<Packet> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     let mut out = Vec::new();
     for path in files {
-        let Ok(mut cap) = pcap::Capture::from_file(&path) else { continue };
+        let Ok(mut cap) = pcap::Capture::from_file(&path) else {
+            continue;
+        };
         if cap.get_datalink().0 != dlt {
             continue;
         }
@@ -46,7 +56,11 @@ pub fn packets_in(dir: &Path, dlt: i32) -> Vec<Packet> {
         let mut n = 0;
         while let Ok(p) = cap.next_packet() {
             n += 1;
-            out.push(Packet { data: p.data.to_vec(), wirelen: p.header.len, origin: format!("{name}#{n}") });
+            out.push(Packet {
+                data: p.data.to_vec(),
+                wirelen: p.header.len,
+                origin: format!("{name}#{n}"),
+            });
         }
     }
     out
@@ -66,7 +80,11 @@ pub fn l3_packets(ip_version: Option<u8>) -> Vec<Packet> {
     }
     for p in tcpdump_packets(libpcap::DLT_EN10MB) {
         if p.data.len() >= 14 && matches!(&p.data[12..14], [0x08, 0x00] | [0x86, 0xdd]) {
-            out.push(Packet { data: p.data[14..].to_vec(), wirelen: p.wirelen.saturating_sub(14), origin: format!("{} (L3)", p.origin) });
+            out.push(Packet {
+                data: p.data[14..].to_vec(),
+                wirelen: p.wirelen.saturating_sub(14),
+                origin: format!("{} (L3)", p.origin),
+            });
         }
     }
     if let Some(v) = ip_version {
@@ -82,7 +100,8 @@ pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
     for block in json["blocks"].as_array().unwrap() {
-        if block["DLT"] != dlt_name || block.get("skip").is_some() || block.get("special").is_some() {
+        if block["DLT"] != dlt_name || block.get("skip").is_some() || block.get("special").is_some()
+        {
             continue;
         }
         for e in block["exprs"].as_array().unwrap() {
@@ -94,12 +113,21 @@ pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
 
 /// Expressions compiled by the installed libpcap, grouped by program:
 /// expressions that compile to the same cBPF need running once.
-pub fn compile_distinct(exprs: &[String], dlt: i32, snaplen: u32) -> BTreeMap<Vec<(u16, u8, u8, u32)>, (Vec<Insn>, Vec<String>)> {
+pub fn compile_distinct(
+    exprs: &[String],
+    dlt: i32,
+    snaplen: u32,
+) -> BTreeMap<Vec<(u16, u8, u8, u32)>, (Vec<Insn>, Vec<String>)> {
     let mut out: BTreeMap<_, (Vec<Insn>, Vec<String>)> = BTreeMap::new();
     for e in exprs {
-        let Ok(prog) = libpcap::compile(e, dlt, snaplen) else { continue };
+        let Ok(prog) = libpcap::compile(e, dlt, snaplen) else {
+            continue;
+        };
         let key = prog.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
-        out.entry(key).or_insert_with(|| (prog, Vec::new())).1.push(e.clone());
+        out.entry(key)
+            .or_insert_with(|| (prog, Vec::new()))
+            .1
+            .push(e.clone());
     }
     out
 }
@@ -152,7 +180,10 @@ pub const EXTRA_EXPRESSIONS: &[&str] = &[
 
 /// A filter of `n` `host` terms (long programs: jt/jf near 255, far jumps).
 pub fn host_list(n: usize) -> String {
-    (0..n).map(|i| format!("host 10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)).collect::<Vec<_>>().join(" or ")
+    (0..n)
+        .map(|i| format!("host 10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// Runs `prog` on every packet with every engine and access mode (offline
@@ -308,7 +339,11 @@ pub fn report(line: &str) {
     println!("{line}");
     if let Some(path) = std::env::var_os("XCAP_REPORT") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }

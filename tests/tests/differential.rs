@@ -12,7 +12,10 @@ use std::sync::Mutex;
 use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 use xcap_runner::{Engine, Filter, RunFilter};
-use xcap_tests::{report, accept_expressions, compile_distinct, l3_packets, tcpdump_packets, Packet, EXTRA_EXPRESSIONS};
+use xcap_tests::{
+    accept_expressions, compile_distinct, l3_packets, report, tcpdump_packets, Packet,
+    EXTRA_EXPRESSIONS,
+};
 
 const SNAPLEN: u32 = 262144;
 const MODES: [Mode; 3] = [Mode::Direct, Mode::Skb, Mode::Probe];
@@ -26,12 +29,22 @@ struct Tally {
 
 fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
     assert!(!packets.is_empty(), "{label}: no packets in the corpus");
-    let programs: Vec<(Vec<Insn>, Vec<String>)> = compile_distinct(exprs, dlt, SNAPLEN).into_values().collect();
+    let programs: Vec<(Vec<Insn>, Vec<String>)> = compile_distinct(exprs, dlt, SNAPLEN)
+        .into_values()
+        .collect();
     assert!(!programs.is_empty(), "{label}: no expression compiled");
     let expr_count: usize = programs.iter().map(|(_, e)| e.len()).sum();
 
     // libpcap's answers, once per program.
-    let expected: Vec<Vec<u32>> = programs.iter().map(|(p, _)| packets.iter().map(|pk| libpcap::filter(p, &pk.data, pk.wirelen)).collect()).collect();
+    let expected: Vec<Vec<u32>> = programs
+        .iter()
+        .map(|(p, _)| {
+            packets
+                .iter()
+                .map(|pk| libpcap::filter(p, &pk.data, pk.wirelen))
+                .collect()
+        })
+        .collect();
 
     for engine in [Engine::Vm, Engine::Kernel] {
         for mode in MODES {
@@ -41,7 +54,9 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
                 for _ in 0..2 {
                     s.spawn(|| loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((prog, names)) = programs.get(n) else { break };
+                        let Some((prog, names)) = programs.get(n) else {
+                            break;
+                        };
                         check_program(engine, mode, prog, &names[0], packets, &expected[n], &tally);
                     });
                 }
@@ -55,14 +70,39 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
                 mismatches.len(),
                 tally.too_large.load(Ordering::Relaxed),
             ));
-            assert!(mismatches.is_empty(), "{label} {engine}/{mode:?}: {} mismatches, first:\n{}", mismatches.len(), mismatches.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
+            assert!(
+                mismatches.is_empty(),
+                "{label} {engine}/{mode:?}: {} mismatches, first:\n{}",
+                mismatches.len(),
+                mismatches
+                    .iter()
+                    .take(15)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
 }
 
-fn check_program(engine: Engine, mode: Mode, prog: &[Insn], expr: &str, packets: &[Packet], expected: &[u32], tally: &Tally) {
+fn check_program(
+    engine: Engine,
+    mode: Mode,
+    prog: &[Insn],
+    expr: &str,
+    packets: &[Packet],
+    expected: &[u32],
+    tally: &Tally,
+) {
     let fail = |msg: String| tally.mismatches.lock().unwrap().push(msg);
-    let t = match translate(prog, &Options { mode, hook: Hook::Offline, ..Options::default() }) {
+    let t = match translate(
+        prog,
+        &Options {
+            mode,
+            hook: Hook::Offline,
+            ..Options::default()
+        },
+    ) {
         Ok(t) => t,
         Err(e) => return fail(format!("`{expr}`: translation failed: {e}")),
     };
@@ -78,7 +118,12 @@ fn check_program(engine: Engine, mode: Mode, prog: &[Insn], expr: &str, packets:
         tally.cases.fetch_add(1, Ordering::Relaxed);
         match filter.run(&p.data, p.wirelen) {
             Ok(got) if got == want => {}
-            Ok(got) => fail(format!("`{expr}` on {} ({} of {} bytes): libpcap {want}, ours {got}", p.origin, p.data.len(), p.wirelen)),
+            Ok(got) => fail(format!(
+                "`{expr}` on {} ({} of {} bytes): libpcap {want}, ours {got}",
+                p.origin,
+                p.data.len(),
+                p.wirelen
+            )),
             Err(e) => fail(format!("`{expr}` on {}: run failed: {e}", p.origin)),
         }
     }
@@ -97,7 +142,11 @@ fn with_truncations(packets: Vec<Packet>) -> Vec<Packet> {
     for (n, p) in packets.iter().enumerate() {
         let cut = [14usize, 34, 54, 60][n % 4];
         if p.data.len() > cut {
-            out.push(Packet { data: p.data[..cut].to_vec(), wirelen: p.wirelen, origin: format!("{} cut to {cut}", p.origin) });
+            out.push(Packet {
+                data: p.data[..cut].to_vec(),
+                wirelen: p.wirelen,
+                origin: format!("{} cut to {cut}", p.origin),
+            });
         }
     }
     out
@@ -105,20 +154,40 @@ fn with_truncations(packets: Vec<Packet>) -> Vec<Packet> {
 
 #[test]
 fn en10mb() {
-    differential("EN10MB", libpcap::DLT_EN10MB, &expressions("EN10MB"), &with_truncations(tcpdump_packets(libpcap::DLT_EN10MB)));
+    differential(
+        "EN10MB",
+        libpcap::DLT_EN10MB,
+        &expressions("EN10MB"),
+        &with_truncations(tcpdump_packets(libpcap::DLT_EN10MB)),
+    );
 }
 
 #[test]
 fn raw() {
-    differential("RAW", libpcap::DLT_RAW, &expressions("RAW"), &with_truncations(l3_packets(None)));
+    differential(
+        "RAW",
+        libpcap::DLT_RAW,
+        &expressions("RAW"),
+        &with_truncations(l3_packets(None)),
+    );
 }
 
 #[test]
 fn ipv4() {
-    differential("IPV4", libpcap::DLT_IPV4, &expressions("IPV4"), &with_truncations(l3_packets(Some(4))));
+    differential(
+        "IPV4",
+        libpcap::DLT_IPV4,
+        &expressions("IPV4"),
+        &with_truncations(l3_packets(Some(4))),
+    );
 }
 
 #[test]
 fn ipv6() {
-    differential("IPV6", libpcap::DLT_IPV6, &expressions("IPV6"), &with_truncations(l3_packets(Some(6))));
+    differential(
+        "IPV6",
+        libpcap::DLT_IPV6,
+        &expressions("IPV6"),
+        &with_truncations(l3_packets(Some(6))),
+    );
 }

@@ -68,12 +68,26 @@ fn far_jumps_become_gotol() {
     // instructions (more iterations hit the verifier's limit of 8192
     // pending branches on one path).
     let prog = compile("ip6 protochain 6");
-    let opts = Options { mode: Mode::Skb, hook: Hook::Offline, max_loop_iterations: 600 };
+    let opts = Options {
+        mode: Mode::Skb,
+        hook: Hook::Offline,
+        max_loop_iterations: 600,
+    };
     let big = translate(&prog, &opts).unwrap();
-    assert!(big.insns.len() > 32767, "only {} instructions", big.insns.len());
+    assert!(
+        big.insns.len() > 32767,
+        "only {} instructions",
+        big.insns.len()
+    );
     let gotol = ebpf::op::JMP32 | ebpf::op::JA;
-    assert!(big.insns.iter().any(|i| i.code == gotol), "no gotol in {} instructions", big.insns.len());
-    let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64];
+    assert!(
+        big.insns.iter().any(|i| i.code == gotol),
+        "no gotol in {} instructions",
+        big.insns.len()
+    );
+    let mut p = vec![
+        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64,
+    ];
     p.extend_from_slice(&[0; 52]);
     let len = p.len() as u32;
     assert_eq!(libpcap::filter(&prog, &p, len), 262144);
@@ -305,10 +319,20 @@ fn inbound_and_ifindex_follow_the_hook() {
     // Offline, as libpcap's interpreter: an ancillary load is out of bounds.
     assert_matches_libpcap("inbound offline", &inbound, &sample_packets());
     // Without a hook the translation names the primitive.
-    let err = translate(&inbound, &Options::default()).unwrap_err().to_string();
+    let err = translate(&inbound, &Options::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("inbound"), "{err}");
     // ifindex has no meaning in probe mode.
-    let err = translate(&compile("ifindex 3"), &Options { mode: Mode::Probe, hook: Hook::TcIngress, ..Options::default() }).unwrap_err();
+    let err = translate(
+        &compile("ifindex 3"),
+        &Options {
+            mode: Mode::Probe,
+            hook: Hook::TcIngress,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("ifindex"), "{err}");
 
     // In the kernel: BPF_PROG_TEST_RUN runs on the loopback device
@@ -329,10 +353,22 @@ fn inbound_and_ifindex_follow_the_hook() {
         ("ifindex 7", Hook::Xdp, Mode::Direct, false),
     ];
     for (expr, hook, mode, matches) in cases {
-        let t = translate(&compile(expr), &Options { mode, hook, ..Options::default() }).unwrap();
+        let t = translate(
+            &compile(expr),
+            &Options {
+                mode,
+                hook,
+                ..Options::default()
+            },
+        )
+        .unwrap();
         let f = Filter::load(Engine::Kernel, &t.insns, mode).unwrap();
         let got = f.run(&frame, len).unwrap();
-        assert_eq!(got != 0, matches, "`{expr}` at {hook:?} in {mode:?} mode returned {got}");
+        assert_eq!(
+            got != 0,
+            matches,
+            "`{expr}` at {hook:?} in {mode:?} mode returned {got}"
+        );
     }
 }
 
@@ -342,9 +378,19 @@ fn offsets_past_2_pow_31_in_helper_modes() {
     // slots) was counted twice by the layout pass, so every jump after it
     // missed. Loads this far always fail; the code must still verify.
     let progs: [&[Insn]; 3] = [
-        &[Insn::new(op::LD | op::H | op::ABS, 0, 0, 2147483647), Insn::new(op::RET | op::K, 0, 0, 1)],
-        &[Insn::new(op::LD | op::B | op::IND, 0, 0, 4294963220), Insn::new(op::LD | op::B | op::ABS, 0, 0, 2147483648), Insn::new(op::RET | op::K, 0, 0, 0)],
-        &[Insn::new(op::LD | op::H | op::IND, 0, 0, 4294963200), Insn::new(op::RET | op::A, 0, 0, 0)],
+        &[
+            Insn::new(op::LD | op::H | op::ABS, 0, 0, 2147483647),
+            Insn::new(op::RET | op::K, 0, 0, 1),
+        ],
+        &[
+            Insn::new(op::LD | op::B | op::IND, 0, 0, 4294963220),
+            Insn::new(op::LD | op::B | op::ABS, 0, 0, 2147483648),
+            Insn::new(op::RET | op::K, 0, 0, 0),
+        ],
+        &[
+            Insn::new(op::LD | op::H | op::IND, 0, 0, 4294963200),
+            Insn::new(op::RET | op::A, 0, 0, 0),
+        ],
     ];
     for prog in progs {
         assert_matches_libpcap("far constant offset", prog, &sample_packets());

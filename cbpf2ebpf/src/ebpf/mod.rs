@@ -100,7 +100,13 @@ pub mod helper {
 
 impl Insn {
     pub const fn new(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Self {
-        Insn { code, dst, src, off, imm }
+        Insn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
     }
 
     /// The 8-byte little-endian encoding (`bpfel`).

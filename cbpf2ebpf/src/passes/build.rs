@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 
 use crate::cbpf::{self, ancillary, op};
-use crate::ir::{AluOp, Block, BlockData, Cond, Function, InstData, Operand, Reg, Size, Terminator};
+use crate::ir::{
+    AluOp, Block, BlockData, Cond, Function, InstData, Operand, Reg, Size, Terminator,
+};
 use crate::passes::validate::jump_targets;
 use crate::{Error, Options};
 
@@ -24,7 +26,16 @@ pub const MAX_UNROLLED_INSTS: usize = 200_000;
 pub fn run(prog: &[cbpf::Insn], opts: &Options) -> Result<Function, Error> {
     let leaders = find_leaders(prog);
     let in_loop = find_loop_ranges(prog);
-    let mut builder = Builder { prog, leaders: &leaders, in_loop: &in_loop, opts, func: Function::default(), blocks: HashMap::new(), fail: None, worklist: Vec::new() };
+    let mut builder = Builder {
+        prog,
+        leaders: &leaders,
+        in_loop: &in_loop,
+        opts,
+        func: Function::default(),
+        blocks: HashMap::new(),
+        fail: None,
+        worklist: Vec::new(),
+    };
     let entry = builder.block_at(0, 0);
     while let Some((pc, iter, block)) = builder.worklist.pop() {
         builder.fill(pc, iter, block)?;
@@ -42,7 +53,9 @@ fn find_loop_ranges(prog: &[cbpf::Insn]) -> Vec<bool> {
             let (t, f) = jump_targets(pc, insn);
             for target in [t, f] {
                 if target as usize <= pc {
-                    in_loop[target as usize..=pc].iter_mut().for_each(|x| *x = true);
+                    in_loop[target as usize..=pc]
+                        .iter_mut()
+                        .for_each(|x| *x = true);
                 }
             }
         }
@@ -52,7 +65,8 @@ fn find_loop_ranges(prog: &[cbpf::Insn]) -> Vec<bool> {
 
 /// Reverse post-order from the entry: every edge goes forward.
 fn topological_order(func: &Function, entry: Block) -> Vec<Block> {
-    let mut visited: cranelift_entity::SecondaryMap<Block, bool> = cranelift_entity::SecondaryMap::new();
+    let mut visited: cranelift_entity::SecondaryMap<Block, bool> =
+        cranelift_entity::SecondaryMap::new();
     let mut post = Vec::with_capacity(func.blocks.len());
     // Iterative DFS (programs can be deep): (block, successors pushed yet).
     let mut stack = vec![(entry, false)];
@@ -112,7 +126,10 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn new_block(&mut self) -> Block {
-        self.func.blocks.push(BlockData { insts: Vec::new(), term: Terminator::ReturnK(0) })
+        self.func.blocks.push(BlockData {
+            insts: Vec::new(),
+            term: Terminator::ReturnK(0),
+        })
     }
 
     /// The block for cBPF position `pc` in loop iteration `iter`.
@@ -161,16 +178,29 @@ impl Builder<'_> {
                             op::JGE => Cond::Ge,
                             _ => Cond::Set,
                         };
-                        let operand = if insn.src() == op::X { Operand::X } else { Operand::K(insn.k) };
+                        let operand = if insn.src() == op::X {
+                            Operand::X
+                        } else {
+                            Operand::K(insn.k)
+                        };
                         let then = self.successor(pc, t, iter);
                         let otherwise = self.successor(pc, f, iter);
-                        Terminator::Branch { cond, operand, then, otherwise }
+                        Terminator::Branch {
+                            cond,
+                            operand,
+                            then,
+                            otherwise,
+                        }
                     };
                     self.func.blocks[block].term = term;
                     return Ok(());
                 }
                 op::RET => {
-                    self.func.blocks[block].term = if insn.rval() == op::A { Terminator::ReturnA } else { Terminator::ReturnK(insn.k) };
+                    self.func.blocks[block].term = if insn.rval() == op::A {
+                        Terminator::ReturnA
+                    } else {
+                        Terminator::ReturnK(insn.k)
+                    };
                     return Ok(());
                 }
                 _ => {

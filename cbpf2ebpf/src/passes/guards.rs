@@ -43,7 +43,11 @@ impl Guards {
     /// How many checks the code will contain.
     pub fn count(&self) -> usize {
         let entry = self.block_entry.values().filter(|v| v.is_some()).count();
-        let indexed = self.indexed.values().filter(|g| matches!(g, IndexedGuard::Check { .. } | IndexedGuard::Extend { .. })).count();
+        let indexed = self
+            .indexed
+            .values()
+            .filter(|g| matches!(g, IndexedGuard::Check { .. } | IndexedGuard::Extend { .. }))
+            .count();
         entry + indexed
     }
 }
@@ -74,7 +78,12 @@ pub fn run(func: &Function, _opts: &Options) -> Guards {
 }
 
 fn place_constant_checks(func: &Function, guards: &mut Guards) {
-    let own = |b: Block| func.block_insts(b).filter_map(constant_end).max().unwrap_or(0);
+    let own = |b: Block| {
+        func.block_insts(b)
+            .filter_map(constant_end)
+            .max()
+            .unwrap_or(0)
+    };
 
     // Backwards: the length every path from the block's entry will load
     // (`guaranteed`) and the longest any path may load (`reach`, which caps
@@ -87,7 +96,9 @@ fn place_constant_checks(func: &Function, guards: &mut Guards) {
             Terminator::ReturnK(0) => ANY,
             Terminator::ReturnK(_) | Terminator::ReturnA => 0,
             Terminator::Jump(t) => guaranteed[t],
-            Terminator::Branch { then, otherwise, .. } => guaranteed[then].min(guaranteed[otherwise]),
+            Terminator::Branch {
+                then, otherwise, ..
+            } => guaranteed[then].min(guaranteed[otherwise]),
         };
         let mine = own(b);
         guaranteed[b] = mine.max(after);
@@ -142,7 +153,11 @@ fn ends_indexed_run(inst: &InstData) -> bool {
 fn place_indexed_checks(func: &Function, guards: &mut Guards) {
     // From instruction `from` of a block: (guaranteed end, furthest end)
     // of indexed loads with the current X, given the successors' values.
-    let scan = |b: Block, from: usize, guaranteed: &SecondaryMap<Block, u64>, reach: &SecondaryMap<Block, u64>| -> (u64, u64) {
+    let scan = |b: Block,
+                from: usize,
+                guaranteed: &SecondaryMap<Block, u64>,
+                reach: &SecondaryMap<Block, u64>|
+     -> (u64, u64) {
         let mut own = 0;
         for &i in &func.blocks[b].insts[from..] {
             let inst = &func.insts[i];
@@ -158,7 +173,9 @@ fn place_indexed_checks(func: &Function, guards: &mut Guards) {
             Terminator::ReturnK(0) => ANY,
             Terminator::ReturnK(_) | Terminator::ReturnA => 0,
             Terminator::Jump(t) => guaranteed[t],
-            Terminator::Branch { then, otherwise, .. } => guaranteed[then].min(guaranteed[otherwise]),
+            Terminator::Branch {
+                then, otherwise, ..
+            } => guaranteed[then].min(guaranteed[otherwise]),
         };
         let furthest = term.successors().map(|s| reach[s]).fold(own, u64::max);
         (own.max(after), furthest)
@@ -200,7 +217,9 @@ fn place_indexed_checks(func: &Function, guards: &mut Guards) {
         for s in func.blocks[b].term.successors() {
             checked_in[s] = Some(match checked_in[s] {
                 None => checked,
-                Some(prev) => prev.zip(checked).map(|((c1, b1), (c2, b2))| (c1.min(c2), b1.min(b2))),
+                Some(prev) => prev
+                    .zip(checked)
+                    .map(|((c1, b1), (c2, b2))| (c1.min(c2), b1.min(b2))),
             });
         }
     }

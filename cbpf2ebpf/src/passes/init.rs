@@ -37,7 +37,9 @@ impl Values {
 fn uses_defs(inst: &InstData) -> (u32, u32) {
     let operand = |o: &Operand| if *o == Operand::X { Values::X } else { 0 };
     match inst {
-        InstData::LoadAncillary { ad: ancillary::ALU_XOR_X } => (Values::A | Values::X, Values::A),
+        InstData::LoadAncillary {
+            ad: ancillary::ALU_XOR_X,
+        } => (Values::A | Values::X, Values::A),
         InstData::LoadAbs { .. } | InstData::LoadAncillary { .. } => (0, Values::A),
         InstData::LoadInd { .. } => (Values::X, Values::A),
         InstData::LoadMsh { .. } => (0, Values::X),
@@ -66,7 +68,9 @@ pub fn run(func: &Function) -> Values {
             defined |= defs;
         }
         let term_uses = match func.blocks[b].term {
-            Terminator::Branch { operand, .. } => Values::A | if operand == Operand::X { Values::X } else { 0 },
+            Terminator::Branch { operand, .. } => {
+                Values::A | if operand == Operand::X { Values::X } else { 0 }
+            }
             Terminator::ReturnA => Values::A,
             _ => 0,
         };

@@ -23,7 +23,17 @@ pub enum Item {
 }
 
 pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
-    let labels = items.iter().filter_map(|i| if let Item::Bind(l) = i { Some(l.0 as usize + 1) } else { None }).max().unwrap_or(0);
+    let labels = items
+        .iter()
+        .filter_map(|i| {
+            if let Item::Bind(l) = i {
+                Some(l.0 as usize + 1)
+            } else {
+                None
+            }
+        })
+        .max()
+        .unwrap_or(0);
     let mut wide = vec![false; items.len()];
     loop {
         // Positions with the current choice of widths.
@@ -43,7 +53,8 @@ pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
         let mut changed = false;
         for (n, item) in items.iter().enumerate() {
             if let Item::Jump(_, l) = item {
-                if !wide[n] && i16::try_from(pos[l.0 as usize] as i64 - (at[n] as i64 + 1)).is_err() {
+                if !wide[n] && i16::try_from(pos[l.0 as usize] as i64 - (at[n] as i64 + 1)).is_err()
+                {
                     wide[n] = true;
                     changed = true;
                 }

@@ -49,25 +49,80 @@ struct Regs {
     xbase: R,
 }
 
-const DIRECT: Regs = Regs { a: R6, x: R7, start: R2, end: R3, ctx: R1, wirelen: R4, caplen: 0, xbase: R5 };
-const SKB: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: R6, wirelen: 0, caplen: 0, xbase: 0 };
-const PROBE: Regs = Regs { a: R7, x: R8, start: R9, end: 0, ctx: 0, wirelen: 0, caplen: R6, xbase: 0 };
+const DIRECT: Regs = Regs {
+    a: R6,
+    x: R7,
+    start: R2,
+    end: R3,
+    ctx: R1,
+    wirelen: R4,
+    caplen: 0,
+    xbase: R5,
+};
+const SKB: Regs = Regs {
+    a: R7,
+    x: R8,
+    start: R9,
+    end: 0,
+    ctx: R6,
+    wirelen: 0,
+    caplen: 0,
+    xbase: 0,
+};
+const PROBE: Regs = Regs {
+    a: R7,
+    x: R8,
+    start: R9,
+    end: 0,
+    ctx: 0,
+    wirelen: 0,
+    caplen: R6,
+    xbase: 0,
+};
 
-pub fn run(func: &Function, guards: &Guards, swaps: &Swaps, opts: &Options) -> Result<Vec<Item>, Error> {
+pub fn run(
+    func: &Function,
+    guards: &Guards,
+    swaps: &Swaps,
+    opts: &Options,
+) -> Result<Vec<Item>, Error> {
     let regs = match opts.mode {
         Mode::Direct => DIRECT,
         Mode::Skb => SKB,
         Mode::Probe => PROBE,
     };
-    let mut l = Lower { func, guards, swaps, opts, regs, items: Vec::new(), labels: SecondaryMap::new(), next_label: 0, fail: Label(0), fail_used: false };
+    let mut l = Lower {
+        func,
+        guards,
+        swaps,
+        opts,
+        regs,
+        items: Vec::new(),
+        labels: SecondaryMap::new(),
+        next_label: 0,
+        fail: Label(0),
+        fail_used: false,
+    };
     // Every `return 0` (failed checks and the program's own empty
     // `ret #0` blocks) shares one exit placed last, so that jumps to it
     // are forward jumps from everywhere.
-    let is_zero = |b: Block| func.blocks[b].insts.is_empty() && func.blocks[b].term == Terminator::ReturnK(0);
-    let emitted: Vec<Block> = func.layout.iter().copied().enumerate().filter(|&(n, b)| n == 0 || !is_zero(b)).map(|(_, b)| b).collect();
+    let is_zero =
+        |b: Block| func.blocks[b].insts.is_empty() && func.blocks[b].term == Terminator::ReturnK(0);
+    let emitted: Vec<Block> = func
+        .layout
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(n, b)| n == 0 || !is_zero(b))
+        .map(|(_, b)| b)
+        .collect();
     l.fail = l.new_label();
     for &b in &func.layout {
-        let label = if is_zero(b) && b != func.entry() { l.fail } else { l.new_label() };
+        let label = if is_zero(b) && b != func.entry() {
+            l.fail
+        } else {
+            l.new_label()
+        };
         l.labels[b] = Some(label);
     }
     l.prologue();
@@ -162,12 +217,21 @@ impl<'a> Lower<'a> {
     }
 
     fn uses_len(&self) -> bool {
-        self.func.layout.iter().any(|&b| self.func.block_insts(b).any(|i| matches!(i, InstData::LoadLen { .. })))
+        self.func.layout.iter().any(|&b| {
+            self.func
+                .block_insts(b)
+                .any(|i| matches!(i, InstData::LoadLen { .. }))
+        })
     }
 
     fn has_packet_loads(&self) -> bool {
         self.func.layout.iter().any(|&b| {
-            self.func.block_insts(b).any(|i| matches!(i, InstData::LoadAbs { .. } | InstData::LoadInd { .. } | InstData::LoadMsh { .. }))
+            self.func.block_insts(b).any(|i| {
+                matches!(
+                    i,
+                    InstData::LoadAbs { .. } | InstData::LoadInd { .. } | InstData::LoadMsh { .. }
+                )
+            })
         })
     }
 
@@ -468,14 +532,24 @@ impl<'a> Lower<'a> {
             return Ok(());
         }
         if matches!(ad, ancillary::CPU | ancillary::RANDOM) && hook != Hook::None {
-            let id = if ad == ancillary::CPU { helper::GET_SMP_PROCESSOR_ID } else { helper::GET_PRANDOM_U32 };
+            let id = if ad == ancillary::CPU {
+                helper::GET_SMP_PROCESSOR_ID
+            } else {
+                helper::GET_PRANDOM_U32
+            };
             self.call_preserving_args(id);
             self.emit(Insn::mov32_reg(r.a, R0));
             return Ok(());
         }
-        let unavailable = || Error::Ancillary { primitive, hook: hook.name() };
+        let unavailable = || Error::Ancillary {
+            primitive,
+            hook: hook.name(),
+        };
         if self.opts.mode == Mode::Probe {
-            return Err(Error::AncillaryMode { primitive, mode: "probe" });
+            return Err(Error::AncillaryMode {
+                primitive,
+                mode: "probe",
+            });
         }
         // (field offset in the context, swap a big-endian 16-bit field)
         let field: Option<(i16, bool)> = match hook {
@@ -551,10 +625,17 @@ impl<'a> Lower<'a> {
                     self.jump(Insn::ja(0), l);
                 }
             }
-            Terminator::Branch { cond, operand, then, otherwise } => {
+            Terminator::Branch {
+                cond,
+                operand,
+                then,
+                otherwise,
+            } => {
                 // Against a raw (wire-order) value, compare a swapped constant.
                 let operand = match (operand, self.swaps.raw_branches[block]) {
-                    (Operand::K(k), Some(Size::H)) if cond == Cond::Eq && k > 0xffff => Operand::K(0x1_0000),
+                    (Operand::K(k), Some(Size::H)) if cond == Cond::Eq && k > 0xffff => {
+                        Operand::K(0x1_0000)
+                    }
                     (Operand::K(k), Some(Size::H)) => Operand::K((k as u16).swap_bytes() as u32),
                     (Operand::K(k), Some(Size::W)) => Operand::K(k.swap_bytes()),
                     (o, _) => o,

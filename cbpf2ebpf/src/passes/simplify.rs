@@ -31,14 +31,19 @@ pub fn run(func: &mut Function, opts: &Options) {
 /// Ends a block with `return 0` at its first load that can never succeed.
 fn cut_impossible_loads(func: &mut Function, opts: &Options) {
     for &b in &func.layout {
-        let cut = func.blocks[b].insts.iter().position(|&i| match func.insts[i] {
-            InstData::LoadAbs { size, k } | InstData::LoadInd { size, k } => {
-                opts.mode == Mode::Direct && k as u64 + size.bytes() as u64 > MAX_DIRECT_OFFSET
-            }
-            InstData::LoadMsh { k } => opts.mode == Mode::Direct && k as u64 + 1 > MAX_DIRECT_OFFSET,
-            InstData::LoadAncillary { .. } => opts.hook == Hook::Offline,
-            _ => false,
-        });
+        let cut = func.blocks[b]
+            .insts
+            .iter()
+            .position(|&i| match func.insts[i] {
+                InstData::LoadAbs { size, k } | InstData::LoadInd { size, k } => {
+                    opts.mode == Mode::Direct && k as u64 + size.bytes() as u64 > MAX_DIRECT_OFFSET
+                }
+                InstData::LoadMsh { k } => {
+                    opts.mode == Mode::Direct && k as u64 + 1 > MAX_DIRECT_OFFSET
+                }
+                InstData::LoadAncillary { .. } => opts.hook == Hook::Offline,
+                _ => false,
+            });
         if let Some(at) = cut {
             let data = &mut func.blocks[b];
             data.insts.truncate(at);
@@ -64,14 +69,22 @@ fn thread_jumps(func: &mut Function) {
         let b = func.layout[i];
         let mut term = func.blocks[b].term;
         term.map_successors(|s| final_target(func, s));
-        if let Terminator::Branch { then, otherwise, .. } = term {
+        if let Terminator::Branch {
+            then, otherwise, ..
+        } = term
+        {
             if then == otherwise {
                 term = Terminator::Jump(then);
             }
         }
         // A jump to an empty return block is that return.
         if let Terminator::Jump(t) = term {
-            if func.blocks[t].insts.is_empty() && matches!(func.blocks[t].term, Terminator::ReturnK(_) | Terminator::ReturnA) {
+            if func.blocks[t].insts.is_empty()
+                && matches!(
+                    func.blocks[t].term,
+                    Terminator::ReturnK(_) | Terminator::ReturnA
+                )
+            {
                 term = func.blocks[t].term;
             }
         }

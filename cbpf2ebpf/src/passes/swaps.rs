@@ -35,7 +35,16 @@ enum Def {
 }
 
 fn is_candidate(inst: &InstData) -> bool {
-    matches!(inst, InstData::LoadAbs { size: Size::H | Size::W, .. } | InstData::LoadInd { size: Size::H | Size::W, .. })
+    matches!(
+        inst,
+        InstData::LoadAbs {
+            size: Size::H | Size::W,
+            ..
+        } | InstData::LoadInd {
+            size: Size::H | Size::W,
+            ..
+        }
+    )
 }
 
 fn load_size(inst: &InstData) -> Option<Size> {
@@ -57,9 +66,13 @@ fn reads_a(inst: &InstData) -> bool {
 fn writes_a(inst: &InstData) -> bool {
     use crate::ir::Reg;
     match inst {
-        InstData::LoadAbs { .. } | InstData::LoadInd { .. } | InstData::LoadAncillary { .. } => true,
+        InstData::LoadAbs { .. } | InstData::LoadInd { .. } | InstData::LoadAncillary { .. } => {
+            true
+        }
         InstData::Alu { .. } | InstData::Neg | InstData::Txa => true,
-        InstData::LoadLen { dst } | InstData::LoadImm { dst, .. } | InstData::LoadMem { dst, .. } => *dst == Reg::A,
+        InstData::LoadLen { dst }
+        | InstData::LoadImm { dst, .. }
+        | InstData::LoadMem { dst, .. } => *dst == Reg::A,
         _ => false,
     }
 }
@@ -149,11 +162,19 @@ fn walk(func: &Function, mut on_use: impl FnMut(UseSite, &[Def])) {
                 on_use(UseSite::Other, &defs);
             }
             if writes_a(inst) {
-                defs = vec![if is_candidate(inst) { Def::Load(i) } else { Def::Other }];
+                defs = vec![if is_candidate(inst) {
+                    Def::Load(i)
+                } else {
+                    Def::Other
+                }];
             }
         }
         match func.blocks[b].term {
-            Terminator::Branch { cond: Cond::Eq | Cond::Set, operand: Operand::K(_), .. } => on_use(UseSite::Compatible(b), &defs),
+            Terminator::Branch {
+                cond: Cond::Eq | Cond::Set,
+                operand: Operand::K(_),
+                ..
+            } => on_use(UseSite::Compatible(b), &defs),
             Terminator::Branch { .. } | Terminator::ReturnA => on_use(UseSite::Other, &defs),
             _ => {}
         }

@@ -37,7 +37,10 @@ pub fn jump_targets(pc: usize, insn: &Insn) -> (i64, i64) {
 }
 
 fn check_insn(pc: usize, insn: &Insn, len: usize) -> Result<(), Error> {
-    let bad = || Error::BadOpcode { pc, code: insn.code };
+    let bad = || Error::BadOpcode {
+        pc,
+        code: insn.code,
+    };
     let mem_index = |k: u32| {
         if k < op::MEMWORDS {
             Ok(())
