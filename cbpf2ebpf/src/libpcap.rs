@@ -80,6 +80,7 @@ extern "C" {
     fn pcap_set_snaplen(p: *mut PcapHandle, snaplen: c_int) -> c_int;
     fn pcap_set_buffer_size(p: *mut PcapHandle, size: c_int) -> c_int;
     fn pcap_activate(p: *mut PcapHandle) -> c_int;
+    fn pcap_snapshot(p: *mut PcapHandle) -> c_int;
     fn pcap_close(p: *mut PcapHandle);
     fn pcap_compile(
         p: *mut PcapHandle,
@@ -152,8 +153,36 @@ pub fn compile_with(
                 "pcap_open_dead({linktype}) failed"
             )));
         }
-        compile_on_handle(handle, &expr, optimize, netmask)
+        let result = compile_on_handle(handle, &expr, optimize, netmask);
+        pcap_close(handle);
+        result
     }
+}
+
+/// Compiles `expr` on a handle the caller opened (a savefile's, as
+/// tcpdump does for `-r`: on a savefile libpcap refuses `inbound`,
+/// `outbound` and `ifindex`, where a dead handle emits ancillary loads).
+///
+/// # Safety
+/// `handle` must be a valid, open `pcap_t` (e.g. `pcap::Capture::as_ptr`).
+pub unsafe fn compile_on(
+    handle: *mut std::ffi::c_void,
+    expr: &str,
+    optimize: bool,
+    netmask: u32,
+) -> Result<Vec<Insn>, CompileError> {
+    let expr =
+        CString::new(expr).map_err(|_| CompileError::new("expression contains a NUL byte"))?;
+    let _guard = lock();
+    compile_on_handle(handle.cast(), &expr, optimize, netmask)
+}
+
+/// The snapshot length of an open handle.
+///
+/// # Safety
+/// `handle` must be a valid, open `pcap_t`.
+pub unsafe fn snapshot(handle: *mut std::ffi::c_void) -> i32 {
+    pcap_snapshot(handle.cast())
 }
 
 /// Compiles `expr` as libpcap does for a live capture on `interface`.
@@ -194,15 +223,16 @@ pub fn compile_live(expr: &str, interface: &str, snaplen: u32) -> Result<Vec<Ins
             pcap_close(handle);
             return Err(CompileError::new(format!("{interface}: {message}")));
         }
-        compile_on_handle(handle, &expr, true, NETMASK_UNKNOWN)
+        let result = compile_on_handle(handle, &expr, true, NETMASK_UNKNOWN);
+        pcap_close(handle);
+        result
     }
 }
 
-/// Compiles on `handle`, copies the program out and closes the handle.
+/// Compiles on `handle` and copies the program out.
 ///
 /// # Safety
-/// `handle` must be a valid handle, not used afterwards; the caller holds
-/// the libpcap lock.
+/// `handle` must be a valid handle; the caller holds the libpcap lock.
 unsafe fn compile_on_handle(
     handle: *mut PcapHandle,
     expr: &CStr,
@@ -234,7 +264,6 @@ unsafe fn compile_on_handle(
         pcap_freecode(&mut prog);
         Ok(copy)
     };
-    pcap_close(handle);
     result
 }
 

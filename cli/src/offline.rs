@@ -1,7 +1,7 @@
 //! `xcap -r FILE [-w OUT]`: filter a capture file with the translated
 //! program, writing what `tcpdump -r FILE -w OUT` writes.
 
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::ffi::c_void;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
@@ -13,37 +13,6 @@ use xcap_runner::{Engine, Filter, RunFilter, VmFilter};
 
 use crate::args::{EngineArg, RunArgs};
 use crate::out::local_time;
-
-/// `struct bpf_insn`.
-#[repr(C)]
-struct CInsn {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
-
-/// `struct bpf_program`.
-#[repr(C)]
-struct CProgram {
-    len: c_uint,
-    insns: *mut CInsn,
-}
-
-// Not exposed by the `pcap` crate in the needed form (its `compile` passes
-// PCAP_NETMASK_UNKNOWN; tcpdump passes 0 for files); the crate links libpcap.
-extern "C" {
-    fn pcap_snapshot(p: *mut c_void) -> c_int;
-    fn pcap_compile(
-        p: *mut c_void,
-        prog: *mut CProgram,
-        expr: *const c_char,
-        optimize: c_int,
-        netmask: u32,
-    ) -> c_int;
-    fn pcap_freecode(prog: *mut CProgram);
-    fn pcap_geterr(p: *mut c_void) -> *mut c_char;
-}
 
 /// libpcap's own message for a `pcap` crate error.
 fn pcap_message(e: &pcap::Error) -> String {
@@ -66,7 +35,7 @@ impl Input {
         let capture = Capture::from_file(path).map_err(|e| anyhow!("{}", pcap_message(&e)))?;
         let linktype = capture.get_datalink().0;
         // SAFETY: a valid, open pcap_t owned by `capture`.
-        let snaplen = unsafe { pcap_snapshot(capture.as_ptr() as *mut c_void) };
+        let snaplen = unsafe { libpcap::snapshot(capture.as_ptr() as *mut c_void) };
         let lt = pcap::Linktype(linktype);
         let lt_text = match (lt.get_name(), lt.get_description()) {
             (Ok(name), Ok(desc)) => format!("{name} ({desc})"),
@@ -86,33 +55,9 @@ impl Input {
     pub fn compile(&self, expr: &str) -> Result<Vec<Insn>> {
         // tcpdump passes a C string: it ends at the first NUL.
         let expr = expr.split('\0').next().unwrap_or_default();
-        let expr = CString::new(expr).expect("no NUL left");
         let handle = self.capture.as_ptr() as *mut c_void;
-        let mut prog = CProgram {
-            len: 0,
-            insns: std::ptr::null_mut(),
-        };
-        // SAFETY: `handle` is open for the lifetime of `self`; the program
-        // is copied out before `pcap_freecode`, the error text right away.
-        unsafe {
-            if pcap_compile(handle, &mut prog, expr.as_ptr(), 1, 0) != 0 {
-                let msg = pcap_geterr(handle);
-                if msg.is_null() {
-                    bail!("pcap_compile failed");
-                }
-                bail!("{}", CStr::from_ptr(msg).to_string_lossy());
-            }
-            let insns = if prog.insns.is_null() {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts(prog.insns, prog.len as usize)
-                    .iter()
-                    .map(|c| Insn::new(c.code, c.jt, c.jf, c.k))
-                    .collect()
-            };
-            pcap_freecode(&mut prog);
-            Ok(insns)
-        }
+        // SAFETY: `handle` is open for the lifetime of `self`.
+        unsafe { libpcap::compile_on(handle, expr, true, 0) }.map_err(|e| anyhow!("{e}"))
     }
 }
 

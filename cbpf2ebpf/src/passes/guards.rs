@@ -61,6 +61,17 @@ const EXTENSION_SLACK: u64 = 0xffff - super::simplify::MAX_DIRECT_OFFSET - crate
 /// "Any length": the block returns 0 on every path, so any check is sound.
 const ANY: u64 = u64::MAX;
 
+/// What every path past `term` guarantees, given its successors' values:
+/// a `return 0` guarantees anything, another return nothing.
+fn guaranteed_after(term: &Terminator, guaranteed: &SecondaryMap<Block, u64>) -> u64 {
+    match *term {
+        Terminator::ReturnK(0) => ANY,
+        Terminator::ReturnK(_) | Terminator::ReturnA => 0,
+        Terminator::Jump(t) => guaranteed[t],
+        Terminator::Branch { then, otherwise, .. } => guaranteed[then].min(guaranteed[otherwise]),
+    }
+}
+
 /// The end (offset + size) of a constant-offset load.
 fn constant_end(inst: &InstData) -> Option<u64> {
     match *inst {
@@ -92,14 +103,7 @@ fn place_constant_checks(func: &Function, guards: &mut Guards) {
     let mut reach: SecondaryMap<Block, u64> = SecondaryMap::new();
     for &b in func.layout.iter().rev() {
         let term = &func.blocks[b].term;
-        let after = match *term {
-            Terminator::ReturnK(0) => ANY,
-            Terminator::ReturnK(_) | Terminator::ReturnA => 0,
-            Terminator::Jump(t) => guaranteed[t],
-            Terminator::Branch {
-                then, otherwise, ..
-            } => guaranteed[then].min(guaranteed[otherwise]),
-        };
+        let after = guaranteed_after(term, &guaranteed);
         let mine = own(b);
         guaranteed[b] = mine.max(after);
         reach[b] = term.successors().map(|s| reach[s]).fold(mine, u64::max);
@@ -169,14 +173,7 @@ fn place_indexed_checks(func: &Function, guards: &mut Guards) {
             }
         }
         let term = &func.blocks[b].term;
-        let after = match *term {
-            Terminator::ReturnK(0) => ANY,
-            Terminator::ReturnK(_) | Terminator::ReturnA => 0,
-            Terminator::Jump(t) => guaranteed[t],
-            Terminator::Branch {
-                then, otherwise, ..
-            } => guaranteed[then].min(guaranteed[otherwise]),
-        };
+        let after = guaranteed_after(term, guaranteed);
         let furthest = term.successors().map(|s| reach[s]).fold(own, u64::max);
         (own.max(after), furthest)
     };

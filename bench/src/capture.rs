@@ -1,0 +1,1 @@
+//! Section 2: capture overhead (filled in below).

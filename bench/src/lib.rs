@@ -1,0 +1,21 @@
+//! # xcap-bench
+//!
+//! The benchmarks of issue 7, run by `scripts/bench.sh`:
+//!
+//! 1. [`filters`]: each benchmark filter's cost inside the kernel, per access
+//!    mode, against hand-written C (bench/c/filters.c) and the kernel's
+//!    LD_ABS-style conversion ([`kstyle`]), measured with hand-assembled
+//!    `bpf_loop` harnesses ([`harness`]).
+//! 2. [`capture`]: CPU per packet of capturing on a veth pair at trafgen's
+//!    maximum rate (tcpdump, `xcap --tc`, `xcap --xdp`, bare pass programs),
+//!    and startup time.
+//!
+//! Speed never fails a test; the smoke test only checks that the harnesses
+//! load and agree with libpcap.
+
+pub mod capture;
+pub mod filters;
+pub mod harness;
+pub mod kstyle;
+pub mod packets;
+pub mod sys;
