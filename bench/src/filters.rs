@@ -136,25 +136,25 @@ impl Bench {
             return Ok(());
         }
         let e = harness::empty_filter();
-        let once = harness::load(env, &harness::build(env, &e, None), false)?;
+        let once = harness::load(env, &harness::build(env, &e, None))?;
         let info = xcap_runner::kernel::prog_info(&once.fd)?;
         let jit = crate::sys::jited_func_lens(&once.fd)?.get(2).copied();
         self.empty_once.insert(key(env), (info.verified_insns.unwrap_or(0), jit));
-        let lp = harness::load(env, &harness::build(env, &e, Some(self.cfg.loops)), false)?;
+        let lp = harness::load(env, &harness::build(env, &e, Some(self.cfg.loops)))?;
         self.empty_loop.insert(key(env), lp);
         Ok(())
     }
 
     /// Verifier count, JIT size and ns per call (matching, non-matching)
     /// of `filter` in `env`. `expect` is libpcap's verdict per packet.
-    pub fn measure(&mut self, env: Env, filter: &[Insn], btf: bool, packets: [&[u8]; 2], expect: [bool; 2]) -> Result<Row> {
+    pub fn measure(&mut self, env: Env, filter: &[Insn], packets: [&[u8]; 2], expect: [bool; 2]) -> Result<Row> {
         self.ensure_empty(env)?;
-        let once = harness::load(env, &harness::build(env, filter, None), btf)?;
+        let once = harness::load(env, &harness::build(env, filter, None))?;
         let info = xcap_runner::kernel::prog_info(&once.fd)?;
         let (empty_verified, _) = self.empty_once[key(env)];
         let verified = info.verified_insns.map(|v| v as i64 - empty_verified as i64 + 2);
         let jit = crate::sys::jited_func_lens(&once.fd)?.get(2).copied();
-        let lp = harness::load(env, &harness::build(env, filter, Some(self.cfg.loops)), btf)?;
+        let lp = harness::load(env, &harness::build(env, filter, Some(self.cfg.loops)))?;
         let mut ns = [0.0; 2];
         for (i, pkt) in packets.iter().enumerate() {
             let input = harness::input(env, pkt);
@@ -244,17 +244,17 @@ pub fn run(cfg: Config, c_src: &Path, with_probe: bool, log: &mut dyn FnMut(&str
         for (name, mode, hook, env) in modes {
             let row = translate(&cbpf, &Options { mode, hook, ..Options::default() })
                 .map_err(anyhow::Error::from)
-                .and_then(|t| bench.measure(env, &t.insns, false, packets, expect));
+                .and_then(|t| bench.measure(env, &t.insns, packets, expect));
             rows.push(named(name, row));
         }
         if let Some(f) = case.c_fn {
             let row = cfuncs
                 .get(f)
                 .with_context(|| format!("{f} not in the C object"))
-                .and_then(|insns| bench.measure(Env::Xdp, insns, false, packets, expect));
+                .and_then(|insns| bench.measure(Env::Xdp, insns, packets, expect));
             rows.push(named("hand-written C, clang -O2 (XDP)", row));
         }
-        let row = crate::kstyle::convert(&cbpf).and_then(|insns| bench.measure(Env::Skb, &insns, true, packets, expect));
+        let row = crate::kstyle::convert(&cbpf).and_then(|insns| bench.measure(Env::Skb, &insns, packets, expect));
         rows.push(named("kernel style, LD_ABS/LD_IND (TC)", row));
         reports.push(FilterReport { case_label: case.label, cbpf: Some(cbpf.len()), cbpfc: case.cbpfc, rows });
     }
@@ -267,11 +267,14 @@ fn named(name: &str, r: Result<Row>) -> Row {
             row.implementation = name.into();
             row
         }
-        Err(e) => Row {
+        Err(e) => {
+            eprintln!("[bench] {name}: {e:#}");
+            Row {
             implementation: name.into(),
             note: Some(format!("{:#}", e).lines().next().unwrap_or("").to_string()),
             ..Default::default()
-        },
+            }
+        }
     }
 }
 

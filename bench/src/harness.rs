@@ -24,6 +24,7 @@ use anyhow::{bail, Context, Result};
 use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R10, R2, R3, R4, R6, R7, R8};
 use xcap_runner::kernel::{self, ProgType, TestRun};
 
+
 /// `bpf_loop` helper id.
 const BPF_LOOP: i32 = 181;
 /// `src_reg` of an `ld_imm64` that loads a subprogram's address.
@@ -187,21 +188,12 @@ impl AsFd for Loaded {
     }
 }
 
-/// Loads a harness; `btf` loads it with BTF function info (required when
-/// the filter uses LD_ABS/LD_IND).
-pub fn load(env: Env, prog: &Program, btf: bool) -> Result<Loaded> {
-    let fd = if btf {
-        crate::sys::load_with_btf(env.prog_type(), &prog.insns, &prog.funcs, "xcap_bench")?
-    } else {
-        kernel::load_program(env.prog_type(), &prog.insns, "xcap_bench")
-            .map_err(|e| match e {
-                xcap_runner::Error::Refused { summary, log_tail } => {
-                    anyhow::anyhow!("refused: {summary}\n{}", log_tail.join("\n"))
-                }
-                e => e.into(),
-            })?
-            .into_owned()
-    };
+/// Loads a harness. Always with BTF function info: the verifier wants it
+/// for the `ld_imm64` of the callback's address ("missing btf func_info")
+/// and for LD_ABS/LD_IND in a subprogram. `runner::kernel::load_program`
+/// sends no BTF, hence `sys::load_with_btf`.
+pub fn load(env: Env, prog: &Program) -> Result<Loaded> {
+    let fd = crate::sys::load_with_btf(env.prog_type(), &prog.insns, &prog.funcs, "xcap_bench")?;
     Ok(Loaded { fd, env })
 }
 

@@ -149,10 +149,12 @@ pub fn convert(prog: &[cbpf::Insn]) -> Result<Vec<Insn>> {
         }
         out.push(v);
     }
-    // Prologue: A = X = 0, ctx in r6.
+    // Prologue: A = X = 0, ctx in r6. The kernel zeroes with `w0 ^= w0`,
+    // which the eBPF verifier refuses (reads an uninitialised register):
+    // `w0 = 0` costs the same.
     let prologue = [
-        Insn::alu32_reg(op::XOR, A, A),
-        Insn::alu32_reg(op::XOR, X, X),
+        Insn::mov32_imm(A, 0),
+        Insn::mov32_imm(X, 0),
         Insn::mov64_reg(CTX, R1),
     ];
     let mut addrs = Vec::with_capacity(out.len() + 1);

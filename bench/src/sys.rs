@@ -129,6 +129,8 @@ pub fn load_with_btf(prog_type: ProgType, insns: &[Insn], funcs: &[usize], name:
         insns: bytes.as_ptr() as u64,
         license: license.as_ptr() as u64,
         prog_name,
+        // The kernel loads SYSCALL programs only as sleepable.
+        prog_flags: if prog_type == ProgType::SYSCALL { 1 << 4 } else { 0 },
         prog_btf_fd: btf.as_raw_fd() as u32,
         func_info_rec_size: 8,
         func_info: func_info.as_ptr() as u64,

@@ -10,70 +10,31 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub cbpf: Vec<Insn>,
-    /// True when compiled on a live handle of the interface (libpcap then
-    /// reads VLAN tags through `vlanp`/`vlan_tci`, which works whether the
-    /// tag is in the packet or out of band, as on TC); false for a dead
-    /// EN10MB handle (tags in the packet only).
+    /// Compiled on a live handle of the interface: libpcap then reads VLAN
+    /// tags through `vlanp`/`vlan_tci`, which works whether the tag is in
+    /// the packet or out of band, as on TC. (Always true today.)
     pub live: bool,
 }
 
-/// Compiles `expr` on a live libpcap handle of `iface` (what tcpdump runs in
-/// the kernel), or, if no handle can be opened, on a dead EN10MB handle.
+/// Compiles `expr` as tcpdump does for a live capture on `iface`
+/// ([`libpcap::compile_live`]: a live handle, netmask unknown). The
+/// interface must be Ethernet-like (ARPHRD_ETHER or loopback, which
+/// libpcap also calls EN10MB), as XDP and TC then see the MAC header.
 pub fn compile(expr: &str, iface: &str, snaplen: u32) -> Result<Compiled, Error> {
-    match live_handle(iface, snaplen) {
-        Some(cap) => {
-            if cap.get_datalink().0 != libpcap::DLT_EN10MB {
-                return Err(Error::LinkType {
-                    iface: iface.to_owned(),
-                    linktype: libpcap::linktype_name(cap.get_datalink().0)
-                        .unwrap_or_else(|| cap.get_datalink().0.to_string()),
-                });
-            }
-            let prog = cap
-                .compile(expr, true)
-                .map_err(|e| Error::Filter(pcap_text(e)))?;
-            let cbpf = prog
-                .get_instructions()
-                .iter()
-                .map(|i| {
-                    // SAFETY: BpfInstruction is repr(transparent) over
-                    // libpcap's `struct bpf_insn` (u16, u8, u8, u32).
-                    let raw: &[u8; 8] =
-                        unsafe { &*(i as *const pcap::BpfInstruction as *const [u8; 8]) };
-                    Insn::new(
-                        u16::from_ne_bytes([raw[0], raw[1]]),
-                        raw[2],
-                        raw[3],
-                        u32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]),
-                    )
-                })
-                .collect();
-            Ok(Compiled { cbpf, live: true })
-        }
-        None => {
-            let cbpf = libpcap::compile(expr, libpcap::DLT_EN10MB, snaplen)
-                .map_err(|e| Error::Filter(e.message))?;
-            Ok(Compiled { cbpf, live: false })
-        }
-    }
-}
-
-fn live_handle(iface: &str, snaplen: u32) -> Option<pcap::Capture<pcap::Active>> {
-    pcap::Capture::from_device(iface)
-        .ok()?
-        .snaplen(snaplen as i32)
-        // Only compiled on, never read: the smallest ring libpcap accepts.
-        .buffer_size(64 * 1024)
-        .immediate_mode(true)
-        .open()
+    let arphrd = std::fs::read_to_string(format!("/sys/class/net/{iface}/type"))
         .ok()
-}
-
-fn pcap_text(e: pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(s) => s,
-        other => other.to_string(),
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    if let Some(t) = arphrd {
+        // ARPHRD_ETHER, ARPHRD_LOOPBACK
+        if t != 1 && t != 772 {
+            return Err(Error::LinkType {
+                iface: iface.to_owned(),
+                linktype: format!("ARPHRD {t}"),
+            });
+        }
     }
+    let cbpf = libpcap::compile_live(expr, iface, snaplen).map_err(|e| Error::Filter(e.message))?;
+    Ok(Compiled { cbpf, live: true })
 }
 
 /// The program for `hook`: XDP has no out-of-band VLAN tag (the tag, when

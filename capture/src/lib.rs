@@ -197,7 +197,7 @@ pub struct Batch {
 pub struct Interface {
     pub name: String,
     pub ifindex: u32,
-    /// "xdp (native)", "xdp (generic)", "tc ingress", "tc egress".
+    /// "xdp native", "xdp generic", "tc ingress", "tc egress".
     pub attached: Vec<String>,
 }
 
@@ -400,7 +400,7 @@ impl Capture {
                 };
                 match mode {
                     XdpMode::Native | XdpMode::Auto => match try_mode(link::XDP_FLAGS_DRV_MODE) {
-                        Ok(l) => (l, "xdp (native)"),
+                        Ok(l) => (l, "xdp native"),
                         Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
                         Err(e)
                             if mode == XdpMode::Auto
@@ -410,28 +410,28 @@ impl Capture {
                                 ) =>
                         {
                             match try_mode(link::XDP_FLAGS_SKB_MODE) {
-                                Ok(l) => (l, "xdp (generic)"),
+                                Ok(l) => (l, "xdp generic"),
                                 Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                                Err(e) => return Err(attach_err("xdp (generic)", e)),
+                                Err(e) => return Err(attach_err("xdp generic", e)),
                             }
                         }
-                        Err(e) => return Err(attach_err("xdp (native)", e)),
+                        Err(e) => return Err(attach_err("xdp native", e)),
                     },
                     XdpMode::Generic => match try_mode(link::XDP_FLAGS_SKB_MODE) {
-                        Ok(l) => (l, "xdp (generic)"),
+                        Ok(l) => (l, "xdp generic"),
                         Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                        Err(e) => return Err(attach_err("xdp (generic)", e)),
+                        Err(e) => return Err(attach_err("xdp generic", e)),
                     },
                 }
             }
             Hook::TcIngress => (
                 link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
-                    .map_err(|e| attach_err("tc ingress (tcx)", e))?,
+                    .map_err(|e| attach_err("tc ingress", e))?,
                 "tc ingress",
             ),
             _ => (
                 link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
-                    .map_err(|e| attach_err("tc egress (tcx)", e))?,
+                    .map_err(|e| attach_err("tc egress", e))?,
                 "tc egress",
             ),
         };

@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// The filter expression; words are joined with spaces, as tcpdump does
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
+
+    /// Live capture flags (-i, --xdp, --tc, -Q, -n, -q, -v, -U, --pcapng, ...)
+    #[command(flatten)]
+    pub live: crate::live::LiveArgs,
 }
 
 impl RunArgs {

@@ -35,8 +35,10 @@
 mod args;
 mod compile;
 mod expr;
+mod live;
 mod offline;
 mod out;
+mod summary;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -100,13 +102,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         return offline::filter_file(args, file, &prog);
     }
 
-    if args.write.is_some() || args.count.is_some() {
-        anyhow::bail!("-w and -c need -r FILE (live capture is not implemented yet)");
-    }
     if args.dump == 0 && !args.ebpf {
-        anyhow::bail!(
-            "live capture is not implemented yet: use -r FILE, -d/-dd/-ddd or --ebpf (see xcap --help)"
-        );
+        // Live capture (live.rs): the filter runs at XDP or TC.
+        return live::run(args, source);
     }
     let linktype = args.linktype()?;
     let snaplen = args.snaplen()?;

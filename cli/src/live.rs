@@ -1,0 +1,408 @@
+//! Live capture: `xcap [-i IFACE]... [--xdp | --tc] [-Q in|out|inout]
+//! [-w FILE|-] [-c COUNT] [-s SNAPLEN] [-n] [-q] [-v] [-U] [-F FILE]
+//! [--pcapng] [--xdp-mode native|generic] EXPRESSION...`
+//!
+//! The filter runs in the kernel (see the `capture` crate); only matching
+//! packets reach user space. Without `-w`, one line per packet on stdout;
+//! with `-w`, a pcap (default) or pcapng file (`--pcapng`, or a name ending
+//! in `.pcapng`), `-` for stdout. At the end (count reached, SIGINT,
+//! SIGTERM, interface gone) tcpdump's three counters go to stderr.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use capture::savefile::{Format, InterfaceDesc, Writer};
+use capture::{Capture, Config, DirectionFilter, HookKind, HookPoint, XdpMode};
+use clap::{ArgAction, Args, ValueEnum};
+
+use crate::args::RunArgs;
+use crate::expr::Source;
+
+/// Live-capture flags (tcpdump's, plus the hook choice).
+#[derive(Debug, Args, Default)]
+pub struct LiveArgs {
+    /// Capture on IFACE (repeat for several); default: the first interface
+    /// libpcap finds
+    #[arg(short = 'i', value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Filter at XDP (received packets only; the earliest hook)
+    #[arg(long, conflicts_with = "tc")]
+    pub xdp: bool,
+
+    /// Filter at TC (clsact/TCX ingress and egress; the default)
+    #[arg(long)]
+    pub tc: bool,
+
+    /// Direction: in, out or inout (default: inout with --tc, in with --xdp)
+    #[arg(short = 'Q', value_enum, value_name = "DIRECTION")]
+    pub direction: Option<DirectionArg>,
+
+    /// XDP attach mode; by default native, or generic if the driver has no
+    /// native XDP
+    #[arg(long, value_enum, value_name = "MODE", requires = "xdp")]
+    pub xdp_mode: Option<XdpModeArg>,
+
+    /// Write pcapng instead of pcap (also chosen by a .pcapng file name)
+    #[arg(long)]
+    pub pcapng: bool,
+
+    /// Don't convert addresses to names (xcap never resolves names)
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
+
+    /// Quiet output: less protocol detail
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Verbose: the hook, CPU and queue of each packet, filter sizes, and
+    /// the loss counters at the end
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Packet-buffered output: flush after each packet (with -w), and have
+    /// the kernel wake the readers on every packet
+    #[arg(short = 'U')]
+    pub packet_buffered: bool,
+
+    /// Perf buffer size per CPU, in pages (a power of two)
+    #[arg(long, value_name = "PAGES", default_value_t = 512)]
+    pub perf_pages: usize,
+
+    /// Wake the readers after this many packets (default: 1 when printing
+    /// or with -U, 64 when writing a file); they also poll every 50 ms
+    #[arg(long, value_name = "N")]
+    pub wakeup: Option<u32>,
+
+    /// TC: make this many bytes linear (bpf_skb_pull_data) before the
+    /// filter runs, for filters that read past the linear part of an skb
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub tc_pull: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    In,
+    Out,
+    Inout,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    Native,
+    Generic,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Blocks SIGINT and SIGTERM in this thread (and the threads it starts),
+/// and turns them into [`STOP`] from a thread of their own. The signals get
+/// a handler first: a shell starts background jobs with SIGINT ignored, and
+/// an ignored signal is discarded even while blocked.
+fn handle_signals() {
+    // SAFETY: plain signal-disposition and signal-mask calls.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            ignore_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            ignore_signal as *const () as libc::sighandler_t,
+        );
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let set_copy = set;
+        std::thread::spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            if libc::sigwait(&set_copy, &mut sig) == 0 {
+                STOP.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+}
+
+enum Output {
+    Text(BufWriter<io::Stdout>),
+    File(Writer<BufWriter<Box<dyn Write>>>),
+}
+
+pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
+    let live = &args.live;
+    let Source::Expression(expression) = source else {
+        bail!("--raw-cbpf does not apply to live capture: give an expression");
+    };
+    let hook = if live.xdp {
+        HookKind::Xdp
+    } else {
+        HookKind::Tc
+    };
+    let direction = match live.direction {
+        Some(DirectionArg::In) => DirectionFilter::In,
+        Some(DirectionArg::Out) => DirectionFilter::Out,
+        Some(DirectionArg::Inout) => DirectionFilter::InOut,
+        None if live.xdp => DirectionFilter::In,
+        None => DirectionFilter::InOut,
+    };
+    let snaplen = args.snaplen()?;
+    let mut interfaces = live.interfaces.clone();
+    if interfaces.is_empty() {
+        match pcap::Device::lookup() {
+            Ok(Some(d)) => interfaces.push(d.name),
+            _ => bail!("no suitable device found"),
+        }
+    }
+    let writing = args.write.is_some();
+    let wakeup = live.wakeup.unwrap_or(if writing && !live.packet_buffered {
+        64
+    } else {
+        1
+    });
+    let cfg = Config {
+        interfaces,
+        hook,
+        direction,
+        snaplen,
+        expression: expression.clone(),
+        xdp_mode: match live.xdp_mode {
+            None => XdpMode::Auto,
+            Some(XdpModeArg::Native) => XdpMode::Native,
+            Some(XdpModeArg::Generic) => XdpMode::Generic,
+        },
+        perf_pages: live.perf_pages,
+        wakeup: capture::perf::Wakeup::Events(wakeup.max(1)),
+        ..Config::default()
+    };
+
+    handle_signals();
+    let mut cap = Capture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // The output, once the capture is attached (on error `cap` is dropped,
+    // which detaches everything).
+    let mut out = match &args.write {
+        None => Output::Text(BufWriter::new(io::stdout())),
+        Some(path) => {
+            let sink: Box<dyn Write> = if path == "-" {
+                Box::new(io::stdout())
+            } else {
+                match File::create(path) {
+                    Ok(f) => Box::new(f),
+                    Err(e) => bail!("{path}: {}", crate::out::io_message(&e)),
+                }
+            };
+            let format = if live.pcapng || path.ends_with(".pcapng") {
+                Format::Pcapng
+            } else {
+                Format::Pcap
+            };
+            let descs = cap
+                .interfaces()
+                .iter()
+                .flat_map(|i| {
+                    let mut d = Vec::new();
+                    let xdp: Vec<&String> =
+                        i.attached.iter().filter(|a| a.starts_with("xdp")).collect();
+                    if let Some(x) = xdp.first() {
+                        d.push(InterfaceDesc {
+                            name: i.name.clone(),
+                            ifindex: i.ifindex,
+                            hook: HookPoint::Xdp,
+                            description: format!("xcap {x}"),
+                        });
+                    }
+                    if i.attached.iter().any(|a| a.starts_with("tc")) {
+                        let what: Vec<&str> = i
+                            .attached
+                            .iter()
+                            .filter(|a| a.starts_with("tc"))
+                            .map(|s| s.as_str())
+                            .collect();
+                        d.push(InterfaceDesc {
+                            name: i.name.clone(),
+                            ifindex: i.ifindex,
+                            hook: HookPoint::Tc,
+                            description: format!("xcap {}", what.join(", ")),
+                        });
+                    }
+                    d
+                })
+                .collect();
+            let w = Writer::new(BufWriter::new(sink), format, snaplen, &expression, descs);
+            match w {
+                Ok(mut w) => {
+                    // Readers of `-w -` (tcpdump -r -) start on the header.
+                    if let Err(e) = w.flush() {
+                        bail!("{path}: {}", crate::out::io_message(&e));
+                    }
+                    Output::File(w)
+                }
+                Err(e) => bail!("{path}: {}", crate::out::io_message(&e)),
+            }
+        }
+    };
+
+    for i in cap.interfaces() {
+        eprintln!(
+            "xcap: listening on {} ({}), link-type EN10MB (Ethernet), snapshot length {} bytes",
+            i.name,
+            i.attached.join(", "),
+            snaplen
+        );
+    }
+    if live.verbose > 0 {
+        let sizes: Vec<String> = cap
+            .ebpf_insns
+            .iter()
+            .map(|(h, n)| format!("{n} eBPF instructions at {h}"))
+            .collect();
+        eprintln!(
+            "xcap: filter {:?}: {} cBPF instructions{} -> {}",
+            expression,
+            cap.cbpf_insns,
+            if cap.compiled_live {
+                ""
+            } else {
+                " (compiled without a live handle)"
+            },
+            sizes.join(", ")
+        );
+    }
+
+    let names: Vec<String> = cap.interfaces().iter().map(|i| i.name.clone()).collect();
+    let mut captured: u64 = 0;
+    let mut write_error: Option<io::Error> = None;
+    let mut vanished: Option<String> = None;
+    let mut last_check = Instant::now();
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            cap.detach();
+        }
+        if last_check.elapsed() >= Duration::from_millis(200) {
+            last_check = Instant::now();
+            if vanished.is_none() {
+                if let Some(name) = cap.vanished_interface() {
+                    vanished = Some(name.to_owned());
+                    cap.detach();
+                }
+            }
+        }
+        let batch = match cap.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for p in &batch.packets {
+            if write_error.is_some() || args.count.is_some_and(|c| captured >= c) {
+                break;
+            }
+            let r = match &mut out {
+                Output::Text(w) => {
+                    let secs = (p.ts_ns / 1_000_000_000) as i64;
+                    let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
+                    let dir = match p.direction {
+                        capture::Direction::In => "In ",
+                        capture::Direction::Out => "Out",
+                    };
+                    let mut line = format!(
+                        "{} {} {} len {} {}",
+                        crate::out::local_time(secs, usecs),
+                        names.get(p.iface).map(String::as_str).unwrap_or("?"),
+                        dir,
+                        p.wirelen,
+                        crate::summary::summary(&p.data, p.wirelen, live.quiet)
+                    );
+                    if live.verbose > 0 {
+                        let hook = match p.hook {
+                            HookPoint::Xdp => "xdp",
+                            HookPoint::Tc => "tc",
+                        };
+                        line.push_str(&format!(
+                            " [{hook} cpu {} queue {} caplen {}]",
+                            p.cpu,
+                            p.queue,
+                            p.data.len()
+                        ));
+                    }
+                    line.push('\n');
+                    w.write_all(line.as_bytes())
+                }
+                Output::File(w) => w.write(p).and_then(|_| {
+                    if live.packet_buffered {
+                        w.flush()
+                    } else {
+                        Ok(())
+                    }
+                }),
+            };
+            match r {
+                Ok(()) => captured += 1,
+                Err(e) => {
+                    write_error = Some(e);
+                    cap.detach();
+                }
+            }
+            if args.count.is_some_and(|c| captured >= c) {
+                cap.detach();
+            }
+        }
+        if let Output::Text(w) = &mut out {
+            if let Err(e) = w.flush() {
+                write_error.get_or_insert(e);
+                cap.detach();
+            }
+        }
+    }
+    let flushed = match &mut out {
+        Output::Text(w) => w.flush(),
+        Output::File(w) => w.flush(),
+    };
+    if let Err(e) = flushed {
+        write_error.get_or_insert(e);
+    }
+    let stats = cap.stats();
+    drop(cap);
+
+    let broken_pipe = write_error
+        .as_ref()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+    if let Some(name) = &vanished {
+        eprintln!("xcap: {name}: the interface disappeared");
+    }
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let dropped = stats.output_errors.max(stats.perf_lost);
+    eprintln!();
+    eprintln!("{captured} packet{} captured", plural(captured));
+    eprintln!(
+        "{} packet{} received by filter",
+        stats.matched,
+        plural(stats.matched)
+    );
+    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
+    if live.verbose > 0 {
+        eprintln!(
+            "xcap: {} packets seen by the programs, {} failed perf outputs, {} reported lost by perf",
+            stats.seen, stats.output_errors, stats.perf_lost
+        );
+    }
+    if let Some(e) = write_error {
+        if !broken_pipe {
+            let path = args.write.as_deref().unwrap_or("stdout");
+            eprintln!("xcap: {path}: {}", crate::out::io_message(&e));
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if vanished.is_some() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
