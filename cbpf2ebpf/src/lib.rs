@@ -111,6 +111,11 @@ pub struct Options {
     /// is one loop iteration, e.g. one IPv6 extension header for `ip6
     /// protochain`). Past it the filter returns 0.
     pub max_loop_iterations: u32,
+    /// Skb mode at a TC hook (or offline): read the skb's linear part with
+    /// direct packet access and call `bpf_skb_load_bytes` only past it
+    /// (about 25 ns a call). Needs `r1` to be a TC `__sk_buff`; never used
+    /// for [`Hook::Socket`] or [`Hook::None`].
+    pub linear_fast_path: bool,
 }
 
 impl Default for Options {
@@ -119,6 +124,7 @@ impl Default for Options {
             mode: Mode::Direct,
             hook: Hook::None,
             max_loop_iterations: DEFAULT_LOOP_ITERATIONS,
+            linear_fast_path: true,
         }
     }
 }

@@ -130,6 +130,7 @@ fn print_program(args: &RunArgs, prog: &[Insn]) -> Result<()> {
             mode: args.mode.into(),
             hook: args.hook.into(),
             max_loop_iterations: args.max_loop_iterations,
+            ..Options::default()
         };
         let t = translate(prog, &opts).context("can't translate the filter")?;
         format!(

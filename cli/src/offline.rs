@@ -89,6 +89,7 @@ impl Runner {
             mode,
             hook: Hook::Offline,
             max_loop_iterations: args.max_loop_iterations,
+            ..Options::default()
         };
         let insns = translate(prog, &opts)
             .context("can't translate the filter")?

@@ -217,11 +217,10 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
     prog
 }
 
-/// Rewrites every scratch read that some path reaches before a write of
-/// that word: to a word written on every path, or to a load of a constant.
-fn fix_scratch_reads(prog: &mut [Insn]) {
+/// For each pc, the scratch words written on every path into it (`None`:
+/// not reached).
+fn scratch_written(prog: &[Insn]) -> Vec<Option<u16>> {
     let len = prog.len();
-    // Words written on every path into each pc; None: not reached yet.
     let mut written: Vec<Option<u16>> = vec![None; len];
     written[0] = Some(0);
     let mut work = vec![0usize];
@@ -248,6 +247,25 @@ fn fix_scratch_reads(prog: &mut [Insn]) {
             }
         }
     }
+    written
+}
+
+/// Whether some path reads a scratch word before writing it. libpcap's
+/// interpreter then reads stack garbage, so its answer is undefined
+/// (libpcap 1.10.3 emits such code, e.g. for `geneve or mpls 1`); xcap
+/// reads 0.
+pub fn reads_scratch_before_write(prog: &[Insn]) -> bool {
+    let written = scratch_written(prog);
+    prog.iter().zip(&written).any(|(insn, w)| {
+        (insn.code == LD | MEM || insn.code == LDX | MEM) && w.is_some_and(|w| w & (1 << insn.k) == 0)
+    })
+}
+
+/// Rewrites every scratch read that some path reaches before a write of
+/// that word: to a word written on every path, or to a load of a constant.
+fn fix_scratch_reads(prog: &mut [Insn]) {
+    let len = prog.len();
+    let written = scratch_written(prog);
     for pc in 0..len {
         let insn = &mut prog[pc];
         if insn.code != LD | MEM && insn.code != LDX | MEM {

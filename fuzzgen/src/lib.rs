@@ -241,6 +241,11 @@ pub fn check_expr(data: &[u8], engines: &[Engine]) -> Result<Outcome, String> {
             return Ok(out);
         }
     };
+    // libpcap's answer is undefined there (it reads stack garbage).
+    if cbpf_gen::reads_scratch_before_write(&prog) {
+        out.skipped = true;
+        return Ok(out);
+    }
     let what = format!(
         "expression `{}` (linktype {}, snaplen {})",
         case.expr, case.linktype, case.snaplen

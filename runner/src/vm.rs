@@ -14,7 +14,7 @@
 //! |---|---|---|---|
 //! | packet | [`PACKET_BASE`] | the captured bytes | read |
 //! | stack | [`STACK_BASE`] | 512 bytes per call frame, `r10` at the top of the frame | read, write (starts zeroed) |
-//! | context | [`CTX_BASE`] | empty unless [`VmFilter::with_ctx`] | read |
+//! | context | [`CTX_BASE`] | empty unless [`VmFilter::with_ctx`]; in `Skb` mode a `struct __sk_buff` image by default | read |
 //!
 //! ## Registers at entry, by mode
 //!
@@ -60,6 +60,11 @@ pub const PACKET_BASE: u64 = 0x0000_1000_0000_0000;
 pub const STACK_BASE: u64 = 0x0000_2000_0000_0000;
 /// Virtual address of the context (`r1`).
 pub const CTX_BASE: u64 = 0x0000_3000_0000_0000;
+
+/// `struct __sk_buff`: its size and the offsets of `data` and `data_end`.
+const SKB_CTX_BYTES: usize = 192;
+const SKB_DATA: u64 = 76;
+const SKB_DATA_END: u64 = 80;
 /// Stack bytes per call frame.
 pub const FRAME_BYTES: usize = 512;
 /// Most nested call frames (the kernel's `MAX_CALL_FRAMES`).
@@ -131,10 +136,22 @@ impl VmFilter {
             Mode::Direct | Mode::Probe => (PACKET_BASE, PACKET_BASE + packet.len() as u64),
             Mode::Skb => (0, packet.len() as u64),
         };
+        // Skb mode runs as a TC program would: `skb->len` is the packet's
+        // length, and `data`/`data_end` (see `Machine::load`) point at it.
+        let skb_ctx;
+        let ctx = if self.mode == Mode::Skb && self.ctx.is_empty() {
+            let mut image = vec![0u8; SKB_CTX_BYTES];
+            image[..4].copy_from_slice(&(packet.len() as u32).to_le_bytes());
+            skb_ctx = image;
+            &skb_ctx[..]
+        } else {
+            &self.ctx[..]
+        };
         let mut m = Machine {
             insns: &self.insns,
             packet,
-            ctx: &self.ctx,
+            ctx,
+            skb: self.mode == Mode::Skb,
             stack: vec![0u8; FRAME_BYTES * MAX_FRAMES],
             reg: [0; 11],
             rng: 0x2545_f491_4f6c_dd1d,
@@ -410,6 +427,8 @@ struct Machine<'a> {
     insns: &'a [Insn],
     packet: &'a [u8],
     ctx: &'a [u8],
+    /// The context is a `struct __sk_buff`.
+    skb: bool,
     stack: Vec<u8>,
     reg: [u64; 11],
     rng: u64,
@@ -451,6 +470,14 @@ impl Machine<'_> {
     }
 
     fn load(&self, pc: usize, addr: u64, len: usize) -> std::result::Result<u64, VmError> {
+        // The verifier turns 32-bit loads of `__sk_buff` data/data_end into
+        // packet pointers; so does the VM.
+        if self.skb && len == 4 && addr == CTX_BASE + SKB_DATA {
+            return Ok(PACKET_BASE);
+        }
+        if self.skb && len == 4 && addr == CTX_BASE + SKB_DATA_END {
+            return Ok(PACKET_BASE + self.packet.len() as u64);
+        }
         match self.locate(addr, len) {
             Some((r, off)) => {
                 let mut b = [0u8; 8];

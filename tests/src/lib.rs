@@ -186,23 +186,45 @@ pub fn host_list(n: usize) -> String {
         .join(" or ")
 }
 
+/// One way of translating a filter that the tests compare.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    pub name: &'static str,
+    pub mode: cbpf2ebpf::Mode,
+    /// Skb mode: direct reads of the linear part first.
+    pub linear_fast_path: bool,
+}
+
+impl Variant {
+    /// Offline semantics (libpcap's interpreter on a savefile).
+    pub fn options(&self) -> cbpf2ebpf::Options {
+        cbpf2ebpf::Options {
+            mode: self.mode,
+            hook: cbpf2ebpf::Hook::Offline,
+            linear_fast_path: self.linear_fast_path,
+            ..cbpf2ebpf::Options::default()
+        }
+    }
+}
+
+/// Every access mode, and skb mode both with and without its fast path.
+pub const VARIANTS: [Variant; 4] = [
+    Variant { name: "direct", mode: cbpf2ebpf::Mode::Direct, linear_fast_path: true },
+    Variant { name: "skb", mode: cbpf2ebpf::Mode::Skb, linear_fast_path: true },
+    Variant { name: "skb-helpers", mode: cbpf2ebpf::Mode::Skb, linear_fast_path: false },
+    Variant { name: "probe", mode: cbpf2ebpf::Mode::Probe, linear_fast_path: true },
+];
+
 /// Runs `prog` on every packet with every engine and access mode (offline
 /// semantics) and panics on the first answer that differs from libpcap's
 /// interpreter. Returns how many cases it compared.
 pub fn assert_matches_libpcap(what: &str, prog: &[Insn], packets: &[(Vec<u8>, u32)]) -> usize {
-    use cbpf2ebpf::{translate, Hook, Mode, Options};
+    use cbpf2ebpf::translate;
     use xcap_runner::{Engine, Filter, RunFilter};
     let mut cases = 0;
-    for mode in [Mode::Direct, Mode::Skb, Mode::Probe] {
-        let t = translate(
-            prog,
-            &Options {
-                mode,
-                hook: Hook::Offline,
-                ..Options::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
+    for variant in VARIANTS {
+        let mode = variant.mode;
+        let t = translate(prog, &variant.options()).unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
         for engine in [Engine::Vm, Engine::Kernel] {
             let f = Filter::load(engine, &t.insns, mode)
                 .unwrap_or_else(|e| panic!("{what}: {engine}/{mode:?}: {e}"));

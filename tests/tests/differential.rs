@@ -10,15 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use cbpf2ebpf::cbpf::Insn;
-use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
+use cbpf2ebpf::{libpcap, translate};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::{
-    accept_expressions, compile_distinct, l3_packets, report, tcpdump_packets, Packet,
-    EXTRA_EXPRESSIONS,
+    accept_expressions, compile_distinct, l3_packets, report, tcpdump_packets, Packet, Variant,
+    EXTRA_EXPRESSIONS, VARIANTS,
 };
 
 const SNAPLEN: u32 = 262144;
-const MODES: [Mode; 3] = [Mode::Direct, Mode::Skb, Mode::Probe];
 
 #[derive(Default)]
 struct Tally {
@@ -47,7 +46,7 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
         .collect();
 
     for engine in [Engine::Vm, Engine::Kernel] {
-        for mode in MODES {
+        for variant in VARIANTS {
             let tally = Tally::default();
             let next = AtomicUsize::new(0);
             std::thread::scope(|s| {
@@ -57,13 +56,14 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
                         let Some((prog, names)) = programs.get(n) else {
                             break;
                         };
-                        check_program(engine, mode, prog, &names[0], packets, &expected[n], &tally);
+                        check_program(engine, variant, prog, &names[0], packets, &expected[n], &tally);
                     });
                 }
             });
             let mismatches = tally.mismatches.into_inner().unwrap();
             report(&format!(
-                "{label}: {engine}/{mode:?}: {} cases ({} programs from {expr_count} expressions x {} packets), {} mismatches, {} packets over the engine's size limit",
+                "{label}: {engine}/{}: {} cases ({} programs from {expr_count} expressions x {} packets), {} mismatches, {} packets over the engine's size limit",
+                variant.name,
                 tally.cases.load(Ordering::Relaxed),
                 programs.len(),
                 packets.len(),
@@ -72,7 +72,8 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
             ));
             assert!(
                 mismatches.is_empty(),
-                "{label} {engine}/{mode:?}: {} mismatches, first:\n{}",
+                "{label} {engine}/{}: {} mismatches, first:\n{}",
+                variant.name,
                 mismatches.len(),
                 mismatches
                     .iter()
@@ -87,7 +88,7 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
 
 fn check_program(
     engine: Engine,
-    mode: Mode,
+    variant: Variant,
     prog: &[Insn],
     expr: &str,
     packets: &[Packet],
@@ -95,14 +96,8 @@ fn check_program(
     tally: &Tally,
 ) {
     let fail = |msg: String| tally.mismatches.lock().unwrap().push(msg);
-    let t = match translate(
-        prog,
-        &Options {
-            mode,
-            hook: Hook::Offline,
-            ..Options::default()
-        },
-    ) {
+    let mode = variant.mode;
+    let t = match translate(prog, &variant.options()) {
         Ok(t) => t,
         Err(e) => return fail(format!("`{expr}`: translation failed: {e}")),
     };

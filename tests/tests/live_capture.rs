@@ -13,7 +13,7 @@
 //! TCP to port 8080) sent through packet sockets; the kernel moves a received tag out of
 //! the packet before TC and tcpdump see it, and both put it back.
 //!
-//! Needs root, tcpdump, ping and bpftool; every refusal by the kernel is a
+//! Needs root, tcpdump, tshark and ping; every refusal by the kernel is a
 //! failure, never a skip.
 
 use std::fs::File;
@@ -640,7 +640,30 @@ fn tc_both_directions_capture_what_tcpdump_captures() {
     check_hook(Setup::TcInOut);
 }
 
-/// Neither XDP nor TCX programs nor tc filters on the receiving interface.
+/// How many programs are attached to `ifname` in namespace `ns` with
+/// `attach_type` (BPF_PROG_QUERY; 46 = TCX ingress, 47 = TCX egress).
+fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
+    let ifname = ifname.to_owned();
+    in_ns(ns, move || {
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: if_nametoindex on a C string; bpf() on a zeroed attr.
+        unsafe {
+            let ifindex = libc::if_nametoindex(name.as_ptr());
+            assert!(ifindex != 0);
+            let mut attr = [0u32; 16];
+            attr[0] = ifindex; // target_ifindex
+            attr[1] = attach_type;
+            let r = libc::syscall(libc::SYS_bpf, 16, attr.as_mut_ptr(), 64u32); // BPF_PROG_QUERY
+            assert_eq!(r, 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
+            attr[6] // prog_cnt
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// Neither an XDP program, nor TCX programs, nor tc filters on the
+/// receiving interface.
 fn assert_nothing_attached(net: &Net) {
     if !Path::new(&format!("/var/run/netns/{}", net.rx)).exists() {
         return;
@@ -648,14 +671,16 @@ fn assert_nothing_attached(net: &Net) {
     let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
     let text = String::from_utf8_lossy(&link.stdout);
     assert!(
-        !text.contains("prog/xdp") && !text.contains(" xdp"),
+        !text.contains(" xdp") && !text.contains("prog/xdp"),
         "XDP left attached: {text}"
     );
-    let bpf = run(Command::new("ip").args([
-        "netns", "exec", &net.rx, "bpftool", "net", "show", "dev", RX_IF,
-    ]));
-    let text = String::from_utf8_lossy(&bpf.stdout);
-    assert!(!text.contains("xcap"), "programs left attached: {text}");
+    for (t, what) in [(46, "ingress"), (47, "egress")] {
+        assert_eq!(
+            tcx_programs(&net.rx, RX_IF, t),
+            0,
+            "TCX {what} programs left attached"
+        );
+    }
     for dir in ["ingress", "egress"] {
         let tc = Command::new("tc")
             .args(["-n", &net.rx, "filter", "show", "dev", RX_IF, dir])
@@ -666,6 +691,18 @@ fn assert_nothing_attached(net: &Net) {
             "tc filters left: {}",
             String::from_utf8_lossy(&tc.stdout)
         );
+    }
+}
+
+/// The checks of [`assert_nothing_attached`] see what xcap attaches.
+fn assert_attached(net: &Net, xdp: bool) {
+    let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
+    let text = String::from_utf8_lossy(&link.stdout);
+    if xdp {
+        assert!(text.contains(" xdp"), "no XDP program: {text}");
+    } else {
+        assert_eq!(tcx_programs(&net.rx, RX_IF, 46), 1);
+        assert_eq!(tcx_programs(&net.rx, RX_IF, 47), 1);
     }
 }
 
@@ -769,6 +806,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         .args(["-i", RX_IF, "--xdp", "icmp"]);
     let mut first = Proc::start(first);
     first.wait_listening("first xcap");
+    assert_attached(&net, true);
     one_error_line(
         &xcap_in(&net.rx, &["-i", RX_IF, "--xdp", "icmp"]),
         "an XDP program is already attached",
@@ -790,6 +828,22 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
     assert_eq!(code, 0, "{}", lines.join("\n"));
     assert_eq!(count_line(&lines, "captured"), 1, "{}", lines.join("\n"));
     assert_nothing_attached(&net);
+
+    // SIGKILL: the kernel closes the links, so nothing stays attached.
+    for (hook, xdp) in [("--tc", false), ("--xdp", true)] {
+        let mut x = Command::new("ip");
+        x.args(["netns", "exec", &net.rx])
+            .arg(xcap_bin())
+            .args(["-i", RX_IF, hook, "icmp"]);
+        let mut x = Proc::start(x);
+        x.wait_listening("xcap");
+        assert_attached(&net, xdp);
+        x.signal(libc::SIGKILL);
+        let (code, _) = x.finish("xcap after SIGKILL");
+        assert_eq!(code, -1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_nothing_attached(&net);
+    }
 }
 
 #[test]

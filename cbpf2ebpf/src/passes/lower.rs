@@ -16,6 +16,13 @@ use crate::ebpf::{helper, op, Insn, Reg as R, R0, R1, R10, R2, R3, R4, R5, R6, R
 use crate::ir::{AluOp, Block, Cond, Function, Inst, InstData, Operand, Reg, Size, Terminator};
 use crate::{Error, Hook, Mode, Options};
 
+/// `struct __sk_buff` fields the fast path reads.
+mod skb_field {
+    pub const LEN: i16 = 0;
+    pub const DATA: i16 = 76;
+    pub const DATA_END: i16 = 80;
+}
+
 /// Stack layout (offsets from the frame pointer).
 mod stack {
     /// `M[i]` lives at `MEM + 4 * i`.
@@ -41,8 +48,8 @@ struct Regs {
     end: R,
     /// The context, where the mode keeps it in a register.
     ctx: R,
-    /// Direct mode: wire length; others keep it on the stack.
-    wirelen: R,
+    /// Where the wire length is, if in a register (else on the stack).
+    wirelen: Option<R>,
     /// Probe mode: captured length.
     caplen: R,
     /// Direct mode: `start + X` for a run of indexed loads.
@@ -55,7 +62,7 @@ const DIRECT: Regs = Regs {
     start: R2,
     end: R3,
     ctx: R1,
-    wirelen: R4,
+    wirelen: Some(R4),
     caplen: 0,
     xbase: R5,
 };
@@ -65,9 +72,21 @@ const SKB: Regs = Regs {
     start: R9,
     end: 0,
     ctx: R6,
-    wirelen: 0,
+    wirelen: None,
     caplen: 0,
     xbase: 0,
+};
+/// Skb mode's fast path: direct access to the linear part, with the slow
+/// path's registers for everything that both paths share.
+const SKB_LINEAR: Regs = Regs {
+    a: R7,
+    x: R8,
+    start: R2,
+    end: R3,
+    ctx: R6,
+    wirelen: None,
+    caplen: 0,
+    xbase: R5,
 };
 const PROBE: Regs = Regs {
     a: R7,
@@ -75,7 +94,7 @@ const PROBE: Regs = Regs {
     start: R9,
     end: 0,
     ctx: 0,
-    wirelen: 0,
+    wirelen: None,
     caplen: R6,
     xbase: 0,
 };
@@ -97,8 +116,11 @@ pub fn run(
         swaps,
         opts,
         regs,
+        access: opts.mode,
         items: Vec::new(),
         labels: SecondaryMap::new(),
+        slow_insts: SecondaryMap::new(),
+        guard_fallback: None,
         next_label: 0,
         fail: Label(0),
         fail_used: false,
@@ -117,15 +139,57 @@ pub fn run(
         .map(|(_, b)| b)
         .collect();
     l.fail = l.new_label();
-    for &b in &func.layout {
-        let label = if is_zero(b) && b != func.entry() {
-            l.fail
-        } else {
-            l.new_label()
-        };
-        l.labels[b] = Some(label);
-    }
+    let labels = l.block_labels(&is_zero);
+    let hybrid = opts.mode == Mode::Skb && linear_fast_path(opts) && l.has_packet_loads();
     l.prologue();
+    if hybrid {
+        // The fast path reads the skb's linear part directly; a check that
+        // fails there continues on the slow path (bpf_skb_load_bytes) at
+        // the same block or load, where A, X and M are in the same places.
+        let slow_entry = labels[func.entry()].expect("entry label");
+        for &b in &func.layout {
+            for &i in &func.blocks[b].insts {
+                if matches!(l.guards.indexed[i], IndexedGuard::Check { .. } | IndexedGuard::Extend { .. }) {
+                    l.slow_insts[i] = Some(l.new_label());
+                }
+            }
+        }
+        l.enter_linear_fast_path(slow_entry);
+        l.labels = l.block_labels(&is_zero);
+        l.regs = SKB_LINEAR;
+        l.access = Mode::Direct;
+        l.guard_fallback = Some(labels.clone());
+        // Blocks that read past what direct access reaches go straight to
+        // the slow path; fast blocks only reachable through them are left
+        // out (the verifier rejects dead code).
+        let mut diverted_blocks: SecondaryMap<Block, bool> = SecondaryMap::new();
+        for &b in &func.layout {
+            diverted_blocks[b] = l.reads_past_direct_reach(b);
+        }
+        let diverted = |b: Block| diverted_blocks[b];
+        let mut reachable: SecondaryMap<Block, bool> = SecondaryMap::new();
+        reachable[func.entry()] = true;
+        for &b in &func.layout {
+            if reachable[b] && !diverted(b) {
+                for s in func.blocks[b].term.successors() {
+                    reachable[s] = true;
+                }
+            }
+        }
+        let fast: Vec<Block> = emitted.iter().copied().filter(|&b| reachable[b]).collect();
+        for (n, &b) in fast.iter().enumerate() {
+            if diverted(b) {
+                l.items.push(Item::Bind(l.label_of(b)));
+                l.jump(Insn::ja(0), labels[b].expect("slow label"));
+            } else {
+                l.block(b, fast.get(n + 1).copied())?;
+            }
+        }
+        l.regs = SKB;
+        l.access = Mode::Skb;
+        l.guard_fallback = None;
+    }
+    l.labels = labels;
     for (n, &b) in emitted.iter().enumerate() {
         l.block(b, emitted.get(n + 1).copied())?;
     }
@@ -137,14 +201,28 @@ pub fn run(
     Ok(l.items)
 }
 
+/// Whether skb mode may read the linear part directly: the context must be
+/// a TC `__sk_buff` (socket filters have no `data`/`data_end`).
+fn linear_fast_path(opts: &Options) -> bool {
+    opts.linear_fast_path && matches!(opts.hook, Hook::TcIngress | Hook::TcEgress | Hook::Offline)
+}
+
 struct Lower<'a> {
     func: &'a Function,
     guards: &'a Guards,
     swaps: &'a Swaps,
     opts: &'a Options,
     regs: Regs,
+    /// How the code being emitted reads packets (skb mode's fast path
+    /// reads like direct mode).
+    access: Mode,
     items: Vec<Item>,
     labels: SecondaryMap<Block, Option<Label>>,
+    /// Hybrid skb mode: the slow path's label before each checked load.
+    slow_insts: SecondaryMap<Inst, Option<Label>>,
+    /// Hybrid skb mode, while emitting the fast path: where a failed check
+    /// continues (the slow path's block labels) instead of returning 0.
+    guard_fallback: Option<SecondaryMap<Block, Option<Label>>>,
     next_label: u32,
     fail: Label,
     fail_used: bool,
@@ -212,6 +290,57 @@ impl<'a> Lower<'a> {
         self.jump(i, self.fail);
     }
 
+    /// A label per block of the layout; empty `ret #0` blocks share `fail`.
+    fn block_labels(&mut self, is_zero: &dyn Fn(Block) -> bool) -> SecondaryMap<Block, Option<Label>> {
+        let mut labels = SecondaryMap::new();
+        for &b in &self.func.layout {
+            labels[b] = Some(if is_zero(b) && b != self.func.entry() { self.fail } else { self.new_label() });
+        }
+        labels
+    }
+
+    /// Whether block `b` checks or loads past what direct access reaches.
+    fn reads_past_direct_reach(&self, b: Block) -> bool {
+        let limit = super::simplify::MAX_DIRECT_OFFSET;
+        let far = |end: u64| end > limit;
+        self.guards.block_entry[b].is_some_and(far)
+            || self.func.blocks[b].insts.iter().any(|&i| {
+                let end = match self.func.insts[i] {
+                    InstData::LoadAbs { size, k } | InstData::LoadInd { size, k } => k as u64 + size.bytes() as u64,
+                    InstData::LoadMsh { k } => k as u64 + 1,
+                    _ => 0,
+                };
+                let checked = match self.guards.indexed[i] {
+                    IndexedGuard::Check { max_end } | IndexedGuard::Extend { max_end } => max_end,
+                    _ => 0,
+                };
+                far(end) || far(checked)
+            })
+    }
+
+    /// Skb mode: switches to direct reads of the linear part when the
+    /// caller's window covers it (`end` at or past `skb->len`, `start`
+    /// within [`crate::MAX_START_OFFSET`]); else goes to `slow`. Expects
+    /// the original `end` in r5 (see `prologue`).
+    fn enter_linear_fast_path(&mut self, slow: Label) {
+        let r = SKB_LINEAR;
+        self.emit(Insn::ldx(op::W, R0, r.ctx, skb_field::LEN));
+        self.jump(Insn::jmp_reg(op::JLT, R5, R0, 0), slow);
+        self.jump(Insn::jmp_imm(op::JGT, SKB.start, crate::MAX_START_OFFSET as i32, 0), slow);
+        self.emit(Insn::ldx(op::W, r.start, r.ctx, skb_field::DATA));
+        self.emit(Insn::ldx(op::W, r.end, r.ctx, skb_field::DATA_END));
+        self.emit(Insn::alu64_reg(op::ADD, r.start, SKB.start));
+    }
+
+    /// Jumps where a failed bounds check goes: `return 0`, or on skb mode's
+    /// fast path, the slow path at `slow` (the same block or load).
+    fn jump_check_failed(&mut self, i: Insn, slow: Option<Label>) {
+        match (self.guard_fallback.is_some(), slow) {
+            (true, Some(l)) => self.jump(i, l),
+            _ => self.jump_fail(i),
+        }
+    }
+
     fn label_of(&self, b: Block) -> Label {
         self.labels[b].expect("every block in the layout has a label")
     }
@@ -245,6 +374,10 @@ impl<'a> Lower<'a> {
                 self.emit(Insn::mov64_reg(r.ctx, R1));
                 if self.has_packet_loads() {
                     self.emit(Insn::mov64_reg(r.start, R2));
+                    if linear_fast_path(self.opts) {
+                        // For enter_linear_fast_path.
+                        self.emit(Insn::mov64_reg(R5, R3));
+                    }
                     self.emit(Insn::alu64_reg(op::SUB, R3, R2));
                     self.emit(Insn::stx(op::DW, R10, R3, stack::CAPLEN));
                 }
@@ -280,7 +413,8 @@ impl<'a> Lower<'a> {
     fn block(&mut self, b: Block, next: Option<Block>) -> Result<(), Error> {
         self.items.push(Item::Bind(self.label_of(b)));
         if let Some(len) = self.guards.block_entry[b] {
-            self.check_captured(len);
+            let slow = self.guard_fallback.as_ref().and_then(|f| f[b]);
+            self.check_captured(len, slow);
         }
         let insts: Vec<Inst> = self.func.blocks[b].insts.clone();
         for i in insts {
@@ -291,14 +425,14 @@ impl<'a> Lower<'a> {
     }
 
     /// Fails unless at least `len` bytes were captured.
-    fn check_captured(&mut self, len: u64) {
+    fn check_captured(&mut self, len: u64, slow: Option<Label>) {
         let r = self.regs;
-        match self.opts.mode {
+        match self.access {
             Mode::Direct => {
                 // simplify cut every load past MAX_DIRECT_OFFSET.
                 self.emit(Insn::mov64_reg(R0, r.start));
                 self.emit(Insn::alu64_imm(op::ADD, R0, len as i32));
-                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+                self.jump_check_failed(Insn::jmp_reg(op::JGT, R0, r.end, 0), slow);
             }
             Mode::Skb => {
                 self.emit(Insn::ldx(op::DW, R0, R10, stack::CAPLEN));
@@ -331,9 +465,15 @@ impl<'a> Lower<'a> {
                 self.swap_loaded(i, size);
             }
             InstData::LoadInd { size, k } => {
+                let slow = self.slow_insts[i];
+                if self.guard_fallback.is_none() {
+                    if let Some(l) = slow {
+                        self.items.push(Item::Bind(l));
+                    }
+                }
                 match self.guards.indexed[i] {
-                    IndexedGuard::Check { max_end } => self.check_indexed(max_end),
-                    IndexedGuard::Extend { max_end } => self.extend_indexed(max_end),
+                    IndexedGuard::Check { max_end } => self.check_indexed(max_end, slow),
+                    IndexedGuard::Extend { max_end } => self.extend_indexed(max_end, slow),
                     _ => {}
                 }
                 self.load_packet(size, Some(()), k, r.a);
@@ -346,8 +486,8 @@ impl<'a> Lower<'a> {
             }
             InstData::LoadLen { dst } => {
                 let dst = self.reg(dst);
-                match self.opts.mode {
-                    Mode::Direct => self.emit(Insn::mov32_reg(dst, r.wirelen)),
+                match r.wirelen {
+                    Some(wirelen) => self.emit(Insn::mov32_reg(dst, wirelen)),
                     _ => self.emit(Insn::ldx(op::W, dst, R10, stack::WIRELEN)),
                 }
             }
@@ -388,18 +528,18 @@ impl<'a> Lower<'a> {
 
     /// Fails unless `X + max_end` bytes were captured; in direct mode also
     /// leaves `start + X` in `xbase`, bounded so the verifier accepts it.
-    fn check_indexed(&mut self, max_end: u64) {
+    fn check_indexed(&mut self, max_end: u64, slow: Option<Label>) {
         let r = self.regs;
-        match self.opts.mode {
+        match self.access {
             Mode::Direct => {
                 // simplify cut indexed loads whose k + size passes the limit.
                 let room = super::simplify::MAX_DIRECT_OFFSET - max_end;
                 self.emit(Insn::mov64_reg(r.xbase, r.x));
-                self.jump_fail(Insn::jmp_imm(op::JGT, r.xbase, room as i32, 0));
+                self.jump_check_failed(Insn::jmp_imm(op::JGT, r.xbase, room as i32, 0), slow);
                 self.emit(Insn::alu64_reg(op::ADD, r.xbase, r.start));
                 self.emit(Insn::mov64_reg(R0, r.xbase));
                 self.emit(Insn::alu64_imm(op::ADD, R0, max_end as i32));
-                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+                self.jump_check_failed(Insn::jmp_reg(op::JGT, R0, r.end, 0), slow);
             }
             Mode::Skb | Mode::Probe => {
                 self.emit(Insn::mov64_reg(R0, r.x));
@@ -409,7 +549,7 @@ impl<'a> Lower<'a> {
                     self.emit_all(Insn::ld_imm64(R1, max_end));
                     self.emit(Insn::alu64_reg(op::ADD, R0, R1));
                 }
-                let caplen = if self.opts.mode == Mode::Skb {
+                let caplen = if self.access == Mode::Skb {
                     self.emit(Insn::ldx(op::DW, R1, R10, stack::CAPLEN));
                     R1
                 } else {
@@ -421,15 +561,15 @@ impl<'a> Lower<'a> {
     }
 
     /// Like [`Self::check_indexed`] where `start + X` is already bounded.
-    fn extend_indexed(&mut self, max_end: u64) {
+    fn extend_indexed(&mut self, max_end: u64, slow: Option<Label>) {
         let r = self.regs;
-        match self.opts.mode {
+        match self.access {
             Mode::Direct => {
                 self.emit(Insn::mov64_reg(R0, r.xbase));
                 self.emit(Insn::alu64_imm(op::ADD, R0, max_end as i32));
-                self.jump_fail(Insn::jmp_reg(op::JGT, R0, r.end, 0));
+                self.jump_check_failed(Insn::jmp_reg(op::JGT, R0, r.end, 0), slow);
             }
-            Mode::Skb | Mode::Probe => self.check_indexed(max_end),
+            Mode::Skb | Mode::Probe => self.check_indexed(max_end, slow),
         }
     }
 
@@ -438,7 +578,7 @@ impl<'a> Lower<'a> {
     fn load_packet(&mut self, size: Size, indexed: Option<()>, k: u32, dst: R) {
         let r = self.regs;
         let width = ldx_size(size);
-        match self.opts.mode {
+        match self.access {
             Mode::Direct => {
                 let base = if indexed.is_some() { r.xbase } else { r.start };
                 if k <= i16::MAX as u32 {
@@ -451,13 +591,13 @@ impl<'a> Lower<'a> {
             }
             Mode::Skb | Mode::Probe => {
                 // The offset register: r2 for skb_load_bytes, r3 for probe_read.
-                let off = if self.opts.mode == Mode::Skb { R2 } else { R3 };
+                let off = if self.access == Mode::Skb { R2 } else { R3 };
                 self.mov_u32(off, k);
                 if indexed.is_some() {
                     self.emit(Insn::alu64_reg(op::ADD, off, r.x));
                 }
                 self.emit(Insn::alu64_reg(op::ADD, off, r.start));
-                if self.opts.mode == Mode::Skb {
+                if self.access == Mode::Skb {
                     self.emit(Insn::mov64_reg(R1, r.ctx));
                     self.emit(Insn::mov64_reg(R3, R10));
                     self.emit(Insn::alu64_imm(op::ADD, R3, stack::BUF as i32));
@@ -593,7 +733,7 @@ impl<'a> Lower<'a> {
     /// Calls a helper without arguments; direct mode keeps its argument
     /// registers (packet pointers included) across it on the stack.
     fn call_preserving_args(&mut self, id: i32) {
-        let direct = self.opts.mode == Mode::Direct;
+        let direct = self.access == Mode::Direct;
         let saved = [R1, R2, R3, R4];
         if direct {
             for (n, &reg) in saved.iter().enumerate() {

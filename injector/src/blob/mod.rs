@@ -122,6 +122,7 @@ impl BlobOptions {
             mode: self.mode,
             hook: self.hook,
             max_loop_iterations: self.max_loop_iterations,
+            ..Options::default()
         }
     }
 }
