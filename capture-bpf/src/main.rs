@@ -275,6 +275,9 @@ pub fn xcap_tc_egress(ctx: TcContext) -> i32 {
     tc(&ctx, DIR_OUT)
 }
 
+/// Tracing hooks (tp_btf, fentry): issue 5.
+mod trace;
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -42,6 +42,8 @@ pub mod compile;
 pub mod link;
 pub mod perf;
 pub mod savefile;
+pub mod btf;
+pub mod trace;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

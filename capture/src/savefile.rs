@@ -153,24 +153,24 @@ impl<W: Write> Writer<W> {
     }
 }
 
-fn pad4(v: &mut Vec<u8>) {
+pub(crate) fn pad4(v: &mut Vec<u8>) {
     while !v.len().is_multiple_of(4) {
         v.push(0);
     }
 }
 
-fn option(v: &mut Vec<u8>, code: u16, value: &[u8]) {
+pub(crate) fn option(v: &mut Vec<u8>, code: u16, value: &[u8]) {
     v.extend_from_slice(&code.to_le_bytes());
     v.extend_from_slice(&(value.len() as u16).to_le_bytes());
     v.extend_from_slice(value);
     pad4(v);
 }
 
-fn end_options(v: &mut Vec<u8>) {
+pub(crate) fn end_options(v: &mut Vec<u8>) {
     v.extend_from_slice(&[0, 0, 0, 0]);
 }
 
-fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
+pub(crate) fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
     let total = (12 + body.len()) as u32;
     let mut b = Vec::with_capacity(total as usize);
     b.extend_from_slice(&kind.to_le_bytes());
@@ -180,7 +180,7 @@ fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
     out.write_all(&b)
 }
 
-fn os_name() -> String {
+pub(crate) fn os_name() -> String {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: a valid utsname buffer.
     if unsafe { libc::uname(&mut u) } != 0 {

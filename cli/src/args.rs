@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Live capture flags (-i, --xdp, --tc, -Q, -n, -q, -v, -U, --pcapng, ...)
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
+
+    /// Tracing hooks (--trace, --fentry, --xdp-hook)
+    #[command(flatten)]
+    pub trace: crate::trace::TraceArgs,
 }
 
 impl RunArgs {

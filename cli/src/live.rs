@@ -98,7 +98,7 @@ pub enum XdpModeArg {
     Generic,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
@@ -106,7 +106,7 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// and turns them into [`STOP`] from a thread of their own. The signals get
 /// a handler first: a shell starts background jobs with SIGINT ignored, and
 /// an ignored signal is discarded even while blocked.
-fn handle_signals() {
+pub(crate) fn handle_signals() {
     // SAFETY: plain signal-disposition and signal-mask calls.
     unsafe {
         libc::signal(

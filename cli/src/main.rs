@@ -39,6 +39,7 @@ mod live;
 mod offline;
 mod out;
 mod summary;
+mod trace;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -102,6 +103,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         return offline::filter_file(args, file, &prog);
     }
 
+    if args.dump == 0 && !args.ebpf && args.trace.active() {
+        // Tracing hooks (trace.rs): tp_btf and fentry.
+        return trace::run(args, source);
+    }
     if args.dump == 0 && !args.ebpf {
         // Live capture (live.rs): the filter runs at XDP or TC.
         return live::run(args, source);

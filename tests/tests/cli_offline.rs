@@ -628,8 +628,10 @@ fn bad_input() {
 
     // Our own usage errors: exit 1, one line.
     for args in [
-        &["-w", "x.pcap", "ip"][..],
-        &["ip"],
+        // Without -r, -d or --ebpf, xcap captures live (live_capture.rs
+        // covers it): these fail before anything is attached.
+        &["-i", "nosuch0", "-w", "x.pcap", "ip"][..],
+        &["--xdp", "--tc", "ip"],
         &["--engine", "nope", "-r", afs],
         &["--no-such-flag"],
         &["-r", afs, "--hook", "xdp", "ip"],

@@ -1,0 +1,351 @@
+//! Tracing capture: `tp_btf` tracepoints and `fentry` programs that see a
+//! `struct sk_buff *` (issue 5).
+//!
+//! | program | section | skb argument | extra |
+//! |---|---|---|---|
+//! | `xcap_tp_kfree_skb` | `tp_btf/kfree_skb` | 0 | location (1), drop reason (2) |
+//! | `xcap_tp_consume_skb` | `tp_btf/consume_skb` | 0 | location (1) |
+//! | `xcap_tp_netif_receive_skb` | `tp_btf/netif_receive_skb` | 0 | |
+//! | `xcap_tp_net_dev_queue` | `tp_btf/net_dev_queue` | 0 | |
+//! | `xcap_tp_net_dev_xmit` | `tp_btf/net_dev_xmit` | 0 | return code (1) |
+//! | `xcap_fentry_argN` (N = 0..5) | `fentry` | N | attach target chosen at load |
+//!
+//! aya-ebpf has no kernel type definitions, so the `sk_buff`, `net_device`
+//! and `net` field offsets come from the kernel's BTF, resolved by user space
+//! and written to [`XCAP_TRACE_OFF`] (`.rodata`, frozen: the verifier sees
+//! constants). Every field is read with `bpf_probe_read_kernel`.
+//!
+//! The packet starts at the MAC header when the skb has one
+//! (`mac_header != ~0`, `network_header > mac_header`, device type Ethernet
+//! or loopback): link type EN10MB, filter stub `xcap_filter_trace_l2`.
+//! Otherwise it starts at the network header: link type RAW, stub
+//! `xcap_filter_trace_l3`. The filters run in probe mode on the linear part
+//! (`start .. data + skb_headlen`).
+//!
+//! Output: `bpf_skb_output(skb, &XCAP_EVENTS, BPF_F_CURRENT_CPU | n << 32,
+//! hdr, sizeof hdr)` where `hdr` is a [`TraceHdr`] in a per-CPU scratch map.
+//! `bpf_skb_output` copies from `skb->data` (frags included), so the bytes
+//! between the packet start and `skb->data` (the MAC header, or the IP and
+//! transport headers already pulled) travel in `hdr.pre`, at most
+//! [`MAX_PRE`] bytes; user space joins the two.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::BPF_F_CURRENT_CPU,
+    btf_maps::{PerCpuArray, PerfEventArray},
+    helpers::generated::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
+    },
+    macros::btf_map,
+};
+
+use super::{count, snaplen, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, EVENTS};
+
+/// Indices into [`XCAP_TRACE_OFF`]: byte offsets found in the kernel's BTF.
+pub const OFF_SKB_HEAD: usize = 0;
+pub const OFF_SKB_DATA: usize = 1;
+pub const OFF_SKB_LEN: usize = 2;
+pub const OFF_SKB_DATA_LEN: usize = 3;
+pub const OFF_SKB_MAC_HEADER: usize = 4;
+pub const OFF_SKB_NETWORK_HEADER: usize = 5;
+pub const OFF_SKB_DEV: usize = 6;
+pub const OFF_DEV_IFINDEX: usize = 7;
+pub const OFF_DEV_TYPE: usize = 8;
+pub const OFF_DEV_ND_NET: usize = 9;
+pub const OFF_NET_NS_INUM: usize = 10;
+/// Non-zero once user space filled the table (an unconfigured object does
+/// nothing).
+pub const OFF_VALID: usize = 11;
+pub const OFF_LEN: usize = 16;
+
+/// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
+#[unsafe(no_mangle)]
+static XCAP_TRACE_OFF: [u32; OFF_LEN] = [0; OFF_LEN];
+
+/// Most bytes between the packet start and `skb->data` carried in the
+/// header.
+pub const MAX_PRE: usize = 256;
+
+pub const HOOK_KFREE_SKB: u16 = 16;
+pub const HOOK_CONSUME_SKB: u16 = 17;
+pub const HOOK_NETIF_RECEIVE_SKB: u16 = 18;
+pub const HOOK_NET_DEV_QUEUE: u16 = 19;
+pub const HOOK_NET_DEV_XMIT: u16 = 20;
+pub const HOOK_FENTRY: u16 = 32;
+
+pub const LINK_EN10MB: u8 = 1;
+pub const LINK_RAW: u8 = 2;
+
+/// The record in front of the packet bytes (host byte order).
+#[repr(C)]
+pub struct TraceHdr {
+    /// `bpf_ktime_get_tai_ns()`.
+    pub ts_ns: u64,
+    /// The skb's address (pairs copies of one packet seen at several hooks).
+    pub skb: u64,
+    /// kfree_skb / consume_skb: the caller's address.
+    pub location: u64,
+    pub wirelen: u32,
+    /// Packet bytes in total: `pre_len` here, the rest after the header.
+    pub caplen: u32,
+    pub pre_len: u32,
+    /// Bytes to drop from the front of the appended part.
+    pub skip: u32,
+    pub ifindex: u32,
+    /// kfree_skb: `enum skb_drop_reason`; net_dev_xmit: the return code.
+    pub reason: u32,
+    /// Inode of the device's network namespace (0: unknown).
+    pub netns: u32,
+    /// `bpf_get_current_pid_tgid()`: tgid, tid.
+    pub pid: u32,
+    pub tid: u32,
+    pub filter_ret: u32,
+    pub cpu: u32,
+    pub hook: u16,
+    /// `LINK_*`.
+    pub link: u8,
+    pub flags: u8,
+    pub comm: [u8; 16],
+    pub pre: [u8; MAX_PRE],
+}
+
+/// One header per CPU: too big for the BPF stack next to the filter's.
+#[btf_map(name = "XCAP_TRACE_SCRATCH")]
+static SCRATCH: PerCpuArray<TraceHdr, 1> = PerCpuArray::new();
+
+filter_stub!(
+    /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe mode).
+    xcap_filter_trace_l2
+);
+filter_stub!(
+    /// The tracing filter on packets from the network header (DLT_RAW, probe mode).
+    xcap_filter_trace_l3
+);
+
+#[inline(always)]
+fn off(i: usize) -> u64 {
+    unsafe { core::ptr::read_volatile(&XCAP_TRACE_OFF[i]) as u64 }
+}
+
+#[inline(always)]
+unsafe fn rd_u64(addr: u64) -> u64 {
+    let mut v: u64 = 0;
+    bpf_probe_read_kernel(&mut v as *mut u64 as *mut c_void, 8, addr as *const c_void);
+    v
+}
+
+#[inline(always)]
+unsafe fn rd_u32(addr: u64) -> u32 {
+    let mut v: u32 = 0;
+    bpf_probe_read_kernel(&mut v as *mut u32 as *mut c_void, 4, addr as *const c_void);
+    v
+}
+
+#[inline(always)]
+unsafe fn rd_u16(addr: u64) -> u16 {
+    let mut v: u16 = 0;
+    bpf_probe_read_kernel(&mut v as *mut u16 as *mut c_void, 2, addr as *const c_void);
+    v
+}
+
+/// Argument `n` of a tracing program (the context is an array of u64).
+#[inline(always)]
+unsafe fn arg(ctx: *mut c_void, n: usize) -> u64 {
+    core::ptr::read_volatile((ctx as *const u64).add(n))
+}
+
+#[inline(always)]
+unsafe fn capture_skb(
+    ctx: *mut c_void,
+    skb_ptr: *mut c_void,
+    hook: u16,
+    location: u64,
+    reason: u32,
+) {
+    if off(OFF_VALID) == 0 {
+        return;
+    }
+    count(COUNTER_SEEN);
+    if skb_ptr.is_null() {
+        return;
+    }
+    let skb = skb_ptr as u64;
+    let head = rd_u64(skb + off(OFF_SKB_HEAD));
+    let data = rd_u64(skb + off(OFF_SKB_DATA));
+    let len = rd_u32(skb + off(OFF_SKB_LEN));
+    let data_len = rd_u32(skb + off(OFF_SKB_DATA_LEN));
+    let mh = rd_u16(skb + off(OFF_SKB_MAC_HEADER)) as u64;
+    let nh = rd_u16(skb + off(OFF_SKB_NETWORK_HEADER)) as u64;
+    let dev = rd_u64(skb + off(OFF_SKB_DEV));
+    if head == 0 || data < head {
+        return;
+    }
+    let headlen = if data_len <= len { len - data_len } else { 0 };
+    let end = data + headlen as u64;
+    let mut ifindex = 0u32;
+    let mut dev_type = 0u16;
+    let mut netns = 0u32;
+    if dev != 0 {
+        ifindex = rd_u32(dev + off(OFF_DEV_IFINDEX));
+        dev_type = rd_u16(dev + off(OFF_DEV_TYPE));
+        let ns_off = off(OFF_NET_NS_INUM);
+        if ns_off != u32::MAX as u64 {
+            let net = rd_u64(dev + off(OFF_DEV_ND_NET));
+            if net != 0 {
+                netns = rd_u32(net + ns_off);
+            }
+        }
+    }
+    // ARPHRD_ETHER, ARPHRD_LOOPBACK: an Ethernet header.
+    let l2 = mh != 0xffff && nh > mh && nh - mh <= 64 && (dev_type == 1 || dev_type == 772);
+    let mut start = if l2 { head + mh } else { head + nh };
+    if start > end {
+        if l2 {
+            return;
+        }
+        start = data;
+    }
+    let (pre, skip) = if start <= data {
+        (data - start, 0)
+    } else {
+        (0, start - data)
+    };
+    if pre > MAX_PRE as u64 {
+        return;
+    }
+    let wirelen = (len as u64 + pre - skip) as u32;
+    let ret = if l2 {
+        xcap_filter_trace_l2(ctx, start as usize, end as usize, wirelen)
+    } else {
+        xcap_filter_trace_l3(ctx, start as usize, end as usize, wirelen)
+    };
+    if ret == 0 {
+        return;
+    }
+    count(COUNTER_MATCHED);
+    let Some(h) = SCRATCH.get_ptr_mut(0) else {
+        count(COUNTER_OUTPUT_ERRORS);
+        return;
+    };
+    let snap = snaplen();
+    let mut caplen = if ret < wirelen { ret } else { wirelen };
+    if snap < caplen {
+        caplen = snap;
+    }
+    let pre_used = if (caplen as u64) < pre {
+        caplen as u64
+    } else {
+        pre
+    };
+    let h = &mut *h;
+    h.ts_ns = bpf_ktime_get_tai_ns();
+    h.skb = skb;
+    h.location = location;
+    h.wirelen = wirelen;
+    h.caplen = caplen;
+    h.pre_len = pre_used as u32;
+    h.skip = skip as u32;
+    h.ifindex = ifindex;
+    h.reason = reason;
+    h.netns = netns;
+    let pt = bpf_get_current_pid_tgid();
+    h.pid = (pt >> 32) as u32;
+    h.tid = pt as u32;
+    h.filter_ret = ret;
+    h.cpu = bpf_get_smp_processor_id();
+    h.hook = hook;
+    h.link = if l2 { LINK_EN10MB } else { LINK_RAW };
+    h.flags = 0;
+    bpf_get_current_comm(h.comm.as_mut_ptr() as *mut c_void, 16);
+    let n = pre_used as u32;
+    if n > 0 && n <= MAX_PRE as u32 {
+        bpf_probe_read_kernel(h.pre.as_mut_ptr() as *mut c_void, n, start as *const c_void);
+    }
+    let rest = (caplen as u64 - pre_used + skip) & 0xf_ffff;
+    let flags = BPF_F_CURRENT_CPU | (rest << 32);
+    let r = bpf_skb_output(
+        skb_ptr,
+        &EVENTS as *const PerfEventArray as *mut c_void,
+        flags,
+        h as *mut TraceHdr as *mut c_void,
+        core::mem::size_of::<TraceHdr>() as u64,
+    );
+    if r != 0 {
+        count(COUNTER_OUTPUT_ERRORS);
+    }
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/kfree_skb")]
+pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
+    unsafe {
+        let skb = arg(ctx, 0) as *mut c_void;
+        capture_skb(ctx, skb, HOOK_KFREE_SKB, arg(ctx, 1), arg(ctx, 2) as u32);
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/consume_skb")]
+pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
+    unsafe {
+        let skb = arg(ctx, 0) as *mut c_void;
+        capture_skb(ctx, skb, HOOK_CONSUME_SKB, arg(ctx, 1), 0);
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/netif_receive_skb")]
+pub fn xcap_tp_netif_receive_skb(ctx: *mut c_void) -> i32 {
+    unsafe {
+        let skb = arg(ctx, 0) as *mut c_void;
+        capture_skb(ctx, skb, HOOK_NETIF_RECEIVE_SKB, 0, 0);
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/net_dev_queue")]
+pub fn xcap_tp_net_dev_queue(ctx: *mut c_void) -> i32 {
+    unsafe {
+        let skb = arg(ctx, 0) as *mut c_void;
+        capture_skb(ctx, skb, HOOK_NET_DEV_QUEUE, 0, 0);
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/net_dev_xmit")]
+pub fn xcap_tp_net_dev_xmit(ctx: *mut c_void) -> i32 {
+    unsafe {
+        let skb = arg(ctx, 0) as *mut c_void;
+        capture_skb(ctx, skb, HOOK_NET_DEV_XMIT, 0, arg(ctx, 1) as u32);
+    }
+    0
+}
+
+/// One fentry program per argument position: the verifier wants a constant
+/// offset into the context. The attach target is given at load time.
+macro_rules! fentry_arg {
+    ($name:ident, $n:expr) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "fentry")]
+        pub fn $name(ctx: *mut c_void) -> i32 {
+            unsafe {
+                let skb = arg(ctx, $n) as *mut c_void;
+                capture_skb(ctx, skb, HOOK_FENTRY, 0, 0);
+            }
+            0
+        }
+    };
+}
+
+fentry_arg!(xcap_fentry_arg0, 0);
+fentry_arg!(xcap_fentry_arg1, 1);
+fentry_arg!(xcap_fentry_arg2, 2);
+fentry_arg!(xcap_fentry_arg3, 3);
+fentry_arg!(xcap_fentry_arg4, 4);
+fentry_arg!(xcap_fentry_arg5, 5);

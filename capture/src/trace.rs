@@ -1,0 +1,795 @@
+//! Capture at tracing hooks: `tp_btf` tracepoints that carry an skb
+//! (`skb:kfree_skb` with its drop reason, `skb:consume_skb`,
+//! `net:netif_receive_skb`, `net:net_dev_queue`, `net:net_dev_xmit`) and
+//! `fentry` on any kernel function with a `struct sk_buff *` argument.
+//!
+//! [`TraceCapture::start`] checks everything before it attaches anything:
+//! the kernel BTF, the hook names, the function and its skb argument, the
+//! filter (compiled twice with libpcap: for DLT_EN10MB, used on packets with
+//! a MAC header, and for DLT_RAW, used from the network header), the
+//! translation in [`cbpf2ebpf::Mode::Probe`], the splice and the load. Only
+//! then are the programs attached; on any error nothing stays attached.
+//!
+//! Only the linear part of the skb (`head .. data + skb_headlen`) is seen by
+//! the filter; the captured bytes past `skb->data` are copied by
+//! `bpf_skb_output` and include paged data. See `capture-bpf/src/trace.rs`.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
+use injector::capture as obj;
+
+use crate::btf::Btf;
+use crate::savefile::{block, end_options, option, os_name, pad4};
+use crate::{perf, Error, Stats};
+
+/// The stubs and the offsets table in `capture-bpf/src/trace.rs`.
+pub const STUB_L2: &str = "xcap_filter_trace_l2";
+pub const STUB_L3: &str = "xcap_filter_trace_l3";
+pub const GLOBAL_OFFSETS: &str = "XCAP_TRACE_OFF";
+/// Highest skb argument position with an fentry program (`xcap_fentry_argN`).
+pub const MAX_FENTRY_ARG: usize = 5;
+const OFF_LEN: usize = 16;
+const HDR_LEN: usize = 344;
+const MAX_PRE: usize = 256;
+
+/// The tracepoints: (name, category, program, hook id).
+pub const TRACEPOINTS: &[(&str, &str, &str, u16)] = &[
+    ("kfree_skb", "skb", "xcap_tp_kfree_skb", 16),
+    ("consume_skb", "skb", "xcap_tp_consume_skb", 17),
+    ("netif_receive_skb", "net", "xcap_tp_netif_receive_skb", 18),
+    ("net_dev_queue", "net", "xcap_tp_net_dev_queue", 19),
+    ("net_dev_xmit", "net", "xcap_tp_net_dev_xmit", 20),
+];
+const HOOK_FENTRY: u16 = 32;
+
+/// A hook asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceHook {
+    /// A tracepoint name, with or without its category (`skb:kfree_skb`).
+    Tracepoint(String),
+    /// A kernel function and, optionally, the position of its skb argument.
+    Fentry {
+        function: String,
+        arg: Option<usize>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    pub hooks: Vec<TraceHook>,
+    pub expression: String,
+    pub snaplen: u32,
+    pub perf_pages: usize,
+    pub wakeup: perf::Wakeup,
+    pub poll_ms: i32,
+    pub queue_batches: usize,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            hooks: Vec::new(),
+            expression: String::new(),
+            snaplen: 262_144,
+            perf_pages: 256,
+            wakeup: perf::Wakeup::Events(1),
+            poll_ms: 50,
+            queue_batches: 1024,
+        }
+    }
+}
+
+/// The link type of a captured packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// From the MAC header (LINKTYPE_ETHERNET).
+    Ethernet,
+    /// From the network header (LINKTYPE_RAW).
+    Raw,
+}
+
+impl LinkType {
+    pub fn pcap_linktype(self) -> u16 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkType::Ethernet => "EN10MB",
+            LinkType::Raw => "RAW",
+        }
+    }
+}
+
+/// An attached hook.
+#[derive(Clone, Debug)]
+pub struct AttachedHook {
+    /// `kfree_skb`, `fentry:ip_rcv`.
+    pub name: String,
+    /// e.g. "tp_btf skb:kfree_skb", "fentry ip_rcv (arg 0 skb)".
+    pub description: String,
+    pub id: u16,
+}
+
+/// One captured packet.
+#[derive(Clone, Debug)]
+pub struct TracePacket {
+    /// Wall-clock time, ns since the epoch.
+    pub ts_ns: u64,
+    /// Index into [`TraceCapture::hooks`].
+    pub hook: usize,
+    pub link: LinkType,
+    pub ifindex: u32,
+    /// kfree_skb: the drop reason; net_dev_xmit: the return code.
+    pub reason: u32,
+    /// kfree_skb / consume_skb: the kernel address of the caller.
+    pub location: u64,
+    pub netns: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub cpu: u32,
+    /// The skb's address.
+    pub skb: u64,
+    pub wirelen: u32,
+    pub data: Vec<u8>,
+}
+
+struct Shared {
+    draining: AtomicBool,
+    perf_lost: AtomicU64,
+}
+
+/// A running tracing capture.
+pub struct TraceCapture {
+    ebpf: aya::Ebpf,
+    links: Vec<Box<dyn std::any::Any + Send>>,
+    readers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    rx: Option<Receiver<Vec<TracePacket>>>,
+    hooks: Vec<AttachedHook>,
+    detached: bool,
+    reasons: HashMap<u32, String>,
+    /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
+    pub filters: Vec<(LinkType, usize, usize)>,
+}
+
+/// A resolved hook, ready to load.
+enum Planned {
+    Tp {
+        name: &'static str,
+        prog: &'static str,
+        id: u16,
+        desc: String,
+    },
+    Fentry {
+        function: String,
+        prog: String,
+        desc: String,
+    },
+}
+
+/// Resolves a tracepoint name (`kfree_skb` or `skb:kfree_skb`).
+fn tracepoint(name: &str) -> Option<(&'static str, &'static str, &'static str, u16)> {
+    let (cat, bare) = match name.split_once(':') {
+        Some((c, b)) => (Some(c), b),
+        None => (None, name),
+    };
+    TRACEPOINTS
+        .iter()
+        .find(|(n, c, _, _)| *n == bare && cat.is_none_or(|x| x == *c))
+        .copied()
+}
+
+fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
+    let mut out = Vec::new();
+    let mut fentries = 0;
+    for h in hooks {
+        match h {
+            TraceHook::Tracepoint(name) => {
+                let Some((n, cat, prog, id)) = tracepoint(name) else {
+                    let known: Vec<String> = TRACEPOINTS
+                        .iter()
+                        .map(|(n, c, _, _)| format!("{c}:{n}"))
+                        .collect();
+                    return Err(Error::Config(format!(
+                        "unknown tracepoint '{name}' (known: {})",
+                        known.join(", ")
+                    )));
+                };
+                if out
+                    .iter()
+                    .any(|p| matches!(p, Planned::Tp { name, .. } if *name == n))
+                {
+                    continue;
+                }
+                out.push(Planned::Tp {
+                    name: n,
+                    prog,
+                    id,
+                    desc: format!("tp_btf {cat}:{n}"),
+                });
+            }
+            TraceHook::Fentry { function, arg } => {
+                fentries += 1;
+                if fentries > 1 {
+                    return Err(Error::Config(
+                        "only one --fentry function per capture (for now)".into(),
+                    ));
+                }
+                let Some(params) = btf.function_params(function) else {
+                    return Err(Error::Config(format!(
+                        "no kernel function '{function}' in the kernel BTF"
+                    )));
+                };
+                let skb_args: Vec<usize> = params
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| btf.is_ptr_to_struct(p.type_id, "sk_buff"))
+                    .map(|(i, _)| i)
+                    .collect();
+                let n = match arg {
+                    Some(n) => {
+                        if *n >= params.len() {
+                            return Err(Error::Config(format!(
+                                "{function} has {} argument{}, no argument {n}",
+                                params.len(),
+                                if params.len() == 1 { "" } else { "s" }
+                            )));
+                        }
+                        if !skb_args.contains(n) {
+                            return Err(Error::Config(format!(
+                                "argument {n} of {function} ({} {}) is not a struct sk_buff *",
+                                btf.type_name(params[*n].type_id),
+                                params[*n].name
+                            )));
+                        }
+                        *n
+                    }
+                    None => match skb_args.first() {
+                        Some(n) => *n,
+                        None => {
+                            return Err(Error::Config(format!(
+                                "{function} has no struct sk_buff * argument"
+                            )))
+                        }
+                    },
+                };
+                if n > MAX_FENTRY_ARG {
+                    return Err(Error::Config(format!(
+                        "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
+                    )));
+                }
+                out.push(Planned::Fentry {
+                    function: function.clone(),
+                    prog: format!("xcap_fentry_arg{n}"),
+                    desc: format!("fentry {function} (argument {n}, {})", params[n].name),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Config("no tracing hook given".into()));
+    }
+    Ok(out)
+}
+
+/// The `sk_buff`, `net_device` and `net` offsets the programs read.
+fn offsets(btf: &Btf) -> Result<[u32; OFF_LEN], Error> {
+    let need = |s: &str, f: &str| {
+        btf.member_offset(s, f)
+            .ok_or_else(|| Error::Config(format!("the kernel BTF has no field {f} in struct {s}")))
+    };
+    let mut o = [0u32; OFF_LEN];
+    o[0] = need("sk_buff", "head")?;
+    o[1] = need("sk_buff", "data")?;
+    o[2] = need("sk_buff", "len")?;
+    o[3] = need("sk_buff", "data_len")?;
+    o[4] = need("sk_buff", "mac_header")?;
+    o[5] = need("sk_buff", "network_header")?;
+    o[6] = need("sk_buff", "dev")?;
+    o[7] = need("net_device", "ifindex")?;
+    o[8] = need("net_device", "type")?;
+    o[9] = need("net_device", "nd_net")?;
+    o[10] = match (
+        btf.member_offset("net", "ns"),
+        btf.member_offset("ns_common", "inum"),
+    ) {
+        (Some(a), Some(b)) => a + b,
+        _ => u32::MAX,
+    };
+    o[11] = 1;
+    Ok(o)
+}
+
+/// The filter for one link type; `None` when libpcap refuses the expression
+/// for that link type (e.g. `ether host` on RAW): such packets never match.
+fn filter_for(expr: &str, dlt: i32, snaplen: u32) -> Result<Vec<cbpf2ebpf::cbpf::Insn>, String> {
+    libpcap::compile_with(expr, dlt, snaplen, true, 0).map_err(|e| e.message)
+}
+
+impl TraceCapture {
+    pub fn start(cfg: &TraceConfig) -> Result<TraceCapture, Error> {
+        crate::check_privileges()?;
+        if !(1..=262_144).contains(&cfg.snaplen) {
+            return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
+        }
+        let btf = Btf::vmlinux().map_err(Error::Config)?;
+        let planned = plan(&btf, &cfg.hooks)?;
+        let offs = offsets(&btf)?;
+        let reasons: HashMap<u32, String> = btf
+            .enum_values("skb_drop_reason")
+            .into_iter()
+            .map(|(n, v)| {
+                let short = n.strip_prefix("SKB_DROP_REASON_").unwrap_or(&n).to_owned();
+                (v as u32, short)
+            })
+            .collect();
+
+        // Filters: EN10MB for packets with a MAC header, RAW without.
+        let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
+        let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
+        let (l2, l3) = match (l2, l3) {
+            (Err(e), Err(_)) => return Err(Error::Filter(e)),
+            (a, b) => (
+                a.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+                b.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+            ),
+        };
+        let opts = Options {
+            mode: Mode::Probe,
+            hook: Hook::None,
+            ..Options::default()
+        };
+        let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {
+            translate(p, &opts)
+                .map(|t| t.insns)
+                .map_err(|e| Error::Translate {
+                    hook: "tracing (probe mode)",
+                    message: e.to_string(),
+                })
+        };
+        let f2 = tr(&l2)?;
+        let f3 = tr(&l3)?;
+        let filters = vec![
+            (LinkType::Ethernet, l2.len(), f2.len()),
+            (LinkType::Raw, l3.len(), f3.len()),
+        ];
+        let spliced = injector::splice(obj::OBJECT, &[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])
+            .map_err(|e| Error::Load(e.to_string()))?;
+
+        let snaplen = cfg.snaplen;
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
+            .override_global(GLOBAL_OFFSETS, &offs, true)
+            .load(&spliced.elf)
+            .map_err(|e| Error::Load(crate::one_line(&e)))?;
+        let aya_btf = aya::Btf::from_sys_fs()
+            .map_err(|e| Error::Config(format!("kernel BTF: {}", crate::one_line(&e))))?;
+
+        let mut hooks = Vec::new();
+        for p in &planned {
+            match p {
+                Planned::Tp {
+                    name,
+                    prog,
+                    id,
+                    desc,
+                } => {
+                    let program: &mut aya::programs::BtfTracePoint = ebpf
+                        .program_mut(prog)
+                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
+                        .try_into()
+                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                    program
+                        .load(name, &aya_btf)
+                        .map_err(|e| Error::Load(format!("{desc}: {}", crate::one_line(&e))))?;
+                    hooks.push(AttachedHook {
+                        name: (*name).to_owned(),
+                        description: desc.clone(),
+                        id: *id,
+                    });
+                }
+                Planned::Fentry {
+                    function,
+                    prog,
+                    desc,
+                } => {
+                    let program: &mut aya::programs::FEntry = ebpf
+                        .program_mut(prog)
+                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
+                        .try_into()
+                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                    program.load(function, &aya_btf).map_err(|e| {
+                        let eperm = match &e {
+                            aya::programs::ProgramError::LoadError { io_error, .. } => {
+                                io_error.raw_os_error() == Some(libc::EPERM)
+                            }
+                            _ => false,
+                        };
+                        if eperm {
+                            // Seen on Linux 6.18 with lockdown=integrity:
+                            // every trampoline program (fentry, fexit,
+                            // fmod_ret, lsm) is refused before the verifier
+                            // runs, while tp_btf loads.
+                            Error::Load(format!(
+                                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+                            ))
+                        } else {
+                            Error::Load(format!("{desc}: {}", crate::one_line(&e)))
+                        }
+                    })?;
+                    hooks.push(AttachedHook {
+                        name: format!("fentry:{function}"),
+                        description: desc.clone(),
+                        id: HOOK_FENTRY,
+                    });
+                }
+            }
+        }
+
+        // Perf rings and readers, before anything is attached.
+        let shared = Arc::new(Shared {
+            draining: AtomicBool::new(false),
+            perf_lost: AtomicU64::new(0),
+        });
+        let map_fd = {
+            let map = ebpf
+                .map(obj::EVENTS_MAP)
+                .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
+            let aya::maps::Map::PerfEventArray(data) = map else {
+                return Err(Error::Load(format!(
+                    "{} is not a perf event array",
+                    obj::EVENTS_MAP
+                )));
+            };
+            data.fd().as_fd().as_raw_fd()
+        };
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
+        let tai_offset = crate::tai_to_realtime_ns();
+        let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
+        let mut readers = Vec::new();
+        for cpu in cpus {
+            let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
+                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            perf::set_perf_fd(map_fd, cpu, ring.fd())
+                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            let tx = tx.clone();
+            let shared = shared.clone();
+            let ids = ids.clone();
+            let poll_ms = cfg.poll_ms;
+            let handle = std::thread::Builder::new()
+                .name(format!("xcap-trace-{cpu}"))
+                .spawn(move || reader(ring, tx, shared, ids, tai_offset, poll_ms))
+                .map_err(|e| Error::Perf(e.to_string()))?;
+            readers.push(handle);
+        }
+        drop(tx);
+
+        let mut cap = TraceCapture {
+            ebpf,
+            links: Vec::new(),
+            readers,
+            shared,
+            rx: Some(rx),
+            hooks,
+            detached: false,
+            reasons,
+            filters,
+        };
+        // Attach; on error `cap` is dropped, which detaches what was attached.
+        for p in &planned {
+            match p {
+                Planned::Tp { prog, desc, .. } => {
+                    let program: &mut aya::programs::BtfTracePoint = cap
+                        .ebpf
+                        .program_mut(prog)
+                        .unwrap()
+                        .try_into()
+                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                    let id = program.attach().map_err(|e| Error::Attach {
+                        iface: "kernel".into(),
+                        hook: desc.clone(),
+                        message: crate::one_line(&e),
+                    })?;
+                    let link = program.take_link(id).map_err(|e| Error::Attach {
+                        iface: "kernel".into(),
+                        hook: desc.clone(),
+                        message: crate::one_line(&e),
+                    })?;
+                    cap.links.push(Box::new(link));
+                }
+                Planned::Fentry { prog, desc, .. } => {
+                    let program: &mut aya::programs::FEntry = cap
+                        .ebpf
+                        .program_mut(prog)
+                        .unwrap()
+                        .try_into()
+                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                    let id = program.attach().map_err(|e| Error::Attach {
+                        iface: "kernel".into(),
+                        hook: desc.clone(),
+                        message: crate::one_line(&e),
+                    })?;
+                    let link = program.take_link(id).map_err(|e| Error::Attach {
+                        iface: "kernel".into(),
+                        hook: desc.clone(),
+                        message: crate::one_line(&e),
+                    })?;
+                    cap.links.push(Box::new(link));
+                }
+            }
+        }
+        Ok(cap)
+    }
+
+    /// The attached hooks, in the order given.
+    pub fn hooks(&self) -> &[AttachedHook] {
+        &self.hooks
+    }
+
+    /// The name of a drop reason (`NETFILTER_DROP`), from the kernel BTF.
+    pub fn reason_name(&self, reason: u32) -> String {
+        self.reasons
+            .get(&reason)
+            .cloned()
+            .unwrap_or_else(|| format!("{reason:#x}"))
+    }
+
+    /// Whether a hook's `reason` field is a drop reason.
+    pub fn has_drop_reason(&self, hook: usize) -> bool {
+        self.hooks.get(hook).is_some_and(|h| h.id == 16)
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<TracePacket>, RecvTimeoutError> {
+        match &self.rx {
+            Some(rx) => rx.recv_timeout(timeout),
+            None => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// Detaches every program; the readers drain their rings and stop.
+    pub fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        self.links.clear();
+        std::thread::sleep(Duration::from_millis(20));
+        self.shared.draining.store(true, Ordering::Release);
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            perf_lost: self.shared.perf_lost.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        if let Some(map) = self.ebpf.map(obj::COUNTERS_MAP) {
+            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
+                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
+                s.seen = sum(obj::COUNTER_SEEN);
+                s.matched = sum(obj::COUNTER_MATCHED);
+                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
+            }
+        }
+        s
+    }
+}
+
+impl Drop for TraceCapture {
+    fn drop(&mut self) {
+        self.detach();
+        self.rx = None;
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+fn reader(
+    mut ring: perf::PerfRing,
+    tx: SyncSender<Vec<TracePacket>>,
+    shared: Arc<Shared>,
+    ids: Vec<u16>,
+    tai_offset: i64,
+    poll_ms: i32,
+) {
+    loop {
+        let last = shared.draining.load(Ordering::Acquire);
+        ring.wait(if last { 0 } else { poll_ms });
+        let mut batch = Vec::new();
+        let mut lost = 0u64;
+        ring.drain(|r| match r {
+            perf::Record::Lost(n) => lost += n,
+            perf::Record::Sample(raw) => {
+                if let Some(p) = parse(raw, &ids, tai_offset) {
+                    batch.push(p);
+                }
+            }
+        });
+        if lost > 0 {
+            shared.perf_lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        if !batch.is_empty() && tx.send(batch).is_err() {
+            return;
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// One sample: a 344-byte header (see `TraceHdr` in
+/// `capture-bpf/src/trace.rs`), then the bytes `bpf_skb_output` copied from
+/// `skb->data`.
+fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
+    if raw.len() < HDR_LEN {
+        return None;
+    }
+    let u64_at = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().unwrap());
+    let caplen = u32_at(28) as usize;
+    let pre_len = (u32_at(32) as usize).min(MAX_PRE).min(caplen);
+    let skip = u32_at(36) as usize;
+    let hook_id = u16::from_ne_bytes([raw[68], raw[69]]);
+    let hook = ids.iter().position(|&i| i == hook_id).unwrap_or(0);
+    let link = if raw[70] == 1 {
+        LinkType::Ethernet
+    } else {
+        LinkType::Raw
+    };
+    let comm_raw = &raw[72..88];
+    let n = comm_raw.iter().position(|&b| b == 0).unwrap_or(16);
+    let mut data = Vec::with_capacity(caplen);
+    data.extend_from_slice(&raw[88..88 + pre_len]);
+    let rest = &raw[HDR_LEN..];
+    let from = skip.min(rest.len());
+    let to = (skip + caplen - pre_len).min(rest.len());
+    data.extend_from_slice(&rest[from..to]);
+    Some(TracePacket {
+        ts_ns: (u64_at(0) as i64 + tai_offset) as u64,
+        skb: u64_at(8),
+        location: u64_at(16),
+        wirelen: u32_at(24),
+        ifindex: u32_at(40),
+        reason: u32_at(44),
+        netns: u32_at(48),
+        pid: u32_at(52),
+        tid: u32_at(56),
+        cpu: u32_at(64),
+        hook,
+        link,
+        comm: String::from_utf8_lossy(&comm_raw[..n]).into_owned(),
+        data,
+    })
+}
+
+/// Kernel symbols from `/proc/kallsyms`, for drop locations.
+pub struct Kallsyms {
+    syms: Vec<(u64, String)>,
+}
+
+impl Kallsyms {
+    pub fn load() -> Kallsyms {
+        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        let mut syms: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let addr = u64::from_str_radix(it.next()?, 16).ok()?;
+                let kind = it.next()?;
+                let name = it.next()?;
+                (addr != 0 && matches!(kind, "t" | "T")).then(|| (addr, name.to_owned()))
+            })
+            .collect();
+        syms.sort_unstable();
+        Kallsyms { syms }
+    }
+
+    /// `func+0xoff`, or the address.
+    pub fn resolve(&self, addr: u64) -> String {
+        match self.syms.partition_point(|(a, _)| *a <= addr) {
+            0 => format!("{addr:#x}"),
+            i => {
+                let (a, n) = &self.syms[i - 1];
+                format!("{n}+{:#x}", addr - a)
+            }
+        }
+    }
+}
+
+/// The inode of this process's network namespace.
+pub fn own_netns() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino() as u32)
+        .unwrap_or(0)
+}
+
+/// A pcapng file for tracing captures: one interface block per (hook, link
+/// type), written up front; each packet carries a comment with its metadata
+/// and `epb_packetid` (the skb address).
+pub struct TraceWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TraceWriter<W> {
+    pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
+        let mut opts = Vec::new();
+        option(
+            &mut opts,
+            4,
+            format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+        );
+        option(&mut opts, 3, os_name().as_bytes());
+        end_options(&mut opts);
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        body.extend_from_slice(&opts);
+        block(&mut out, 0x0a0d_0d0a, &body)?;
+        for h in hooks {
+            for link in [LinkType::Ethernet, LinkType::Raw] {
+                let mut body = Vec::new();
+                body.extend_from_slice(&link.pcap_linktype().to_le_bytes());
+                body.extend_from_slice(&0u16.to_le_bytes());
+                body.extend_from_slice(&snaplen.to_le_bytes());
+                option(
+                    &mut body,
+                    2,
+                    format!("{}:{}", h.name, link.name()).as_bytes(),
+                );
+                let what = match link {
+                    LinkType::Ethernet => "from the MAC header",
+                    LinkType::Raw => "from the network header",
+                };
+                option(
+                    &mut body,
+                    3,
+                    format!("xcap {}, {what}", h.description).as_bytes(),
+                );
+                option(&mut body, 9, &[9]);
+                let mut f = vec![0u8];
+                f.extend_from_slice(filter.as_bytes());
+                option(&mut body, 11, &f);
+                end_options(&mut body);
+                block(&mut out, 1, &body)?;
+            }
+        }
+        Ok(TraceWriter { out })
+    }
+
+    /// Writes one packet with `comment` (the metadata, as text).
+    pub fn write(&mut self, p: &TracePacket, comment: &str) -> io::Result<()> {
+        let id = (p.hook * 2 + usize::from(p.link == LinkType::Raw)) as u32;
+        let mut body = Vec::with_capacity(p.data.len() + 128);
+        body.extend_from_slice(&id.to_le_bytes());
+        body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
+        body.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&p.wirelen.to_le_bytes());
+        body.extend_from_slice(&p.data);
+        pad4(&mut body);
+        option(&mut body, 1, comment.as_bytes()); // opt_comment
+        option(&mut body, 5, &p.skb.to_le_bytes()); // epb_packetid
+        end_options(&mut body);
+        block(&mut self.out, 6, &body)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,362 @@
+//! Capture at tracing hooks: `xcap --trace kfree_skb [--trace ...]
+//! [--fentry FUNC[:N]] [-w FILE.pcapng] [-c N] [-s SNAPLEN] [-v] EXPRESSION`.
+//!
+//! Tracepoints: `kfree_skb` (with the drop reason), `consume_skb`,
+//! `netif_receive_skb`, `net_dev_queue`, `net_dev_xmit` (a category prefix,
+//! `skb:kfree_skb`, is accepted; a comma separates several). `--fentry
+//! FUNC` hooks a kernel function's entry; the `struct sk_buff *` argument
+//! is found in the kernel BTF (`FUNC:N` picks argument N).
+//!
+//! Packets with a MAC header are captured from it (link type EN10MB),
+//! others from the network header (RAW); the filter is compiled for each.
+//! `-w` always writes pcapng (one file may mix both link types): one
+//! interface block per (hook, link type), each packet with a comment (hook,
+//! drop reason, interface, network namespace, pid and command) and its skb
+//! address as `epb_packetid`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use capture::trace::{
+    Kallsyms, LinkType, TraceCapture, TraceConfig, TraceHook, TracePacket, TraceWriter,
+};
+use clap::Args;
+
+use crate::args::RunArgs;
+use crate::expr::Source;
+
+#[derive(Debug, Args, Default)]
+pub struct TraceArgs {
+    /// Capture at a tracepoint: kfree_skb (with the drop reason),
+    /// consume_skb, netif_receive_skb, net_dev_queue, net_dev_xmit (repeat,
+    /// or separate with commas)
+    #[arg(long = "trace", value_name = "TRACEPOINT", value_delimiter = ',')]
+    pub trace: Vec<String>,
+
+    /// Capture at the entry of kernel function FUNC, on its struct sk_buff *
+    /// argument (found in the kernel BTF; FUNC:N takes argument N)
+    #[arg(long = "fentry", value_name = "FUNC[:N]")]
+    pub fentry: Option<String>,
+
+    /// Hook an XDP program already loaded (id, name or pinned path) with
+    /// fentry/fexit (not yet implemented)
+    #[arg(long = "xdp-hook", value_name = "PROG")]
+    pub xdp_hook: Option<String>,
+
+    /// Record a kernel stack trace with each packet (not yet implemented)
+    #[arg(long)]
+    pub stack: bool,
+}
+
+impl TraceArgs {
+    pub fn active(&self) -> bool {
+        !self.trace.is_empty() || self.fentry.is_some() || self.xdp_hook.is_some() || self.stack
+    }
+}
+
+fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: a buffer of IF_NAMESIZE bytes.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+struct Meta {
+    own_netns: u32,
+    kallsyms: Option<Kallsyms>,
+}
+
+impl Meta {
+    /// `veth0` when the packet's namespace is ours, else `ifindex 2`.
+    fn iface(&self, p: &TracePacket) -> String {
+        if p.ifindex == 0 {
+            return "-".into();
+        }
+        if p.netns == 0 || p.netns == self.own_netns {
+            if let Some(n) = ifname(p.ifindex) {
+                return n;
+            }
+        }
+        format!("ifindex {}", p.ifindex)
+    }
+
+    fn location(&self, p: &TracePacket) -> Option<String> {
+        if p.location == 0 {
+            return None;
+        }
+        Some(match &self.kallsyms {
+            Some(k) => k.resolve(p.location),
+            None => format!("{:#x}", p.location),
+        })
+    }
+}
+
+pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
+    let t = &args.trace;
+    if let Some(prog) = &t.xdp_hook {
+        bail!("--xdp-hook {prog}: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented");
+    }
+    if t.stack {
+        bail!("--stack: kernel stack traces are not yet implemented");
+    }
+    if !args.live.interfaces.is_empty() || args.live.xdp || args.live.tc {
+        bail!("-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface");
+    }
+    let Source::Expression(expression) = source else {
+        bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
+    };
+    let mut hooks: Vec<TraceHook> = t
+        .trace
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| TraceHook::Tracepoint(s.clone()))
+        .collect();
+    if let Some(f) = &t.fentry {
+        let (function, arg) = match f.split_once(':') {
+            Some((func, n)) => match n.parse::<usize>() {
+                Ok(n) => (func.to_owned(), Some(n)),
+                Err(_) => bail!("--fentry {f}: the argument position must be a number (FUNC:N)"),
+            },
+            None => (f.clone(), None),
+        };
+        if function.is_empty() {
+            bail!("--fentry needs a function name");
+        }
+        hooks.push(TraceHook::Fentry { function, arg });
+    }
+    let snaplen = args.snaplen()?;
+    let live = &args.live;
+    let writing = args.write.is_some();
+    let wakeup = live.wakeup.unwrap_or(if writing && !live.packet_buffered {
+        64
+    } else {
+        1
+    });
+    let cfg = TraceConfig {
+        hooks,
+        expression: expression.clone(),
+        snaplen,
+        perf_pages: live.perf_pages,
+        wakeup: capture::perf::Wakeup::Events(wakeup.max(1)),
+        ..TraceConfig::default()
+    };
+
+    crate::live::handle_signals();
+    let mut cap = TraceCapture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let meta = Meta {
+        own_netns: capture::trace::own_netns(),
+        kallsyms: cap
+            .hooks()
+            .iter()
+            .any(|h| h.name == "kfree_skb" || h.name == "consume_skb")
+            .then(Kallsyms::load),
+    };
+
+    enum Out {
+        Text(BufWriter<io::Stdout>),
+        File(TraceWriter<BufWriter<Box<dyn Write>>>),
+    }
+    let mut out = match &args.write {
+        None => Out::Text(BufWriter::new(io::stdout())),
+        Some(path) => {
+            let sink: Box<dyn Write> = if path == "-" {
+                Box::new(io::stdout())
+            } else {
+                match File::create(path) {
+                    Ok(f) => Box::new(f),
+                    Err(e) => bail!("{path}: {}", crate::out::io_message(&e)),
+                }
+            };
+            match TraceWriter::new(BufWriter::new(sink), snaplen, &expression, cap.hooks()) {
+                Ok(mut w) => {
+                    if let Err(e) = w.flush() {
+                        bail!("{path}: {}", crate::out::io_message(&e));
+                    }
+                    Out::File(w)
+                }
+                Err(e) => bail!("{path}: {}", crate::out::io_message(&e)),
+            }
+        }
+    };
+    for h in cap.hooks() {
+        eprintln!(
+            "xcap: tracing at {} (link-type EN10MB from the MAC header, RAW otherwise), snapshot length {snaplen} bytes",
+            h.description
+        );
+    }
+    if live.verbose > 0 {
+        for (l, c, e) in &cap.filters {
+            eprintln!(
+                "xcap: filter {expression:?} for {}: {c} cBPF instructions -> {e} eBPF instructions (probe mode)",
+                l.name()
+            );
+        }
+    }
+
+    let mut captured: u64 = 0;
+    let mut write_error: Option<io::Error> = None;
+    loop {
+        if crate::live::STOP.load(Ordering::SeqCst) {
+            cap.detach();
+        }
+        let batch = match cap.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for p in &batch {
+            if write_error.is_some() || args.count.is_some_and(|c| captured >= c) {
+                break;
+            }
+            let hook = cap
+                .hooks()
+                .get(p.hook)
+                .map(|h| h.name.as_str())
+                .unwrap_or("?");
+            let reason = cap
+                .has_drop_reason(p.hook)
+                .then(|| cap.reason_name(p.reason));
+            let r = match &mut out {
+                Out::Text(w) => {
+                    let secs = (p.ts_ns / 1_000_000_000) as i64;
+                    let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
+                    let mut line = format!("{} {hook}", crate::out::local_time(secs, usecs));
+                    if let Some(r) = &reason {
+                        line.push_str(&format!(" reason {r}"));
+                    }
+                    line.push_str(&format!(
+                        " {} {} len {} {}",
+                        meta.iface(p),
+                        p.link.name(),
+                        p.wirelen,
+                        summary(p, live.quiet)
+                    ));
+                    line.push_str(&format!(" [comm {} pid {}", p.comm, p.pid));
+                    if live.verbose > 0 {
+                        line.push_str(&format!(
+                            " tid {} cpu {} netns {} skb {:#x} caplen {}",
+                            p.tid,
+                            p.cpu,
+                            p.netns,
+                            p.skb,
+                            p.data.len()
+                        ));
+                        if let Some(l) = meta.location(p) {
+                            line.push_str(&format!(" at {l}"));
+                        }
+                    }
+                    line.push_str("]\n");
+                    w.write_all(line.as_bytes())
+                }
+                Out::File(w) => {
+                    let mut c = format!("hook={hook}");
+                    if let Some(r) = &reason {
+                        c.push_str(&format!(" reason={r}"));
+                    }
+                    c.push_str(&format!(
+                        " ifindex={} ifname={} netns={} pid={} tid={} comm={} cpu={} link={}",
+                        p.ifindex,
+                        meta.iface(p).replace(' ', "_"),
+                        p.netns,
+                        p.pid,
+                        p.tid,
+                        p.comm,
+                        p.cpu,
+                        p.link.name()
+                    ));
+                    if let Some(l) = meta.location(p) {
+                        c.push_str(&format!(" location={l}"));
+                    }
+                    w.write(p, &c).and_then(|_| {
+                        if live.packet_buffered {
+                            w.flush()
+                        } else {
+                            Ok(())
+                        }
+                    })
+                }
+            };
+            match r {
+                Ok(()) => captured += 1,
+                Err(e) => {
+                    write_error = Some(e);
+                    cap.detach();
+                }
+            }
+            if args.count.is_some_and(|c| captured >= c) {
+                cap.detach();
+            }
+        }
+        if let Out::Text(w) = &mut out {
+            if let Err(e) = w.flush() {
+                write_error.get_or_insert(e);
+                cap.detach();
+            }
+        }
+    }
+    let flushed = match &mut out {
+        Out::Text(w) => w.flush(),
+        Out::File(w) => w.flush(),
+    };
+    if let Err(e) = flushed {
+        write_error.get_or_insert(e);
+    }
+    let stats = cap.stats();
+    drop(cap);
+
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let dropped = stats.output_errors.max(stats.perf_lost);
+    eprintln!();
+    eprintln!("{captured} packet{} captured", plural(captured));
+    eprintln!(
+        "{} packet{} received by filter",
+        stats.matched,
+        plural(stats.matched)
+    );
+    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
+    if live.verbose > 0 {
+        eprintln!(
+            "xcap: {} skbs seen by the programs, {} failed perf outputs, {} reported lost by perf",
+            stats.seen, stats.output_errors, stats.perf_lost
+        );
+    }
+    if let Some(e) = write_error {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            let path = args.write.as_deref().unwrap_or("stdout");
+            eprintln!("xcap: {path}: {}", crate::out::io_message(&e));
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one-line summary; RAW packets get a made-up Ethernet header so the
+/// Ethernet summariser reads them.
+fn summary(p: &TracePacket, quiet: bool) -> String {
+    match p.link {
+        LinkType::Ethernet => crate::summary::summary(&p.data, p.wirelen, quiet),
+        LinkType::Raw => {
+            let ethertype: u16 = match p.data.first().map(|b| b >> 4) {
+                Some(6) => 0x86dd,
+                _ => 0x0800,
+            };
+            let mut frame = vec![0u8; 12];
+            frame.extend_from_slice(&ethertype.to_be_bytes());
+            frame.extend_from_slice(&p.data);
+            crate::summary::summary(&frame, p.wirelen + 14, quiet)
+        }
+    }
+}
