@@ -2,15 +2,19 @@
 //!
 //! tcpdump's filter language, run inside the kernel. This binary is a thin
 //! layer over the libraries: libpcap (through `cbpf2ebpf::libpcap`) compiles
-//! the expression to classic BPF, `cbpf2ebpf` translates it to eBPF, and
-//! `xcap-runner` runs the result in the kernel (`BPF_PROG_TEST_RUN`) or in a
-//! user-space VM.
+//! the expression to classic BPF, `cbpf2ebpf` translates it to eBPF,
+//! `capture` splices it into the capture programs and reads what they send,
+//! `injector` writes filter objects, and `xcap-runner` runs a filter in the
+//! kernel (`BPF_PROG_TEST_RUN`) or in a user-space VM.
 //!
 //! It follows tcpdump's command-line conventions (same short flags, same
 //! output where tcpdump has one, same error texts, exit status 1 on any
 //! error):
 //!
 //! ```text
+//! xcap -i IFACE [--xdp|--tc] [-Q DIR] [-w FILE] [-c N] EXPRESSION...  live capture
+//! xcap --trace kfree_skb [-w FILE] EXPRESSION...              capture at tracepoints
+//! xcap compile EXPRESSION... -o F.o [--program xdp|tc|none]   a filter object
 //! xcap -d|-dd|-ddd [-y LINKTYPE] [-s SNAPLEN] EXPRESSION...   cBPF as tcpdump prints it
 //! xcap --ebpf [--mode M] [--hook H] EXPRESSION...             the translated eBPF
 //! xcap -r FILE [-w OUT] [-c N] [--engine E] EXPRESSION...     filter a capture file
@@ -28,9 +32,8 @@
 //! file (netmask 0, the file's link type and snap length), translated with
 //! [`cbpf2ebpf::Hook::Offline`] semantics and run by the chosen engine.
 //!
-//! The argument structure leaves room for live capture (`-i`, `--xdp`,
-//! `--tc`, `-Q`, ... in issue 4) as more flags of the same top-level command,
-//! and for `xcap compile` (issue 3) as a subcommand: see [`Command`].
+//! Anything that is not `-r`, a dump, `--ebpf`, `--trace`/`--fentry` or
+//! `compile` is a live capture (see `live`).
 
 mod args;
 mod compile;

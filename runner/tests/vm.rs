@@ -61,7 +61,10 @@ fn packet_is_read_only_and_ctx_is_opt_in() {
         .to_string()
         .contains("read-only"));
     let ctx_read = [Insn::ldx(op::W, R0, R1, 4), Insn::exit()];
-    assert!(vm(&ctx_read, Mode::Skb).run(&[], 0).is_err());
+    assert!(vm(&ctx_read, Mode::Direct).run(&[], 0).is_err());
+    // Skb mode has a `struct __sk_buff` by default: `len` at offset 0.
+    let skb_len = [Insn::ldx(op::W, R0, R1, 0), Insn::exit()];
+    assert_eq!(vm(&skb_len, Mode::Skb).run(&[1, 2, 3], 9).unwrap(), 3);
     let with_ctx = vm(&ctx_read, Mode::Skb).with_ctx(vec![0, 0, 0, 0, 42, 0, 0, 0]);
     assert_eq!(with_ctx.run(&[], 0).unwrap(), 42);
     assert_eq!(CTX_BASE >> 44, 3);
