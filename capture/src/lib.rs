@@ -276,6 +276,10 @@ impl Capture {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
 
+        // aya's loader parses the kernel's BTF when it is created, which
+        // takes about as long as compiling on a live handle: do both at once.
+        let loader = std::thread::spawn(aya::EbpfLoader::new);
+
         // Filter.
         let compiled = compile::compile(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
         let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
@@ -307,7 +311,10 @@ impl Capture {
         // Load.
         let snaplen = cfg.snaplen;
         let pull = cfg.tc_pull;
-        let mut ebpf = aya::EbpfLoader::new()
+        let mut loader = loader
+            .join()
+            .map_err(|_| Error::Load("the loader thread panicked".into()))?;
+        let mut ebpf = loader
             .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
             .override_global(obj::GLOBAL_TC_PULL, &pull, true)
             .load(&spliced.elf)
