@@ -24,9 +24,10 @@
 //! run. Per CPU, [`COUNTERS`] counts packets seen, packets matched and failed
 //! outputs (full perf buffer, no reader on that CPU, ...).
 //!
-//! The filter only sees the linear part of the packet (`data..data_end`):
-//! the first buffer of an XDP multi-buffer packet, the linear part of a TC
-//! skb. Its `wirelen` and the captured bytes cover the whole packet.
+//! At XDP the filter sees the first buffer of a multi-buffer packet
+//! (`data..data_end`, direct access); at TC it reads the whole skb (skb
+//! mode: direct access to the linear part, `bpf_skb_load_bytes` past it).
+//! `wirelen` and the captured bytes always cover the whole packet.
 
 #![no_std]
 #![no_main]
@@ -132,6 +133,25 @@ macro_rules! filter_stub {
     };
 }
 
+/// Calls a filter stub with every argument hidden from the optimiser.
+///
+/// The stub is a local function, so LLVM may propagate constants and equal
+/// arguments into it across the call (interprocedural constant
+/// propagation): a call passing `start = 0` and `end == wirelen` was
+/// compiled to set r2 and r3 from one register and not r4 at all, which is
+/// right for the placeholder body and wrong for the spliced filter. Opaque
+/// arguments force the caller to load r1-r4 as the ABI says.
+macro_rules! call_filter {
+    ($stub:ident($ctx:expr, $start:expr, $end:expr, $wirelen:expr)) => {
+        $stub(
+            core::hint::black_box($ctx),
+            core::hint::black_box($start),
+            core::hint::black_box($end),
+            core::hint::black_box($wirelen),
+        )
+    };
+}
+
 filter_stub!(
     /// The filter run by the XDP program (`Hook::Xdp`).
     xcap_filter_xdp
@@ -195,7 +215,7 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
     let end = ctx.data_end();
     // All buffers of a multi-buffer packet.
     let wirelen = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
-    let ret = xcap_filter_xdp(ctx.as_ptr(), start, end, wirelen);
+    let ret = call_filter!(xcap_filter_xdp(ctx.as_ptr(), start, end, wirelen));
     if ret != 0 {
         count(COUNTER_MATCHED);
         let md = ctx.ctx;
@@ -232,12 +252,16 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
             unsafe { bpf_skb_pull_data(skb, want) };
         }
     }
-    let start = ctx.data();
-    let end = ctx.data_end();
+    // The TC filters are translated in skb mode: start and end are offsets
+    // into the skb, which the filter reads directly in its linear part and
+    // with bpf_skb_load_bytes past it (senders using PACKET_MMAP or
+    // zero-copy leave most of the packet in page fragments).
+    let start = 0usize;
+    let end = wirelen as usize;
     let ret = if direction == DIR_IN {
-        xcap_filter_tc(ctx.as_ptr(), start, end, wirelen)
+        call_filter!(xcap_filter_tc(ctx.as_ptr(), start, end, wirelen))
     } else {
-        xcap_filter_tc_egress(ctx.as_ptr(), start, end, wirelen)
+        call_filter!(xcap_filter_tc_egress(ctx.as_ptr(), start, end, wirelen))
     };
     if ret != 0 {
         count(COUNTER_MATCHED);

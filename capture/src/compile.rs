@@ -62,11 +62,14 @@ pub fn for_hook(c: &Compiled, hook: Hook) -> Vec<Insn> {
         .collect()
 }
 
-/// Translates for `hook` in direct packet access mode.
+/// Translates for `hook`: direct packet access at XDP, skb mode at TC
+/// (direct reads of the linear part, `bpf_skb_load_bytes` for the rest, so
+/// non-linear skbs filter as tcpdump filters them).
 pub fn translate_for(c: &Compiled, hook: Hook) -> Result<Vec<cbpf2ebpf::ebpf::Insn>, Error> {
     let prog = for_hook(c, hook);
+    let mode = if hook == Hook::Xdp { Mode::Direct } else { Mode::Skb };
     let opts = Options {
-        mode: Mode::Direct,
+        mode,
         hook,
         ..Options::default()
     };

@@ -36,6 +36,12 @@
  * written, it passes the verifier and matches every packet (returns
  * wirelen), so an object that was never spliced still loads.
  *
+ * Pass values the compiler cannot know. clang may propagate a constant
+ * argument (or two equal ones) into a static function and then not set that
+ * register at the call; the spliced filter would read garbage. Arguments
+ * read from the context are safe; hide constants with XCAP_OPAQUE(x):
+ *     xcap_filter(ctx, XCAP_OPAQUE(start), end, len);
+ *
  * Several stubs per object are fine (one per program, or L2 and L3
  * variants): declare each with XCAP_FILTER_STUB(name). A stub that no
  * program calls is removed by clang; the injector reports it as missing.
@@ -44,6 +50,14 @@
 #define XCAP_FILTER_H
 
 #include <linux/types.h>
+
+/* The value of x, unknown to the optimiser. */
+#define XCAP_OPAQUE(x)                                                          \
+	({                                                                      \
+		__typeof__(x) xcap_opaque_ = (x);                               \
+		asm volatile("" : "+r"(xcap_opaque_));                          \
+		xcap_opaque_;                                                   \
+	})
 
 #define XCAP_FILTER_STUB(name)                                                  \
 	static __attribute__((noinline, unused)) __u32 name(                    \
