@@ -29,9 +29,16 @@ pub struct Config {
 }
 
 fn sh(args: &[&str]) -> Result<String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args[0]))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("running {}", args[0]))?;
     if !out.status.success() {
-        bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -45,21 +52,79 @@ struct Netns {
 impl Netns {
     fn new() -> Result<Netns> {
         let id = std::process::id();
-        let n = Netns { gen: format!("xbg{id}"), cap: format!("xbc{id}") };
+        let n = Netns {
+            gen: format!("xbg{id}"),
+            cap: format!("xbc{id}"),
+        };
         sh(&["ip", "netns", "add", &n.gen])?;
         sh(&["ip", "netns", "add", &n.cap])?;
-        sh(&["ip", "-n", &n.gen, "link", "add", "xbv0", "type", "veth", "peer", "name", "xbv1", "netns", &n.cap])?;
-        let mac = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-        sh(&["ip", "-n", &n.gen, "link", "set", "xbv0", "address", &mac(GEN_MAC), "up"])?;
-        sh(&["ip", "-n", &n.cap, "link", "set", "xbv1", "address", &mac(CAP_MAC), "up"])?;
+        sh(&[
+            "ip", "-n", &n.gen, "link", "add", "xbv0", "type", "veth", "peer", "name", "xbv1",
+            "netns", &n.cap,
+        ])?;
+        let mac = |m: [u8; 6]| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        sh(&[
+            "ip",
+            "-n",
+            &n.gen,
+            "link",
+            "set",
+            "xbv0",
+            "address",
+            &mac(GEN_MAC),
+            "up",
+        ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &n.cap,
+            "link",
+            "set",
+            "xbv1",
+            "address",
+            &mac(CAP_MAC),
+            "up",
+        ])?;
         sh(&["ip", "-n", &n.cap, "link", "set", "lo", "up"])?;
-        sh(&["ip", "-n", &n.gen, "addr", "add", "10.99.0.1/24", "dev", "xbv0"])?;
-        sh(&["ip", "-n", &n.cap, "addr", "add", "10.99.0.2/24", "dev", "xbv1"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &n.gen,
+            "addr",
+            "add",
+            "10.99.0.1/24",
+            "dev",
+            "xbv0",
+        ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &n.cap,
+            "addr",
+            "add",
+            "10.99.0.2/24",
+            "dev",
+            "xbv1",
+        ])?;
         Ok(n)
     }
 
     fn tx_packets(&self) -> Result<u64> {
-        Ok(sh(&["ip", "netns", "exec", &self.gen, "cat", "/sys/class/net/xbv0/statistics/tx_packets"])?.trim().parse()?)
+        Ok(sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.gen,
+            "cat",
+            "/sys/class/net/xbv0/statistics/tx_packets",
+        ])?
+        .trim()
+        .parse()?)
     }
 }
 
@@ -73,7 +138,14 @@ impl Drop for Netns {
 /// Busy and total jiffies over all CPUs.
 fn cpu_ticks() -> Result<u64> {
     let s = std::fs::read_to_string("/proc/stat")?;
-    let f: Vec<u64> = s.lines().next().context("empty /proc/stat")?.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0)).collect();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .context("empty /proc/stat")?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
     // user nice system idle iowait irq softirq steal
     Ok(f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0))
 }
@@ -86,9 +158,15 @@ fn other_ticks() -> std::collections::HashMap<u32, u64> {
     let mut info = std::collections::HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            let Some(rest) = st.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = st.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
             let f: Vec<&str> = rest.split_whitespace().collect();
             if f.len() < 13 {
                 continue;
@@ -110,11 +188,19 @@ fn other_ticks() -> std::collections::HashMap<u32, u64> {
         }
         false
     };
-    info.iter().filter(|(&pid, _)| !ours_or_kernel(pid)).map(|(&pid, &(_, t))| (pid, t)).collect()
+    info.iter()
+        .filter(|(&pid, _)| !ours_or_kernel(pid))
+        .map(|(&pid, &(_, t))| (pid, t))
+        .collect()
 }
 
-fn other_delta(a: &std::collections::HashMap<u32, u64>, b: &std::collections::HashMap<u32, u64>) -> u64 {
-    b.iter().map(|(pid, t)| t.saturating_sub(a.get(pid).copied().unwrap_or(0))).sum()
+fn other_delta(
+    a: &std::collections::HashMap<u32, u64>,
+    b: &std::collections::HashMap<u32, u64>,
+) -> u64 {
+    b.iter()
+        .map(|(pid, t)| t.saturating_sub(a.get(pid).copied().unwrap_or(0)))
+        .sum()
 }
 
 fn ns_per_tick() -> f64 {
@@ -142,7 +228,14 @@ fn trafgen_conf(every: usize) -> String {
         f.extend_from_slice(&(ip_len - 20).to_be_bytes());
         f.extend_from_slice(&[0, 0]);
         f.resize(72, 0x5a);
-        let _ = writeln!(s, "{{ {} }}", f.iter().map(|b| format!("{b:#04x}")).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            s,
+            "{{ {} }}",
+            f.iter()
+                .map(|b| format!("{b:#04x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     s
 }
@@ -222,12 +315,27 @@ fn start_capture(ns: &str, cmd: &[String]) -> Result<(Child, Duration, mpsc::Rec
 
 /// Parses "N packets captured", "N packets dropped by kernel".
 fn parse_stats(lines: &[String]) -> Option<(u64, u64)> {
-    let num = |key: &str| lines.iter().find(|l| l.contains(key)).and_then(|l| l.split_whitespace().next()?.parse().ok());
+    let num = |key: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(key))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+    };
     Some((num("captured")?, num("dropped by kernel")?))
 }
 
 fn capture_cmd(setup: &Setup, iface: &str) -> Option<Vec<String>> {
-    let base = |prog: &str| vec![prog.to_string(), "-i".into(), iface.into(), "-s".into(), SNAPLEN.into(), "-w".into(), "/dev/null".into()];
+    let base = |prog: &str| {
+        vec![
+            prog.to_string(),
+            "-i".into(),
+            iface.into(),
+            "-s".into(),
+            SNAPLEN.into(),
+            "-w".into(),
+            "/dev/null".into(),
+        ]
+    };
     match setup {
         Setup::Tcpdump => Some({
             let mut v = base("tcpdump");
@@ -244,15 +352,49 @@ fn capture_cmd(setup: &Setup, iface: &str) -> Option<Vec<String>> {
     }
 }
 
-fn run_one(n: &Netns, cfg: &Config, setup: &Setup, every: usize, pass_obj: &Path) -> Result<Outcome> {
+fn run_one(
+    n: &Netns,
+    cfg: &Config,
+    setup: &Setup,
+    every: usize,
+    pass_obj: &Path,
+) -> Result<Outcome> {
     // Attach bare programs.
     match setup {
         Setup::BareTc => {
             sh(&["tc", "-n", &n.cap, "qdisc", "add", "dev", "xbv1", "clsact"])?;
-            sh(&["tc", "-n", &n.cap, "filter", "add", "dev", "xbv1", "ingress", "bpf", "da", "obj", pass_obj.to_str().unwrap(), "sec", "tc"])?;
+            sh(&[
+                "tc",
+                "-n",
+                &n.cap,
+                "filter",
+                "add",
+                "dev",
+                "xbv1",
+                "ingress",
+                "bpf",
+                "da",
+                "obj",
+                pass_obj.to_str().unwrap(),
+                "sec",
+                "tc",
+            ])?;
         }
         Setup::BareXdp(mode) => {
-            sh(&["ip", "-n", &n.cap, "link", "set", "dev", "xbv1", mode, "obj", pass_obj.to_str().unwrap(), "sec", "xdp"])?;
+            sh(&[
+                "ip",
+                "-n",
+                &n.cap,
+                "link",
+                "set",
+                "dev",
+                "xbv1",
+                mode,
+                "obj",
+                pass_obj.to_str().unwrap(),
+                "sec",
+                "xdp",
+            ])?;
         }
         _ => {}
     }
@@ -305,7 +447,9 @@ fn run_one(n: &Netns, cfg: &Config, setup: &Setup, every: usize, pass_obj: &Path
             sh(&["tc", "-n", &n.cap, "qdisc", "del", "dev", "xbv1", "clsact"])?;
         }
         Setup::BareXdp(mode) => {
-            sh(&["ip", "-n", &n.cap, "link", "set", "dev", "xbv1", mode, "off"])?;
+            sh(&[
+                "ip", "-n", &n.cap, "link", "set", "dev", "xbv1", mode, "off",
+            ])?;
         }
         _ => {}
     }
@@ -323,35 +467,68 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     let _ = writeln!(s, "## 2. Capture overhead\n");
     let n = Netns::new()?;
     let pass_obj = std::env::temp_dir().join(format!("xcap-bench-pass-{}.o", std::process::id()));
-    sh(&["clang", "-O2", "-target", "bpf", "-c", cfg.c_dir.join("pass.c").to_str().unwrap(), "-o", pass_obj.to_str().unwrap()])?;
+    sh(&[
+        "clang",
+        "-O2",
+        "-target",
+        "bpf",
+        "-c",
+        cfg.c_dir.join("pass.c").to_str().unwrap(),
+        "-o",
+        pass_obj.to_str().unwrap(),
+    ])?;
     // Is xcap's live capture there?
     let xcap_note = match &cfg.xcap {
         None => Some("not measured: xcap live capture unavailable (no binary)".to_string()),
         Some(x) => {
-            let cmd: Vec<String> = vec![x.display().to_string(), "-i".into(), "xbv1".into(), "--xdp".into(), "-w".into(), "/dev/null".into(), FILTER.into()];
+            let cmd: Vec<String> = vec![
+                x.display().to_string(),
+                "-i".into(),
+                "xbv1".into(),
+                "--xdp".into(),
+                "-w".into(),
+                "/dev/null".into(),
+                FILTER.into(),
+            ];
             match start_capture(&n.cap, &cmd) {
                 Ok((mut c, _, _)) => {
                     interrupt(&mut c)?;
                     None
                 }
-                Err(e) => Some(format!("not measured: xcap live capture unavailable ({})", format!("{e:#}").replace('|', "/"))),
+                Err(e) => Some(format!(
+                    "not measured: xcap live capture unavailable ({})",
+                    format!("{e:#}").replace('|', "/")
+                )),
             }
         }
     };
     let xcap = |extra: &[&str]| -> Setup {
-        let mut v = vec![cfg.xcap.as_ref().map(|p| p.display().to_string()).unwrap_or_default()];
+        let mut v = vec![cfg
+            .xcap
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()];
         v.extend(extra.iter().map(|s| s.to_string()));
         Setup::Xcap(v)
     };
     let setups: Vec<(&str, Setup)> = vec![
         ("no capture", Setup::None),
         ("bare TC pass program", Setup::BareTc),
-        ("bare generic-XDP pass program", Setup::BareXdp("xdpgeneric")),
+        (
+            "bare generic-XDP pass program",
+            Setup::BareXdp("xdpgeneric"),
+        ),
         ("bare native-XDP pass program", Setup::BareXdp("xdpdrv")),
         ("tcpdump", Setup::Tcpdump),
         ("`xcap --tc`", xcap(&["--tc"])),
-        ("`xcap --xdp` generic", xcap(&["--xdp", "--xdp-mode", "generic"])),
-        ("`xcap --xdp` native", xcap(&["--xdp", "--xdp-mode", "native"])),
+        (
+            "`xcap --xdp` generic",
+            xcap(&["--xdp", "--xdp-mode", "generic"]),
+        ),
+        (
+            "`xcap --xdp` native",
+            xcap(&["--xdp", "--xdp-mode", "native"]),
+        ),
     ];
     let _ = writeln!(
         s,
@@ -386,16 +563,27 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
                     if none_ns.is_none() {
                         none_ns = Some(o.ns_per_packet);
                     }
-                    let over = none_ns.map_or(String::new(), |b| format!("{:+.0}", o.ns_per_packet - b));
+                    let over =
+                        none_ns.map_or(String::new(), |b| format!("{:+.0}", o.ns_per_packet - b));
                     let (c, l, d) = match o.capture {
                         Some((c, e, d)) => (c.to_string(), e.to_string(), d.to_string()),
-                        None if matches!(setup, Setup::Tcpdump | Setup::Xcap(_)) => ("?".into(), "?".into(), "?".into()),
+                        None if matches!(setup, Setup::Tcpdump | Setup::Xcap(_)) => {
+                            ("?".into(), "?".into(), "?".into())
+                        }
                         None => ("".into(), "".into(), "".into()),
                     };
-                    let _ = writeln!(s, "| {name} | {pct} | {:.0} | {:.0} | {over} | {l} | {c} | {d} | {:.0} |", o.kpps, o.ns_per_packet, o.other_ns);
+                    let _ = writeln!(
+                        s,
+                        "| {name} | {pct} | {:.0} | {:.0} | {over} | {l} | {c} | {d} | {:.0} |",
+                        o.kpps, o.ns_per_packet, o.other_ns
+                    );
                 }
                 Err(e) => {
-                    let _ = writeln!(s, "| {name} | {pct} | | failed: {} | | | | | |", format!("{e:#}").replace('|', "/"));
+                    let _ = writeln!(
+                        s,
+                        "| {name} | {pct} | | failed: {} | | | | | |",
+                        format!("{e:#}").replace('|', "/")
+                    );
                 }
             }
         }
@@ -404,14 +592,26 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     let _ = writeln!(s, "\nStartup: command start (spawn of `ip netns exec ... CMD`) to its \"listening on\" line, median of {} runs, no traffic.\n", cfg.startup_runs);
     let _ = writeln!(s, "| command | median ms | min ms | max ms |");
     let _ = writeln!(s, "|---|--:|--:|--:|");
-    let mut cmds: Vec<(String, Option<Vec<String>>)> = vec![("tcpdump".into(), capture_cmd(&Setup::Tcpdump, "xbv1"))];
+    let mut cmds: Vec<(String, Option<Vec<String>>)> =
+        vec![("tcpdump".into(), capture_cmd(&Setup::Tcpdump, "xbv1"))];
     for extra in [&["--tc"][..], &["--xdp", "--xdp-mode", "native"][..]] {
         let name = format!("`xcap {}`", extra.join(" "));
-        cmds.push((name, if xcap_note.is_none() { capture_cmd(&xcap(extra), "xbv1") } else { None }));
+        cmds.push((
+            name,
+            if xcap_note.is_none() {
+                capture_cmd(&xcap(extra), "xbv1")
+            } else {
+                None
+            },
+        ));
     }
     for (name, cmd) in cmds {
         let Some(cmd) = cmd else {
-            let _ = writeln!(s, "| {name} | {} | | |", xcap_note.clone().unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "| {name} | {} | | |",
+                xcap_note.clone().unwrap_or_default()
+            );
             continue;
         };
         log(&format!("startup: {name}"));
@@ -434,11 +634,14 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         } else {
             let min = times.iter().min().unwrap().as_secs_f64() * 1e3;
             let max = times.iter().max().unwrap().as_secs_f64() * 1e3;
-            let _ = writeln!(s, "| {name} | {:.1} | {min:.1} | {max:.1} |", median_ms(times));
+            let _ = writeln!(
+                s,
+                "| {name} | {:.1} | {min:.1} | {max:.1} |",
+                median_ms(times)
+            );
         }
     }
     let _ = std::fs::remove_file(&pass_obj);
     drop(n);
     Ok(s)
 }
-

@@ -31,7 +31,10 @@ const PEER: [u8; 4] = [10, 0, 0, 2];
 
 pub fn cases() -> Vec<Case> {
     let hosts: Vec<String> = (1..=100).map(|i| format!("host 10.1.0.{i}")).collect();
-    let c = |expr: &str, matching: Vec<u8>, c_fn: Option<&'static str>, cbpfc: Option<(u32, u32)>| Case {
+    let c = |expr: &str,
+             matching: Vec<u8>,
+             c_fn: Option<&'static str>,
+             cbpfc: Option<(u32, u32)>| Case {
         expr: expr.to_string(),
         label: format!("`{expr}`"),
         matching,
@@ -39,14 +42,54 @@ pub fn cases() -> Vec<Case> {
         cbpfc,
     };
     vec![
-        c("tcp port 443 and tcp[13]&8!=0", tcp4(PEER, HOST, 40000, 443, 0x18), Some("c_readme"), Some((39, 29))),
-        c("tcp port 443", tcp4(PEER, HOST, 40000, 443, 0x18), Some("c_tcp443"), Some((60, 48))),
-        c("host 10.0.0.1 and udp", udp4(HOST, PEER, 40000, 5000), Some("c_host_udp"), Some((23, 18))),
-        c("vlan and tcp", vlan_tcp4(5, PEER, HOST, 40000, 80, 0x10), None, Some((32, 32))),
-        c("tcp[tcpflags] & tcp-syn != 0", tcp4(PEER, HOST, 40000, 80, 0x02), Some("c_syn"), Some((32, 25))),
-        c("icmp or arp", icmp4(PEER, HOST), Some("c_icmp_arp"), Some((19, 17))),
-        c("ip[0] & 0xf > 5", udp4_opt(PEER, HOST, 40000, 5000), Some("c_ihl"), Some((15, 12))),
-        c("udp and not port 53", udp4(HOST, PEER, 40000, 5000), None, Some((55, 48))),
+        c(
+            "tcp port 443 and tcp[13]&8!=0",
+            tcp4(PEER, HOST, 40000, 443, 0x18),
+            Some("c_readme"),
+            Some((39, 29)),
+        ),
+        c(
+            "tcp port 443",
+            tcp4(PEER, HOST, 40000, 443, 0x18),
+            Some("c_tcp443"),
+            Some((60, 48)),
+        ),
+        c(
+            "host 10.0.0.1 and udp",
+            udp4(HOST, PEER, 40000, 5000),
+            Some("c_host_udp"),
+            Some((23, 18)),
+        ),
+        c(
+            "vlan and tcp",
+            vlan_tcp4(5, PEER, HOST, 40000, 80, 0x10),
+            None,
+            Some((32, 32)),
+        ),
+        c(
+            "tcp[tcpflags] & tcp-syn != 0",
+            tcp4(PEER, HOST, 40000, 80, 0x02),
+            Some("c_syn"),
+            Some((32, 25)),
+        ),
+        c(
+            "icmp or arp",
+            icmp4(PEER, HOST),
+            Some("c_icmp_arp"),
+            Some((19, 17)),
+        ),
+        c(
+            "ip[0] & 0xf > 5",
+            udp4_opt(PEER, HOST, 40000, 5000),
+            Some("c_ihl"),
+            Some((15, 12)),
+        ),
+        c(
+            "udp and not port 53",
+            udp4(HOST, PEER, 40000, 5000),
+            None,
+            Some((55, 48)),
+        ),
         Case {
             expr: hosts.join(" or "),
             label: "`host 10.1.0.1 or ... or host 10.1.0.100` (100 terms)".into(),
@@ -75,9 +118,17 @@ pub struct Config {
 }
 
 impl Config {
-    pub const FULL: Config = Config { loops: 1 << 16, repeat: 8, samples: 9 };
+    pub const FULL: Config = Config {
+        loops: 1 << 16,
+        repeat: 8,
+        samples: 9,
+    };
     /// For the smoke test.
-    pub const TINY: Config = Config { loops: 4, repeat: 1, samples: 1 };
+    pub const TINY: Config = Config {
+        loops: 4,
+        repeat: 1,
+        samples: 1,
+    };
 }
 
 /// One implementation of one filter, measured.
@@ -128,7 +179,12 @@ fn key(env: Env) -> &'static str {
 
 impl Bench {
     pub fn new(cfg: Config) -> Self {
-        Bench { cfg, empty_loop: HashMap::new(), empty_once: HashMap::new(), empty_ns: HashMap::new() }
+        Bench {
+            cfg,
+            empty_loop: HashMap::new(),
+            empty_once: HashMap::new(),
+            empty_ns: HashMap::new(),
+        }
     }
 
     fn ensure_empty(&mut self, env: Env) -> Result<()> {
@@ -139,7 +195,8 @@ impl Bench {
         let once = harness::load(env, &harness::build(env, &e, None))?;
         let info = xcap_runner::kernel::prog_info(&once.fd)?;
         let jit = crate::sys::jited_func_lens(&once.fd)?.get(2).copied();
-        self.empty_once.insert(key(env), (info.verified_insns.unwrap_or(0), jit));
+        self.empty_once
+            .insert(key(env), (info.verified_insns.unwrap_or(0), jit));
         let lp = harness::load(env, &harness::build(env, &e, Some(self.cfg.loops)))?;
         self.empty_loop.insert(key(env), lp);
         Ok(())
@@ -147,12 +204,20 @@ impl Bench {
 
     /// Verifier count, JIT size and ns per call (matching, non-matching)
     /// of `filter` in `env`. `expect` is libpcap's verdict per packet.
-    pub fn measure(&mut self, env: Env, filter: &[Insn], packets: [&[u8]; 2], expect: [bool; 2]) -> Result<Row> {
+    pub fn measure(
+        &mut self,
+        env: Env,
+        filter: &[Insn],
+        packets: [&[u8]; 2],
+        expect: [bool; 2],
+    ) -> Result<Row> {
         self.ensure_empty(env)?;
         let once = harness::load(env, &harness::build(env, filter, None))?;
         let info = xcap_runner::kernel::prog_info(&once.fd)?;
         let (empty_verified, _) = self.empty_once[key(env)];
-        let verified = info.verified_insns.map(|v| v as i64 - empty_verified as i64 + 2);
+        let verified = info
+            .verified_insns
+            .map(|v| v as i64 - empty_verified as i64 + 2);
         let jit = crate::sys::jited_func_lens(&once.fd)?.get(2).copied();
         let lp = harness::load(env, &harness::build(env, filter, Some(self.cfg.loops)))?;
         let mut ns = [0.0; 2];
@@ -160,11 +225,18 @@ impl Bench {
             let input = harness::input(env, pkt);
             let (m, _) = harness::run(&once, &input, 1)?;
             if m != expect[i] {
-                bail!("{} packet: the kernel says {m}, libpcap says {}", ["matching", "non-matching"][i], expect[i]);
+                bail!(
+                    "{} packet: the kernel says {m}, libpcap says {}",
+                    ["matching", "non-matching"][i],
+                    expect[i]
+                );
             }
             let (m, _) = harness::run(&lp, &input, 1)?;
             if m != expect[i] {
-                bail!("looped harness disagrees with libpcap on the {} packet", ["matching", "non-matching"][i]);
+                bail!(
+                    "looped harness disagrees with libpcap on the {} packet",
+                    ["matching", "non-matching"][i]
+                );
             }
             let empty = &self.empty_loop[key(env)];
             let (mut tf, mut te) = (Vec::new(), Vec::new());
@@ -178,7 +250,13 @@ impl Bench {
             let slot = self.empty_ns.entry(key(env)).or_insert(e / per);
             *slot = slot.min(e / per);
         }
-        Ok(Row { ebpf: Some(filter.len()), verified, jit, ns: Some(ns), ..Default::default() })
+        Ok(Row {
+            ebpf: Some(filter.len()),
+            verified,
+            jit,
+            ns: Some(ns),
+            ..Default::default()
+        })
     }
 }
 
@@ -205,16 +283,27 @@ pub fn c_filters(src: &Path) -> Result<HashMap<String, Vec<Insn>>> {
     let data = text.data()?;
     let mut out = HashMap::new();
     for sym in file.symbols() {
-        if sym.section_index() == Some(text.index()) && sym.kind() == object::SymbolKind::Text && sym.size() > 0 {
+        if sym.section_index() == Some(text.index())
+            && sym.kind() == object::SymbolKind::Text
+            && sym.size() > 0
+        {
             let (a, n) = (sym.address() as usize, sym.size() as usize);
-            out.insert(sym.name()?.to_string(), cbpf2ebpf::ebpf::from_bytes(&data[a..a + n]));
+            out.insert(
+                sym.name()?.to_string(),
+                cbpf2ebpf::ebpf::from_bytes(&data[a..a + n]),
+            );
         }
     }
     Ok(out)
 }
 
 /// Runs section 1 and returns per-filter results.
-pub fn run(cfg: Config, c_src: &Path, with_probe: bool, log: &mut dyn FnMut(&str)) -> Result<(Vec<FilterReport>, Bench)> {
+pub fn run(
+    cfg: Config,
+    c_src: &Path,
+    with_probe: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<FilterReport>, Bench)> {
     let mut bench = Bench::new(cfg);
     let cfuncs = c_filters(c_src)?;
     let nomatch = nonmatching();
@@ -223,10 +312,20 @@ pub fn run(cfg: Config, c_src: &Path, with_probe: bool, log: &mut dyn FnMut(&str
         log(&format!("filter {}", case.label));
         let packets = [&case.matching[..], &nomatch[..]];
         let mut rows = Vec::new();
-        let cbpf = match libpcap::compile(&case.expr, libpcap::DLT_EN10MB, libpcap::DEFAULT_SNAPLEN) {
+        let cbpf = match libpcap::compile(&case.expr, libpcap::DLT_EN10MB, libpcap::DEFAULT_SNAPLEN)
+        {
             Ok(p) => p,
             Err(e) => {
-                reports.push(FilterReport { case_label: case.label, cbpf: None, cbpfc: case.cbpfc, rows: vec![Row { implementation: "libpcap".into(), note: Some(format!("compile error: {e}")), ..Default::default() }] });
+                reports.push(FilterReport {
+                    case_label: case.label,
+                    cbpf: None,
+                    cbpfc: case.cbpfc,
+                    rows: vec![Row {
+                        implementation: "libpcap".into(),
+                        note: Some(format!("compile error: {e}")),
+                        ..Default::default()
+                    }],
+                });
                 continue;
             }
         };
@@ -235,16 +334,34 @@ pub fn run(cfg: Config, c_src: &Path, with_probe: bool, log: &mut dyn FnMut(&str
             libpcap::filter(&cbpf, packets[1], packets[1].len() as u32) != 0,
         ];
         if expect != [true, false] {
-            bail!("test packets for {} are wrong: libpcap says {expect:?}", case.expr);
+            bail!(
+                "test packets for {} are wrong: libpcap says {expect:?}",
+                case.expr
+            );
         }
-        let mut modes = vec![("xcap direct (XDP)", Mode::Direct, Hook::Xdp, Env::Xdp), ("xcap skb (TC)", Mode::Skb, Hook::TcIngress, Env::Skb)];
+        let mut modes = vec![
+            ("xcap direct (XDP)", Mode::Direct, Hook::Xdp, Env::Xdp),
+            ("xcap skb (TC)", Mode::Skb, Hook::TcIngress, Env::Skb),
+        ];
         if with_probe {
-            modes.push(("xcap probe (SYSCALL)", Mode::Probe, Hook::None, Env::Syscall));
+            modes.push((
+                "xcap probe (SYSCALL)",
+                Mode::Probe,
+                Hook::None,
+                Env::Syscall,
+            ));
         }
         for (name, mode, hook, env) in modes {
-            let row = translate(&cbpf, &Options { mode, hook, ..Options::default() })
-                .map_err(anyhow::Error::from)
-                .and_then(|t| bench.measure(env, &t.insns, packets, expect));
+            let row = translate(
+                &cbpf,
+                &Options {
+                    mode,
+                    hook,
+                    ..Options::default()
+                },
+            )
+            .map_err(anyhow::Error::from)
+            .and_then(|t| bench.measure(env, &t.insns, packets, expect));
             rows.push(named(name, row));
         }
         if let Some(f) = case.c_fn {
@@ -254,9 +371,15 @@ pub fn run(cfg: Config, c_src: &Path, with_probe: bool, log: &mut dyn FnMut(&str
                 .and_then(|insns| bench.measure(Env::Xdp, insns, packets, expect));
             rows.push(named("hand-written C, clang -O2 (XDP)", row));
         }
-        let row = crate::kstyle::convert(&cbpf).and_then(|insns| bench.measure(Env::Skb, &insns, packets, expect));
+        let row = crate::kstyle::convert(&cbpf)
+            .and_then(|insns| bench.measure(Env::Skb, &insns, packets, expect));
         rows.push(named("kernel style, LD_ABS/LD_IND (TC)", row));
-        reports.push(FilterReport { case_label: case.label, cbpf: Some(cbpf.len()), cbpfc: case.cbpfc, rows });
+        reports.push(FilterReport {
+            case_label: case.label,
+            cbpf: Some(cbpf.len()),
+            cbpfc: case.cbpfc,
+            rows,
+        });
     }
     Ok((reports, bench))
 }
@@ -270,9 +393,9 @@ fn named(name: &str, r: Result<Row>) -> Row {
         Err(e) => {
             eprintln!("[bench] {name}: {e:#}");
             Row {
-            implementation: name.into(),
-            note: Some(format!("{:#}", e).lines().next().unwrap_or("").to_string()),
-            ..Default::default()
+                implementation: name.into(),
+                note: Some(format!("{:#}", e).lines().next().unwrap_or("").to_string()),
+                ..Default::default()
             }
         }
     }
@@ -306,23 +429,43 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
     let _ = writeln!(
         s,
         "Loop iteration with the empty call (subtracted): {}.\n",
-        envs.iter().map(|(k, v)| format!("{k} {v:.2} ns")).collect::<Vec<_>>().join(", ")
+        envs.iter()
+            .map(|(k, v)| format!("{k} {v:.2} ns"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let _ = writeln!(s, "| filter | implementation | cBPF | eBPF | verifier | JIT B | ns match | ns non-match |");
+    let _ = writeln!(
+        s,
+        "| filter | implementation | cBPF | eBPF | verifier | JIT B | ns match | ns non-match |"
+    );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
     for r in reports {
         for (i, row) in r.rows.iter().enumerate() {
-            let f = if i == 0 { r.case_label.clone() } else { String::new() };
+            let f = if i == 0 {
+                r.case_label.clone()
+            } else {
+                String::new()
+            };
             let cb = if i == 0 { opt(r.cbpf) } else { String::new() };
             let (m, n) = match (&row.ns, &row.note) {
                 (Some([m, n]), _) => (format!("{m:.2}"), format!("{n:.2}")),
                 (None, Some(note)) => (format!("n/a: {note}"), String::new()),
                 _ => ("–".into(), "–".into()),
             };
-            let _ = writeln!(s, "| {f} | {} | {cb} | {} | {} | {} | {m} | {n} |", row.implementation, opt(row.ebpf), opt(row.verified), opt(row.jit));
+            let _ = writeln!(
+                s,
+                "| {f} | {} | {cb} | {} | {} | {} | {m} | {n} |",
+                row.implementation,
+                opt(row.ebpf),
+                opt(row.verified),
+                opt(row.jit)
+            );
         }
         if let Some((e, c)) = r.cbpfc {
-            let _ = writeln!(s, "| | cloudflare/cbpfc (issue's figures) | | {e} (C: {c}) | | | | |");
+            let _ = writeln!(
+                s,
+                "| | cloudflare/cbpfc (issue's figures) | | {e} (C: {c}) | | | | |"
+            );
         }
     }
     // Targets.
@@ -333,14 +476,20 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
         let get = |p: &str| r.rows.iter().find(|x| x.implementation.starts_with(p));
         let d = get("xcap direct");
         let size = match (d.and_then(|d| d.ebpf), r.cbpfc) {
-            (Some(n), Some((e, c))) => format!("{n} vs {e} ({c}){}", if (n as u32) < e { "" } else { " **over**" }),
+            (Some(n), Some((e, c))) => format!(
+                "{n} vs {e} ({c}){}",
+                if (n as u32) < e { "" } else { " **over**" }
+            ),
             (Some(n), None) => format!("{n} (no cbpfc figure)"),
             _ => "–".into(),
         };
-        let pair = |a: Option<&Row>, b: Option<&Row>| match (a.and_then(|a| a.ns), b.and_then(|b| b.ns)) {
-            (Some(a), Some(b)) => format!("{:.2} / {:.2} vs {:.2} / {:.2}", a[0], a[1], b[0], b[1]),
-            _ => "–".into(),
-        };
+        let pair =
+            |a: Option<&Row>, b: Option<&Row>| match (a.and_then(|a| a.ns), b.and_then(|b| b.ns)) {
+                (Some(a), Some(b)) => {
+                    format!("{:.2} / {:.2} vs {:.2} / {:.2}", a[0], a[1], b[0], b[1])
+                }
+                _ => "–".into(),
+            };
         let c = pair(d, get("hand-written"));
         let k = pair(get("xcap skb"), get("kernel style"));
         let _ = writeln!(s, "| {} | {size} | {c} | {k} |", r.case_label);

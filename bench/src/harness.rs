@@ -24,7 +24,6 @@ use anyhow::{bail, Context, Result};
 use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R10, R2, R3, R4, R6, R7, R8};
 use xcap_runner::kernel::{self, ProgType, TestRun};
 
-
 /// `bpf_loop` helper id.
 const BPF_LOOP: i32 = 181;
 /// `src_reg` of an `ld_imm64` that loads a subprogram's address.
@@ -64,7 +63,13 @@ pub struct Program {
 }
 
 fn pseudo_call(from: usize, to: usize) -> Insn {
-    Insn::new(op::JMP | op::CALL, 0, op::PSEUDO_CALL, 0, to as i32 - from as i32 - 1)
+    Insn::new(
+        op::JMP | op::CALL,
+        0,
+        op::PSEUDO_CALL,
+        0,
+        to as i32 - from as i32 - 1,
+    )
 }
 
 /// Builds the harness. `loops: Some(n)` calls the filter `n` times through
@@ -86,8 +91,8 @@ pub fn build(env: Env, filter: &[Insn], loops: Option<u32>) -> Program {
     if env == Env::Syscall {
         p.push(Insn::ldx(W, R7, R6, 0)); // wire length
         p.push(Insn::ldx(W, R8, R6, 4)); // captured length
-        // The context address as a scalar (as root): spill the pointer,
-        // overwrite its low half with a copy, read it back as data.
+                                         // The context address as a scalar (as root): spill the pointer,
+                                         // overwrite its low half with a copy, read it back as data.
         p.push(Insn::stx(DW, R10, R6, -24));
         p.push(Insn::mov32_reg(R2, R6));
         p.push(Insn::stx(W, R10, R2, -24));
@@ -173,7 +178,10 @@ pub fn build(env: Env, filter: &[Insn], loops: Option<u32>) -> Program {
             }
         }
     }
-    Program { insns: p, funcs: vec![0, cb, f] }
+    Program {
+        insns: p,
+        funcs: vec![0, cb, f],
+    }
 }
 
 /// A loaded harness.
@@ -218,8 +226,15 @@ pub fn input(env: Env, packet: &[u8]) -> Vec<u8> {
 pub fn run(l: &Loaded, input: &[u8], repeat: u32) -> Result<(bool, f64)> {
     match l.env {
         Env::Xdp | Env::Skb => {
-            let out = kernel::test_run(&l.fd, &TestRun { data_in: input, repeat, ..Default::default() })
-                .context("BPF_PROG_TEST_RUN")?;
+            let out = kernel::test_run(
+                &l.fd,
+                &TestRun {
+                    data_in: input,
+                    repeat,
+                    ..Default::default()
+                },
+            )
+            .context("BPF_PROG_TEST_RUN")?;
             let matched = match l.env {
                 Env::Xdp => match out.retval {
                     2 => true,
@@ -236,8 +251,14 @@ pub fn run(l: &Loaded, input: &[u8], repeat: u32) -> Result<(bool, f64)> {
             let n = repeat.max(1);
             for _ in 0..n {
                 let t = Instant::now();
-                let out = kernel::test_run(&l.fd, &TestRun { ctx_in: input, ..Default::default() })
-                    .context("BPF_PROG_TEST_RUN")?;
+                let out = kernel::test_run(
+                    &l.fd,
+                    &TestRun {
+                        ctx_in: input,
+                        ..Default::default()
+                    },
+                )
+                .context("BPF_PROG_TEST_RUN")?;
                 total += t.elapsed().as_nanos() as f64;
                 matched = out.retval != 0;
             }

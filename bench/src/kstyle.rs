@@ -168,7 +168,9 @@ pub fn convert(prog: &[cbpf::Insn]) -> Result<Vec<Insn>> {
     for v in out {
         for (mut insn, target) in v {
             if let Some(t) = target {
-                let Some(&to) = addrs.get(t) else { bail!("jump past the end") };
+                let Some(&to) = addrs.get(t) else {
+                    bail!("jump past the end")
+                };
                 let off = to as i64 - insns.len() as i64 - 1;
                 insn.off = i16::try_from(off)?;
             }

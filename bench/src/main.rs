@@ -7,29 +7,59 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |f: &str| args.iter().any(|a| a == f);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cfg = if has("--quick") { Config { loops: 1 << 12, repeat: 2, samples: 3 } } else { Config::FULL };
+    let cfg = if has("--quick") {
+        Config {
+            loops: 1 << 12,
+            repeat: 2,
+            samples: 3,
+        }
+    } else {
+        Config::FULL
+    };
     if let Some(i) = args.iter().position(|a| a == "--dump") {
         // --dump EXPR: the skb-mode translation and the kernel-style one.
         let expr = &args[i + 1];
-        let cbpf = cbpf2ebpf::libpcap::compile(expr, cbpf2ebpf::libpcap::DLT_EN10MB, cbpf2ebpf::libpcap::DEFAULT_SNAPLEN)?;
+        let cbpf = cbpf2ebpf::libpcap::compile(
+            expr,
+            cbpf2ebpf::libpcap::DLT_EN10MB,
+            cbpf2ebpf::libpcap::DEFAULT_SNAPLEN,
+        )?;
         for (name, mode, hook) in [
             ("direct", cbpf2ebpf::Mode::Direct, cbpf2ebpf::Hook::Xdp),
             ("skb", cbpf2ebpf::Mode::Skb, cbpf2ebpf::Hook::TcIngress),
         ] {
-            let t = cbpf2ebpf::translate(&cbpf, &cbpf2ebpf::Options { mode, hook, ..Default::default() })?;
+            let t = cbpf2ebpf::translate(
+                &cbpf,
+                &cbpf2ebpf::Options {
+                    mode,
+                    hook,
+                    ..Default::default()
+                },
+            )?;
             println!("== xcap {name}\n{}", cbpf2ebpf::ebpf::disassemble(&t.insns));
         }
-        println!("== kernel style\n{}", cbpf2ebpf::ebpf::disassemble(&xcap_bench::kstyle::convert(&cbpf)?));
+        println!(
+            "== kernel style\n{}",
+            cbpf2ebpf::ebpf::disassemble(&xcap_bench::kstyle::convert(&cbpf)?)
+        );
         return Ok(());
     }
     let mut out = String::new();
     if !has("--capture-only") {
-        let (reports, bench) = filters::run(cfg, &root.join("c/filters.c"), true, &mut |m| eprintln!("[bench] {m}"))?;
+        let (reports, bench) = filters::run(cfg, &root.join("c/filters.c"), true, &mut |m| {
+            eprintln!("[bench] {m}")
+        })?;
         out += &filters::markdown(&reports, &bench);
     }
     if !has("--filters-only") {
-        let xcap = args.iter().position(|a| a == "--xcap").map(|i| PathBuf::from(&args[i + 1]));
-        let secs: f64 = args.iter().position(|a| a == "--seconds").map_or(5.0, |i| args[i + 1].parse().unwrap_or(5.0));
+        let xcap = args
+            .iter()
+            .position(|a| a == "--xcap")
+            .map(|i| PathBuf::from(&args[i + 1]));
+        let secs: f64 = args
+            .iter()
+            .position(|a| a == "--seconds")
+            .map_or(5.0, |i| args[i + 1].parse().unwrap_or(5.0));
         let cfg = xcap_bench::capture::Config {
             window: std::time::Duration::from_secs_f64(secs),
             warmup: std::time::Duration::from_secs(1),

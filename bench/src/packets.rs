@@ -76,7 +76,14 @@ pub fn icmp4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 }
 
 /// TCP over IPv4 behind one 802.1Q tag.
-pub fn vlan_tcp4(vid: u16, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+pub fn vlan_tcp4(
+    vid: u16,
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+) -> Vec<u8> {
     let mut f = eth(0x8100);
     f.extend_from_slice(&vid.to_be_bytes());
     f.extend_from_slice(&0x0800u16.to_be_bytes());

@@ -15,7 +15,12 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_BTF_LOAD: libc::c_int = 18;
 
 unsafe fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> libc::c_long {
-    libc::syscall(libc::SYS_bpf, cmd, attr as *mut T as *mut libc::c_void, size_of::<T>() as libc::c_uint)
+    libc::syscall(
+        libc::SYS_bpf,
+        cmd,
+        attr as *mut T as *mut libc::c_void,
+        size_of::<T>() as libc::c_uint,
+    )
 }
 
 /// `union bpf_attr` for `BPF_PROG_LOAD`, up to `attach_btf_id`.
@@ -60,9 +65,14 @@ fn btf_blob(nfuncs: usize) -> Vec<u8> {
     let mut strings = b"\0int\0".to_vec();
     let mut types: Vec<u32> = vec![
         // 1: INT "int", 4 bytes, signed, 32 bits.
-        1, 1 << 24, 4, 0x0100_0020,
+        1,
+        1 << 24,
+        4,
+        0x0100_0020,
         // 2: FUNC_PROTO returning int, no parameters.
-        0, 13 << 24, 1,
+        0,
+        13 << 24,
+        1,
     ];
     for i in 0..nfuncs {
         let off = strings.len() as u32;
@@ -99,7 +109,10 @@ fn btf_load(blob: &[u8]) -> io::Result<OwnedFd> {
     if fd < 0 {
         let e = io::Error::last_os_error();
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        return Err(io::Error::new(e.kind(), format!("BTF_LOAD: {e}: {}", String::from_utf8_lossy(&log[..end]))));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("BTF_LOAD: {e}: {}", String::from_utf8_lossy(&log[..end])),
+        ));
     }
     // SAFETY: a descriptor the kernel just gave us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -109,7 +122,12 @@ fn btf_load(blob: &[u8]) -> io::Result<OwnedFd> {
 /// BTF function info, so that subprograms may use LD_ABS/LD_IND (the
 /// verifier refuses those in subprograms without BTF). On refusal the error
 /// carries the end of the verifier log.
-pub fn load_with_btf(prog_type: ProgType, insns: &[Insn], funcs: &[usize], name: &str) -> io::Result<OwnedFd> {
+pub fn load_with_btf(
+    prog_type: ProgType,
+    insns: &[Insn],
+    funcs: &[usize],
+    name: &str,
+) -> io::Result<OwnedFd> {
     let btf = btf_load(&btf_blob(funcs.len()))?;
     let func_info: Vec<u32> = funcs
         .iter()
@@ -130,7 +148,11 @@ pub fn load_with_btf(prog_type: ProgType, insns: &[Insn], funcs: &[usize], name:
         license: license.as_ptr() as u64,
         prog_name,
         // The kernel loads SYSCALL programs only as sleepable.
-        prog_flags: if prog_type == ProgType::SYSCALL { 1 << 4 } else { 0 },
+        prog_flags: if prog_type == ProgType::SYSCALL {
+            1 << 4
+        } else {
+            0
+        },
         prog_btf_fd: btf.as_raw_fd() as u32,
         func_info_rec_size: 8,
         func_info: func_info.as_ptr() as u64,
@@ -146,8 +168,18 @@ pub fn load_with_btf(prog_type: ProgType, insns: &[Insn], funcs: &[usize], name:
         let e = io::Error::last_os_error();
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let text = String::from_utf8_lossy(&log[..end]);
-        let tail: Vec<&str> = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(io::Error::new(e.kind(), format!("PROG_LOAD: {e}:\n{}", tail.join("\n"))));
+        let tail: Vec<&str> = text
+            .lines()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("PROG_LOAD: {e}:\n{}", tail.join("\n")),
+        ));
     }
     // SAFETY: a descriptor the kernel just gave us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -167,7 +199,11 @@ pub fn jited_func_lens(prog: impl AsFd) -> io::Result<Vec<u32>> {
         info_len: u32,
         info: u64,
     }
-    let mut attr = InfoAttr { bpf_fd: prog.as_fd().as_raw_fd() as u32, info_len: info.len() as u32, info: info.as_mut_ptr() as u64 };
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_fd().as_raw_fd() as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+    };
     // SAFETY: the buffers outlive the call.
     let r = unsafe { sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) };
     if r < 0 {

@@ -217,9 +217,19 @@ unsafe fn capture_skb(
     }
     let wirelen = (len as u64 + pre - skip) as u32;
     let ret = if l2 {
-        call_filter!(xcap_filter_trace_l2(ctx, start as usize, end as usize, wirelen))
+        call_filter!(xcap_filter_trace_l2(
+            ctx,
+            start as usize,
+            end as usize,
+            wirelen
+        ))
     } else {
-        call_filter!(xcap_filter_trace_l3(ctx, start as usize, end as usize, wirelen))
+        call_filter!(xcap_filter_trace_l3(
+            ctx,
+            start as usize,
+            end as usize,
+            wirelen
+        ))
     };
     if ret == 0 {
         return;

@@ -67,7 +67,11 @@ pub fn for_hook(c: &Compiled, hook: Hook) -> Vec<Insn> {
 /// non-linear skbs filter as tcpdump filters them).
 pub fn translate_for(c: &Compiled, hook: Hook) -> Result<Vec<cbpf2ebpf::ebpf::Insn>, Error> {
     let prog = for_hook(c, hook);
-    let mode = if hook == Hook::Xdp { Mode::Direct } else { Mode::Skb };
+    let mode = if hook == Hook::Xdp {
+        Mode::Direct
+    } else {
+        Mode::Skb
+    };
     let opts = Options {
         mode,
         hook,

@@ -38,11 +38,11 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
+pub mod btf;
 pub mod compile;
 pub mod link;
 pub mod perf;
 pub mod savefile;
-pub mod btf;
 pub mod trace;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -257,7 +257,8 @@ fn scratch_written(prog: &[Insn]) -> Vec<Option<u16>> {
 pub fn reads_scratch_before_write(prog: &[Insn]) -> bool {
     let written = scratch_written(prog);
     prog.iter().zip(&written).any(|(insn, w)| {
-        (insn.code == LD | MEM || insn.code == LDX | MEM) && w.is_some_and(|w| w & (1 << insn.k) == 0)
+        (insn.code == LD | MEM || insn.code == LDX | MEM)
+            && w.is_some_and(|w| w & (1 << insn.k) == 0)
     })
 }
 

@@ -111,13 +111,16 @@ pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
     out
 }
 
+/// A cBPF program as plain tuples, to group expressions by their program.
+pub type ProgramKey = Vec<(u16, u8, u8, u32)>;
+
 /// Expressions compiled by the installed libpcap, grouped by program:
 /// expressions that compile to the same cBPF need running once.
 pub fn compile_distinct(
     exprs: &[String],
     dlt: i32,
     snaplen: u32,
-) -> BTreeMap<Vec<(u16, u8, u8, u32)>, (Vec<Insn>, Vec<String>)> {
+) -> BTreeMap<ProgramKey, (Vec<Insn>, Vec<String>)> {
     let mut out: BTreeMap<_, (Vec<Insn>, Vec<String>)> = BTreeMap::new();
     for e in exprs {
         let Ok(prog) = libpcap::compile(e, dlt, snaplen) else {
@@ -209,10 +212,26 @@ impl Variant {
 
 /// Every access mode, and skb mode both with and without its fast path.
 pub const VARIANTS: [Variant; 4] = [
-    Variant { name: "direct", mode: cbpf2ebpf::Mode::Direct, linear_fast_path: true },
-    Variant { name: "skb", mode: cbpf2ebpf::Mode::Skb, linear_fast_path: true },
-    Variant { name: "skb-helpers", mode: cbpf2ebpf::Mode::Skb, linear_fast_path: false },
-    Variant { name: "probe", mode: cbpf2ebpf::Mode::Probe, linear_fast_path: true },
+    Variant {
+        name: "direct",
+        mode: cbpf2ebpf::Mode::Direct,
+        linear_fast_path: true,
+    },
+    Variant {
+        name: "skb",
+        mode: cbpf2ebpf::Mode::Skb,
+        linear_fast_path: true,
+    },
+    Variant {
+        name: "skb-helpers",
+        mode: cbpf2ebpf::Mode::Skb,
+        linear_fast_path: false,
+    },
+    Variant {
+        name: "probe",
+        mode: cbpf2ebpf::Mode::Probe,
+        linear_fast_path: true,
+    },
 ];
 
 /// Runs `prog` on every packet with every engine and access mode (offline
@@ -224,7 +243,8 @@ pub fn assert_matches_libpcap(what: &str, prog: &[Insn], packets: &[(Vec<u8>, u3
     let mut cases = 0;
     for variant in VARIANTS {
         let mode = variant.mode;
-        let t = translate(prog, &variant.options()).unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
+        let t = translate(prog, &variant.options())
+            .unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
         for engine in [Engine::Vm, Engine::Kernel] {
             let f = Filter::load(engine, &t.insns, mode)
                 .unwrap_or_else(|e| panic!("{what}: {engine}/{mode:?}: {e}"));

@@ -56,7 +56,15 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
                         let Some((prog, names)) = programs.get(n) else {
                             break;
                         };
-                        check_program(engine, variant, prog, &names[0], packets, &expected[n], &tally);
+                        check_program(
+                            engine,
+                            variant,
+                            prog,
+                            &names[0],
+                            packets,
+                            &expected[n],
+                            &tally,
+                        );
                     });
                 }
             });

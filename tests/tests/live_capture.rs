@@ -1079,23 +1079,27 @@ fn tc_filters_non_linear_skbs_as_tcpdump_does() {
     let (ours, theirs) = (net.path("mmap.xcap.pcap"), net.path("mmap.tcpdump.pcap"));
     let mut td = Command::new("ip");
     td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
-    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"]).arg(&theirs).arg("udp port 9");
+    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"])
+        .arg(&theirs)
+        .arg("udp port 9");
     let mut td = Proc::start(td);
     td.wait_listening("tcpdump");
     let mut xc = Command::new("ip");
     xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    xc.args(["-i", RX_IF, "--tc", "-Q", "in", "-w"]).arg(&ours).arg("udp port 9");
+    xc.args(["-i", RX_IF, "--tc", "-Q", "in", "-w"])
+        .arg(&ours)
+        .arg("udp port 9");
     let mut xc = Proc::start(xc);
     xc.wait_listening("xcap");
-    let sent = run(Command::new("ip").args(["netns", "exec", &net.tx, "trafgen", "-o", TX_IF, "-i"]).arg(&conf).args([
-        "-n",
-        "20",
-        "--cpus",
-        "1",
-        "--no-sock-mem",
-        "--no-cpu-stats",
-    ]));
-    assert!(sent.status.success(), "trafgen: {}", String::from_utf8_lossy(&sent.stderr));
+    let sent = run(Command::new("ip")
+        .args(["netns", "exec", &net.tx, "trafgen", "-o", TX_IF, "-i"])
+        .arg(&conf)
+        .args(["-n", "20", "--cpus", "1", "--no-sock-mem", "--no-cpu-stats"]));
+    assert!(
+        sent.status.success(),
+        "trafgen: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     std::thread::sleep(Duration::from_millis(300));
     xc.signal(libc::SIGINT);
     td.signal(libc::SIGINT);

@@ -182,7 +182,7 @@ impl Proc {
     }
 
     /// SIGINT, then the exit status and stdout.
-    fn finish(mut self) -> (i32, String) {
+    fn finish(self) -> (i32, String) {
         std::thread::sleep(Duration::from_millis(300));
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let out = self.child.wait_with_output().expect("wait");
@@ -358,14 +358,22 @@ fn fentry_ip_rcv_captures_matching_packets_in_a_mixed_file() {
     // fails with EPERM). Then the contract is the refusal: one line, exit
     // 1, nothing left attached; and the capture itself cannot be tested.
     let probe = Command::new("timeout")
-        .args(["3", xcap_bin().to_str().unwrap(), "--fentry", "ip_rcv", "udp port 1"])
+        .args([
+            "3",
+            xcap_bin().to_str().unwrap(),
+            "--fentry",
+            "ip_rcv",
+            "udp port 1",
+        ])
         .output()
         .expect("timeout xcap");
     let err = String::from_utf8_lossy(&probe.stderr);
     if probe.status.code() == Some(1) && err.contains("the kernel refuses fentry programs") {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(xcap_tracing_programs().is_empty() && xcap_tracing_links().is_empty());
-        xcap_tests::report("trace: this kernel refuses fentry programs; checked the one-line refusal only");
+        xcap_tests::report(
+            "trace: this kernel refuses fentry programs; checked the one-line refusal only",
+        );
         return;
     }
     let net = Net::new();

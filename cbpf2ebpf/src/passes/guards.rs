@@ -68,7 +68,9 @@ fn guaranteed_after(term: &Terminator, guaranteed: &SecondaryMap<Block, u64>) ->
         Terminator::ReturnK(0) => ANY,
         Terminator::ReturnK(_) | Terminator::ReturnA => 0,
         Terminator::Jump(t) => guaranteed[t],
-        Terminator::Branch { then, otherwise, .. } => guaranteed[then].min(guaranteed[otherwise]),
+        Terminator::Branch {
+            then, otherwise, ..
+        } => guaranteed[then].min(guaranteed[otherwise]),
     }
 }
 

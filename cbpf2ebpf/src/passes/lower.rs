@@ -149,7 +149,10 @@ pub fn run(
         let slow_entry = labels[func.entry()].expect("entry label");
         for &b in &func.layout {
             for &i in &func.blocks[b].insts {
-                if matches!(l.guards.indexed[i], IndexedGuard::Check { .. } | IndexedGuard::Extend { .. }) {
+                if matches!(
+                    l.guards.indexed[i],
+                    IndexedGuard::Check { .. } | IndexedGuard::Extend { .. }
+                ) {
                     l.slow_insts[i] = Some(l.new_label());
                 }
             }
@@ -291,10 +294,17 @@ impl<'a> Lower<'a> {
     }
 
     /// A label per block of the layout; empty `ret #0` blocks share `fail`.
-    fn block_labels(&mut self, is_zero: &dyn Fn(Block) -> bool) -> SecondaryMap<Block, Option<Label>> {
+    fn block_labels(
+        &mut self,
+        is_zero: &dyn Fn(Block) -> bool,
+    ) -> SecondaryMap<Block, Option<Label>> {
         let mut labels = SecondaryMap::new();
         for &b in &self.func.layout {
-            labels[b] = Some(if is_zero(b) && b != self.func.entry() { self.fail } else { self.new_label() });
+            labels[b] = Some(if is_zero(b) && b != self.func.entry() {
+                self.fail
+            } else {
+                self.new_label()
+            });
         }
         labels
     }
@@ -306,7 +316,9 @@ impl<'a> Lower<'a> {
         self.guards.block_entry[b].is_some_and(far)
             || self.func.blocks[b].insts.iter().any(|&i| {
                 let end = match self.func.insts[i] {
-                    InstData::LoadAbs { size, k } | InstData::LoadInd { size, k } => k as u64 + size.bytes() as u64,
+                    InstData::LoadAbs { size, k } | InstData::LoadInd { size, k } => {
+                        k as u64 + size.bytes() as u64
+                    }
                     InstData::LoadMsh { k } => k as u64 + 1,
                     _ => 0,
                 };
@@ -326,7 +338,10 @@ impl<'a> Lower<'a> {
         let r = SKB_LINEAR;
         self.emit(Insn::ldx(op::W, R0, r.ctx, skb_field::LEN));
         self.jump(Insn::jmp_reg(op::JLT, R5, R0, 0), slow);
-        self.jump(Insn::jmp_imm(op::JGT, SKB.start, crate::MAX_START_OFFSET as i32, 0), slow);
+        self.jump(
+            Insn::jmp_imm(op::JGT, SKB.start, crate::MAX_START_OFFSET as i32, 0),
+            slow,
+        );
         self.emit(Insn::ldx(op::W, r.start, r.ctx, skb_field::DATA));
         self.emit(Insn::ldx(op::W, r.end, r.ctx, skb_field::DATA_END));
         self.emit(Insn::alu64_reg(op::ADD, r.start, SKB.start));
