@@ -82,7 +82,7 @@ fn btf_blob(nfuncs: usize) -> Vec<u8> {
     }
     let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
     let mut b = Vec::new();
-    b.extend_from_slice(&0xeB9Fu16.to_le_bytes());
+    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
     b.push(1); // version
     b.push(0); // flags
     b.extend_from_slice(&24u32.to_le_bytes()); // hdr_len
