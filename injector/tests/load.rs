@@ -81,8 +81,9 @@ fn mixed_packets() -> Vec<Vec<u8>> {
 
 #[test]
 fn capture_template_small_and_5000_instruction_filters() {
+    // The TC programs call their stub in skb mode (offsets, not pointers).
     let small = first_byte_is_0x45();
-    let big = padded(5000);
+    let big = padded_skb(5000);
     let s = splice(
         capture::OBJECT,
         &[(capture::STUB_XDP, &small), (capture::STUB_TC, &big)],
@@ -267,7 +268,10 @@ fn spliced_objects_load_with_bpftool() {
     bpftool_loadall(&s.elf, "xdp_filter");
     let s = splice(
         capture::OBJECT,
-        &[(capture::STUB_XDP, &f), (capture::STUB_TC, &padded(300))],
+        &[
+            (capture::STUB_XDP, &f),
+            (capture::STUB_TC, &padded_skb(300)),
+        ],
     )
     .unwrap();
     bpftool_loadall(&s.elf, capture::PROG_XDP);

@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use cbpf2ebpf::ebpf::{op, Insn, R0, R2, R3, R4, R5};
+use cbpf2ebpf::ebpf::{helper, op, Insn, R0, R10, R2, R3, R4, R5, R6};
 
 /// `return wirelen if start[0] == 0x45 else 0` (0 also when there is no
 /// byte): r1 = ctx, r2 = start, r3 = end, r4 = wire length.
@@ -26,10 +26,40 @@ pub fn first_byte_is_0x45() -> Vec<Insn> {
     ]
 }
 
+/// The same test in skb mode, as the capture template's TC programs call
+/// it: r2 and r3 are offsets into the skb, read with bpf_skb_load_bytes.
+pub fn first_byte_is_0x45_skb() -> Vec<Insn> {
+    vec![
+        Insn::mov64_reg(R6, R4),
+        Insn::mov64_reg(R5, R2),
+        Insn::alu64_imm(op::ADD, R5, 1),
+        Insn::jmp_reg(op::JGT, R5, R3, 9),
+        Insn::mov64_reg(R3, R10),
+        Insn::alu64_imm(op::ADD, R3, -8),
+        Insn::mov64_imm(R4, 1),
+        Insn::call_helper(helper::SKB_LOAD_BYTES),
+        Insn::jmp_imm(op::JNE, R0, 0, 4),
+        Insn::ldx(op::B, R0, R10, -8),
+        Insn::jmp_imm(op::JNE, R0, 0x45, 2),
+        Insn::mov32_reg(R0, R6),
+        Insn::exit(),
+        Insn::mov32_imm(R0, 0),
+        Insn::exit(),
+    ]
+}
+
 /// The same filter after `n - 9` straight-line instructions (all verified:
 /// the verifier rejects unreachable code), `n` instructions in all.
 pub fn padded(n: usize) -> Vec<Insn> {
-    let tail = first_byte_is_0x45();
+    padded_before(n, first_byte_is_0x45())
+}
+
+/// The skb-mode filter, padded to `n` instructions.
+pub fn padded_skb(n: usize) -> Vec<Insn> {
+    padded_before(n, first_byte_is_0x45_skb())
+}
+
+fn padded_before(n: usize, tail: Vec<Insn>) -> Vec<Insn> {
     assert!(n >= tail.len());
     let mut v: Vec<Insn> = (0..n - tail.len())
         .map(|i| Insn::mov64_imm(R5, i as i32))
