@@ -14,9 +14,10 @@ export XCAP_REPORT="$PWD/target/test-report.txt"
 mkdir -p target
 : > "$XCAP_REPORT"
 
-# Test binaries run one at a time: live-capture tests own network
-# namespaces, and the machine has two cores for the rest.
-cargo test --workspace --release -- --test-threads 2
+# Cargo runs test binaries one at a time; live-capture tests serialise
+# themselves (they own network namespaces), the rest use both cores.
+log="$PWD/target/test-output.txt"
+cargo test --workspace --release -- --test-threads 2 2>&1 | tee "$log"
 
 if [ -x scripts/fuzz.sh ]; then
   scripts/fuzz.sh "${XCAP_FUZZ_SECONDS:-60}"
@@ -25,3 +26,6 @@ fi
 echo
 echo "== what the tests compared =="
 cat "$XCAP_REPORT"
+
+# One closing line over every test binary (cargo prints one per binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
