@@ -219,9 +219,68 @@ pub struct Stats {
     pub perf_lost: u64,
 }
 
+/// What a capture shares with its reader threads (live and tracing alike).
 struct Shared {
     draining: AtomicBool,
     perf_lost: AtomicU64,
+}
+
+impl Shared {
+    fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            draining: AtomicBool::new(false),
+            perf_lost: AtomicU64::new(0),
+        })
+    }
+
+    /// The programs' counters summed over CPUs, with the perf losses read
+    /// so far. Live and tracing objects share the counters map's layout.
+    fn stats(&self, ebpf: &aya::Ebpf) -> Stats {
+        let mut s = Stats {
+            perf_lost: self.perf_lost.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        if let Some(map) = ebpf.map(obj::COUNTERS_MAP) {
+            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
+                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
+                s.seen = sum(obj::COUNTER_SEEN);
+                s.matched = sum(obj::COUNTER_MATCHED);
+                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
+            }
+        }
+        s
+    }
+}
+
+/// Closes every link (detaching the programs), then tells the readers to
+/// drain their rings and stop; a second call does nothing.
+fn detach_links<L>(detached: &mut bool, links: &mut Vec<L>, shared: &Shared) {
+    if *detached {
+        return;
+    }
+    *detached = true;
+    links.clear();
+    // A program that was running when its link went away may still be
+    // writing its sample: give it time before the final drain.
+    std::thread::sleep(Duration::from_millis(20));
+    shared.draining.store(true, Ordering::Release);
+}
+
+/// Waits for the readers to finish, after [`detach_links`].
+fn join_readers<T>(rx: &mut Option<Receiver<T>>, readers: &mut Vec<JoinHandle<()>>) {
+    // Readers blocked on a full channel get an error once it is gone.
+    *rx = None;
+    for r in readers.drain(..) {
+        let _ = r.join();
+    }
+}
+
+/// The next batch from the readers; `Disconnected` once the receiver is gone.
+fn recv_batch<T>(rx: Option<&Receiver<T>>, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    match rx {
+        Some(rx) => rx.recv_timeout(timeout),
+        None => Err(RecvTimeoutError::Disconnected),
+    }
 }
 
 struct Attachment {
@@ -324,10 +383,7 @@ impl Capture {
         }
 
         // Perf rings and readers, before anything is attached.
-        let shared = Arc::new(Shared {
-            draining: AtomicBool::new(false),
-            perf_lost: AtomicU64::new(0),
-        });
+        let shared = Shared::new();
         let map_fd = {
             let map = ebpf
                 .map(obj::EVENTS_MAP)
@@ -457,10 +513,7 @@ impl Capture {
     /// The next batch of packets. `Err(Disconnected)` once every reader has
     /// finished, after [`Capture::detach`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Batch, RecvTimeoutError> {
-        match &self.rx {
-            Some(rx) => rx.recv_timeout(timeout),
-            None => Err(RecvTimeoutError::Disconnected),
-        }
+        recv_batch(self.rx.as_ref(), timeout)
     }
 
     /// The first interface that no longer exists (its links are gone).
@@ -475,44 +528,20 @@ impl Capture {
     /// stop. Packets keep arriving through [`Capture::recv_timeout`] until
     /// it reports `Disconnected`.
     pub fn detach(&mut self) {
-        if self.detached {
-            return;
-        }
-        self.detached = true;
-        self.links.clear();
-        // A program that was running when its link went away may still be
-        // writing its sample: give it time before the final drain.
-        std::thread::sleep(Duration::from_millis(20));
-        self.shared.draining.store(true, Ordering::Release);
+        detach_links(&mut self.detached, &mut self.links, &self.shared);
     }
 
     /// The kernel's counters and the perf losses read so far. Exact after
     /// `recv_timeout` reported `Disconnected`.
     pub fn stats(&self) -> Stats {
-        let mut s = Stats {
-            perf_lost: self.shared.perf_lost.load(Ordering::Relaxed),
-            ..Stats::default()
-        };
-        if let Some(map) = self.ebpf.map(obj::COUNTERS_MAP) {
-            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
-                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-                s.seen = sum(obj::COUNTER_SEEN);
-                s.matched = sum(obj::COUNTER_MATCHED);
-                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
-            }
-        }
-        s
+        self.shared.stats(&self.ebpf)
     }
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
         self.detach();
-        // Readers blocked on a full channel get an error once it is gone.
-        self.rx = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
+        join_readers(&mut self.rx, &mut self.readers);
     }
 }
 

@@ -61,21 +61,7 @@ impl<W: Write> Writer<W> {
                 out.write_all(&h)?;
             }
             Format::Pcapng => {
-                let mut opts = Vec::new();
-                option(
-                    &mut opts,
-                    4,
-                    format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
-                ); // shb_userappl
-                option(&mut opts, 3, os_name().as_bytes()); // shb_os
-                end_options(&mut opts);
-                let mut body = Vec::new();
-                body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-                body.extend_from_slice(&1u16.to_le_bytes());
-                body.extend_from_slice(&0u16.to_le_bytes());
-                body.extend_from_slice(&(-1i64).to_le_bytes());
-                body.extend_from_slice(&opts);
-                block(&mut out, 0x0a0d_0d0a, &body)?;
+                section_header(&mut out)?;
                 for i in &interfaces {
                     let mut body = Vec::new();
                     body.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
@@ -151,6 +137,27 @@ impl<W: Write> Writer<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// The pcapng Section Header Block (version 1.0, section length unknown)
+/// naming xcap and the OS; live and tracing pcapng files start with the
+/// same one.
+pub(crate) fn section_header(out: &mut impl Write) -> io::Result<()> {
+    let mut opts = Vec::new();
+    option(
+        &mut opts,
+        4,
+        format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+    ); // shb_userappl
+    option(&mut opts, 3, os_name().as_bytes()); // shb_os
+    end_options(&mut opts);
+    let mut body = Vec::new();
+    body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes()); // byte-order magic
+    body.extend_from_slice(&1u16.to_le_bytes());
+    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&(-1i64).to_le_bytes());
+    body.extend_from_slice(&opts);
+    block(out, 0x0a0d_0d0a, &body)
 }
 
 pub(crate) fn pad4(v: &mut Vec<u8>) {

@@ -17,18 +17,19 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use aya::programs::{BtfTracePoint, FEntry, ProgramError};
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 use injector::capture as obj;
 
 use crate::btf::Btf;
-use crate::savefile::{block, end_options, option, os_name, pad4};
-use crate::{perf, Error, Stats};
+use crate::savefile::{block, end_options, option, pad4, section_header};
+use crate::{perf, Error, Shared, Stats};
 
 /// The stubs and the offsets table in `capture-bpf/src/trace.rs`.
 pub const STUB_L2: &str = "xcap_filter_trace_l2";
@@ -143,11 +144,6 @@ pub struct TracePacket {
     pub skb: u64,
     pub wirelen: u32,
     pub data: Vec<u8>,
-}
-
-struct Shared {
-    draining: AtomicBool,
-    perf_lost: AtomicU64,
 }
 
 /// A running tracing capture.
@@ -439,10 +435,7 @@ impl TraceCapture {
         }
 
         // Perf rings and readers, before anything is attached.
-        let shared = Arc::new(Shared {
-            draining: AtomicBool::new(false),
-            perf_lost: AtomicU64::new(0),
-        });
+        let shared = Shared::new();
         let map_fd = {
             let map = ebpf
                 .map(obj::EVENTS_MAP)
@@ -490,46 +483,21 @@ impl TraceCapture {
         };
         // Attach; on error `cap` is dropped, which detaches what was attached.
         for p in &planned {
-            match p {
+            let link = match p {
                 Planned::Tp { prog, desc, .. } => {
-                    let program: &mut aya::programs::BtfTracePoint = cap
-                        .ebpf
-                        .program_mut(prog)
-                        .unwrap()
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    let id = program.attach().map_err(|e| Error::Attach {
-                        iface: "kernel".into(),
-                        hook: desc.clone(),
-                        message: crate::one_line(&e),
-                    })?;
-                    let link = program.take_link(id).map_err(|e| Error::Attach {
-                        iface: "kernel".into(),
-                        hook: desc.clone(),
-                        message: crate::one_line(&e),
-                    })?;
-                    cap.links.push(Box::new(link));
+                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut BtfTracePoint| {
+                        let id = p.attach()?;
+                        p.take_link(id)
+                    })?
                 }
                 Planned::Fentry { prog, desc, .. } => {
-                    let program: &mut aya::programs::FEntry = cap
-                        .ebpf
-                        .program_mut(prog)
-                        .unwrap()
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    let id = program.attach().map_err(|e| Error::Attach {
-                        iface: "kernel".into(),
-                        hook: desc.clone(),
-                        message: crate::one_line(&e),
-                    })?;
-                    let link = program.take_link(id).map_err(|e| Error::Attach {
-                        iface: "kernel".into(),
-                        hook: desc.clone(),
-                        message: crate::one_line(&e),
-                    })?;
-                    cap.links.push(Box::new(link));
+                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut FEntry| {
+                        let id = p.attach()?;
+                        p.take_link(id)
+                    })?
                 }
-            }
+            };
+            cap.links.push(link);
         }
         Ok(cap)
     }
@@ -553,48 +521,50 @@ impl TraceCapture {
     }
 
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<TracePacket>, RecvTimeoutError> {
-        match &self.rx {
-            Some(rx) => rx.recv_timeout(timeout),
-            None => Err(RecvTimeoutError::Disconnected),
-        }
+        crate::recv_batch(self.rx.as_ref(), timeout)
     }
 
     /// Detaches every program; the readers drain their rings and stop.
     pub fn detach(&mut self) {
-        if self.detached {
-            return;
-        }
-        self.detached = true;
-        self.links.clear();
-        std::thread::sleep(Duration::from_millis(20));
-        self.shared.draining.store(true, Ordering::Release);
+        crate::detach_links(&mut self.detached, &mut self.links, &self.shared);
     }
 
     pub fn stats(&self) -> Stats {
-        let mut s = Stats {
-            perf_lost: self.shared.perf_lost.load(Ordering::Relaxed),
-            ..Stats::default()
-        };
-        if let Some(map) = self.ebpf.map(obj::COUNTERS_MAP) {
-            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
-                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-                s.seen = sum(obj::COUNTER_SEEN);
-                s.matched = sum(obj::COUNTER_MATCHED);
-                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
-            }
-        }
-        s
+        self.shared.stats(&self.ebpf)
     }
 }
 
 impl Drop for TraceCapture {
     fn drop(&mut self) {
         self.detach();
-        self.rx = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
+        crate::join_readers(&mut self.rx, &mut self.readers);
     }
+}
+
+/// Attaches the loaded program `prog` (described as `desc` in errors) and
+/// returns its link. Tracepoint and fentry programs are different aya types
+/// with the same attach-then-take-link steps, which `attach_and_take_link`
+/// does for the type at hand.
+fn attach_program<P, L: Send + 'static>(
+    ebpf: &mut aya::Ebpf,
+    prog: &str,
+    desc: &str,
+    attach_and_take_link: impl FnOnce(&mut P) -> Result<L, ProgramError>,
+) -> Result<Box<dyn std::any::Any + Send>, Error>
+where
+    for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program: &mut P = ebpf
+        .program_mut(prog)
+        .unwrap()
+        .try_into()
+        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+    let link = attach_and_take_link(program).map_err(|e| Error::Attach {
+        iface: "kernel".into(),
+        hook: desc.to_owned(),
+        message: crate::one_line(&e),
+    })?;
+    Ok(Box::new(link))
 }
 
 fn reader(
@@ -726,21 +696,7 @@ pub struct TraceWriter<W: Write> {
 
 impl<W: Write> TraceWriter<W> {
     pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
-        let mut opts = Vec::new();
-        option(
-            &mut opts,
-            4,
-            format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
-        );
-        option(&mut opts, 3, os_name().as_bytes());
-        end_options(&mut opts);
-        let mut body = Vec::new();
-        body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        body.extend_from_slice(&1u16.to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        body.extend_from_slice(&(-1i64).to_le_bytes());
-        body.extend_from_slice(&opts);
-        block(&mut out, 0x0a0d_0d0a, &body)?;
+        section_header(&mut out)?;
         for h in hooks {
             for link in [LinkType::Ethernet, LinkType::Raw] {
                 let mut body = Vec::new();

@@ -12,15 +12,15 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use capture::savefile::{Format, InterfaceDesc, Writer};
-use capture::{Capture, Config, DirectionFilter, HookKind, HookPoint, XdpMode};
+use capture::{Capture, Config, DirectionFilter, HookKind, HookPoint, Packet, XdpMode};
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::args::RunArgs;
+use crate::consumer::{consume, print_counters, report_write_error, Consumed, Handlers, Output};
 use crate::expr::Source;
 
 /// Live-capture flags (tcpdump's, plus the hook choice).
@@ -132,10 +132,7 @@ pub(crate) fn handle_signals() {
     }
 }
 
-enum Output {
-    Text(BufWriter<io::Stdout>),
-    File(Writer<BufWriter<Box<dyn Write>>>),
-}
+type FileWriter = Writer<BufWriter<Box<dyn Write>>>;
 
 pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     let live = &args.live;
@@ -185,11 +182,11 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     };
 
     handle_signals();
-    let mut cap = Capture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cap = Capture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // The output, once the capture is attached (on error `cap` is dropped,
     // which detaches everything).
-    let mut out = match &args.write {
+    let mut out: Output<FileWriter> = match &args.write {
         None => Output::Text(BufWriter::new(io::stdout())),
         Some(path) => {
             let sink: Box<dyn Write> = if path == "-" {
@@ -279,127 +276,64 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     }
 
     let names: Vec<String> = cap.interfaces().iter().map(|i| i.name.clone()).collect();
-    let mut captured: u64 = 0;
-    let mut write_error: Option<io::Error> = None;
     let mut vanished: Option<String> = None;
     let mut last_check = Instant::now();
-    loop {
-        if STOP.load(Ordering::SeqCst) {
-            cap.detach();
-        }
-        if last_check.elapsed() >= Duration::from_millis(200) {
-            last_check = Instant::now();
-            if vanished.is_none() {
-                if let Some(name) = cap.vanished_interface() {
-                    vanished = Some(name.to_owned());
-                    cap.detach();
+    let handlers = Handlers {
+        tick: |cap: &mut Capture| {
+            if last_check.elapsed() >= Duration::from_millis(200) {
+                last_check = Instant::now();
+                if vanished.is_none() {
+                    if let Some(name) = cap.vanished_interface() {
+                        vanished = Some(name.to_owned());
+                        cap.detach();
+                    }
                 }
             }
-        }
-        let batch = match cap.recv_timeout(Duration::from_millis(100)) {
-            Ok(b) => b,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        for p in &batch.packets {
-            if write_error.is_some() || args.count.is_some_and(|c| captured >= c) {
-                break;
-            }
-            let r = match &mut out {
-                Output::Text(w) => {
-                    let secs = (p.ts_ns / 1_000_000_000) as i64;
-                    let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
-                    let dir = match p.direction {
-                        capture::Direction::In => "In ",
-                        capture::Direction::Out => "Out",
-                    };
-                    let mut line = format!(
-                        "{} {} {} len {} {}",
-                        crate::out::local_time(secs, usecs),
-                        names.get(p.iface).map(String::as_str).unwrap_or("?"),
-                        dir,
-                        p.wirelen,
-                        crate::summary::summary(&p.data, p.wirelen, live.quiet)
-                    );
-                    if live.verbose > 0 {
-                        let hook = match p.hook {
-                            HookPoint::Xdp => "xdp",
-                            HookPoint::Tc => "tc",
-                        };
-                        line.push_str(&format!(
-                            " [{hook} cpu {} queue {} caplen {}]",
-                            p.cpu,
-                            p.queue,
-                            p.data.len()
-                        ));
-                    }
-                    line.push('\n');
-                    w.write_all(line.as_bytes())
-                }
-                Output::File(w) => w.write(p).and_then(|_| {
-                    if live.packet_buffered {
-                        w.flush()
-                    } else {
-                        Ok(())
-                    }
-                }),
+        },
+        text_line: |_: &Capture, p: &Packet| {
+            let secs = (p.ts_ns / 1_000_000_000) as i64;
+            let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
+            let dir = match p.direction {
+                capture::Direction::In => "In ",
+                capture::Direction::Out => "Out",
             };
-            match r {
-                Ok(()) => captured += 1,
-                Err(e) => {
-                    write_error = Some(e);
-                    cap.detach();
-                }
+            let mut line = format!(
+                "{} {} {} len {} {}",
+                crate::out::local_time(secs, usecs),
+                names.get(p.iface).map(String::as_str).unwrap_or("?"),
+                dir,
+                p.wirelen,
+                crate::summary::summary(&p.data, p.wirelen, live.quiet)
+            );
+            if live.verbose > 0 {
+                let hook = match p.hook {
+                    HookPoint::Xdp => "xdp",
+                    HookPoint::Tc => "tc",
+                };
+                line.push_str(&format!(
+                    " [{hook} cpu {} queue {} caplen {}]",
+                    p.cpu,
+                    p.queue,
+                    p.data.len()
+                ));
             }
-            if args.count.is_some_and(|c| captured >= c) {
-                cap.detach();
-            }
-        }
-        if let Output::Text(w) = &mut out {
-            if let Err(e) = w.flush() {
-                write_error.get_or_insert(e);
-                cap.detach();
-            }
-        }
-    }
-    let flushed = match &mut out {
-        Output::Text(w) => w.flush(),
-        Output::File(w) => w.flush(),
+            line.push('\n');
+            line
+        },
+        write_record: |w: &mut FileWriter, _: &Capture, p: &Packet| w.write(p),
     };
-    if let Err(e) = flushed {
-        write_error.get_or_insert(e);
-    }
-    let stats = cap.stats();
-    drop(cap);
+    let Consumed {
+        captured,
+        write_error,
+        stats,
+    } = consume(cap, &mut out, args.count, live.packet_buffered, handlers);
 
-    let broken_pipe = write_error
-        .as_ref()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
     if let Some(name) = &vanished {
         eprintln!("xcap: {name}: the interface disappeared");
     }
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
-    let dropped = stats.output_errors.max(stats.perf_lost);
-    eprintln!();
-    eprintln!("{captured} packet{} captured", plural(captured));
-    eprintln!(
-        "{} packet{} received by filter",
-        stats.matched,
-        plural(stats.matched)
-    );
-    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
-    if live.verbose > 0 {
-        eprintln!(
-            "xcap: {} packets seen by the programs, {} failed perf outputs, {} reported lost by perf",
-            stats.seen, stats.output_errors, stats.perf_lost
-        );
-    }
-    if let Some(e) = write_error {
-        if !broken_pipe {
-            let path = args.write.as_deref().unwrap_or("stdout");
-            eprintln!("xcap: {path}: {}", crate::out::io_message(&e));
-            return Ok(ExitCode::from(1));
-        }
+    print_counters(captured, &stats, live.verbose > 0, "packets");
+    if report_write_error(write_error, args.write.as_deref()) {
+        return Ok(ExitCode::from(1));
     }
     if vanished.is_some() {
         return Ok(ExitCode::from(1));

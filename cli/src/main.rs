@@ -37,6 +37,7 @@
 
 mod args;
 mod compile;
+mod consumer;
 mod expr;
 mod live;
 mod offline;

@@ -17,9 +17,6 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use capture::trace::{
@@ -28,6 +25,7 @@ use capture::trace::{
 use clap::Args;
 
 use crate::args::RunArgs;
+use crate::consumer::{consume, print_counters, report_write_error, Consumed, Handlers, Output};
 use crate::expr::Source;
 
 #[derive(Debug, Args, Default)]
@@ -72,6 +70,22 @@ fn ifname(ifindex: u32) -> Option<String> {
             .to_string_lossy()
             .into_owned(),
     )
+}
+
+type FileWriter = TraceWriter<BufWriter<Box<dyn Write>>>;
+
+/// The hook's name and, at `kfree_skb`, the drop reason's name: the text
+/// line and the pcapng comment both start with them.
+fn hook_and_reason<'a>(cap: &'a TraceCapture, p: &TracePacket) -> (&'a str, Option<String>) {
+    let hook = cap
+        .hooks()
+        .get(p.hook)
+        .map(|h| h.name.as_str())
+        .unwrap_or("?");
+    let reason = cap
+        .has_drop_reason(p.hook)
+        .then(|| cap.reason_name(p.reason));
+    (hook, reason)
 }
 
 struct Meta {
@@ -155,7 +169,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     };
 
     crate::live::handle_signals();
-    let mut cap = TraceCapture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cap = TraceCapture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let meta = Meta {
         own_netns: capture::trace::own_netns(),
         kallsyms: cap
@@ -165,12 +179,8 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             .then(Kallsyms::load),
     };
 
-    enum Out {
-        Text(BufWriter<io::Stdout>),
-        File(TraceWriter<BufWriter<Box<dyn Write>>>),
-    }
-    let mut out = match &args.write {
-        None => Out::Text(BufWriter::new(io::stdout())),
+    let mut out: Output<FileWriter> = match &args.write {
+        None => Output::Text(BufWriter::new(io::stdout())),
         Some(path) => {
             let sink: Box<dyn Write> = if path == "-" {
                 Box::new(io::stdout())
@@ -185,7 +195,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                     if let Err(e) = w.flush() {
                         bail!("{path}: {}", crate::out::io_message(&e));
                     }
-                    Out::File(w)
+                    Output::File(w)
                 }
                 Err(e) => bail!("{path}: {}", crate::out::io_message(&e)),
             }
@@ -206,139 +216,72 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         }
     }
 
-    let mut captured: u64 = 0;
-    let mut write_error: Option<io::Error> = None;
-    loop {
-        if crate::live::STOP.load(Ordering::SeqCst) {
-            cap.detach();
-        }
-        let batch = match cap.recv_timeout(Duration::from_millis(100)) {
-            Ok(b) => b,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        for p in &batch {
-            if write_error.is_some() || args.count.is_some_and(|c| captured >= c) {
-                break;
+    let handlers = Handlers {
+        tick: |_: &mut TraceCapture| {},
+        text_line: |cap: &TraceCapture, p: &TracePacket| {
+            let (hook, reason) = hook_and_reason(cap, p);
+            let secs = (p.ts_ns / 1_000_000_000) as i64;
+            let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
+            let mut line = format!("{} {hook}", crate::out::local_time(secs, usecs));
+            if let Some(r) = &reason {
+                line.push_str(&format!(" reason {r}"));
             }
-            let hook = cap
-                .hooks()
-                .get(p.hook)
-                .map(|h| h.name.as_str())
-                .unwrap_or("?");
-            let reason = cap
-                .has_drop_reason(p.hook)
-                .then(|| cap.reason_name(p.reason));
-            let r = match &mut out {
-                Out::Text(w) => {
-                    let secs = (p.ts_ns / 1_000_000_000) as i64;
-                    let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
-                    let mut line = format!("{} {hook}", crate::out::local_time(secs, usecs));
-                    if let Some(r) = &reason {
-                        line.push_str(&format!(" reason {r}"));
-                    }
-                    line.push_str(&format!(
-                        " {} {} len {} {}",
-                        meta.iface(p),
-                        p.link.name(),
-                        p.wirelen,
-                        summary(p, live.quiet)
-                    ));
-                    line.push_str(&format!(" [comm {} pid {}", p.comm, p.pid));
-                    if live.verbose > 0 {
-                        line.push_str(&format!(
-                            " tid {} cpu {} netns {} skb {:#x} caplen {}",
-                            p.tid,
-                            p.cpu,
-                            p.netns,
-                            p.skb,
-                            p.data.len()
-                        ));
-                        if let Some(l) = meta.location(p) {
-                            line.push_str(&format!(" at {l}"));
-                        }
-                    }
-                    line.push_str("]\n");
-                    w.write_all(line.as_bytes())
-                }
-                Out::File(w) => {
-                    let mut c = format!("hook={hook}");
-                    if let Some(r) = &reason {
-                        c.push_str(&format!(" reason={r}"));
-                    }
-                    c.push_str(&format!(
-                        " ifindex={} ifname={} netns={} pid={} tid={} comm={} cpu={} link={}",
-                        p.ifindex,
-                        meta.iface(p).replace(' ', "_"),
-                        p.netns,
-                        p.pid,
-                        p.tid,
-                        p.comm,
-                        p.cpu,
-                        p.link.name()
-                    ));
-                    if let Some(l) = meta.location(p) {
-                        c.push_str(&format!(" location={l}"));
-                    }
-                    w.write(p, &c).and_then(|_| {
-                        if live.packet_buffered {
-                            w.flush()
-                        } else {
-                            Ok(())
-                        }
-                    })
-                }
-            };
-            match r {
-                Ok(()) => captured += 1,
-                Err(e) => {
-                    write_error = Some(e);
-                    cap.detach();
+            line.push_str(&format!(
+                " {} {} len {} {}",
+                meta.iface(p),
+                p.link.name(),
+                p.wirelen,
+                summary(p, live.quiet)
+            ));
+            line.push_str(&format!(" [comm {} pid {}", p.comm, p.pid));
+            if live.verbose > 0 {
+                line.push_str(&format!(
+                    " tid {} cpu {} netns {} skb {:#x} caplen {}",
+                    p.tid,
+                    p.cpu,
+                    p.netns,
+                    p.skb,
+                    p.data.len()
+                ));
+                if let Some(l) = meta.location(p) {
+                    line.push_str(&format!(" at {l}"));
                 }
             }
-            if args.count.is_some_and(|c| captured >= c) {
-                cap.detach();
+            line.push_str("]\n");
+            line
+        },
+        write_record: |w: &mut FileWriter, cap: &TraceCapture, p: &TracePacket| {
+            let (hook, reason) = hook_and_reason(cap, p);
+            let mut c = format!("hook={hook}");
+            if let Some(r) = &reason {
+                c.push_str(&format!(" reason={r}"));
             }
-        }
-        if let Out::Text(w) = &mut out {
-            if let Err(e) = w.flush() {
-                write_error.get_or_insert(e);
-                cap.detach();
+            c.push_str(&format!(
+                " ifindex={} ifname={} netns={} pid={} tid={} comm={} cpu={} link={}",
+                p.ifindex,
+                meta.iface(p).replace(' ', "_"),
+                p.netns,
+                p.pid,
+                p.tid,
+                p.comm,
+                p.cpu,
+                p.link.name()
+            ));
+            if let Some(l) = meta.location(p) {
+                c.push_str(&format!(" location={l}"));
             }
-        }
-    }
-    let flushed = match &mut out {
-        Out::Text(w) => w.flush(),
-        Out::File(w) => w.flush(),
+            w.write(p, &c)
+        },
     };
-    if let Err(e) = flushed {
-        write_error.get_or_insert(e);
-    }
-    let stats = cap.stats();
-    drop(cap);
+    let Consumed {
+        captured,
+        write_error,
+        stats,
+    } = consume(cap, &mut out, args.count, live.packet_buffered, handlers);
 
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
-    let dropped = stats.output_errors.max(stats.perf_lost);
-    eprintln!();
-    eprintln!("{captured} packet{} captured", plural(captured));
-    eprintln!(
-        "{} packet{} received by filter",
-        stats.matched,
-        plural(stats.matched)
-    );
-    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
-    if live.verbose > 0 {
-        eprintln!(
-            "xcap: {} skbs seen by the programs, {} failed perf outputs, {} reported lost by perf",
-            stats.seen, stats.output_errors, stats.perf_lost
-        );
-    }
-    if let Some(e) = write_error {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            let path = args.write.as_deref().unwrap_or("stdout");
-            eprintln!("xcap: {path}: {}", crate::out::io_message(&e));
-            return Ok(ExitCode::from(1));
-        }
+    print_counters(captured, &stats, live.verbose > 0, "skbs");
+    if report_write_error(write_error, args.write.as_deref()) {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
