@@ -28,15 +28,21 @@
 //! between the packet start and `skb->data` (the MAC header, or the IP and
 //! transport headers already pulled) travel in `hdr.pre`, at most
 //! [`MAX_PRE`] bytes; user space joins the two.
+//!
+//! Stacks (`--stack`): when [`XCAP_TRACE_STACK`] is non-zero, each matched
+//! packet's kernel stack goes to [`STACKS`] (`bpf_get_stackid(ctx, &STACKS,
+//! 0)`) and its id, or the negative error, to `TraceHdr::stack_id`; user
+//! space reads the frames from the map by id. The map has one entry in the
+//! object; the tracing loader sizes it when stacks are asked for.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_F_CURRENT_CPU,
-    btf_maps::{PerCpuArray, PerfEventArray},
+    btf_maps::{PerCpuArray, PerfEventArray, StackTrace},
     helpers::generated::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
+        bpf_get_stackid, bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
     },
     macros::btf_map,
 };
@@ -63,6 +69,17 @@ pub const OFF_LEN: usize = 16;
 /// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
 #[unsafe(no_mangle)]
 static XCAP_TRACE_OFF: [u32; OFF_LEN] = [0; OFF_LEN];
+
+/// Non-zero: record each matched packet's kernel stack in [`STACKS`]
+/// (`.rodata`, set by the loader).
+#[unsafe(no_mangle)]
+static XCAP_TRACE_STACK: u32 = 0;
+
+/// Kernel stacks by id (`bpf_get_stackid`). One entry here: the loader sets
+/// `max_entries` when `XCAP_TRACE_STACK` is on, so other loads of the object
+/// stay small.
+#[btf_map(name = "XCAP_TRACE_STACKS")]
+static STACKS: StackTrace<1> = StackTrace::new();
 
 /// Most bytes between the packet start and `skb->data` carried in the
 /// header.
@@ -109,6 +126,10 @@ pub struct TraceHdr {
     pub flags: u8,
     pub comm: [u8; 16],
     pub pre: [u8; MAX_PRE],
+    /// `bpf_get_stackid()` (a negative errno when it failed), or -1 when
+    /// stacks are off.
+    pub stack_id: i32,
+    pub reserved: u32,
 }
 
 /// One header per CPU: too big for the BPF stack next to the filter's.
@@ -273,6 +294,12 @@ unsafe fn capture_skb(
     if n > 0 && n <= MAX_PRE as u32 {
         bpf_probe_read_kernel(h.pre.as_mut_ptr() as *mut c_void, n, start as *const c_void);
     }
+    h.stack_id = if core::ptr::read_volatile(&XCAP_TRACE_STACK) != 0 {
+        bpf_get_stackid(ctx, &STACKS as *const _ as *mut c_void, 0) as i32
+    } else {
+        -1
+    };
+    h.reserved = 0;
     let rest = (caplen as u64 - pre_used + skip) & 0xf_ffff;
     let flags = BPF_F_CURRENT_CPU | (rest << 32);
     let r = bpf_skb_output(

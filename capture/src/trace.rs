@@ -35,10 +35,15 @@ use crate::{perf, Error, Shared, Stats};
 pub const STUB_L2: &str = "xcap_filter_trace_l2";
 pub const STUB_L3: &str = "xcap_filter_trace_l3";
 pub const GLOBAL_OFFSETS: &str = "XCAP_TRACE_OFF";
+/// Non-zero: the programs record kernel stacks in [`STACKS_MAP`].
+pub const GLOBAL_STACK: &str = "XCAP_TRACE_STACK";
+pub const STACKS_MAP: &str = "XCAP_TRACE_STACKS";
+/// Distinct stacks kept with `--stack` (the object has one entry).
+pub const STACKS_MAX: u32 = 4096;
 /// Highest skb argument position with an fentry program (`xcap_fentry_argN`).
 pub const MAX_FENTRY_ARG: usize = 5;
 const OFF_LEN: usize = 16;
-const HDR_LEN: usize = 344;
+const HDR_LEN: usize = 352;
 const MAX_PRE: usize = 256;
 
 /// The tracepoints: (name, category, program, hook id).
@@ -72,6 +77,8 @@ pub struct TraceConfig {
     pub wakeup: perf::Wakeup,
     pub poll_ms: i32,
     pub queue_batches: usize,
+    /// Record each packet's kernel stack (see [`TraceCapture::stack`]).
+    pub stack: bool,
 }
 
 impl Default for TraceConfig {
@@ -84,6 +91,7 @@ impl Default for TraceConfig {
             wakeup: perf::Wakeup::Events(1),
             poll_ms: 50,
             queue_batches: 1024,
+            stack: false,
         }
     }
 }
@@ -144,6 +152,9 @@ pub struct TracePacket {
     pub skb: u64,
     pub wirelen: u32,
     pub data: Vec<u8>,
+    /// `bpf_get_stackid()`: an id in the stack map, a negative errno when
+    /// the kernel could not record the stack, -1 when stacks are off.
+    pub stack_id: i32,
 }
 
 /// A running tracing capture.
@@ -156,6 +167,8 @@ pub struct TraceCapture {
     hooks: Vec<AttachedHook>,
     detached: bool,
     reasons: HashMap<u32, String>,
+    /// Stacks were asked for ([`TraceConfig::stack`]).
+    stack: bool,
     /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
     pub filters: Vec<(LinkType, usize, usize)>,
 }
@@ -365,9 +378,16 @@ impl TraceCapture {
             .map_err(|e| Error::Load(e.to_string()))?;
 
         let snaplen = cfg.snaplen;
-        let mut ebpf = aya::EbpfLoader::new()
+        let stack = u32::from(cfg.stack);
+        let mut loader = aya::EbpfLoader::new();
+        loader
             .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
             .override_global(GLOBAL_OFFSETS, &offs, true)
+            .override_global(GLOBAL_STACK, &stack, true);
+        if cfg.stack {
+            loader.map_max_entries(STACKS_MAP, STACKS_MAX);
+        }
+        let mut ebpf = loader
             .load(&spliced.elf)
             .map_err(|e| Error::Load(crate::one_line(&e)))?;
         let aya_btf = aya::Btf::from_sys_fs()
@@ -479,6 +499,7 @@ impl TraceCapture {
             hooks,
             detached: false,
             reasons,
+            stack: cfg.stack,
             filters,
         };
         // Attach; on error `cap` is dropped, which detaches what was attached.
@@ -513,6 +534,33 @@ impl TraceCapture {
             .get(&reason)
             .cloned()
             .unwrap_or_else(|| format!("{reason:#x}"))
+    }
+
+    /// The kernel stack of a packet captured with [`TraceConfig::stack`],
+    /// innermost frame first: `None` without stacks, `Err` when the kernel
+    /// could not record it (e.g. `-EEXIST`: the map's bucket holds another
+    /// stack) or the map has no such id.
+    pub fn stack(&self, p: &TracePacket) -> Option<Result<Vec<u64>, String>> {
+        if !self.stack {
+            return None;
+        }
+        if p.stack_id < 0 {
+            return Some(Err(format!(
+                "bpf_get_stackid: {}",
+                io::Error::from_raw_os_error(-p.stack_id)
+            )));
+        }
+        let frames = self
+            .ebpf
+            .map(STACKS_MAP)
+            .ok_or_else(|| format!("no map {STACKS_MAP}"))
+            .and_then(|m| aya::maps::StackTraceMap::try_from(m).map_err(|e| e.to_string()))
+            .and_then(|m| {
+                m.get(&(p.stack_id as u32), 0)
+                    .map_err(|e| format!("stack {}: {}", p.stack_id, crate::one_line(&e)))
+            })
+            .map(|t| t.frames().iter().map(|f| f.ip).collect());
+        Some(frames)
     }
 
     /// Whether a hook's `reason` field is a drop reason.
@@ -600,7 +648,7 @@ fn reader(
     }
 }
 
-/// One sample: a 344-byte header (see `TraceHdr` in
+/// One sample: a 352-byte header (see `TraceHdr` in
 /// `capture-bpf/src/trace.rs`), then the bytes `bpf_skb_output` copied from
 /// `skb->data`.
 fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
@@ -642,6 +690,7 @@ fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
         link,
         comm: String::from_utf8_lossy(&comm_raw[..n]).into_owned(),
         data,
+        stack_id: u32_at(344) as i32,
     })
 }
 

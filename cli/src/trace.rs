@@ -13,6 +13,11 @@
 //! interface block per (hook, link type), each packet with a comment (hook,
 //! drop reason, interface, network namespace, pid and command) and its skb
 //! address as `epb_packetid`.
+//!
+//! `--stack` records each packet's kernel stack (`bpf_get_stackid`),
+//! symbolized with `/proc/kallsyms`: one `    at func+0xoff` line per frame
+//! after the packet line, innermost first, and `stack=f1,f2,...` in the
+//! pcapng comment.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -46,7 +51,8 @@ pub struct TraceArgs {
     #[arg(long = "xdp-hook", value_name = "PROG")]
     pub xdp_hook: Option<String>,
 
-    /// Record a kernel stack trace with each packet (not yet implemented)
+    /// Record the kernel stack with each packet: printed after the packet
+    /// line, and in the pcapng comment with -w
     #[arg(long)]
     pub stack: bool,
 }
@@ -116,15 +122,32 @@ impl Meta {
             None => format!("{:#x}", p.location),
         })
     }
+
+    /// The packet's kernel stack, symbolized (innermost first, from the
+    /// function that hit the hook); `None`
+    /// without `--stack`; one `<...>` entry when the kernel could not
+    /// record it.
+    fn stack(&self, cap: &TraceCapture, p: &TracePacket) -> Option<Vec<String>> {
+        Some(match cap.stack(p)? {
+            // The first frames are xcap's program and the tracepoint's
+            // bpf_trace_runN: left out, the stack starts at the hook.
+            Ok(ips) => ips
+                .into_iter()
+                .map(|ip| match &self.kallsyms {
+                    Some(k) => k.resolve(ip),
+                    None => format!("{ip:#x}"),
+                })
+                .skip_while(|f| f.starts_with("bpf_prog_") || f.starts_with("bpf_trace_run"))
+                .collect(),
+            Err(e) => vec![format!("<{e}>")],
+        })
+    }
 }
 
 pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     let t = &args.trace;
     if let Some(prog) = &t.xdp_hook {
         bail!("--xdp-hook {prog}: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented");
-    }
-    if t.stack {
-        bail!("--stack: kernel stack traces are not yet implemented");
     }
     if !args.live.interfaces.is_empty() || args.live.xdp || args.live.tc {
         bail!("-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface");
@@ -165,6 +188,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         snaplen,
         perf_pages: live.perf_pages,
         wakeup: capture::perf::Wakeup::Events(wakeup.max(1)),
+        stack: t.stack,
         ..TraceConfig::default()
     };
 
@@ -172,11 +196,12 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     let cap = TraceCapture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let meta = Meta {
         own_netns: capture::trace::own_netns(),
-        kallsyms: cap
-            .hooks()
-            .iter()
-            .any(|h| h.name == "kfree_skb" || h.name == "consume_skb")
-            .then(Kallsyms::load),
+        kallsyms: (t.stack
+            || cap
+                .hooks()
+                .iter()
+                .any(|h| h.name == "kfree_skb" || h.name == "consume_skb"))
+        .then(Kallsyms::load),
     };
 
     let mut out: Output<FileWriter> = match &args.write {
@@ -248,6 +273,9 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                 }
             }
             line.push_str("]\n");
+            for frame in meta.stack(cap, p).unwrap_or_default() {
+                line.push_str(&format!("    at {frame}\n"));
+            }
             line
         },
         write_record: |w: &mut FileWriter, cap: &TraceCapture, p: &TracePacket| {
@@ -269,6 +297,9 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             ));
             if let Some(l) = meta.location(p) {
                 c.push_str(&format!(" location={l}"));
+            }
+            if let Some(frames) = meta.stack(cap, p) {
+                c.push_str(&format!(" stack={}", frames.join(",")));
             }
             w.write(p, &c)
         },

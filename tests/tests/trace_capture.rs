@@ -1,5 +1,5 @@
 //! Tracing hooks end to end (issue 5): `xcap --trace kfree_skb`, the other
-//! skb tracepoints, `--fentry FUNC[:N]`, pcapng files mixing EN10MB and RAW
+//! skb tracepoints, `--stack`, `--fentry FUNC[:N]`, pcapng files mixing EN10MB and RAW
 //! packets, and clear errors that leave nothing attached.
 //!
 //! Each test makes two private network namespaces joined by a veth pair
@@ -278,6 +278,44 @@ fn kfree_skb_captures_exactly_the_netfilter_drops() {
     assert_eq!(lines2.len(), 2, "want the 2 datagrams to 9998:\n{out2}");
     for l in &lines2 {
         assert!(l.contains(" kfree_skb reason NO_SOCKET "), "{l}");
+    }
+    assert!(xcap_tracing_programs().is_empty());
+}
+
+#[test]
+fn stack_prints_the_kernel_frames_of_each_drop() {
+    let _g = serial();
+    let net = Net::new();
+    let p = Proc::start(&["--trace", "kfree_skb", "--stack", "udp port 9999"]);
+    net.send(&[(2, 9999), (2, 9998), (2, 9999)]);
+    let (code, out) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    // Each packet line is followed by its frames, innermost first, from the
+    // function that hit the tracepoint (xcap's program left out).
+    let mut packets: Vec<(&str, Vec<&str>)> = Vec::new();
+    for l in out.lines() {
+        match l.strip_prefix("    at ") {
+            Some(f) => packets
+                .last_mut()
+                .expect("a frame before any packet")
+                .1
+                .push(f),
+            None => packets.push((l, Vec::new())),
+        }
+    }
+    assert_eq!(packets.len(), 2, "want the 2 datagrams to 9999:\n{out}");
+    for (line, frames) in &packets {
+        assert!(line.contains(" kfree_skb reason NETFILTER_DROP "), "{line}");
+        assert!(frames.len() >= 3, "{out}");
+        assert!(
+            frames.iter().any(|f| f.starts_with("nft_do_chain+0x")),
+            "{out}"
+        );
+        assert!(frames.iter().all(|f| !f.starts_with("bpf_prog_")), "{out}");
+        assert!(
+            frames.iter().any(|f| f.starts_with("ip_local_deliver")),
+            "{out}"
+        );
     }
     assert!(xcap_tracing_programs().is_empty());
 }
