@@ -4,24 +4,30 @@
 //!
 //! [`Capture::start`] does, in order:
 //! 1. checks privileges and resolves the interfaces;
-//! 2. compiles the expression with libpcap on a live handle of the first
+//! 2. for TC, and an expression that compiles on a dead handle, starts
+//!    making the TCX links on another thread, with a program that does
+//!    nothing (each link waits for an RCU grace period in the kernel; this
+//!    way they wait while the next steps run);
+//! 3. compiles the expression with libpcap on a live handle of the first
 //!    interface (exactly the program tcpdump would give the kernel; see
 //!    [`compile`]);
-//! 3. translates it with `cbpf2ebpf` ([`cbpf2ebpf::Mode::Direct`]) once per
-//!    hook used (`Hook::Xdp`, `Hook::TcIngress`, `Hook::TcEgress`: they
+//! 4. translates it with `cbpf2ebpf` once per hook used (`Hook::Xdp` in
+//!    direct mode, `Hook::TcIngress`/`Hook::TcEgress` in skb mode: they
 //!    differ in what `inbound`/`outbound` and the VLAN loads read);
-//! 4. splices the filters into `injector::capture::OBJECT` and loads it with
-//!    aya, the snap length in `.rodata`;
-//! 5. opens one perf ring per online CPU ([`perf`]) and starts one reader
+//! 5. splices the filters into `injector::capture::OBJECT` and loads its
+//!    maps and programs ([`object`]), the snap length in `.rodata`;
+//! 6. opens one perf ring per online CPU ([`perf`]) and starts one reader
 //!    thread per ring; readers hand batches of [`Packet`]s to the consumer
 //!    through a bounded channel (a full channel stalls the reader, its ring
 //!    fills, and the kernel counts the drops);
-//! 6. attaches with `BPF_LINK_CREATE` ([`link`]): XDP native, falling back to
-//!    generic when the driver has no native XDP (unless forced), never
-//!    replacing an XDP program already there; TC through TCX links (first
-//!    on ingress, last on egress, so xcap sees what tcpdump sees), which need
-//!    no qdisc and leave qdiscs and tc filters alone. Links die with the
-//!    process, so nothing stays attached, even after SIGKILL.
+//! 7. attaches with `BPF_LINK_CREATE` ([`link`]), or switches the links of
+//!    step 2 to the capture programs with `BPF_LINK_UPDATE`: XDP native,
+//!    falling back to generic when the driver has no native XDP (unless
+//!    forced), never replacing an XDP program already there; TC through TCX
+//!    links (first on ingress, last on egress, so xcap sees what tcpdump
+//!    sees), which need no qdisc and leave qdiscs and tc filters alone.
+//!    Links die with the process, so nothing stays attached, even after
+//!    SIGKILL.
 //!
 //! The consumer takes [`Batch`]es with [`Capture::recv_timeout`], calls
 //! [`Capture::detach`] when it wants to stop, keeps receiving until the
@@ -41,11 +47,13 @@
 pub mod btf;
 pub mod compile;
 pub mod link;
+pub mod object;
 pub mod perf;
 pub mod savefile;
+mod sys;
 pub mod trace;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -235,18 +243,17 @@ impl Shared {
 
     /// The programs' counters summed over CPUs, with the perf losses read
     /// so far. Live and tracing objects share the counters map's layout.
-    fn stats(&self, ebpf: &aya::Ebpf) -> Stats {
+    fn stats(&self, counters: Option<BorrowedFd<'_>>) -> Stats {
         let mut s = Stats {
             perf_lost: self.perf_lost.load(Ordering::Relaxed),
             ..Stats::default()
         };
-        if let Some(map) = ebpf.map(obj::COUNTERS_MAP) {
-            if let Ok(arr) = aya::maps::PerCpuArray::<_, u64>::try_from(map) {
-                let sum = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-                s.seen = sum(obj::COUNTER_SEEN);
-                s.matched = sum(obj::COUNTER_MATCHED);
-                s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
-            }
+        let cpus = object::possible_cpus().unwrap_or(1);
+        if let Some(map) = counters {
+            let sum = |i: u32| object::percpu_sum(map, i, cpus).unwrap_or(0);
+            s.seen = sum(obj::COUNTER_SEEN);
+            s.matched = sum(obj::COUNTER_MATCHED);
+            s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
         }
         s
     }
@@ -283,14 +290,11 @@ fn recv_batch<T>(rx: Option<&Receiver<T>>, timeout: Duration) -> Result<T, RecvT
     }
 }
 
-struct Attachment {
-    _link: OwnedFd,
-}
-
 /// A running capture; see the crate documentation.
 pub struct Capture {
-    ebpf: aya::Ebpf,
-    links: Vec<Attachment>,
+    object: object::Loaded,
+    /// Closing a link detaches its program.
+    links: Vec<OwnedFd>,
     readers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     rx: Option<Receiver<Batch>>,
@@ -335,12 +339,6 @@ impl Capture {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
 
-        // aya's loader parses the kernel's BTF when it is created, which
-        // takes about as long as compiling on a live handle: do both at once.
-        let loader = std::thread::spawn(aya::EbpfLoader::new);
-
-        // Filter.
-        let compiled = compile::compile(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
         let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
         match cfg.hook {
             HookKind::Xdp => hooks.push((Hook::Xdp, obj::STUB_XDP, obj::PROG_XDP)),
@@ -353,6 +351,25 @@ impl Capture {
                 }
             }
         }
+
+        // Opening a live handle, making a TCX link and switching an XDP
+        // program each wait for an RCU grace period in the kernel (about 10
+        // ms each here). TC links are therefore made on another thread while
+        // libpcap compiles and the programs load, with a program that does
+        // nothing, and switched to the capture programs at the end, which
+        // for TCX costs no grace period. Only for an expression that
+        // compiles on a dead handle, so a typo never touches an interface.
+        // XDP attaches at the end: switching its program waits as long as
+        // attaching it.
+        let early = cfg.hook == HookKind::Tc
+            && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
+        let mut attaching = PendingLinks(early.then(|| {
+            let (interfaces, hooks, mode) = (interfaces.clone(), hooks.clone(), cfg.xdp_mode);
+            std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, mode))
+        }));
+        let compiled = compile::compile(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
+
+        // Filter.
         let mut filters = Vec::new();
         for (hook, stub, _) in &hooks {
             filters.push((*stub, compile::translate_for(&compiled, *hook)?));
@@ -368,34 +385,22 @@ impl Capture {
             injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
 
         // Load.
-        let snaplen = cfg.snaplen;
-        let pull = cfg.tc_pull;
-        let mut loader = loader
-            .join()
-            .map_err(|_| Error::Load("the loader thread panicked".into()))?;
-        let mut ebpf = loader
-            .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
-            .override_global(obj::GLOBAL_TC_PULL, &pull, true)
-            .load(&spliced.elf)
-            .map_err(|e| Error::Load(one_line(&e)))?;
-        for (_, _, prog) in &hooks {
-            load_program(&mut ebpf, prog)?;
-        }
+        let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let object = object::Loaded::load(
+            &spliced.elf,
+            &[
+                (obj::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+                (obj::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+            ],
+            &programs,
+        )?;
 
-        // Perf rings and readers, before anything is attached.
+        // Perf rings and readers, before anything captures.
         let shared = Shared::new();
-        let map_fd = {
-            let map = ebpf
-                .map(obj::EVENTS_MAP)
-                .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
-            let aya::maps::Map::PerfEventArray(data) = map else {
-                return Err(Error::Load(format!(
-                    "{} is not a perf event array",
-                    obj::EVENTS_MAP
-                )));
-            };
-            data.fd().as_fd().as_raw_fd()
-        };
+        let map_fd = object
+            .map(obj::EVENTS_MAP)
+            .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?
+            .as_raw_fd();
         let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
         let tai_offset = tai_to_realtime_ns();
@@ -423,7 +428,7 @@ impl Capture {
         drop(tx);
 
         let mut cap = Capture {
-            ebpf,
+            object,
             links: Vec::new(),
             readers,
             shared,
@@ -434,74 +439,49 @@ impl Capture {
             ebpf_insns,
             compiled_live: compiled.live,
         };
-        // Attach; on error `cap` is dropped, which closes the links made so far.
-        for n in 0..cap.interfaces.len() {
-            for (hook, _, prog) in &hooks {
-                cap.attach(n, *hook, prog, cfg.xdp_mode)?;
-            }
-        }
+        // On error `cap` is dropped: its links close and its readers stop.
+        cap.attach(&hooks, attaching.wait(), cfg.xdp_mode)?;
         Ok(cap)
     }
 
-    fn attach(&mut self, n: usize, hook: Hook, prog: &str, mode: XdpMode) -> Result<(), Error> {
-        let iface = self.interfaces[n].name.clone();
-        let ifindex = self.interfaces[n].ifindex;
-        let program = self
-            .ebpf
-            .program(prog)
-            .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
-        let fd = program.fd().map_err(|e| Error::Load(e.to_string()))?;
-        let fd = fd.as_fd();
-        let attach_err = |what: &str, e: std::io::Error| Error::Attach {
-            iface: iface.clone(),
-            hook: what.into(),
-            message: e.to_string(),
+    /// Attaches the capture programs, or switches the links made early to
+    /// them.
+    fn attach(
+        &mut self,
+        hooks: &[(Hook, &'static str, &'static str)],
+        early: Option<Result<Links, Error>>,
+        mode: XdpMode,
+    ) -> Result<(), Error> {
+        let pairs: Vec<(usize, usize)> = link_order(self.interfaces.len(), hooks.len()).collect();
+        let program = |name: &str| {
+            self.object
+                .program(name)
+                .ok_or_else(|| Error::Load(format!("no program {name}")))
         };
-        let (link, what) = match hook {
-            Hook::Xdp => {
-                let try_mode = |flags: u32| link::create(fd, ifindex, link::BPF_XDP, flags);
-                let busy = |e: &std::io::Error| {
-                    matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
-                };
-                match mode {
-                    XdpMode::Native | XdpMode::Auto => match try_mode(link::XDP_FLAGS_DRV_MODE) {
-                        Ok(l) => (l, "xdp native"),
-                        Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                        Err(e)
-                            if mode == XdpMode::Auto
-                                && matches!(
-                                    e.raw_os_error(),
-                                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
-                                ) =>
-                        {
-                            match try_mode(link::XDP_FLAGS_SKB_MODE) {
-                                Ok(l) => (l, "xdp generic"),
-                                Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                                Err(e) => return Err(attach_err("xdp generic", e)),
-                            }
+        match early {
+            Some(made) => {
+                for (&(n, h), (link, what)) in pairs.iter().zip(made?) {
+                    let iface = &mut self.interfaces[n];
+                    iface.attached.push(what.to_owned());
+                    link::update(link.as_fd(), program(hooks[h].2)?).map_err(|e| {
+                        Error::Attach {
+                            iface: iface.name.clone(),
+                            hook: what.into(),
+                            message: e.to_string(),
                         }
-                        Err(e) => return Err(attach_err("xdp native", e)),
-                    },
-                    XdpMode::Generic => match try_mode(link::XDP_FLAGS_SKB_MODE) {
-                        Ok(l) => (l, "xdp generic"),
-                        Err(e) if busy(&e) => return Err(Error::XdpBusy(iface)),
-                        Err(e) => return Err(attach_err("xdp generic", e)),
-                    },
+                    })?;
+                    self.links.push(link);
                 }
             }
-            Hook::TcIngress => (
-                link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
-                    .map_err(|e| attach_err("tc ingress", e))?,
-                "tc ingress",
-            ),
-            _ => (
-                link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
-                    .map_err(|e| attach_err("tc egress", e))?,
-                "tc egress",
-            ),
-        };
-        self.links.push(Attachment { _link: link });
-        self.interfaces[n].attached.push(what.to_owned());
+            None => {
+                for (n, h) in pairs {
+                    let prog = program(hooks[h].2)?;
+                    let (link, what) = attach(&self.interfaces[n], hooks[h].0, prog, mode)?;
+                    self.links.push(link);
+                    self.interfaces[n].attached.push(what.to_owned());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -534,7 +514,7 @@ impl Capture {
     /// The kernel's counters and the perf losses read so far. Exact after
     /// `recv_timeout` reported `Disconnected`.
     pub fn stats(&self) -> Stats {
-        self.shared.stats(&self.ebpf)
+        self.shared.stats(self.object.map(obj::COUNTERS_MAP))
     }
 }
 
@@ -545,16 +525,108 @@ impl Drop for Capture {
     }
 }
 
-fn load_program(ebpf: &mut aya::Ebpf, name: &str) -> Result<(), Error> {
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| Error::Load(format!("no program {name}")))?;
-    let r = match prog {
-        aya::programs::Program::Xdp(p) => p.load(),
-        aya::programs::Program::SchedClassifier(p) => p.load(),
-        _ => return Err(Error::Load(format!("{name}: unexpected program type"))),
+/// Links being made on another thread. Dropping it waits for them, so a
+/// start that fails has closed every link by the time it returns.
+struct PendingLinks(Option<JoinHandle<Result<Links, Error>>>);
+
+/// Link fds, each with where it is attached ("tc ingress", ...).
+type Links = Vec<(OwnedFd, &'static str)>;
+
+impl PendingLinks {
+    fn wait(&mut self) -> Option<Result<Links, Error>> {
+        let handle = self.0.take()?;
+        Some(
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::Load("the attaching thread panicked".into()))),
+        )
+    }
+}
+
+impl Drop for PendingLinks {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+/// (interface, hook) index pairs, in the order links are made.
+fn link_order(interfaces: usize, hooks: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..interfaces).flat_map(move |n| (0..hooks).map(move |h| (n, h)))
+}
+
+/// Links for every (interface, hook) in [`link_order`], with a program
+/// that does nothing. An error closes the links made so far.
+fn attach_placeholders(
+    interfaces: &[Interface],
+    hooks: &[(Hook, &'static str, &'static str)],
+    mode: XdpMode,
+) -> Result<Links, Error> {
+    let xdp = hooks.iter().any(|h| h.0 == Hook::Xdp);
+    let placeholder = object::placeholder(xdp)?;
+    link_order(interfaces.len(), hooks.len())
+        .map(|(n, h)| attach(&interfaces[n], hooks[h].0, placeholder.as_fd(), mode))
+        .collect()
+}
+
+/// Attaches `prog` to `iface` at `hook`: XDP native, or generic when the
+/// driver has none (`XdpMode::Auto`), never replacing an XDP program; TC
+/// first on ingress and last on egress, so xcap sees what tcpdump sees.
+fn attach(
+    iface: &Interface,
+    hook: Hook,
+    prog: BorrowedFd<'_>,
+    mode: XdpMode,
+) -> Result<(OwnedFd, &'static str), Error> {
+    let (fd, ifindex) = (prog, iface.ifindex);
+    let attach_err = |what: &str, e: std::io::Error| Error::Attach {
+        iface: iface.name.clone(),
+        hook: what.into(),
+        message: e.to_string(),
     };
-    r.map_err(|e| Error::Load(format!("{name}: {}", one_line(&e))))
+    let (link, what) = match hook {
+        Hook::Xdp => {
+            let try_mode = |flags: u32| link::create(fd, ifindex, link::BPF_XDP, flags);
+            let busy = |e: &std::io::Error| {
+                matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
+            };
+            match mode {
+                XdpMode::Native | XdpMode::Auto => match try_mode(link::XDP_FLAGS_DRV_MODE) {
+                    Ok(l) => (l, "xdp native"),
+                    Err(e) if busy(&e) => return Err(Error::XdpBusy(iface.name.clone())),
+                    Err(e)
+                        if mode == XdpMode::Auto
+                            && matches!(
+                                e.raw_os_error(),
+                                Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                            ) =>
+                    {
+                        match try_mode(link::XDP_FLAGS_SKB_MODE) {
+                            Ok(l) => (l, "xdp generic"),
+                            Err(e) if busy(&e) => return Err(Error::XdpBusy(iface.name.clone())),
+                            Err(e) => return Err(attach_err("xdp generic", e)),
+                        }
+                    }
+                    Err(e) => return Err(attach_err("xdp native", e)),
+                },
+                XdpMode::Generic => match try_mode(link::XDP_FLAGS_SKB_MODE) {
+                    Ok(l) => (l, "xdp generic"),
+                    Err(e) if busy(&e) => return Err(Error::XdpBusy(iface.name.clone())),
+                    Err(e) => return Err(attach_err("xdp generic", e)),
+                },
+            }
+        }
+        Hook::TcIngress => (
+            link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
+                .map_err(|e| attach_err("tc ingress", e))?,
+            "tc ingress",
+        ),
+        _ => (
+            link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
+                .map_err(|e| attach_err("tc egress", e))?,
+            "tc egress",
+        ),
+    };
+    Ok((link, what))
 }
 
 /// An error and its causes on one line (verifier logs are cut to their

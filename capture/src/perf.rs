@@ -221,38 +221,7 @@ pub fn page_size() -> usize {
     }
 }
 
-/// `bpf(BPF_MAP_UPDATE_ELEM)`: puts the perf fd of `cpu` into the perf
-/// event array.
+/// Puts the perf fd of `cpu` into the perf event array.
 pub fn set_perf_fd(map_fd: RawFd, cpu: u32, perf_fd: RawFd) -> io::Result<()> {
-    let key: u32 = cpu;
-    let value: u32 = perf_fd as u32;
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let attr = Attr {
-        map_fd: map_fd as u32,
-        _pad: 0,
-        key: &key as *const u32 as u64,
-        value: &value as *const u32 as u64,
-        flags: 0,
-    };
-    // SAFETY: the attr points at live locals.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            2 as libc::c_int,
-            &attr as *const Attr,
-            std::mem::size_of::<Attr>() as u32,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::sys::map_update(map_fd, &cpu.to_ne_bytes(), &(perf_fd as u32).to_ne_bytes())
 }

@@ -578,7 +578,11 @@ impl TraceCapture {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats(&self.ebpf)
+        self.shared
+            .stats(self.ebpf.map(obj::COUNTERS_MAP).and_then(|m| match m {
+                aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
+                _ => None,
+            }))
     }
 }
 

@@ -224,8 +224,34 @@ pub fn compile_live(expr: &str, interface: &str, snaplen: u32) -> Result<Vec<Ins
             return Err(CompileError::new(format!("{interface}: {message}")));
         }
         let result = compile_on_handle(handle, &expr, true, NETMASK_UNKNOWN);
-        pcap_close(handle);
+        close_in_background(handle);
         result
+    }
+}
+
+/// A live handle whose only remaining use is to be closed.
+struct Closing(*mut PcapHandle);
+
+// SAFETY: nothing else holds the pointer; libpcap only needs the handle not
+// to be used by two threads at once.
+unsafe impl Send for Closing {}
+
+/// Closes a live handle on its own thread. Closing a packet socket waits
+/// for two RCU grace periods in the kernel (about 24 ms here, longer than
+/// opening and compiling together), and nothing the caller does next
+/// depends on it. If the process exits first, the kernel closes the socket.
+fn close_in_background(handle: *mut PcapHandle) {
+    let closing = Closing(handle);
+    let spawned = std::thread::Builder::new()
+        .name("pcap-close".into())
+        .spawn(move || {
+            let closing = closing;
+            // SAFETY: the handle came from pcap_create and is closed once.
+            unsafe { pcap_close(closing.0) }
+        });
+    if spawned.is_err() {
+        // SAFETY: no thread, so the closure was dropped without running.
+        unsafe { pcap_close(handle) }
     }
 }
 

@@ -1,0 +1,178 @@
+//! Loads the spliced capture object for a live capture: its maps, its
+//! `.rodata` globals and the XDP/TC programs asked for.
+//!
+//! aya's loader is not used here because creating one parses the kernel's
+//! whole BTF (5 MB, about 30 ms on the build machine, more than everything
+//! else xcap does before it captures), and XDP and TC programs need none of
+//! it: they have no CO-RE relocations and no kernel types. `aya-obj` still
+//! parses the ELF and applies the map and call relocations; the maps and
+//! programs are created with plain `bpf(2)` calls ([`crate::sys`]). The
+//! object's own BTF is not loaded either: nothing here needs it (maps are
+//! created from their definitions, the filter function is verified as a
+//! static subprogram, which it has to be anyway as it takes packet pointers).
+//! Tracing programs (`tp_btf`) need the kernel's BTF and are loaded by aya in
+//! [`crate::trace`].
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use aya_obj::{EbpfSectionKind, Object, ProgramSection};
+
+use crate::sys::{self, MapSpec, ProgSpec};
+use crate::Error;
+
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// The maps and loaded programs of one object. Dropping it closes them.
+pub struct Loaded {
+    maps: HashMap<String, OwnedFd>,
+    programs: HashMap<String, OwnedFd>,
+}
+
+impl Loaded {
+    /// Parses `elf`, sets each global of `globals` (name, bytes) in its data
+    /// section, creates every map and loads the programs named in
+    /// `programs` (XDP or TC classifier programs only).
+    pub fn load(elf: &[u8], globals: &[(&str, &[u8])], programs: &[&str]) -> Result<Loaded, Error> {
+        let load_err = |what: String| Error::Load(what);
+        let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
+        obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
+            .map_err(|e| load_err(e.to_string()))?;
+
+        let mut maps = HashMap::new();
+        for (name, map) in &obj.maps {
+            let mut max_entries = map.max_entries();
+            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && max_entries == 0 {
+                max_entries = possible_cpus()? as u32;
+            }
+            let fd = sys::map_create(&MapSpec {
+                name,
+                map_type: map.map_type(),
+                key_size: map.key_size(),
+                value_size: map.value_size(),
+                max_entries,
+                flags: map.map_flags(),
+            })
+            .map_err(|e| load_err(format!("map {name}: {e}")))?;
+            let kind = map.section_kind();
+            let data_section = matches!(
+                kind,
+                EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
+            );
+            if data_section && !map.data().is_empty() {
+                sys::map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), map.data())
+                    .map_err(|e| load_err(format!("map {name}: {e}")))?;
+            }
+            if kind == EbpfSectionKind::Rodata {
+                sys::map_freeze(fd.as_fd()).map_err(|e| load_err(format!("map {name}: {e}")))?;
+            }
+            maps.insert(name.clone(), fd);
+        }
+
+        let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+        let by_name: Vec<(String, i32, aya_obj::Map)> = obj
+            .maps
+            .iter()
+            .map(|(n, m)| (n.clone(), maps[n].as_raw_fd(), m.clone()))
+            .collect();
+        obj.relocate_maps(
+            by_name.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
+            &text_sections,
+        )
+        .map_err(|e| load_err(e.to_string()))?;
+        obj.relocate_calls(&text_sections)
+            .map_err(|e| load_err(e.to_string()))?;
+
+        let mut loaded = HashMap::new();
+        for &name in programs {
+            let prog = obj
+                .programs
+                .get(name)
+                .ok_or_else(|| load_err(format!("no program {name}")))?;
+            let (prog_type, expected_attach_type, flags) = match prog.section {
+                ProgramSection::Xdp { frags, .. } => (
+                    BPF_PROG_TYPE_XDP,
+                    sys::BPF_XDP,
+                    if frags { BPF_F_XDP_HAS_FRAGS } else { 0 },
+                ),
+                ProgramSection::SchedClassifier => (BPF_PROG_TYPE_SCHED_CLS, 0, 0),
+                _ => return Err(load_err(format!("{name}: not an XDP or TC program"))),
+            };
+            let function = &obj.functions[&prog.function_key()];
+            // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm).
+            let insns: &[u64] = unsafe {
+                std::slice::from_raw_parts(
+                    function.instructions.as_ptr().cast(),
+                    function.instructions.len(),
+                )
+            };
+            let fd = sys::prog_load(&ProgSpec {
+                name,
+                prog_type,
+                expected_attach_type,
+                flags,
+                insns,
+                license: &prog.license,
+                kernel_version: prog.kernel_version.unwrap_or(0),
+            })
+            .map_err(|e| load_err(format!("{name}: {e}")))?;
+            loaded.insert(name.to_owned(), fd);
+        }
+        Ok(Loaded {
+            maps,
+            programs: loaded,
+        })
+    }
+
+    pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.maps.get(name).map(|f| f.as_fd())
+    }
+
+    pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.programs.get(name).map(|f| f.as_fd())
+    }
+}
+
+/// A program that does nothing: `XDP_PASS`, or TCX's "next program".
+/// Links are created with it while the filter compiles, then switched to
+/// the capture program with [`crate::link::update`].
+pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
+    // r0 = XDP_PASS (2) or TCX_NEXT (-1); exit
+    let imm: i32 = if xdp { 2 } else { -1 };
+    let mov = 0xb7u64 | ((imm as u32 as u64) << 32);
+    let exit = 0x95u64;
+    sys::prog_load(&ProgSpec {
+        name: "xcap_wait",
+        prog_type: if xdp {
+            BPF_PROG_TYPE_XDP
+        } else {
+            BPF_PROG_TYPE_SCHED_CLS
+        },
+        expected_attach_type: if xdp { sys::BPF_XDP } else { 0 },
+        flags: if xdp { BPF_F_XDP_HAS_FRAGS } else { 0 },
+        insns: &[mov, exit],
+        license: c"GPL",
+        kernel_version: 0,
+    })
+    .map_err(Error::Load)
+}
+
+/// The number of possible CPUs (the kernel sizes per-CPU values by it).
+pub fn possible_cpus() -> Result<usize, Error> {
+    aya::util::nr_cpus().map_err(|(path, e)| Error::Load(format!("{path}: {e}")))
+}
+
+/// Sums a per-CPU array of u64 at `index`.
+pub fn percpu_sum(map: BorrowedFd<'_>, index: u32, cpus: usize) -> Option<u64> {
+    let mut values = vec![0u8; 8 * cpus];
+    sys::map_lookup(map, &index.to_ne_bytes(), &mut values).ok()?;
+    Some(
+        values
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+            .sum(),
+    )
+}
