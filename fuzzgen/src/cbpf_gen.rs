@@ -170,11 +170,10 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
     };
     let is_guard_insn = |pc: usize| guards.iter().any(|&(g, ja)| g < pc && pc <= ja);
 
-    for pc in 0..len {
+    for (pc, insn) in prog.iter_mut().enumerate().take(len) {
         if is_guard_insn(pc) {
             continue;
         }
-        let insn = &mut prog[pc];
         if insn.class() != JMP {
             continue;
         }
@@ -346,7 +345,7 @@ pub fn listing_text(s: &mut Src) -> String {
         } else {
             t.push_str(&line);
         }
-        t.push_str(*s.pick(&["\n", ",", "\r\n", "\n\n", " \n"]));
+        t.push_str(s.pick::<&str>(&["\n", ",", "\r\n", "\n\n", " \n"]));
         if s.chance(16) {
             t.push(s.byte() as char);
         }

@@ -171,7 +171,7 @@ fn ethernet(s: &mut Src, p: &mut Vec<u8>) {
         12 => {
             // 802.3 length field, then LLC (STP, SNAP, IPX, ...).
             put16(p, s.below(1501) as u16);
-            let llc: &[u8] = *s.pick(&[
+            let llc: &[u8] = s.pick::<&[u8]>(&[
                 &[0x42, 0x42, 0x03][..],
                 &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00],
                 &[0xe0, 0xe0, 0x03],
