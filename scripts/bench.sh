@@ -6,18 +6,25 @@
 #      bare pass programs) and startup time.
 # Needs root, clang, trafgen, tcpdump, iproute2. Takes a few minutes.
 # Options are passed to xcap-bench: --filters-only, --capture-only,
-# --seconds N (capture window, default 5), --quick (short filter runs).
+# --seconds N (capture window, default 5), --runs N (capture runs per
+# setup, default 3), --rate PPS (fixed offered rate of section 2b; default
+# 150000, or less if a setup cannot sustain it), --setups A,B (only setups
+# whose names contain A or B), --quick (short filter runs).
+# Environment: XCAP=PATH uses that xcap binary instead of building one;
+# BENCH_OUT=FILE writes the report there instead of docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -p xcap-bench
 xcap_args=()
+if [ -n "${XCAP:-}" ]; then
+  xcap_args=(--xcap "$XCAP")
 # xcap's live capture may be unfinished; the report says so if it is.
-if cargo build --release -p xcap; then
+elif cargo build --release -p xcap; then
   xcap_args=(--xcap "$CARGO_TARGET_DIR/release/xcap")
 fi
-mkdir -p docs
-out=docs/benchmarks.md
+out="${BENCH_OUT:-docs/benchmarks.md}"
+mkdir -p "$(dirname "$out")"
 tmp=$(mktemp)
 {
   echo "# Benchmarks"

@@ -6,9 +6,9 @@
 //!    mode, against hand-written C (bench/c/filters.c) and the kernel's
 //!    LD_ABS-style conversion ([`kstyle`]), measured with hand-assembled
 //!    `bpf_loop` harnesses ([`harness`]).
-//! 2. [`capture`]: CPU per packet of capturing on a veth pair at trafgen's
-//!    maximum rate (tcpdump, `xcap --tc`, `xcap --xdp`, bare pass programs),
-//!    and startup time.
+//! 2. [`capture`]: CPU per packet of capturing on a veth pair, at trafgen's
+//!    maximum rate and at a fixed rate (tcpdump, `xcap --tc`, `xcap --xdp`,
+//!    bare pass programs), where every frame went, and startup time.
 //!
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.

@@ -56,16 +56,24 @@ fn main() -> Result<()> {
             .iter()
             .position(|a| a == "--xcap")
             .map(|i| PathBuf::from(&args[i + 1]));
-        let secs: f64 = args
-            .iter()
-            .position(|a| a == "--seconds")
-            .map_or(5.0, |i| args[i + 1].parse().unwrap_or(5.0));
+        let opt = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+        };
+        let secs: f64 = opt("--seconds").map_or(5.0, |v| v.parse().unwrap_or(5.0));
         let cfg = xcap_bench::capture::Config {
             window: std::time::Duration::from_secs_f64(secs),
             warmup: std::time::Duration::from_secs(1),
+            runs: opt("--runs").map_or(3, |v| v.parse().unwrap_or(3)).max(1),
+            // --rate PPS: the fixed offered rate of section 2b.
+            rate: opt("--rate").and_then(|v| v.parse().ok()),
             xcap,
             startup_runs: 7,
             c_dir: root.join("c"),
+            max_other_share: 0.02,
+            // --setups a,b: only setups whose names contain a or b.
+            only: opt("--setups").map(|v| v.split(',').map(String::from).collect()),
         };
         out += "\n";
         out += &xcap_bench::capture::run(&cfg, &mut |m| eprintln!("[bench] {m}"))?;
