@@ -176,18 +176,12 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     }
     let snaplen = args.snaplen()?;
     let live = &args.live;
-    let writing = args.write.is_some();
-    let wakeup = live.wakeup.unwrap_or(if writing && !live.packet_buffered {
-        64
-    } else {
-        1
-    });
     let cfg = TraceConfig {
         hooks,
         expression: expression.clone(),
         snaplen,
         perf_pages: live.perf_pages,
-        wakeup: capture::perf::Wakeup::Events(wakeup.max(1)),
+        wakeup: crate::live::wakeup(live),
         stack: t.stack,
         ..TraceConfig::default()
     };
