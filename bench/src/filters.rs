@@ -113,7 +113,8 @@ pub struct Config {
     pub loops: u32,
     /// BPF_PROG_TEST_RUN repeat count per sample.
     pub repeat: u32,
-    /// Samples per figure (median taken); filter and empty alternate.
+    /// Samples per figure; filter and empty alternate, and the figure is
+    /// the median of the paired differences.
     pub samples: usize,
 }
 
@@ -121,7 +122,7 @@ impl Config {
     pub const FULL: Config = Config {
         loops: 1 << 16,
         repeat: 8,
-        samples: 9,
+        samples: 15,
     };
     /// For the smoke test.
     pub const TINY: Config = Config {
@@ -140,6 +141,9 @@ pub struct Row {
     pub jit: Option<u32>,
     /// ns per call above an empty call: matching, non-matching packet.
     pub ns: Option<[f64; 2]>,
+    /// Half the interquartile range of those differences, per call: how
+    /// far apart two runs of the same code land.
+    pub spread: Option<[f64; 2]>,
     pub note: Option<String>,
 }
 
@@ -148,6 +152,13 @@ pub struct FilterReport {
     pub cbpf: Option<usize>,
     pub cbpfc: Option<(u32, u32)>,
     pub rows: Vec<Row>,
+}
+
+/// Half the interquartile range.
+fn half_iqr(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (q(0.75) - q(0.25)) / 2.0
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -221,6 +232,7 @@ impl Bench {
         let jit = crate::sys::jited_func_lens(&once.fd)?.get(2).copied();
         let lp = harness::load(env, &harness::build(env, filter, Some(self.cfg.loops)))?;
         let mut ns = [0.0; 2];
+        let mut spread = [0.0; 2];
         for (i, pkt) in packets.iter().enumerate() {
             let input = harness::input(env, pkt);
             let (m, _) = harness::run(&once, &input, 1)?;
@@ -239,14 +251,19 @@ impl Bench {
                 );
             }
             let empty = &self.empty_loop[key(env)];
-            let (mut tf, mut te) = (Vec::new(), Vec::new());
+            // Paired: each filter run minus the empty run just before it,
+            // so slow drifts of the machine cancel.
+            let (mut diff, mut te) = (Vec::new(), Vec::new());
             for _ in 0..self.cfg.samples {
-                te.push(harness::run(empty, &input, self.cfg.repeat)?.1);
-                tf.push(harness::run(&lp, &input, self.cfg.repeat)?.1);
+                let e = harness::run(empty, &input, self.cfg.repeat)?.1;
+                let f = harness::run(&lp, &input, self.cfg.repeat)?.1;
+                te.push(e);
+                diff.push(f - e);
             }
-            let (f, e) = (median(&mut tf), median(&mut te));
+            let e = median(&mut te);
             let per = self.cfg.loops as f64;
-            ns[i] = (f - e) / per;
+            ns[i] = median(&mut diff) / per;
+            spread[i] = half_iqr(&mut diff) / per;
             let slot = self.empty_ns.entry(key(env)).or_insert(e / per);
             *slot = slot.min(e / per);
         }
@@ -255,6 +272,7 @@ impl Bench {
             verified,
             jit,
             ns: Some(ns),
+            spread: Some(spread),
             ..Default::default()
         })
     }
@@ -297,8 +315,42 @@ pub fn c_filters(src: &Path) -> Result<HashMap<String, Vec<Insn>>> {
     Ok(out)
 }
 
+/// Test runs execute on the calling CPU: keep them all on one, the last
+/// (interrupts and the rest of the machine favour CPU 0). Returns the
+/// previous mask, to restore: processes started later inherit it.
+fn pin_to_last_cpu() -> libc::cpu_set_t {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: zeroed cpu_set_t values, filled by the kernel or libc macros.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, size, &mut old);
+        let n = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(n - 1, &mut set);
+        libc::sched_setaffinity(0, size, &set);
+        old
+    }
+}
+
+fn restore_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: a mask sched_getaffinity filled.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+}
+
 /// Runs section 1 and returns per-filter results.
 pub fn run(
+    cfg: Config,
+    c_src: &Path,
+    with_probe: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<FilterReport>, Bench)> {
+    let affinity = pin_to_last_cpu();
+    let result = run_pinned(cfg, c_src, with_probe, log);
+    restore_affinity(&affinity);
+    result
+}
+
+fn run_pinned(
     cfg: Config,
     c_src: &Path,
     with_probe: bool,
@@ -414,8 +466,10 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
         s,
         "Each figure: a program calls the filter {} times per `BPF_PROG_TEST_RUN` through `bpf_loop` \
          (callback -> bpf2bpf call -> filter, results `|=`-accumulated), run with repeat {}; the same \
-         program calling an empty non-inlined function (`r0 = 0; exit`) is run alternately and its time \
-         subtracted; median of {} samples each. ns are per filter call above that empty call. \
+         program calling an empty non-inlined function (`r0 = 0; exit`) is run just before each sample and \
+         its time subtracted; the figure is the median of {} such paired differences, in ns per filter call \
+         above the empty call, and ± half their interquartile range (how far apart runs of the same code \
+         land; differences smaller than that are noise). The process is pinned to one CPU. \
          Matching packet: one per filter (below); non-matching packet: an IPv4 UDP DNS query \
          192.168.1.1:5353 -> 192.168.1.2:53, which no filter matches (filters that need TCP reject it early). \
          `eBPF` is the filter function's instructions; `verifier` the instructions the verifier processed \
@@ -448,7 +502,10 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
             };
             let cb = if i == 0 { opt(r.cbpf) } else { String::new() };
             let (m, n) = match (&row.ns, &row.note) {
-                (Some([m, n]), _) => (format!("{m:.2}"), format!("{n:.2}")),
+                (Some([m, n]), _) => {
+                    let [sm, sn] = row.spread.unwrap_or_default();
+                    (format!("{m:.2} ±{sm:.2}"), format!("{n:.2} ±{sn:.2}"))
+                }
                 (None, Some(note)) => (format!("n/a: {note}"), String::new()),
                 _ => ("–".into(), "–".into()),
             };
@@ -490,7 +547,27 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
                 }
                 _ => "–".into(),
             };
-        let c = pair(d, get("hand-written"));
+        // Within 0.5 ns of C, or closer than the two figures' spreads.
+        let versus_c = |a: Option<&Row>, b: Option<&Row>| {
+            let (a, b) = (a?, b?);
+            let (an, bn) = (a.ns?, b.ns?);
+            let (asp, bsp) = (a.spread.unwrap_or_default(), b.spread.unwrap_or_default());
+            let verdicts: Vec<&str> = (0..2)
+                .map(|i| {
+                    let over = an[i] - bn[i];
+                    if over <= 0.5 {
+                        "met"
+                    } else if over <= 0.5 + asp[i] + bsp[i] {
+                        "within noise"
+                    } else {
+                        "**over**"
+                    }
+                })
+                .collect();
+            Some(format!(" ({} / {})", verdicts[0], verdicts[1]))
+        };
+        let c =
+            pair(d, get("hand-written")) + &versus_c(d, get("hand-written")).unwrap_or_default();
         let k = pair(get("xcap skb"), get("kernel style"));
         let _ = writeln!(s, "| {} | {size} | {c} | {k} |", r.case_label);
     }
