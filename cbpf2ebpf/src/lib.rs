@@ -64,6 +64,9 @@ pub enum Mode {
     #[default]
     Direct,
     /// `bpf_skb_load_bytes` (TC and socket filters): reads non-linear skbs.
+    /// Where direct reads cannot serve (see [`Options::linear_fast_path`]),
+    /// one call copies the first 128 bytes to the stack and the loads
+    /// within them read the copy; the helper serves the rest.
     Skb,
     /// `bpf_probe_read_kernel` from a kernel address range (tracing hooks).
     Probe,

@@ -35,7 +35,22 @@ mod stack {
     pub const BUF: i16 = -88;
     /// Direct mode: `r1`..`r4` saved around helper calls.
     pub const SAVE: i16 = -96;
+    /// Skb mode's slow path: 1 when [`PREFIX`] holds the first
+    /// `min(caplen, PREFIX_LEN)` bytes, else 0 (u64).
+    pub const PREFIX_OK: i16 = -104;
+    /// Skb mode's slow path: a copy of the packet's first bytes, placed at
+    /// 2 mod 8 so that what follows a 14-byte Ethernet header (IPv4 and
+    /// IPv6 addresses) is aligned: the verifier refuses misaligned stack
+    /// reads, and those are composed from smaller ones.
+    pub const PREFIX: i16 = PREFIX_OK - PREFIX_LEN as i16 - 6;
+    /// How many bytes the prefix copy holds at most: every header a filter
+    /// commonly reads (Ethernet, VLAN tags, IPv4 with options or IPv6, the
+    /// TCP flags) fits.
+    pub const PREFIX_LEN: u32 = 128;
 }
+
+/// See `Lower::prefix_indexed`.
+const MAX_PREFIX_INDEXED_LOADS: usize = 8;
 
 /// Where the cBPF state lives in each mode.
 #[derive(Clone, Copy)]
@@ -124,7 +139,10 @@ pub fn run(
         next_label: 0,
         fail: Label(0),
         fail_used: false,
+        landings: Vec::new(),
+        prefix_indexed: false,
     };
+    l.prefix_indexed = l.indexed_loads() <= MAX_PREFIX_INDEXED_LOADS;
     // Every `return 0` (failed checks and the program's own empty
     // `ret #0` blocks) shares one exit placed last, so that jumps to it
     // are forward jumps from everywhere.
@@ -142,6 +160,9 @@ pub fn run(
     let labels = l.block_labels(&is_zero);
     let hybrid = opts.mode == Mode::Skb && linear_fast_path(opts) && l.has_packet_loads();
     l.prologue();
+    if opts.mode == Mode::Skb && l.has_packet_loads() && !hybrid {
+        l.copy_prefix();
+    }
     if hybrid {
         // The fast path reads the skb's linear part directly; a check that
         // fails there continues on the slow path (bpf_skb_load_bytes) at
@@ -157,6 +178,7 @@ pub fn run(
                 }
             }
         }
+        let slow_entry = l.landing(slow_entry);
         l.enter_linear_fast_path(slow_entry);
         l.labels = l.block_labels(&is_zero);
         l.regs = SKB_LINEAR;
@@ -183,7 +205,8 @@ pub fn run(
         for (n, &b) in fast.iter().enumerate() {
             if diverted(b) {
                 l.items.push(Item::Bind(l.label_of(b)));
-                l.jump(Insn::ja(0), labels[b].expect("slow label"));
+                let to = l.landing(labels[b].expect("slow label"));
+                l.jump(Insn::ja(0), to);
             } else {
                 l.block(b, fast.get(n + 1).copied())?;
             }
@@ -191,6 +214,12 @@ pub fn run(
         l.regs = SKB;
         l.access = Mode::Skb;
         l.guard_fallback = None;
+        // Between the two paths, so every jump stays forward.
+        for (landing, target) in std::mem::take(&mut l.landings) {
+            l.items.push(Item::Bind(landing));
+            l.copy_prefix();
+            l.jump(Insn::ja(0), target);
+        }
     }
     l.labels = labels;
     for (n, &b) in emitted.iter().enumerate() {
@@ -229,6 +258,13 @@ struct Lower<'a> {
     next_label: u32,
     fail: Label,
     fail_used: bool,
+    /// Hybrid skb mode: where the fast path enters the slow path, each with
+    /// its target; the landing copies the packet's prefix first.
+    landings: Vec<(Label, Label)>,
+    /// Skb mode: indexed loads read the prefix copy too. Each adds a branch
+    /// on X that the verifier explores both ways, so only in functions with
+    /// few of them (unrolled `protochain` loops have hundreds).
+    prefix_indexed: bool,
 }
 
 /// The byte-swap width for a load, if any (packets are big-endian).
@@ -351,9 +387,45 @@ impl<'a> Lower<'a> {
     /// fast path, the slow path at `slow` (the same block or load).
     fn jump_check_failed(&mut self, i: Insn, slow: Option<Label>) {
         match (self.guard_fallback.is_some(), slow) {
-            (true, Some(l)) => self.jump(i, l),
+            (true, Some(l)) => {
+                let l = self.landing(l);
+                self.jump(i, l)
+            }
             _ => self.jump_fail(i),
         }
+    }
+
+    /// The landing (one per slow-path target) through which the fast path
+    /// enters the slow path at `target`.
+    fn landing(&mut self, target: Label) -> Label {
+        if let Some(&(l, _)) = self.landings.iter().find(|(_, t)| *t == target) {
+            return l;
+        }
+        let l = self.new_label();
+        self.landings.push((l, target));
+        l
+    }
+
+    /// Skb mode: copies the first `min(caplen, PREFIX_LEN)` bytes with one
+    /// `bpf_skb_load_bytes`, so that the slow path's loads within them read
+    /// the stack instead of calling the helper each (a helper call costs
+    /// about as much as the whole fast path). Sets `PREFIX_OK`. Clobbers
+    /// r0-r5; A, X, M, ctx and start are in r6-r9 and the stack.
+    fn copy_prefix(&mut self) {
+        let (r, done) = (SKB, self.new_label());
+        self.emit(Insn::st_imm(op::DW, R10, stack::PREFIX_OK, 0));
+        self.emit(Insn::ldx(op::DW, R4, R10, stack::CAPLEN));
+        self.jump(Insn::jmp_imm(op::JEQ, R4, 0, 0), done);
+        self.emit(Insn::jmp_imm(op::JLE, R4, stack::PREFIX_LEN as i32, 1));
+        self.emit(Insn::mov64_imm(R4, stack::PREFIX_LEN as i32));
+        self.emit(Insn::mov64_reg(R1, r.ctx));
+        self.emit(Insn::mov64_reg(R2, r.start));
+        self.emit(Insn::mov64_reg(R3, R10));
+        self.emit(Insn::alu64_imm(op::ADD, R3, stack::PREFIX as i32));
+        self.emit(Insn::call_helper(helper::SKB_LOAD_BYTES));
+        self.jump(Insn::jmp_imm(op::JNE, R0, 0, 0), done);
+        self.emit(Insn::st_imm(op::DW, R10, stack::PREFIX_OK, 1));
+        self.items.push(Item::Bind(done));
     }
 
     fn label_of(&self, b: Block) -> Label {
@@ -366,6 +438,19 @@ impl<'a> Lower<'a> {
                 .block_insts(b)
                 .any(|i| matches!(i, InstData::LoadLen { .. }))
         })
+    }
+
+    fn indexed_loads(&self) -> usize {
+        self.func
+            .layout
+            .iter()
+            .map(|&b| {
+                self.func
+                    .block_insts(b)
+                    .filter(|i| matches!(i, InstData::LoadInd { .. }))
+                    .count()
+            })
+            .sum()
     }
 
     fn has_packet_loads(&self) -> bool {
@@ -611,6 +696,35 @@ impl<'a> Lower<'a> {
                 if indexed.is_some() {
                     self.emit(Insn::alu64_reg(op::ADD, off, r.x));
                 }
+                let done = self.new_label();
+                let last = stack::PREFIX_LEN as u64 - size.bytes() as u64;
+                if self.access == Mode::Skb && (k as u64) <= last {
+                    // Within the prefix copy: read the stack. The guards
+                    // already checked `offset + size <= caplen`, and the
+                    // copy holds min(caplen, PREFIX_LEN) bytes.
+                    let helper = self.new_label();
+                    self.emit(Insn::ldx(op::DW, R0, R10, stack::PREFIX_OK));
+                    self.jump(Insn::jmp_imm(op::JEQ, R0, 0, 0), helper);
+                    if indexed.is_none() {
+                        self.load_prefix(size, k as i16, dst);
+                        self.jump(Insn::ja(0), done);
+                    } else if self.prefix_indexed {
+                        // A variable offset: the verifier cannot prove it
+                        // aligned and refuses misaligned stack reads, so
+                        // bytes, put together in memory order.
+                        self.jump(Insn::jmp_imm(op::JGT, off, last as i32, 0), helper);
+                        self.emit(Insn::mov64_reg(R1, R10));
+                        self.emit(Insn::alu64_reg(op::ADD, R1, off));
+                        self.emit(Insn::ldx(op::B, dst, R1, stack::PREFIX));
+                        for i in 1..size.bytes() as i16 {
+                            self.emit(Insn::ldx(op::B, R0, R1, stack::PREFIX + i));
+                            self.emit(Insn::alu64_imm(op::LSH, R0, 8 * i as i32));
+                            self.emit(Insn::alu64_reg(op::OR, dst, R0));
+                        }
+                        self.jump(Insn::ja(0), done);
+                    }
+                    self.items.push(Item::Bind(helper));
+                }
                 self.emit(Insn::alu64_reg(op::ADD, off, r.start));
                 if self.access == Mode::Skb {
                     self.emit(Insn::mov64_reg(R1, r.ctx));
@@ -626,7 +740,31 @@ impl<'a> Lower<'a> {
                 }
                 self.jump_fail(Insn::jmp_imm(op::JNE, R0, 0, 0));
                 self.emit(Insn::ldx(width, dst, R10, stack::BUF));
+                self.items.push(Item::Bind(done));
             }
+        }
+    }
+
+    /// `dst` = the raw (wire-order) bytes `k..k + size` of the prefix
+    /// copy, from aligned stack reads: one when `k` is aligned for `size`,
+    /// else two halves (or bytes) put together in memory order.
+    fn load_prefix(&mut self, size: Size, k: i16, dst: R) {
+        let at = stack::PREFIX + k;
+        let n = size.bytes() as i16;
+        if at % n == 0 {
+            self.emit(Insn::ldx(ldx_size(size), dst, R10, at));
+            return;
+        }
+        let (part, step) = if n == 4 && at % 2 == 0 {
+            (op::H, 2)
+        } else {
+            (op::B, 1)
+        };
+        self.emit(Insn::ldx(part, dst, R10, at));
+        for i in 1..n / step {
+            self.emit(Insn::ldx(part, R1, R10, at + i * step));
+            self.emit(Insn::alu64_imm(op::LSH, R1, 8 * (i * step) as i32));
+            self.emit(Insn::alu64_reg(op::OR, dst, R1));
         }
     }
 
