@@ -884,6 +884,9 @@ struct Run {
     tool: Option<ToolStats>,
     /// Matching frames per `every` sent.
     every: u64,
+    /// With [`Plan::prog_stats`]: runs of the setup's BPF programs in the
+    /// window and their summed run time (ns), from the kernel's statistics.
+    prog: Option<(u64, u64)>,
 }
 
 impl Run {
@@ -926,6 +929,50 @@ struct Plan<'a> {
     setup: &'a Setup,
     every: usize,
     rate: Option<u64>,
+    /// Turn the kernel's BPF run-time statistics on for the window (they
+    /// cost every BPF program two clock reads, so only in their own runs).
+    prog_stats: bool,
+}
+
+/// The programs the setups attach, by the names the kernel knows.
+const PROG_NAMES: [&str; 6] = [
+    "xcap_xdp",
+    "xcap_tc",
+    "xcap_tc_egress",
+    "xdp_pass",
+    "xdp_pass_frags",
+    "tc_pass",
+];
+
+/// (runs, run time in ns) summed over the loaded programs named in
+/// [`PROG_NAMES`], per program id.
+fn prog_runtimes() -> Result<HashMap<u64, (u64, u64)>> {
+    let out = sh(&["bpftool", "prog", "show", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("bpftool's JSON")?;
+    let mut m = HashMap::new();
+    for p in v.as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or("");
+        if PROG_NAMES.contains(&name) {
+            let id = p["id"].as_u64().unwrap_or(0);
+            let runs = p["run_cnt"].as_u64().unwrap_or(0);
+            let ns = p["run_time_ns"].as_u64().unwrap_or(0);
+            m.insert(id, (runs, ns));
+        }
+    }
+    Ok(m)
+}
+
+/// `BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)`: statistics stay on while the
+/// returned fd is open.
+fn enable_bpf_stats() -> Result<OwnedFd> {
+    let attr: [u32; 4] = [0, 0, 0, 0];
+    // SAFETY: attr is a zeroed bpf_attr prefix (enable_stats.type = 0).
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 32, attr.as_ptr(), 16u32) };
+    if fd < 0 {
+        bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn run_one(n: &mut Netns, cfg: &Config, p: &Plan, pass_obj: &Path) -> Result<Run> {
@@ -948,8 +995,15 @@ fn run_attached(n: &mut Netns, cfg: &Config, p: &Plan) -> Result<Run> {
     let mut inner = || -> Result<Run> {
         let a = n.counters()?;
         let gen = Generator::start(&n.gen, &conf, p.rate)?;
+        let mut prog = None;
         let window = (|| -> Result<_> {
             std::thread::sleep(cfg.warmup);
+            let stats_on = p.prog_stats.then(enable_bpf_stats).transpose()?;
+            let progs0 = if p.prog_stats {
+                prog_runtimes()?
+            } else {
+                HashMap::new()
+            };
             let o0 = other_ticks();
             let (k0, c0, w0, t0) = (
                 our_task_ns(),
@@ -967,6 +1021,17 @@ fn run_attached(n: &mut Netns, cfg: &Config, p: &Plan) -> Result<Run> {
                 t0.elapsed().as_secs_f64(),
             );
             let o1 = other_ticks();
+            if let Some(on) = stats_on {
+                let progs1 = prog_runtimes()?;
+                drop(on);
+                let (mut runs, mut ns) = (0, 0);
+                for (id, (r1, t1)) in progs1 {
+                    let (r0, t0) = progs0.get(&id).copied().unwrap_or((0, 0));
+                    runs += r1.saturating_sub(r0);
+                    ns += t1.saturating_sub(t0);
+                }
+                prog = Some((runs, ns));
+            }
             Ok((o0, o1, c0, c1, w0, w1, secs, k1.saturating_sub(k0)))
         })();
         let sent = gen.stop();
@@ -996,6 +1061,7 @@ fn run_attached(n: &mut Netns, cfg: &Config, p: &Plan) -> Result<Run> {
             whole: b.delta(&a),
             tool: None,
             every: p.every as u64,
+            prog,
         })
     };
     let r = inner();
@@ -1220,6 +1286,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
                         setup: &row.setup,
                         every,
                         rate,
+                        prog_stats: false,
                     };
                     // Repeat a run that other work disturbed (at most twice,
                     // after waiting for the machine to go quiet); keep the
@@ -1292,6 +1359,39 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         }
     }
     let fixed_rate = fixed_rate.unwrap_or(DEFAULT_RATE);
+
+    // The programs' own run time, with the kernel's statistics on: one run
+    // per (setup, matching) at the fixed rate.
+    let mut prog_costs: Vec<(&'static str, usize, std::result::Result<Run, String>)> = Vec::new();
+    for every in [100usize, 1] {
+        for row in rows.iter().filter(|r| measurable(r)) {
+            if matches!(row.setup, Setup::None | Setup::Tcpdump) {
+                continue;
+            }
+            log(&format!(
+                "capture: {}, {} matching, {} kpps, BPF statistics on",
+                row.name,
+                pct(every),
+                fixed_rate / 1000
+            ));
+            let plan = Plan {
+                setup: &row.setup,
+                every,
+                rate: Some(fixed_rate),
+                prog_stats: true,
+            };
+            let r = run_one(&mut n, cfg, &plan, &pass_obj).map_err(|e| cell(&e));
+            if let Ok(r) = &r {
+                if let Some((runs, ns)) = r.prog {
+                    log(&format!(
+                        "capture:   {runs} program runs, {:.1} ns per run",
+                        ns as f64 / runs.max(1) as f64
+                    ));
+                }
+            }
+            prog_costs.push((row.name, every, r));
+        }
+    }
 
     // --- Method.
     let _ = writeln!(
@@ -1599,6 +1699,55 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         }
     );
 
+    // --- The programs' own cost.
+    let _ = writeln!(s, "### The programs' own cost per packet\n");
+    let _ = writeln!(
+        s,
+        "One more run per setup at {} kpps with the kernel's BPF run-time statistics on \
+         (`BPF_ENABLE_STATS`; `run_time_ns` / `run_cnt` of the setup's programs over the window, read with \
+         `bpftool prog show --json`). This is what the program itself costs per packet, helpers included \
+         (`bpf_perf_event_output` for a captured packet), without the rest of the path; the statistics add \
+         two clock reads to every run, the same for every row. **over bare**: minus the bare pass program of \
+         the same hook and mode.\n",
+        fixed_rate / 1000
+    );
+    let _ = writeln!(
+        s,
+        "| setup | matching | program runs | ns per run | over bare |"
+    );
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|");
+    let per_run = |name: &str, every: usize| -> Option<f64> {
+        prog_costs
+            .iter()
+            .find(|(n, e, _)| *n == name && *e == every)
+            .and_then(|(_, _, r)| r.as_ref().ok())
+            .and_then(|r| r.prog)
+            .map(|(runs, ns)| ns as f64 / runs.max(1) as f64)
+    };
+    for every in [100usize, 1] {
+        for (name, _, r) in prog_costs.iter().filter(|(_, e, _)| *e == every) {
+            let bare = rows.iter().find(|x| x.name == *name).and_then(|x| x.bare);
+            match r {
+                Ok(run) => {
+                    let (runs, ns) = run.prog.unwrap_or((0, 0));
+                    let own = ns as f64 / runs.max(1) as f64;
+                    let over = bare
+                        .and_then(|b| per_run(b, every))
+                        .map_or(String::new(), |b| format!("{:+.1}", own - b));
+                    let _ = writeln!(
+                        s,
+                        "| {name} | {} | {runs} | {own:.1} | {over} |",
+                        pct(every)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(s, "| {name} | {} | {e} | | |", pct(every));
+                }
+            }
+        }
+    }
+    let _ = writeln!(s);
+
     // --- Against the targets.
     let _ = writeln!(s, "### Against the targets\n");
     let _ = writeln!(
@@ -1690,6 +1839,35 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
                 row.name,
                 runs.len(),
                 if loss < 0.1 && exact == runs.len() { "met" } else { "not met" }
+            );
+        }
+    }
+    for (x, bare) in [
+        ("`xcap --xdp` native", "bare native-XDP pass program, frags"),
+        (
+            "`xcap --xdp` generic",
+            "bare generic-XDP pass program, frags",
+        ),
+        ("`xcap --tc`", "bare TC pass program"),
+    ] {
+        if let (Some(a), Some(b)) = (per_run(x, 100), per_run(bare, 100)) {
+            let d = a - b;
+            let target = if x.contains("xdp") {
+                10.0
+            } else {
+                f64::INFINITY
+            };
+            let _ = writeln!(
+                s,
+                "| {x}: the program's own cost over {bare} (BPF statistics) | {} kpps | {d:+.1} ns ({a:.1} vs {b:.1}) | | {} |",
+                fixed_rate / 1000,
+                if target.is_infinite() {
+                    "(no target; for reference)"
+                } else if d <= target {
+                    "met"
+                } else {
+                    "not met"
+                }
             );
         }
     }
