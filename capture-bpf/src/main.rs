@@ -80,6 +80,14 @@ static XCAP_SNAPLEN: u32 = 262_144;
 #[unsafe(no_mangle)]
 static XCAP_TC_PULL: u32 = 0;
 
+/// XDP only: 1 when the filter reads the wire length (cBPF `len`); the
+/// program then asks `bpf_xdp_get_buff_len` before the filter runs. With 0
+/// the filter gets the first buffer's length (it never reads it) and the
+/// helper runs only for captured packets, for the header. 1 unless the
+/// loader knows better.
+#[unsafe(no_mangle)]
+static XCAP_FILTER_READS_LEN: u32 = 1;
+
 pub const HOOK_XDP: u8 = 1;
 pub const HOOK_TC: u8 = 2;
 pub const DIR_IN: u8 = 1;
@@ -213,11 +221,22 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
     count(COUNTER_SEEN);
     let start = ctx.data();
     let end = ctx.data_end();
-    // All buffers of a multi-buffer packet.
-    let wirelen = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
-    let ret = call_filter!(xcap_filter_xdp(ctx.as_ptr(), start, end, wirelen));
+    // All buffers of a multi-buffer packet; a helper call, so only when the
+    // filter needs it or the packet is captured.
+    let reads_len = unsafe { core::ptr::read_volatile(&XCAP_FILTER_READS_LEN) } != 0;
+    let filter_len = if reads_len {
+        unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 }
+    } else {
+        (end - start) as u32
+    };
+    let ret = call_filter!(xcap_filter_xdp(ctx.as_ptr(), start, end, filter_len));
     if ret != 0 {
         count(COUNTER_MATCHED);
+        let wirelen = if reads_len {
+            filter_len
+        } else {
+            unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 }
+        };
         let md = ctx.ctx;
         let hdr = Hdr {
             ts_ns: unsafe { bpf_ktime_get_tai_ns() },

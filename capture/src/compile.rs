@@ -84,3 +84,28 @@ pub fn translate_for(c: &Compiled, hook: Hook) -> Result<Vec<cbpf2ebpf::ebpf::In
             message: e.to_string(),
         })
 }
+
+/// Whether the program reads the wire length (`ld len` or `ldx len`).
+pub fn reads_len(prog: &[Insn]) -> bool {
+    prog.iter()
+        .any(|i| matches!(i.code & 0x07, 0x00 | 0x01) && i.code & 0xe0 == 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_len_finds_ld_len_and_ldx_len_only() {
+        let compile = |e: &str| libpcap::compile(e, libpcap::DLT_EN10MB, 262_144).unwrap();
+        assert!(reads_len(&compile("greater 100")));
+        assert!(reads_len(&compile("tcp and len < 60")));
+        assert!(!reads_len(&compile("tcp port 443 and tcp[13] & 8 != 0")));
+        assert!(!reads_len(&compile("ip6 protochain 6")));
+        // ldx len (0x81) by hand.
+        assert!(reads_len(&[
+            Insn::new(0x81, 0, 0, 0),
+            Insn::new(0x16, 0, 0, 0)
+        ]));
+    }
+}

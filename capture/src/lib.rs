@@ -391,6 +391,10 @@ impl Capture {
             &[
                 (obj::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
                 (obj::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+                (
+                    obj::GLOBAL_FILTER_READS_LEN,
+                    &u32::from(compile::reads_len(&compiled.cbpf)).to_ne_bytes(),
+                ),
             ],
             &programs,
         )?;

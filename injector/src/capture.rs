@@ -13,8 +13,9 @@
 //! filter result != 0) and failed perf outputs ([`COUNTER_OUTPUT_ERRORS`]).
 //! A match sends a perf sample to [`EVENTS_MAP`]: a 40-byte header (see
 //! `capture-bpf/src/main.rs`, `Hdr`) and the packet's first
-//! `min(snaplen, filter result, length)` bytes. [`GLOBAL_SNAPLEN`] and
-//! [`GLOBAL_TC_PULL`] are `.rodata` globals for `EbpfLoader::set_global`.
+//! `min(snaplen, filter result, length)` bytes. [`GLOBAL_SNAPLEN`],
+//! [`GLOBAL_TC_PULL`] and [`GLOBAL_FILTER_READS_LEN`] are `.rodata` globals
+//! for `EbpfLoader::set_global`.
 
 /// The compiled object (ELF, bpfel, with `.BTF` and `.BTF.ext`).
 pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capture.o"));
@@ -33,3 +34,6 @@ pub const COUNTERS_LEN: u32 = 3;
 pub const EVENTS_MAP: &str = "XCAP_EVENTS";
 pub const GLOBAL_SNAPLEN: &str = "XCAP_SNAPLEN";
 pub const GLOBAL_TC_PULL: &str = "XCAP_TC_PULL";
+/// u32, XDP: 0 when the filter never reads the wire length (saves a helper
+/// call per packet); 1, the default, otherwise.
+pub const GLOBAL_FILTER_READS_LEN: &str = "XCAP_FILTER_READS_LEN";
