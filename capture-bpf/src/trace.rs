@@ -41,8 +41,8 @@ use aya_ebpf::{
     bindings::BPF_F_CURRENT_CPU,
     btf_maps::{PerCpuArray, PerfEventArray, StackTrace},
     helpers::generated::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_get_stackid, bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stackid,
+        bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
     },
     macros::btf_map,
 };
