@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::filters::median;
+
 /// Addresses are used only inside the two namespaces.
 const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x99, 0x01];
 const CAP_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x99, 0x02];
@@ -1080,16 +1082,6 @@ fn run_attached(n: &mut Netns, cfg: &Config, p: &Plan) -> Result<Run> {
 
 // ---------------------------------------------------------------------------
 // Report
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 /// A per-run figure.
 type Metric = fn(&Run) -> f64;

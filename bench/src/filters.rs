@@ -161,7 +161,7 @@ fn half_iqr(v: &mut [f64]) -> f64 {
     (q(0.75) - q(0.25)) / 2.0
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
     if n % 2 == 1 {
