@@ -21,8 +21,9 @@
 //!
 //! Every program lets every packet through: XDP returns `XDP_PASS`, TC returns
 //! `TC_ACT_UNSPEC` (`TCX_NEXT`), so the programs and filters after it still
-//! run. Per CPU, [`COUNTERS`] counts packets seen, packets matched and failed
-//! outputs (full perf buffer, no reader on that CPU, ...).
+//! run. Per CPU, [`COUNTERS`] counts packets seen (unless
+//! [`XCAP_COUNT_SEEN`] is 0), packets matched and failed outputs (full perf
+//! buffer, no reader on that CPU, ...).
 //!
 //! At XDP the filter sees the first buffer of a multi-buffer packet
 //! (`data..data_end`, direct access); at TC it reads the whole skb (skb
@@ -87,6 +88,18 @@ static XCAP_TC_PULL: u32 = 0;
 /// loader knows better.
 #[unsafe(no_mangle)]
 static XCAP_FILTER_READS_LEN: u32 = 1;
+
+/// XDP and TC: 1 to count packets seen ([`COUNTER_SEEN`]), 0 not to (a
+/// few ns per packet, for a figure only `xcap -v` prints).
+#[unsafe(no_mangle)]
+static XCAP_COUNT_SEEN: u32 = 1;
+
+#[inline(always)]
+fn count_seen() {
+    if unsafe { core::ptr::read_volatile(&XCAP_COUNT_SEEN) } != 0 {
+        count(COUNTER_SEEN);
+    }
+}
 
 pub const HOOK_XDP: u8 = 1;
 pub const HOOK_TC: u8 = 2;
@@ -218,7 +231,7 @@ fn min3(a: u32, b: u32, c: u32) -> u32 {
 
 #[xdp(frags)]
 pub fn xcap_xdp(ctx: XdpContext) -> u32 {
-    count(COUNTER_SEEN);
+    count_seen();
     let start = ctx.data();
     let end = ctx.data_end();
     // All buffers of a multi-buffer packet; a helper call, so only when the
@@ -260,7 +273,7 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn tc(ctx: &TcContext, direction: u8) -> i32 {
-    count(COUNTER_SEEN);
+    count_seen();
     let skb = ctx.skb.skb;
     let wirelen = ctx.len();
     let pull = unsafe { core::ptr::read_volatile(&XCAP_TC_PULL) };

@@ -153,6 +153,9 @@ pub struct Config {
     /// TC: `bpf_skb_pull_data` this many bytes into the linear part before
     /// filtering (0: never).
     pub tc_pull: u32,
+    /// Count every packet the programs run on ([`Stats::seen`]); costs a
+    /// few ns per packet.
+    pub count_seen: bool,
 }
 
 impl Default for Config {
@@ -169,6 +172,7 @@ impl Default for Config {
             poll_ms: 50,
             queue_batches: 1024,
             tc_pull: 0,
+            count_seen: true,
         }
     }
 }
@@ -214,7 +218,7 @@ pub struct Interface {
 /// Counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Packets the programs ran on.
+    /// Packets the programs ran on (0 unless [`Config::count_seen`]).
     pub seen: u64,
     /// Packets the filter matched ("received by filter").
     pub matched: u64,
@@ -303,6 +307,9 @@ pub struct Capture {
     /// Length of the cBPF program and of each translation, for `-v`.
     pub cbpf_insns: usize,
     pub ebpf_insns: Vec<(&'static str, usize)>,
+    /// Per hook, how its program runs the filter (inlined, or called and
+    /// why), for `-v`.
+    pub linkage: Vec<(&'static str, object::Linkage)>,
     /// Whether the filter was compiled on a live handle.
     pub compiled_live: bool,
 }
@@ -384,8 +391,10 @@ impl Capture {
         let spliced =
             injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
 
-        // Load.
+        // Load, the filters inlined: their call and return would cost
+        // more than most filters do.
         let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
         let object = object::Loaded::load(
             &spliced.elf,
             &[
@@ -395,9 +404,25 @@ impl Capture {
                     obj::GLOBAL_FILTER_READS_LEN,
                     &u32::from(compile::reads_len(&compiled.cbpf)).to_ne_bytes(),
                 ),
+                (
+                    obj::GLOBAL_COUNT_SEEN,
+                    &u32::from(cfg.count_seen).to_ne_bytes(),
+                ),
             ],
             &programs,
+            &bodies,
         )?;
+
+        let linkage = hooks
+            .iter()
+            .map(|(h, _, p)| {
+                let l = object.linkage(p).cloned();
+                (
+                    h.name(),
+                    l.unwrap_or(object::Linkage::Called("not loaded".into())),
+                )
+            })
+            .collect();
 
         // Perf rings and readers, before anything captures.
         let shared = Shared::new();
@@ -441,6 +466,7 @@ impl Capture {
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
             ebpf_insns,
+            linkage,
             compiled_live: compiled.live,
         };
         // On error `cap` is dropped: its links close and its readers stop.

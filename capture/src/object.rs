@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::{EbpfSectionKind, Object, ProgramSection};
+use cbpf2ebpf::ebpf::Insn;
 
 use crate::sys::{self, MapSpec, ProgSpec};
 use crate::Error;
@@ -30,13 +31,39 @@ const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 pub struct Loaded {
     maps: HashMap<String, OwnedFd>,
     programs: HashMap<String, OwnedFd>,
+    linkages: HashMap<String, Linkage>,
+}
+
+/// How a loaded program runs its filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    /// The filter's body replaced its call.
+    Inlined,
+    /// A bpf2bpf call, and why it was not inlined.
+    Called(String),
+}
+
+impl std::fmt::Display for Linkage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Linkage::Inlined => f.write_str("inlined"),
+            Linkage::Called(why) => write!(f, "called: {why}"),
+        }
+    }
 }
 
 impl Loaded {
     /// Parses `elf`, sets each global of `globals` (name, bytes) in its data
     /// section, creates every map and loads the programs named in
-    /// `programs` (XDP or TC classifier programs only).
-    pub fn load(elf: &[u8], globals: &[(&str, &[u8])], programs: &[&str]) -> Result<Loaded, Error> {
+    /// `programs` (XDP or TC classifier programs only). Each function of a
+    /// program whose instructions are one of `inline` (the spliced filters)
+    /// is inlined at its call sites ([`injector::inline`]).
+    pub fn load(
+        elf: &[u8],
+        globals: &[(&str, &[u8])],
+        programs: &[&str],
+        inline: &[&[Insn]],
+    ) -> Result<Loaded, Error> {
         let load_err = |what: String| Error::Load(what);
         let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
         obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
@@ -87,6 +114,7 @@ impl Loaded {
             .map_err(|e| load_err(e.to_string()))?;
 
         let mut loaded = HashMap::new();
+        let mut linkages = HashMap::new();
         for &name in programs {
             let prog = obj
                 .programs
@@ -103,18 +131,37 @@ impl Loaded {
             };
             let function = &obj.functions[&prog.function_key()];
             // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm).
-            let insns: &[u64] = unsafe {
+            let raw: &[[u8; 8]] = unsafe {
                 std::slice::from_raw_parts(
                     function.instructions.as_ptr().cast(),
                     function.instructions.len(),
                 )
             };
+            let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
+            let mut linkage = Linkage::Called("no filter in it".into());
+            for body in inline {
+                if let Some(at) = injector::inline::find_function(&insns, body) {
+                    // A refusal keeps the call, which is always right.
+                    linkage = match injector::inline::inline_calls(&insns, at) {
+                        Ok(done) => {
+                            insns = done.insns;
+                            Linkage::Inlined
+                        }
+                        Err(e) => Linkage::Called(e.to_string()),
+                    };
+                }
+            }
+            linkages.insert(name.to_owned(), linkage);
+            let words: Vec<u64> = insns
+                .iter()
+                .map(|x| u64::from_le_bytes(x.to_bytes()))
+                .collect();
             let fd = sys::prog_load(&ProgSpec {
                 name,
                 prog_type,
                 expected_attach_type,
                 flags,
-                insns,
+                insns: &words,
                 license: &prog.license,
                 kernel_version: prog.kernel_version.unwrap_or(0),
             })
@@ -124,7 +171,13 @@ impl Loaded {
         Ok(Loaded {
             maps,
             programs: loaded,
+            linkages,
         })
+    }
+
+    /// How program `name` runs its filter.
+    pub fn linkage(&self, name: &str) -> Option<&Linkage> {
+        self.linkages.get(name)
     }
 
     pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {

@@ -50,8 +50,9 @@ pub use error::Error;
 /// program received (an Ethernet header and VLAN tags fit).
 pub const MAX_START_OFFSET: u64 = 64;
 
-/// The most stack the translated function uses, in bytes.
-pub const STACK_BYTES: usize = 96;
+/// The most stack the translated function uses, in bytes (skb mode's copy
+/// of the packet's first bytes is most of it).
+pub const STACK_BYTES: usize = 240;
 
 /// How the filter reads packet bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

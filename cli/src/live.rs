@@ -188,6 +188,8 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         },
         perf_pages: live.perf_pages,
         wakeup: wakeup(live),
+        // Only -v prints it, and counting costs on every packet.
+        count_seen: live.verbose > 0,
         ..Config::default()
     };
 
@@ -270,7 +272,8 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         let sizes: Vec<String> = cap
             .ebpf_insns
             .iter()
-            .map(|(h, n)| format!("{n} eBPF instructions at {h}"))
+            .zip(&cap.linkage)
+            .map(|((h, n), (_, l))| format!("{n} eBPF instructions at {h} ({l})"))
             .collect();
         eprintln!(
             "xcap: filter {:?}: {} cBPF instructions{} -> {}",

@@ -25,7 +25,7 @@
  *     readable byte (data, data_end);
  *   - wirelen: the packet's length on the wire (cBPF `len`);
  *   - returns 0 to reject, else the snap length (the cBPF return value).
- *   r1-r5 are clobbered, r6-r9 preserved; the filter uses at most 96 bytes
+ *   r1-r5 are clobbered, r6-r9 preserved; the filter uses at most 240 bytes
  *   of its own stack.
  *
  * The stub must be `static __noinline`: a static (LOCAL) function is

@@ -9,12 +9,12 @@
 //!
 //! All let every packet pass (XDP_PASS; TC_ACT_UNSPEC, i.e. TCX_NEXT) and
 //! count, per CPU, in the array map [`COUNTERS_MAP`]: packets seen
-//! ([`COUNTER_SEEN`]), packets the filter matched ([`COUNTER_MATCHED`],
+//! ([`COUNTER_SEEN`], unless [`GLOBAL_COUNT_SEEN`] is 0), packets the filter matched ([`COUNTER_MATCHED`],
 //! filter result != 0) and failed perf outputs ([`COUNTER_OUTPUT_ERRORS`]).
 //! A match sends a perf sample to [`EVENTS_MAP`]: a 40-byte header (see
 //! `capture-bpf/src/main.rs`, `Hdr`) and the packet's first
 //! `min(snaplen, filter result, length)` bytes. [`GLOBAL_SNAPLEN`],
-//! [`GLOBAL_TC_PULL`] and [`GLOBAL_FILTER_READS_LEN`] are `.rodata` globals
+//! [`GLOBAL_TC_PULL`], [`GLOBAL_FILTER_READS_LEN`] and [`GLOBAL_COUNT_SEEN`] are `.rodata` globals
 //! for `EbpfLoader::set_global`.
 
 /// The compiled object (ELF, bpfel, with `.BTF` and `.BTF.ext`).
@@ -37,3 +37,6 @@ pub const GLOBAL_TC_PULL: &str = "XCAP_TC_PULL";
 /// u32, XDP: 0 when the filter never reads the wire length (saves a helper
 /// call per packet); 1, the default, otherwise.
 pub const GLOBAL_FILTER_READS_LEN: &str = "XCAP_FILTER_READS_LEN";
+/// u32, XDP and TC: 1 (the default) to count packets seen, 0 to save the
+/// counter's cost on every packet.
+pub const GLOBAL_COUNT_SEEN: &str = "XCAP_COUNT_SEEN";

@@ -36,6 +36,10 @@ mod names;
 #[cfg(feature = "capture")]
 pub mod capture;
 
+/// Replacing bpf2bpf calls of a filter by its body, in a linked program
+/// (the call and return cost more than most filters).
+pub mod inline;
+
 /// Filters as eBPF blobs: raw instructions, a function object to link, a
 /// complete XDP or TC program (see `blob`'s documentation).
 pub mod blob;

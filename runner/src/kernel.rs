@@ -529,15 +529,32 @@ pub struct KernelFilter {
     fd: Fd,
     mode: Mode,
     info: Option<ProgInfo>,
+    inlined: bool,
 }
 
 impl KernelFilter {
     /// Loads `filter` (a function with the cbpf2ebpf ABI, ending in `exit`)
     /// behind the wrapper for `mode`.
     pub fn load(filter: &[Insn], mode: Mode) -> Result<Self> {
+        Self::load_linked(filter, mode, false)
+    }
+
+    /// [`KernelFilter::load`] with the filter inlined into the wrapper
+    /// (`injector::inline`), as xcap's live capture loads it.
+    pub fn load_inlined(filter: &[Insn], mode: Mode) -> Result<Self> {
+        Self::load_linked(filter, mode, true)
+    }
+
+    fn load_linked(filter: &[Insn], mode: Mode, inlined: bool) -> Result<Self> {
         let mut insns = wrapper(mode);
-        let wrapper_len = insns.len();
+        let mut wrapper_len = insns.len();
         insns.extend_from_slice(filter);
+        if inlined {
+            insns = injector::inline::inline_calls(&insns, wrapper_len)
+                .map_err(|e| Error::Inline(e.to_string()))?
+                .insns;
+            wrapper_len = 0;
+        }
         let name = match mode {
             Mode::Direct => "xcap_direct",
             Mode::Skb => "xcap_skb",
@@ -545,11 +562,21 @@ impl KernelFilter {
         };
         let fd = load(prog_type(mode), &insns, name, wrapper_len)?;
         let info = prog_info(&fd).ok();
-        Ok(KernelFilter { fd, mode, info })
+        Ok(KernelFilter {
+            fd,
+            mode,
+            info,
+            inlined,
+        })
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Whether the filter was inlined into the wrapper.
+    pub fn inlined(&self) -> bool {
+        self.inlined
     }
 
     /// The loaded program (wrapper and filter).

@@ -64,6 +64,9 @@ pub enum Error {
     /// The wrapper program did not report a result (a bug in this crate).
     #[error("wrapper program failed: {0}")]
     Wrapper(String),
+    /// The filter could not be inlined ([`Engine::KernelInlined`]).
+    #[error("{0}")]
+    Inline(String),
     /// The interpreter refused the program or stopped it.
     #[error("vm: {0}")]
     Vm(#[from] vm::VmError),
@@ -89,15 +92,19 @@ pub enum Engine {
     Kernel,
     /// The user-space interpreter in [`vm`].
     Vm,
+    /// The kernel, with the filter inlined into the wrapper instead of
+    /// called (`injector::inline`, what live capture loads).
+    KernelInlined,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 2] = [Engine::Kernel, Engine::Vm];
+    pub const ALL: [Engine; 3] = [Engine::Kernel, Engine::Vm, Engine::KernelInlined];
 
     pub fn name(self) -> &'static str {
         match self {
             Engine::Kernel => "kernel",
             Engine::Vm => "vm",
+            Engine::KernelInlined => "kernel-inlined",
         }
     }
 }
@@ -114,7 +121,10 @@ impl FromStr for Engine {
         match s {
             "kernel" => Ok(Engine::Kernel),
             "vm" => Ok(Engine::Vm),
-            _ => Err(format!("unknown engine {s:?} (expected kernel or vm)")),
+            "kernel-inlined" => Ok(Engine::KernelInlined),
+            _ => Err(format!(
+                "unknown engine {s:?} (expected kernel, vm or kernel-inlined)"
+            )),
         }
     }
 }
@@ -150,12 +160,14 @@ impl Filter {
     pub fn load(engine: Engine, insns: &[Insn], mode: Mode) -> Result<Self> {
         Ok(match engine {
             Engine::Kernel => Filter::Kernel(KernelFilter::load(insns, mode)?),
+            Engine::KernelInlined => Filter::Kernel(KernelFilter::load_inlined(insns, mode)?),
             Engine::Vm => Filter::Vm(VmFilter::new(insns, mode)?),
         })
     }
 
     pub fn engine(&self) -> Engine {
         match self {
+            Filter::Kernel(k) if k.inlined() => Engine::KernelInlined,
             Filter::Kernel(_) => Engine::Kernel,
             Filter::Vm(_) => Engine::Vm,
         }

@@ -245,7 +245,7 @@ pub fn assert_matches_libpcap(what: &str, prog: &[Insn], packets: &[(Vec<u8>, u3
         let mode = variant.mode;
         let t = translate(prog, &variant.options())
             .unwrap_or_else(|e| panic!("{what}: translation failed in {mode:?} mode: {e}"));
-        for engine in [Engine::Vm, Engine::Kernel] {
+        for engine in Engine::ALL {
             let f = Filter::load(engine, &t.insns, mode)
                 .unwrap_or_else(|e| panic!("{what}: {engine}/{mode:?}: {e}"));
             for (n, (data, wirelen)) in packets.iter().enumerate() {

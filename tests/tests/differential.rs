@@ -1,7 +1,8 @@
 //! Differential tests: libpcap's interpreter (`bpf_filter()`, what
 //! `tcpdump -r` runs) against our translation, in the user-space VM and in
 //! the kernel (BPF_PROG_TEST_RUN, so the real verifier accepts every
-//! program), in all three access modes, over libpcap's own test
+//! program; the filter called as a subprogram and inlined into its
+//! caller), in all three access modes, over libpcap's own test
 //! expressions and tcpdump's capture files.
 //!
 //! Each test prints how many (expression, packet) cases it compared.
@@ -45,7 +46,10 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
         })
         .collect();
 
-    for engine in [Engine::Vm, Engine::Kernel] {
+    // The kernel twice: the filter called as a subprogram (how `xcap
+    // compile` objects and tracing programs run it) and inlined (how live
+    // capture loads it).
+    for engine in [Engine::Vm, Engine::Kernel, Engine::KernelInlined] {
         for variant in VARIANTS {
             let tally = Tally::default();
             let next = AtomicUsize::new(0);

@@ -536,7 +536,8 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
     td.wait_listening("tcpdump");
     let mut xc = Command::new("ip");
     xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    xc.args(["-i", RX_IF])
+    // -v: the filter's sizes and linkage, and every counter at the end.
+    xc.args(["-v", "-i", RX_IF])
         .args(setup.xcap_args())
         .arg("-w")
         .arg(&xcap_file)
@@ -553,6 +554,16 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
     let (tcode, tlines) = td.finish("tcpdump");
     assert_eq!(tcode, 0, "tcpdump: {}", tlines.join("\n"));
     assert_eq!(xcode, 0, "xcap {setup:?} '{filter}': {}", xlines.join("\n"));
+
+    // Live capture inlines the filter (a call would cost more than it).
+    let sizes = xlines
+        .iter()
+        .find(|l| l.contains("eBPF instructions at"))
+        .unwrap_or_else(|| panic!("no filter line with -v: {}", xlines.join("\n")));
+    assert!(
+        sizes.matches("(inlined)").count() == sizes.matches("eBPF instructions at").count(),
+        "{sizes}"
+    );
 
     let mut theirs = read_pcap(&tcpdump_file);
     let mut ours = read_pcap(&xcap_file);
@@ -575,6 +586,18 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
         "{}",
         xlines.join("\n")
     );
+    // -v counts every packet the programs ran on.
+    let seen = xlines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("xcap: ")?
+                .split(" packets seen")
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no 'seen' counter: {}", xlines.join("\n")));
+    assert!(seen >= captured && seen > 0, "{}", xlines.join("\n"));
     theirs.sort();
     ours.sort();
     if theirs != ours {

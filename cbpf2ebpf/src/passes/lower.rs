@@ -49,6 +49,8 @@ mod stack {
     pub const PREFIX_LEN: u32 = 128;
 }
 
+const _: () = assert!((-(stack::PREFIX as i32)) as usize <= crate::STACK_BYTES);
+
 /// See `Lower::prefix_indexed`.
 const MAX_PREFIX_INDEXED_LOADS: usize = 8;
 
