@@ -1352,36 +1352,41 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     }
     let fixed_rate = fixed_rate.unwrap_or(DEFAULT_RATE);
 
-    // The programs' own run time, with the kernel's statistics on: one run
-    // per (setup, matching) at the fixed rate.
+    // The programs' own run time, with the kernel's statistics on: as many
+    // runs per (setup, matching) at the fixed rate as the other tables,
+    // interleaved (one run moves by 10 ns from the next on this VM).
     let mut prog_costs: Vec<(&'static str, usize, std::result::Result<Run, String>)> = Vec::new();
-    for every in [100usize, 1] {
-        for row in rows.iter().filter(|r| measurable(r)) {
-            if matches!(row.setup, Setup::None | Setup::Tcpdump) {
-                continue;
-            }
-            log(&format!(
-                "capture: {}, {} matching, {} kpps, BPF statistics on",
-                row.name,
-                pct(every),
-                fixed_rate / 1000
-            ));
-            let plan = Plan {
-                setup: &row.setup,
-                every,
-                rate: Some(fixed_rate),
-                prog_stats: true,
-            };
-            let r = run_one(&mut n, cfg, &plan, &pass_obj).map_err(|e| cell(&e));
-            if let Ok(r) = &r {
-                if let Some((runs, ns)) = r.prog {
-                    log(&format!(
-                        "capture:   {runs} program runs, {:.1} ns per run",
-                        ns as f64 / runs.max(1) as f64
-                    ));
+    for round in 0..cfg.runs {
+        for every in [100usize, 1] {
+            for row in rows.iter().filter(|r| measurable(r)) {
+                if matches!(row.setup, Setup::None | Setup::Tcpdump) {
+                    continue;
                 }
+                log(&format!(
+                    "capture: {}, {} matching, {} kpps, BPF statistics on, run {}/{}",
+                    row.name,
+                    pct(every),
+                    fixed_rate / 1000,
+                    round + 1,
+                    cfg.runs
+                ));
+                let plan = Plan {
+                    setup: &row.setup,
+                    every,
+                    rate: Some(fixed_rate),
+                    prog_stats: true,
+                };
+                let r = run_one(&mut n, cfg, &plan, &pass_obj).map_err(|e| cell(&e));
+                if let Ok(r) = &r {
+                    if let Some((runs, ns)) = r.prog {
+                        log(&format!(
+                            "capture:   {runs} program runs, {:.1} ns per run",
+                            ns as f64 / runs.max(1) as f64
+                        ));
+                    }
+                }
+                prog_costs.push((row.name, every, r));
             }
-            prog_costs.push((row.name, every, r));
         }
     }
 
@@ -1695,45 +1700,71 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     let _ = writeln!(s, "### The programs' own cost per packet\n");
     let _ = writeln!(
         s,
-        "One more run per setup at {} kpps with the kernel's BPF run-time statistics on \
+        "{} more runs per setup at {} kpps with the kernel's BPF run-time statistics on \
          (`BPF_ENABLE_STATS`; `run_time_ns` / `run_cnt` of the setup's programs over the window, read with \
-         `bpftool prog show --json`). This is what the program itself costs per packet, helpers included \
-         (`bpf_perf_event_output` for a captured packet), without the rest of the path; the statistics add \
-         two clock reads to every run, the same for every row. **over bare**: minus the bare pass program of \
-         the same hook and mode.\n",
+         `bpftool prog show --json`), interleaved as above. This is what the program itself costs per packet, \
+         helpers included (`bpf_perf_event_output` for a captured packet), without the rest of the path; the \
+         statistics add two clock reads to every run, the same for every row. **ns per run**: the median of \
+         the runs; **over bare**: minus the median of the bare pass program of the same hook and mode.\n",
+        cfg.runs,
         fixed_rate / 1000
     );
     let _ = writeln!(
         s,
-        "| setup | matching | program runs | ns per run | over bare |"
+        "| setup | matching | program runs | ns per run | min-max | over bare |"
     );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|");
-    let per_run = |name: &str, every: usize| -> Option<f64> {
-        prog_costs
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+    // Median, min and max of the ns per run of (setup, matching).
+    let per_run = |name: &str, every: usize| -> Option<(f64, f64, f64)> {
+        let mut v: Vec<f64> = prog_costs
             .iter()
-            .find(|(n, e, _)| *n == name && *e == every)
-            .and_then(|(_, _, r)| r.as_ref().ok())
-            .and_then(|r| r.prog)
+            .filter(|(n, e, _)| *n == name && *e == every)
+            .filter_map(|(_, _, r)| r.as_ref().ok()?.prog)
             .map(|(runs, ns)| ns as f64 / runs.max(1) as f64)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        let m = median(&mut v);
+        Some((m, v[0], v[v.len() - 1]))
     };
     for every in [100usize, 1] {
-        for (name, _, r) in prog_costs.iter().filter(|(_, e, _)| *e == every) {
-            let bare = rows.iter().find(|x| x.name == *name).and_then(|x| x.bare);
-            match r {
-                Ok(run) => {
-                    let (runs, ns) = run.prog.unwrap_or((0, 0));
-                    let own = ns as f64 / runs.max(1) as f64;
+        let mut names: Vec<&'static str> = Vec::new();
+        for (name, e, _) in &prog_costs {
+            if *e == every && !names.contains(name) {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let bare = rows.iter().find(|x| x.name == name).and_then(|x| x.bare);
+            let runs: u64 = prog_costs
+                .iter()
+                .filter(|(n, e, _)| *n == name && *e == every)
+                .filter_map(|(_, _, r)| r.as_ref().ok()?.prog)
+                .map(|(runs, _)| runs)
+                .sum();
+            match per_run(name, every) {
+                Some((own, lo, hi)) => {
                     let over = bare
                         .and_then(|b| per_run(b, every))
-                        .map_or(String::new(), |b| format!("{:+.1}", own - b));
+                        .map_or(String::new(), |(b, _, _)| format!("{:+.1}", own - b));
                     let _ = writeln!(
                         s,
-                        "| {name} | {} | {runs} | {own:.1} | {over} |",
+                        "| {name} | {} | {runs} | {own:.1} | {lo:.1}-{hi:.1} | {over} |",
                         pct(every)
                     );
                 }
-                Err(e) => {
-                    let _ = writeln!(s, "| {name} | {} | {e} | | |", pct(every));
+                None => {
+                    let e = prog_costs
+                        .iter()
+                        .find_map(|(n, e, r)| {
+                            (*n == name && *e == every)
+                                .then(|| r.as_ref().err())
+                                .flatten()
+                        })
+                        .cloned()
+                        .unwrap_or_default();
+                    let _ = writeln!(s, "| {name} | {} | {e} | | | |", pct(every));
                 }
             }
         }
@@ -1842,8 +1873,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         ),
         ("`xcap --tc`", "bare TC pass program"),
     ] {
-        if let (Some(a), Some(b)) = (per_run(x, 100), per_run(bare, 100)) {
+        if let (Some((a, alo, ahi)), Some((b, blo, bhi))) = (per_run(x, 100), per_run(bare, 100)) {
             let d = a - b;
+            let noise = (ahi - alo) / 2.0 + (bhi - blo) / 2.0;
             let target = if x.contains("xdp") {
                 10.0
             } else {
@@ -1851,7 +1883,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
             };
             let _ = writeln!(
                 s,
-                "| {x}: the program's own cost over {bare} (BPF statistics) | {} kpps | {d:+.1} ns ({a:.1} vs {b:.1}) | | {} |",
+                "| {x}: the program's own cost over {bare} (BPF statistics) | {} kpps | {d:+.1} ns ({a:.1} vs {b:.1}) | {noise:.1} | {} |",
                 fixed_rate / 1000,
                 if target.is_infinite() {
                     "(no target; for reference)"

@@ -23,9 +23,6 @@ use crate::sys::{self, MapSpec, ProgSpec};
 use crate::Error;
 
 const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// The maps and loaded programs of one object. Dropping it closes them.
 pub struct Loaded {
@@ -122,11 +119,11 @@ impl Loaded {
                 .ok_or_else(|| load_err(format!("no program {name}")))?;
             let (prog_type, expected_attach_type, flags) = match prog.section {
                 ProgramSection::Xdp { frags, .. } => (
-                    BPF_PROG_TYPE_XDP,
+                    sys::PROG_TYPE_XDP,
                     sys::BPF_XDP,
-                    if frags { BPF_F_XDP_HAS_FRAGS } else { 0 },
+                    if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
                 ),
-                ProgramSection::SchedClassifier => (BPF_PROG_TYPE_SCHED_CLS, 0, 0),
+                ProgramSection::SchedClassifier => (sys::PROG_TYPE_SCHED_CLS, 0, 0),
                 _ => return Err(load_err(format!("{name}: not an XDP or TC program"))),
             };
             let function = &obj.functions[&prog.function_key()];
@@ -152,16 +149,12 @@ impl Loaded {
                 }
             }
             linkages.insert(name.to_owned(), linkage);
-            let words: Vec<u64> = insns
-                .iter()
-                .map(|x| u64::from_le_bytes(x.to_bytes()))
-                .collect();
             let fd = sys::prog_load(&ProgSpec {
                 name,
                 prog_type,
                 expected_attach_type,
                 flags,
-                insns: &words,
+                insns: &cbpf2ebpf::ebpf::to_bytes(&insns),
                 license: &prog.license,
                 kernel_version: prog.kernel_version.unwrap_or(0),
             })
@@ -195,18 +188,17 @@ impl Loaded {
 pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
     // r0 = XDP_PASS (2) or TCX_NEXT (-1); exit
     let imm: i32 = if xdp { 2 } else { -1 };
-    let mov = 0xb7u64 | ((imm as u32 as u64) << 32);
-    let exit = 0x95u64;
+    let insns = cbpf2ebpf::ebpf::to_bytes(&[Insn::mov64_imm(0, imm), Insn::exit()]);
     sys::prog_load(&ProgSpec {
         name: "xcap_wait",
         prog_type: if xdp {
-            BPF_PROG_TYPE_XDP
+            sys::PROG_TYPE_XDP
         } else {
-            BPF_PROG_TYPE_SCHED_CLS
+            sys::PROG_TYPE_SCHED_CLS
         },
         expected_attach_type: if xdp { sys::BPF_XDP } else { 0 },
-        flags: if xdp { BPF_F_XDP_HAS_FRAGS } else { 0 },
-        insns: &[mov, exit],
+        flags: if xdp { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
+        insns: &insns,
         license: c"GPL",
         kernel_version: 0,
     })

@@ -20,8 +20,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R10, R2, R3, R4, R6, R7};
 use cbpf2ebpf::Mode;
@@ -33,10 +32,10 @@ use crate::{Error, Result};
 pub struct ProgType(pub u32);
 
 impl ProgType {
-    pub const SOCKET_FILTER: ProgType = ProgType(1);
-    pub const SCHED_CLS: ProgType = ProgType(3);
-    pub const XDP: ProgType = ProgType(6);
-    pub const SYSCALL: ProgType = ProgType(31);
+    pub const SOCKET_FILTER: ProgType = ProgType(bpf_sys::PROG_TYPE_SOCKET_FILTER);
+    pub const SCHED_CLS: ProgType = ProgType(bpf_sys::PROG_TYPE_SCHED_CLS);
+    pub const XDP: ProgType = ProgType(bpf_sys::PROG_TYPE_XDP);
+    pub const SYSCALL: ProgType = ProgType(bpf_sys::PROG_TYPE_SYSCALL);
 }
 
 /// An owned file descriptor of a loaded program; closed on drop.
@@ -64,11 +63,6 @@ impl AsRawFd for Fd {
 // ---------------------------------------------------------------------------
 // bpf(2)
 
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_TEST_RUN: libc::c_int = 10;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
-
 /// The license the wrapper and filter are loaded under: GPL-compatible, as
 /// `bpf_probe_read_kernel` requires.
 const LICENSE: &CStr = c"Dual MIT/GPL";
@@ -80,64 +74,6 @@ const LOG_SIZE: usize = 4 << 20;
 
 /// How many lines of the verifier log an [`Error::Refused`] keeps.
 const LOG_TAIL_LINES: usize = 30;
-
-/// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// `union bpf_attr` for `BPF_PROG_TEST_RUN` (the `test` member).
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-/// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
-#[repr(C)]
-#[derive(Default)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
-}
-
-unsafe fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> libc::c_long {
-    libc::syscall(
-        libc::SYS_bpf,
-        cmd,
-        attr as *mut T as *mut libc::c_void,
-        size_of::<T>() as libc::c_uint,
-    )
-}
 
 fn syscall_error(what: &'static str, err: io::Error) -> Error {
     match err.raw_os_error() {
@@ -157,43 +93,21 @@ pub fn load_program(prog_type: ProgType, insns: &[Insn], name: &str) -> Result<F
 /// (for error messages).
 fn load(prog_type: ProgType, insns: &[Insn], name: &str, wrapper_len: usize) -> Result<Fd> {
     let bytes = cbpf2ebpf::ebpf::to_bytes(insns);
-    let mut prog_name = [0u8; 16];
-    for (d, s) in prog_name.iter_mut().zip(
-        name.bytes()
-            .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
-            .take(15),
-    ) {
-        *d = s;
-    }
-    let attempt = |log: Option<&mut Vec<u8>>| -> std::result::Result<Fd, io::Error> {
-        let mut attr = ProgLoadAttr {
-            prog_type: prog_type.0,
-            insn_cnt: insns.len() as u32,
-            insns: bytes.as_ptr() as u64,
-            license: LICENSE.as_ptr() as u64,
-            prog_name,
-            // The kernel loads SYSCALL programs only as sleepable.
-            prog_flags: if prog_type == ProgType::SYSCALL {
-                BPF_F_SLEEPABLE
-            } else {
-                0
-            },
-            ..Default::default()
-        };
-        if let Some(log) = log {
-            attr.log_level = 1;
-            attr.log_size = log.len() as u32;
-            attr.log_buf = log.as_mut_ptr() as u64;
-        }
-        // SAFETY: the attribute points at buffers that outlive the call.
-        let fd = unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) };
-        if fd < 0 {
-            Err(io::Error::last_os_error())
+    let spec = bpf_sys::ProgLoad {
+        name,
+        prog_type: prog_type.0,
+        insns: &bytes,
+        license: LICENSE,
+        // The kernel loads SYSCALL programs only as sleepable.
+        flags: if prog_type == ProgType::SYSCALL {
+            bpf_sys::BPF_F_SLEEPABLE
         } else {
-            // SAFETY: the kernel just gave us this descriptor.
-            Ok(Fd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
-        }
+            0
+        },
+        ..Default::default()
     };
+    let attempt =
+        |log: Option<&mut Vec<u8>>| bpf_sys::prog_load(&spec, log.map(|l| &mut l[..])).map(Fd);
     // Load without a log first (verifying with a log is slower), and again
     // with one only to explain a refusal.
     match attempt(None) {
@@ -205,11 +119,7 @@ fn load(prog_type: ProgType, insns: &[Insn], name: &str, wrapper_len: usize) -> 
                 // Should not happen, but a program is a program.
                 Ok(fd) => Ok(fd),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::PermissionDenied),
-                Err(_) => {
-                    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                    let text = String::from_utf8_lossy(&log[..end]);
-                    Err(refused(&text, &first, wrapper_len))
-                }
+                Err(_) => Err(refused(&bpf_sys::log_text(&log), &first, wrapper_len)),
             }
         }
     }
@@ -273,122 +183,16 @@ fn refused(log: &str, err: &io::Error, wrapper_len: usize) -> Error {
     }
 }
 
-/// Input and output of one [`test_run`].
-#[derive(Clone, Debug, Default)]
-pub struct TestRun<'a> {
-    pub data_in: &'a [u8],
-    /// Capacity of the data output buffer (0: no output wanted).
-    pub data_out_len: usize,
-    pub ctx_in: &'a [u8],
-    /// Capacity of the context output buffer.
-    pub ctx_out_len: usize,
-    /// How many times to run (0 and 1 both run once); for timing.
-    pub repeat: u32,
-}
-
-/// What a [`test_run`] gave back.
-#[derive(Clone, Debug, Default)]
-pub struct TestRunResult {
-    pub retval: u32,
-    pub data_out: Vec<u8>,
-    pub ctx_out: Vec<u8>,
-    /// Mean run time in nanoseconds, as the kernel measured it.
-    pub duration_ns: u32,
-}
+pub use bpf_sys::{ProgInfo, TestRun, TestRunResult};
 
 /// `BPF_PROG_TEST_RUN`.
 pub fn test_run(prog: impl AsFd, args: &TestRun<'_>) -> Result<TestRunResult> {
-    let mut data_out = vec![0u8; args.data_out_len];
-    let mut ctx_out = vec![0u8; args.ctx_out_len];
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_fd().as_raw_fd() as u32,
-        data_size_in: args.data_in.len() as u32,
-        data_in: ptr_or_null(args.data_in),
-        data_size_out: data_out.len() as u32,
-        data_out: if data_out.is_empty() {
-            0
-        } else {
-            data_out.as_mut_ptr() as u64
-        },
-        ctx_size_in: args.ctx_in.len() as u32,
-        ctx_in: ptr_or_null(args.ctx_in),
-        ctx_size_out: ctx_out.len() as u32,
-        ctx_out: if ctx_out.is_empty() {
-            0
-        } else {
-            ctx_out.as_mut_ptr() as u64
-        },
-        repeat: args.repeat,
-        ..Default::default()
-    };
-    // SAFETY: all buffers outlive the call and their sizes are given.
-    let r = unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr) };
-    if r < 0 {
-        return Err(syscall_error(
-            "BPF_PROG_TEST_RUN",
-            io::Error::last_os_error(),
-        ));
-    }
-    data_out.truncate(attr.data_size_out as usize);
-    ctx_out.truncate(attr.ctx_size_out as usize);
-    Ok(TestRunResult {
-        retval: attr.retval,
-        data_out,
-        ctx_out,
-        duration_ns: attr.duration,
-    })
-}
-
-fn ptr_or_null(b: &[u8]) -> u64 {
-    if b.is_empty() {
-        0
-    } else {
-        b.as_ptr() as u64
-    }
-}
-
-/// The parts of `struct bpf_prog_info` we use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProgInfo {
-    pub prog_type: u32,
-    pub id: u32,
-    /// Size of the JIT-compiled code in bytes (0 without the JIT).
-    pub jited_prog_len: u32,
-    /// Size of the program after the kernel's rewrites, in bytes.
-    pub xlated_prog_len: u32,
-    /// Instructions the verifier processed (kernel 5.16+, else `None`).
-    pub verified_insns: Option<u32>,
+    bpf_sys::test_run(prog.as_fd(), args).map_err(|e| syscall_error("BPF_PROG_TEST_RUN", e))
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` on a program.
 pub fn prog_info(prog: impl AsFd) -> Result<ProgInfo> {
-    // struct bpf_prog_info is 232 bytes on 6.18; ask for a little more and
-    // let the kernel say how much it filled in.
-    let mut buf = [0u8; 256];
-    let mut attr = InfoAttr {
-        bpf_fd: prog.as_fd().as_raw_fd() as u32,
-        info_len: buf.len() as u32,
-        info: buf.as_mut_ptr() as u64,
-    };
-    // SAFETY: the buffer outlives the call and its size is given.
-    let r = unsafe { sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) };
-    if r < 0 {
-        return Err(syscall_error(
-            "BPF_OBJ_GET_INFO_BY_FD",
-            io::Error::last_os_error(),
-        ));
-    }
-    let filled = attr.info_len as usize;
-    let u32_at = |off: usize| {
-        (off + 4 <= filled).then(|| u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()))
-    };
-    Ok(ProgInfo {
-        prog_type: u32_at(0).unwrap_or(0),
-        id: u32_at(4).unwrap_or(0),
-        jited_prog_len: u32_at(16).unwrap_or(0),
-        xlated_prog_len: u32_at(20).unwrap_or(0),
-        verified_insns: u32_at(216),
-    })
+    bpf_sys::prog_info(prog.as_fd()).map_err(|e| syscall_error("BPF_OBJ_GET_INFO_BY_FD", e))
 }
 
 // ---------------------------------------------------------------------------
@@ -665,17 +469,23 @@ impl KernelFilter {
     /// Instructions the verifier processed for the whole program (wrapper
     /// included), from `bpf_prog_info.verified_insns`.
     pub fn verified_insns(&self) -> Option<u32> {
-        self.info.and_then(|i| i.verified_insns)
+        self.info.as_ref().and_then(|i| i.verified_insns)
     }
 
     /// Size in bytes of the JIT-compiled program (wrapper included), if the
     /// JIT is on.
     pub fn jited_len(&self) -> Option<u32> {
-        self.info.map(|i| i.jited_prog_len).filter(|&n| n > 0)
+        self.info
+            .as_ref()
+            .map(|i| i.jited_prog_len)
+            .filter(|&n| n > 0)
     }
 
     /// Size in bytes of the program after the kernel's rewrites.
     pub fn xlated_len(&self) -> Option<u32> {
-        self.info.map(|i| i.xlated_prog_len).filter(|&n| n > 0)
+        self.info
+            .as_ref()
+            .map(|i| i.xlated_prog_len)
+            .filter(|&n| n > 0)
     }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::{
-    os::fd::{AsFd, AsRawFd},
+    os::fd::AsFd,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -84,53 +84,15 @@ pub fn packet(first: u8, ipv4: bool) -> Vec<u8> {
     p
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-
 /// Runs a loaded program once on `data` (BPF_PROG_TEST_RUN); its return value.
 pub fn test_run(prog: &aya::programs::ProgramFd, data: &[u8]) -> u32 {
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_fd().as_raw_fd() as u32,
-        data_size_in: data.len() as u32,
-        data_in: data.as_ptr() as u64,
-        repeat: 1,
+    let run = bpf_sys::TestRun {
+        data_in: data,
         ..Default::default()
     };
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            std::mem::size_of::<TestRunAttr>(),
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "BPF_PROG_TEST_RUN: {}",
-        std::io::Error::last_os_error()
-    );
-    attr.retval
+    bpf_sys::test_run(prog.as_fd(), &run)
+        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"))
+        .retval
 }
 
 pub fn fixture(name: &str) -> PathBuf {
