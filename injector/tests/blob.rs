@@ -244,7 +244,14 @@ fn program_objects_load_with_bpftool() {
             ..BlobOptions::for_program(kind)
         };
         let b = blob(&expr, &opts);
-        let obj = dir.file(&format!("p{i}.o"), &b.program_object(kind, invert).unwrap());
+        let bytes = b.program_object(kind, invert).unwrap();
+        // The filter is inlined: no .text function, no call.
+        let elf = object::File::parse(&bytes[..]).unwrap();
+        assert!(
+            object::Object::section_by_name(&elf, ".text").is_none(),
+            "{expr}: the filter was not inlined"
+        );
+        let obj = dir.file(&format!("p{i}.o"), &bytes);
         let (got_ty, got_name, btf) = bpftool_load(&obj);
         assert_eq!((got_ty.as_str(), got_name.as_str()), (ty, name), "{expr}");
         assert!(btf, "{expr}: loaded without BTF");

@@ -128,38 +128,53 @@ pub(super) fn program_object(
     let mut obj = new_object();
     let mut btf = Btf::default();
     let mut ext = BtfExt::default();
-    let filter_proto = filter_proto(&mut btf);
+    let verdict = match (kind, invert) {
+        (ProgramKind::Xdp, false) => "XDP_PASS if it matches, else XDP_DROP",
+        (ProgramKind::Xdp, true) => "XDP_DROP if it matches, else XDP_PASS",
+        (ProgramKind::Tc, false) => "TC_ACT_OK if it matches, else TC_ACT_SHOT",
+        (ProgramKind::Tc, true) => "TC_ACT_SHOT if it matches, else TC_ACT_OK",
+    };
+    let (entry, call) = kind.code(blob.mode(), invert);
 
-    // The filter: a static function in .text, verified in the caller's
-    // context.
-    let code = blob.bytes();
-    let text = code_section(&mut obj, ".text", &code);
-    let filter = func_symbol(
-        &mut obj,
-        PROGRAM_FILTER_NAME,
-        text,
-        code.len(),
-        elf::STB_LOCAL,
-        elf::STV_DEFAULT,
-    );
-    let func = btf.func(PROGRAM_FILTER_NAME, filter_proto, Linkage::Static);
-    let text_name = btf.string(".text");
-    ext.func(text_name, 0, func);
-    let l = line(&mut btf, 0, &format!("xcap filter: {}", blob.source()));
-    ext.line(text_name, l);
+    // The filter inlined into the entry: a bpf2bpf call and return cost
+    // more than most filters. If the inliner refuses (it never has on a
+    // translated filter), the filter stays a static function in .text,
+    // called and verified in the caller's context.
+    let mut linked = entry.clone();
+    linked[call].imm = (entry.len() - call - 1) as i32;
+    linked.extend_from_slice(blob.insns());
+    let inlined = crate::inline::inline_calls(&linked, entry.len()).ok();
+    let filter = match inlined {
+        Some(_) => None,
+        None => {
+            let filter_proto = filter_proto(&mut btf);
+            let code = blob.bytes();
+            let text = code_section(&mut obj, ".text", &code);
+            let filter = func_symbol(
+                &mut obj,
+                PROGRAM_FILTER_NAME,
+                text,
+                code.len(),
+                elf::STB_LOCAL,
+                elf::STV_DEFAULT,
+            );
+            let func = btf.func(PROGRAM_FILTER_NAME, filter_proto, Linkage::Static);
+            let text_name = btf.string(".text");
+            ext.func(text_name, 0, func);
+            let l = line(&mut btf, 0, &format!("xcap filter: {}", blob.source()));
+            ext.line(text_name, l);
+            Some(filter)
+        }
+    };
 
     // The programs: `int name(struct ctx *ctx)`.
     let int = btf.int("int", 4, true);
     let ctx = btf.fwd_struct(kind.ctx_struct());
     let ctx_ptr = btf.ptr(ctx);
     let proto = btf.func_proto(int, &[("ctx", ctx_ptr)]);
-    let (entry, call) = kind.code(blob.mode(), invert);
-    let entry_bytes = cbpf2ebpf::ebpf::to_bytes(&entry);
-    let verdict = match (kind, invert) {
-        (ProgramKind::Xdp, false) => "XDP_PASS if it matches, else XDP_DROP",
-        (ProgramKind::Xdp, true) => "XDP_DROP if it matches, else XDP_PASS",
-        (ProgramKind::Tc, false) => "TC_ACT_OK if it matches, else TC_ACT_SHOT",
-        (ProgramKind::Tc, true) => "TC_ACT_SHOT if it matches, else TC_ACT_OK",
+    let entry_bytes = match &inlined {
+        Some(done) => cbpf2ebpf::ebpf::to_bytes(&done.insns),
+        None => cbpf2ebpf::ebpf::to_bytes(&entry),
     };
     for e in kind.entries() {
         let sec = code_section(&mut obj, e.section, &entry_bytes);
@@ -171,22 +186,28 @@ pub(super) fn program_object(
             elf::STB_GLOBAL,
             elf::STV_DEFAULT,
         );
-        obj.add_relocation(
-            sec,
-            Relocation {
-                offset: (call * 8) as u64,
-                symbol: filter,
-                addend: 0,
-                flags: RelocationFlags::Elf {
-                    r_type: elf::R_BPF_64_32,
+        if let Some(filter) = filter {
+            obj.add_relocation(
+                sec,
+                Relocation {
+                    offset: (call * 8) as u64,
+                    symbol: filter,
+                    addend: 0,
+                    flags: RelocationFlags::Elf {
+                        r_type: elf::R_BPF_64_32,
+                    },
                 },
-            },
-        )
-        .map_err(|e| BlobError::Write(e.to_string()))?;
+            )
+            .map_err(|e| BlobError::Write(e.to_string()))?;
+        }
         let func = btf.func(e.name, proto, Linkage::Global);
         let sec_name = btf.string(e.section);
         ext.func(sec_name, 0, func);
-        let l = line(&mut btf, 0, &format!("{}: {verdict}", e.name));
+        let text = match filter {
+            Some(_) => format!("{}: {verdict}", e.name),
+            None => format!("{}: {verdict}; filter: {}", e.name, blob.source()),
+        };
+        let l = line(&mut btf, 0, &text);
         ext.line(sec_name, l);
     }
 
