@@ -115,6 +115,14 @@ pub fn log_text(log: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(&log[..end])
 }
 
+/// (level, size, address) of an optional log buffer: level 1 with one.
+fn log_fields(log: Option<&mut [u8]>) -> (u32, u32, u64) {
+    match log {
+        Some(l) if !l.is_empty() => (1, l.len() as u32, l.as_mut_ptr() as u64),
+        _ => (0, 0, 0),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Programs
 
@@ -179,10 +187,7 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
         attach_btf_id: u32,
         _rest: [u64; 8],
     }
-    let (log_level, log_size, log_buf) = match log {
-        Some(l) if !l.is_empty() => (1, l.len() as u32, l.as_mut_ptr() as u64),
-        _ => (0, 0, 0),
-    };
+    let (log_level, log_size, log_buf) = log_fields(log);
     let (btf_fd, func_info, func_info_cnt) = match spec.func_info {
         Some((btf, recs)) => (
             btf.as_raw_fd() as u32,
@@ -230,10 +235,7 @@ pub fn btf_load(blob: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
         btf_log_level: u32,
         _rest: [u32; 5],
     }
-    let (level, size, buf) = match log {
-        Some(l) if !l.is_empty() => (1, l.len() as u32, l.as_mut_ptr() as u64),
-        _ => (0, 0, 0),
-    };
+    let (level, size, buf) = log_fields(log);
     bpf_fd(
         BPF_BTF_LOAD,
         &mut Attr {

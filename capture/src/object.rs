@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use aya_obj::{EbpfSectionKind, Object, ProgramSection};
 use cbpf2ebpf::ebpf::Insn;
 
-use crate::sys::{self, MapSpec, ProgSpec};
+use crate::sys::{self, MapSpec};
 use crate::Error;
 
 const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
@@ -149,7 +149,7 @@ impl Loaded {
                 }
             }
             linkages.insert(name.to_owned(), linkage);
-            let fd = sys::prog_load(&ProgSpec {
+            let fd = sys::prog_load(&bpf_sys::ProgLoad {
                 name,
                 prog_type,
                 expected_attach_type,
@@ -157,6 +157,7 @@ impl Loaded {
                 insns: &cbpf2ebpf::ebpf::to_bytes(&insns),
                 license: &prog.license,
                 kernel_version: prog.kernel_version.unwrap_or(0),
+                func_info: None,
             })
             .map_err(|e| load_err(format!("{name}: {e}")))?;
             loaded.insert(name.to_owned(), fd);
@@ -189,7 +190,7 @@ pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
     // r0 = XDP_PASS (2) or TCX_NEXT (-1); exit
     let imm: i32 = if xdp { 2 } else { -1 };
     let insns = cbpf2ebpf::ebpf::to_bytes(&[Insn::mov64_imm(0, imm), Insn::exit()]);
-    sys::prog_load(&ProgSpec {
+    sys::prog_load(&bpf_sys::ProgLoad {
         name: "xcap_wait",
         prog_type: if xdp {
             sys::PROG_TYPE_XDP
@@ -200,7 +201,7 @@ pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
         flags: if xdp { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
         insns: &insns,
         license: c"GPL",
-        kernel_version: 0,
+        ..Default::default()
     })
     .map_err(Error::Load)
 }

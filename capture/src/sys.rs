@@ -3,43 +3,23 @@
 
 use std::os::fd::OwnedFd;
 
+use bpf_sys::ProgLoad;
 pub use bpf_sys::{
     link_create, link_update, map_create, map_freeze, map_lookup, map_update, MapSpec,
     BPF_F_XDP_HAS_FRAGS, BPF_TCX_EGRESS, BPF_TCX_INGRESS, BPF_XDP, PROG_TYPE_SCHED_CLS,
     PROG_TYPE_XDP,
 };
 
-/// What `BPF_PROG_LOAD` needs. `insns` are eBPF instructions, 8 bytes each.
-pub struct ProgSpec<'a> {
-    pub name: &'a str,
-    pub prog_type: u32,
-    pub expected_attach_type: u32,
-    pub flags: u32,
-    pub insns: &'a [u8],
-    pub license: &'a std::ffi::CStr,
-    pub kernel_version: u32,
-}
-
 /// Loads a program. On a refusal the verifier runs again with its log on,
 /// and the error carries the log's last meaningful line.
-pub fn prog_load(spec: &ProgSpec<'_>) -> Result<OwnedFd, String> {
-    let load = bpf_sys::ProgLoad {
-        name: spec.name,
-        prog_type: spec.prog_type,
-        expected_attach_type: spec.expected_attach_type,
-        flags: spec.flags,
-        insns: spec.insns,
-        license: spec.license,
-        kernel_version: spec.kernel_version,
-        func_info: None,
-    };
+pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, String> {
     // The fast path runs the verifier once, without a log.
-    let first = match bpf_sys::prog_load(&load, None) {
+    let first = match bpf_sys::prog_load(load, None) {
         Ok(fd) => return Ok(fd),
         Err(e) => e,
     };
     let mut log = vec![0u8; 16 << 20];
-    let second = bpf_sys::prog_load(&load, Some(&mut log));
+    let second = bpf_sys::prog_load(load, Some(&mut log));
     let text = bpf_sys::log_text(&log);
     let last = text
         .lines()
