@@ -19,6 +19,9 @@ mkdir -p target
 log="$PWD/target/test-output.txt"
 cargo test --workspace --release -- --test-threads 2 2>&1 | tee "$log"
 
+# The crates' documentation builds without a warning (broken links too).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 if [ -x scripts/fuzz.sh ]; then
   scripts/fuzz.sh "${XCAP_FUZZ_SECONDS:-60}"
 fi

@@ -57,7 +57,7 @@ pub struct Config {
     /// Runs per (setup, matching, rate); the report gives the median and
     /// the spread.
     pub runs: usize,
-    /// Fixed offered rate in packets/s; `None`: [`DEFAULT_RATE`], lowered
+    /// Fixed offered rate in packets/s; `None`: `DEFAULT_RATE`, lowered
     /// to 60% of the slowest setup's maximum throughput if that is less.
     pub rate: Option<u64>,
     pub xcap: Option<PathBuf>,

@@ -8,7 +8,7 @@
 //! Registers as in the kernel: A = r0, X = r7, ctx = r6 (LD_ABS reads the
 //! skb from r6), r2 = temporary for negative immediates. `ldxb 4*([k]&0xf)`
 //! keeps A in r8 across the load (LD_ABS clobbers r1-r5). Scratch memory
-//! M[k] lives at fp - (4k + 4). Only what libpcap's output for the
+//! M\[k\] lives at fp - (4k + 4). Only what libpcap's output for the
 //! benchmark filters needs; ancillary loads and backward jumps are refused,
 //! as the kernel refuses backward jumps.
 //!

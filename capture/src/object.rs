@@ -6,7 +6,7 @@
 //! else xcap does before it captures), and XDP and TC programs need none of
 //! it: they have no CO-RE relocations and no kernel types. `aya-obj` still
 //! parses the ELF and applies the map and call relocations; the maps and
-//! programs are created with plain `bpf(2)` calls ([`crate::sys`]). The
+//! programs are created with plain `bpf(2)` calls (`bpf_sys`). The
 //! object's own BTF is not loaded either: nothing here needs it (maps are
 //! created from their definitions, the filter function is verified as a
 //! static subprogram, which it has to be anyway as it takes packet pointers).

@@ -9,7 +9,7 @@
 //! handles fix the snap length at 65535).
 //!
 //! libpcap 1.10's compiler and `bpf_image()` use global state, so every call
-//! into them takes [`LIBPCAP_LOCK`].
+//! into them takes `LIBPCAP_LOCK`.
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::sync::{Mutex, MutexGuard};

@@ -36,13 +36,11 @@ mod names;
 #[cfg(feature = "capture")]
 pub mod capture;
 
-/// Replacing bpf2bpf calls of a filter by its body, in a linked program
-/// (the call and return cost more than most filters).
-pub mod inline;
-
-/// Filters as eBPF blobs: raw instructions, a function object to link, a
-/// complete XDP or TC program (see `blob`'s documentation).
+// Each documented in its own file: replacing bpf2bpf calls of a filter by
+// its body in a linked program; filters as eBPF blobs (raw instructions, a
+// function object to link, a complete XDP or TC program).
 pub mod blob;
+pub mod inline;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
