@@ -189,3 +189,30 @@ fn find_function_wants_the_whole_body() {
     assert_eq!(find_function(&prog, &body[..1]), None);
     assert_eq!(find_function(&prog, &[Insn::exit()]), None);
 }
+
+#[test]
+fn every_call_site_gets_its_own_copy() {
+    let prog = [
+        Insn::jmp_imm(op::JEQ, R1, 0, 2), // 0: -> 3
+        call(4),                          // 1: -> 6
+        Insn::exit(),                     // 2
+        call(2),                          // 3: -> 6
+        Insn::alu64_imm(op::ADD, R0, 1),  // 4
+        Insn::exit(),                     // 5
+        Insn::mov64_imm(R0, 7),           // 6: the callee
+        Insn::exit(),                     // 7
+    ];
+    let out = inline_calls(&prog, 6).unwrap();
+    assert_eq!(out.sites, 2);
+    assert_eq!(
+        out.insns,
+        [
+            Insn::jmp_imm(op::JEQ, R1, 0, 2), // -> 3, the second copy
+            Insn::mov64_imm(R0, 7),
+            Insn::exit(),
+            Insn::mov64_imm(R0, 7),
+            Insn::alu64_imm(op::ADD, R0, 1),
+            Insn::exit(),
+        ]
+    );
+}
