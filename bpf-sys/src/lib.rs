@@ -52,6 +52,10 @@ pub const PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const PROG_TYPE_XDP: u32 = 6;
 pub const PROG_TYPE_SYSCALL: u32 = 31;
 
+/// `enum bpf_map_type` values xcap creates by hand.
+pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+pub const MAP_TYPE_RINGBUF: u32 = 27;
+
 /// `enum bpf_attach_type` values xcap links with.
 pub const BPF_XDP: u32 = 37;
 pub const BPF_TCX_INGRESS: u32 = 46;
@@ -387,6 +391,8 @@ pub struct MapSpec<'a> {
     pub value_size: u32,
     pub max_entries: u32,
     pub flags: u32,
+    /// Maps of maps: a map like the ones it will hold.
+    pub inner_map_fd: Option<RawFd>,
 }
 
 pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
@@ -410,7 +416,7 @@ pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
             value_size: spec.value_size,
             max_entries: spec.max_entries,
             map_flags: spec.flags,
-            inner_map_fd: 0,
+            inner_map_fd: spec.inner_map_fd.unwrap_or(0) as u32,
             numa_node: 0,
             map_name: object_name(spec.name),
             _rest: [0; 17],

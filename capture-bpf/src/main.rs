@@ -12,12 +12,15 @@
 //! | `xcap_tc` | `classifier` | `xcap_filter_tc` | `Hook::TcIngress` |
 //! | `xcap_tc_egress` | `classifier` | `xcap_filter_tc_egress` | `Hook::TcEgress` |
 //!
-//! On a match (filter result != 0) a program sends one perf sample to
-//! [`EVENTS`] with `bpf_perf_event_output(ctx, &EVENTS, BPF_F_CURRENT_CPU |
-//! caplen << 32, &hdr, sizeof hdr)`: a [`Hdr`] followed by the first `caplen`
-//! packet bytes, which the kernel copies from the context (frags and
-//! non-linear skbs included), so there is no copy on the BPF stack.
-//! `caplen = min(XCAP_SNAPLEN, filter result, packet length)`.
+//! On a match (filter result != 0) a program writes one record to its
+//! CPU's BPF ring buffer in [`RINGS`] (`bpf_ringbuf_reserve`): a [`Hdr`]
+//! followed by the first `caplen` packet bytes, which `bpf_xdp_load_bytes` /
+//! `bpf_skb_load_bytes` copy straight into the record (frags and non-linear
+//! skbs included). `caplen = min(XCAP_SNAPLEN, filter result, packet
+//! length)`. A ring buffer record costs a fraction of a perf sample
+//! (`bpf_perf_event_output`), and one ring per CPU keeps CPUs from
+//! contending for one lock. The tracing programs still use perf buffers
+//! ([`EVENTS`]): `bpf_skb_output` copies from a BTF `sk_buff`.
 //!
 //! Every program lets every packet through: XDP returns `XDP_PASS`, TC returns
 //! `TC_ACT_UNSPEC` (`TCX_NEXT`), so the programs and filters after it still
@@ -39,11 +42,12 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_F_CURRENT_CPU, TC_ACT_UNSPEC},
-    btf_maps::{PerCpuArray, PerfEventArray},
+    bindings::{xdp_action, TC_ACT_UNSPEC},
+    btf_maps::{ArrayOfMaps, PerCpuArray, PerfEventArray, RingBuf},
     helpers::generated::{
-        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_perf_event_output, bpf_skb_pull_data,
-        bpf_xdp_get_buff_len,
+        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_ringbuf_discard, bpf_ringbuf_query,
+        bpf_ringbuf_reserve, bpf_ringbuf_submit, bpf_skb_load_bytes, bpf_skb_pull_data,
+        bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
@@ -59,19 +63,30 @@ static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 /// Indices into [`COUNTERS`].
 pub const COUNTER_SEEN: u32 = 0;
 pub const COUNTER_MATCHED: u32 = 1;
-/// `bpf_perf_event_output` failed: the sample is lost (a full perf buffer
-/// also shows up as a PERF_RECORD_LOST, when the kernel gets to write one).
+/// The record could not be written (a full ring buffer, or a failed copy):
+/// the packet is lost.
 pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
-pub const COUNTERS_LEN: u32 = 3;
+/// Records since the last forced wakeup (`XCAP_WAKEUP_EVENTS` mode).
+pub const COUNTER_UNWOKEN: u32 = 3;
+pub const COUNTERS_LEN: u32 = 4;
 
 /// Per-CPU packet counters, indexed by `COUNTER_*`. A BTF map (`.maps`),
 /// so libbpf loads the object too (it refuses legacy `maps` definitions).
 #[btf_map(name = "XCAP_COUNTERS")]
 static COUNTERS: PerCpuArray<u64, { COUNTERS_LEN as usize }> = PerCpuArray::new();
 
-/// One perf buffer per CPU; user space opens them.
+/// One perf buffer per CPU, for the tracing programs; user space opens them.
 #[btf_map(name = "XCAP_EVENTS")]
 static EVENTS: PerfEventArray = PerfEventArray::new();
+
+/// The bytes of each CPU's ring buffer as declared; the loader sizes the
+/// rings (a power of two, at least a page) and the outer array (one slot
+/// per possible CPU), and puts ring `n` at index `n`.
+const RING_BYTES: usize = 1 << 21;
+
+/// One BPF ring buffer per CPU (XDP and TC programs), indexed by CPU.
+#[btf_map(name = "XCAP_RINGS")]
+static RINGS: ArrayOfMaps<RingBuf<(), RING_BYTES>, 1> = ArrayOfMaps::new();
 
 /// Most bytes of a packet to capture; set by the loader (`.rodata`, frozen,
 /// so the verifier sees a constant).
@@ -91,6 +106,16 @@ static XCAP_TC_PULL: u32 = 0;
 /// loader knows better.
 #[unsafe(no_mangle)]
 static XCAP_FILTER_READS_LEN: u32 = 1;
+
+/// When to wake the reader of a ring: `XCAP_WAKEUP_EVENTS` > 1 wakes it
+/// after that many records; otherwise `XCAP_WAKEUP_BYTES` > 0 wakes it when
+/// the unread bytes of its ring cross that mark (a wakeup is an irq_work,
+/// a self-IPI that costs microseconds in a VM, so the default batches);
+/// both 0 lets the kernel wake it whenever it has caught up (`-U`).
+#[unsafe(no_mangle)]
+static XCAP_WAKEUP_EVENTS: u32 = 0;
+#[unsafe(no_mangle)]
+static XCAP_WAKEUP_BYTES: u32 = 0;
 
 /// XDP and TC: 1 to count packets seen ([`COUNTER_SEEN`]), 0 not to (a
 /// few ns per packet, for a figure only `xcap -v` prints).
@@ -217,23 +242,123 @@ fn snaplen() -> u32 {
     unsafe { core::ptr::read_volatile(&XCAP_SNAPLEN) }
 }
 
-/// Sends `hdr` and `hdr.caplen` packet bytes from `ctx`.
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+/// A ring buffer record's own header (`BPF_RINGBUF_HDR_SZ`).
+const RINGBUF_HDR_BYTES: u64 = 8;
+const HDR_BYTES: u32 = core::mem::size_of::<Hdr>() as u32;
+
+/// Writes `hdr` and `hdr.caplen` packet bytes, which `copy(dst, len)`
+/// copies from the packet's start, to this CPU's ring.
 #[inline(always)]
-fn output(ctx: *mut c_void, hdr: &Hdr) {
-    // The length field of the flags is 20 bits (BPF_F_CTXLEN_MASK); caplen
-    // is at most the snap length (<= 262144).
-    let flags = BPF_F_CURRENT_CPU | (((hdr.caplen & 0xf_ffff) as u64) << 32);
-    let r = unsafe {
-        bpf_perf_event_output(
-            ctx,
-            &EVENTS as *const PerfEventArray as *mut c_void,
-            flags,
-            hdr as *const Hdr as *mut c_void,
-            core::mem::size_of::<Hdr>() as u64,
+fn output(hdr: &Hdr, copy: impl Fn(*mut c_void, u32) -> i64) {
+    let Some(ring) = RINGS.get(hdr.cpu) else {
+        count(COUNTER_OUTPUT_ERRORS);
+        return;
+    };
+    let ring = ring as *const RingBuf<(), RING_BYTES> as *mut c_void;
+    let n = hdr.caplen;
+    // bpf_ringbuf_reserve wants a size the verifier knows: the record is
+    // the smallest of these classes that holds the bytes (the frozen snap
+    // length prunes the classes above it).
+    let written = if n <= 128 {
+        record::<128>(ring, hdr, n, &copy)
+    } else if n <= 256 {
+        record::<256>(ring, hdr, n, &copy)
+    } else if n <= 512 {
+        record::<512>(ring, hdr, n, &copy)
+    } else if n <= 1024 {
+        record::<1024>(ring, hdr, n, &copy)
+    } else if n <= 1536 {
+        record::<1536>(ring, hdr, n, &copy)
+    } else if n <= 2048 {
+        record::<2048>(ring, hdr, n, &copy)
+    } else if n <= 4096 {
+        record::<4096>(ring, hdr, n, &copy)
+    } else if n <= 9216 {
+        record::<9216>(ring, hdr, n, &copy)
+    } else if n <= 16384 {
+        record::<16384>(ring, hdr, n, &copy)
+    } else if n <= 65536 {
+        record::<65536>(ring, hdr, n, &copy)
+    } else {
+        record::<262144>(ring, hdr, n.min(262144), &copy)
+    };
+    if !written {
+        count(COUNTER_OUTPUT_ERRORS);
+    }
+}
+
+/// One record of `HDR_BYTES + CAP` bytes: the header, then `n <= CAP`
+/// packet bytes.
+#[inline(always)]
+fn record<const CAP: u32>(
+    ring: *mut c_void,
+    hdr: &Hdr,
+    n: u32,
+    copy: &impl Fn(*mut c_void, u32) -> i64,
+) -> bool {
+    let size = u64::from(HDR_BYTES + CAP);
+    let rec = unsafe { bpf_ringbuf_reserve(ring, size, 0) } as *mut u8;
+    if rec.is_null() {
+        return false;
+    }
+    // Records are 8-byte aligned, like `Hdr`.
+    unsafe { core::ptr::write(rec as *mut Hdr, core::ptr::read(hdr)) };
+    // The bounds again, on a value the optimiser cannot reason about: it
+    // would drop them as implied by the caller's, and the verifier wants
+    // them on the register passed.
+    let n = opaque(u64::from(n));
+    if n == 0 || n > u64::from(CAP) {
+        unsafe { bpf_ringbuf_discard(rec as *mut c_void, BPF_RB_NO_WAKEUP) };
+        return false;
+    }
+    if copy(
+        unsafe { rec.add(HDR_BYTES as usize) } as *mut c_void,
+        n as u32,
+    ) != 0
+    {
+        unsafe { bpf_ringbuf_discard(rec as *mut c_void, BPF_RB_NO_WAKEUP) };
+        return false;
+    }
+    unsafe {
+        bpf_ringbuf_submit(
+            rec as *mut c_void,
+            wakeup_flags(ring, size + RINGBUF_HDR_BYTES),
         )
     };
-    if r != 0 {
-        count(COUNTER_OUTPUT_ERRORS);
+    true
+}
+
+/// The submit flags: see `XCAP_WAKEUP_EVENTS`.
+#[inline(always)]
+fn wakeup_flags(ring: *mut c_void, record_bytes: u64) -> u64 {
+    let events = unsafe { core::ptr::read_volatile(&XCAP_WAKEUP_EVENTS) };
+    if events > 1 {
+        let Some(p) = COUNTERS.get_ptr_mut(COUNTER_UNWOKEN) else {
+            return 0;
+        };
+        // Per-CPU slot: no other writer.
+        let unwoken = unsafe { *p } + 1;
+        if unwoken >= u64::from(events) {
+            unsafe { *p = 0 };
+            return BPF_RB_FORCE_WAKEUP;
+        }
+        unsafe { *p = unwoken };
+        return BPF_RB_NO_WAKEUP;
+    }
+    let mark = u64::from(unsafe { core::ptr::read_volatile(&XCAP_WAKEUP_BYTES) });
+    if mark == 0 {
+        return 0;
+    }
+    // Unread bytes, this record's included (reserved): wake once, when
+    // this record crosses the mark; the reader also polls on a timer.
+    let unread = unsafe { bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
+    if unread >= mark && unread - record_bytes < mark {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     }
 }
 
@@ -288,7 +413,9 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
             vlan_tci: zero as u16,
             vlan_proto: zero as u16,
         };
-        output(ctx.as_ptr(), &hdr);
+        output(&hdr, |dst, len| unsafe {
+            bpf_xdp_load_bytes(md, 0, dst, len)
+        });
     }
     xdp_action::XDP_PASS
 }
@@ -336,7 +463,9 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
                 vlan_proto: (*skb).vlan_proto as u16,
             }
         };
-        output(ctx.as_ptr(), &hdr);
+        output(&hdr, |dst, len| unsafe {
+            bpf_skb_load_bytes(skb as *const c_void, 0, dst, len)
+        });
     }
     TC_ACT_UNSPEC
 }

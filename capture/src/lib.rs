@@ -16,7 +16,8 @@
 //!    differ in what `inbound`/`outbound` and the VLAN loads read);
 //! 5. splices the filters into `injector::capture::OBJECT` and loads its
 //!    maps and programs ([`object`]), the snap length in `.rodata`;
-//! 6. opens one perf ring per online CPU ([`perf`]) and starts one reader
+//! 6. creates one BPF ring buffer per online CPU ([`ring`]), puts each in
+//!    the programs' array of rings at its CPU's index, and starts one reader
 //!    thread per ring; readers hand batches of [`Packet`]s to the consumer
 //!    through a bounded channel (a full channel stalls the reader, its ring
 //!    fills, and the kernel counts the drops);
@@ -49,6 +50,7 @@ pub mod compile;
 pub mod link;
 pub mod object;
 pub mod perf;
+pub mod ring;
 pub mod savefile;
 mod sys;
 pub mod trace;
@@ -90,8 +92,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Config(String),
-    #[error("perf buffer: {0}")]
-    Perf(String),
+    #[error("capture buffer: {0}")]
+    Buffer(String),
 }
 
 /// Where the programs run.
@@ -143,8 +145,9 @@ pub struct Config {
     pub expression: String,
     pub xdp_mode: XdpMode,
     /// Pages per CPU ring (a power of two).
-    pub perf_pages: usize,
-    pub wakeup: perf::Wakeup,
+    pub ring_pages: usize,
+    /// When the kernel wakes a ring's reader.
+    pub wakeup: Wakeup,
     /// How long a reader sleeps in poll() at most (bounds the latency of
     /// samples that did not trigger a wakeup).
     pub poll_ms: i32,
@@ -167,8 +170,8 @@ impl Default for Config {
             snaplen: 262_144,
             expression: String::new(),
             xdp_mode: XdpMode::Auto,
-            perf_pages: 512,
-            wakeup: perf::Wakeup::Events(1),
+            ring_pages: 512,
+            wakeup: Wakeup::Events(1),
             poll_ms: 50,
             queue_batches: 1024,
             tc_pull: 0,
@@ -215,6 +218,17 @@ pub struct Interface {
     pub attached: Vec<String>,
 }
 
+/// When the kernel wakes a reader blocked in poll() (perf buffers and BPF
+/// ring buffers alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// After this many records (1: every record; a ring buffer then wakes
+    /// its reader whenever the reader has caught up).
+    Events(u32),
+    /// When this many bytes are waiting.
+    Bytes(u32),
+}
+
 /// Counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -222,12 +236,12 @@ pub struct Stats {
     pub seen: u64,
     /// Packets the filter matched ("received by filter").
     pub matched: u64,
-    /// Matched packets whose perf output failed: the ring was full (those
-    /// are also reported by PERF_RECORD_LOST, when the kernel gets to write
-    /// one) or another error. Every matched packet is either read from a
+    /// Matched packets whose record could not be written: the ring was
+    /// full, or another error. Every matched packet is either read from a
     /// ring or counted here.
     pub output_errors: u64,
-    /// Sum of PERF_RECORD_LOST counts read from the rings.
+    /// Sum of PERF_RECORD_LOST counts read from perf rings (tracing
+    /// captures; live captures use BPF ring buffers, which have none).
     pub perf_lost: u64,
 }
 
@@ -394,6 +408,12 @@ impl Capture {
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.
         let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let ring_bytes = ring_bytes(cfg.ring_pages)?;
+        let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
+            Wakeup::Events(n) if n > 1 => (n, 0),
+            Wakeup::Events(_) => (0, 0),
+            Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
+        };
         let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
         let object = object::Loaded::load(
             &spliced.elf,
@@ -408,9 +428,12 @@ impl Capture {
                     obj::GLOBAL_COUNT_SEEN,
                     &u32::from(cfg.count_seen).to_ne_bytes(),
                 ),
+                (obj::GLOBAL_WAKEUP_EVENTS, &wakeup_events.to_ne_bytes()),
+                (obj::GLOBAL_WAKEUP_BYTES, &wakeup_bytes.to_ne_bytes()),
             ],
             &programs,
             &bodies,
+            ring_bytes,
         )?;
 
         let linkage = hooks
@@ -424,13 +447,13 @@ impl Capture {
             })
             .collect();
 
-        // Perf rings and readers, before anything captures.
+        // Rings and readers, before anything captures.
         let shared = Shared::new();
-        let map_fd = object
-            .map(obj::EVENTS_MAP)
-            .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?
+        let rings_fd = object
+            .map(obj::RINGS_MAP)
+            .ok_or_else(|| Error::Load(format!("no map {}", obj::RINGS_MAP)))?
             .as_raw_fd();
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
         let tai_offset = tai_to_realtime_ns();
         let index: Vec<(u32, usize)> = interfaces
@@ -440,18 +463,22 @@ impl Capture {
             .collect();
         let mut readers = Vec::new();
         for cpu in cpus {
-            let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
-                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
-            perf::set_perf_fd(map_fd, cpu, ring.fd())
-                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+            let ring = ring::BpfRing::create(&format!("xcap_ring{cpu}"), ring_bytes)
+                .map_err(|e| Error::Buffer(format!("ring buffer of cpu {cpu}: {e}")))?;
+            sys::map_update(
+                rings_fd,
+                &cpu.to_ne_bytes(),
+                &(ring.fd() as u32).to_ne_bytes(),
+            )
+            .map_err(|e| Error::Buffer(format!("ring buffer of cpu {cpu}: {e}")))?;
             let tx = tx.clone();
             let shared = shared.clone();
             let index = index.clone();
             let poll_ms = cfg.poll_ms;
             let handle = std::thread::Builder::new()
-                .name(format!("xcap-perf-{cpu}"))
+                .name(format!("xcap-ring-{cpu}"))
                 .spawn(move || reader(ring, tx, shared, index, tai_offset, poll_ms))
-                .map_err(|e| Error::Perf(e.to_string()))?;
+                .map_err(|e| Error::Buffer(e.to_string()))?;
             readers.push(handle);
         }
         drop(tx);
@@ -677,8 +704,19 @@ fn one_line(e: &dyn std::error::Error) -> String {
     }
 }
 
+/// The bytes of a ring of `pages` pages: a power of two the kernel takes.
+fn ring_bytes(pages: usize) -> Result<u32, Error> {
+    let bytes = pages.saturating_mul(perf::page_size());
+    if !pages.is_power_of_two() || bytes > 1 << 30 {
+        return Err(Error::Buffer(format!(
+            "{pages} pages a CPU: the ring size must be a power of two pages, at most 1 GiB"
+        )));
+    }
+    Ok(bytes as u32)
+}
+
 fn reader(
-    mut ring: perf::PerfRing,
+    mut ring: ring::BpfRing,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
     index: Vec<(u32, usize)>,

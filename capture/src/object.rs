@@ -54,12 +54,15 @@ impl Loaded {
     /// section, creates every map and loads the programs named in
     /// `programs` (XDP or TC classifier programs only). Each function of a
     /// program whose instructions are one of `inline` (the spliced filters)
-    /// is inlined at its call sites ([`injector::inline`]).
+    /// is inlined at its call sites ([`injector::inline`]). Arrays of maps
+    /// get one slot per possible CPU, and their ring buffers (the template
+    /// here, the rings themselves in [`crate::ring`]) `ring_bytes` bytes.
     pub fn load(
         elf: &[u8],
         globals: &[(&str, &[u8])],
         programs: &[&str],
         inline: &[&[Insn]],
+        ring_bytes: u32,
     ) -> Result<Loaded, Error> {
         let load_err = |what: String| Error::Load(what);
         let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
@@ -69,9 +72,32 @@ impl Loaded {
         let mut maps = HashMap::new();
         for (name, map) in &obj.maps {
             let mut max_entries = map.max_entries();
-            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && max_entries == 0 {
+            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && max_entries == 0
+                || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
+            {
                 max_entries = possible_cpus()? as u32;
             }
+            // The verifier learns an inner map's type from a template
+            // passed at creation; ring buffers must match it in size.
+            let template = match map.inner() {
+                Some(inner) => Some(
+                    sys::map_create(&MapSpec {
+                        name,
+                        map_type: inner.map_type(),
+                        key_size: inner.key_size(),
+                        value_size: inner.value_size(),
+                        max_entries: if inner.map_type() == sys::MAP_TYPE_RINGBUF {
+                            ring_bytes
+                        } else {
+                            inner.max_entries()
+                        },
+                        flags: inner.map_flags(),
+                        inner_map_fd: None,
+                    })
+                    .map_err(|e| load_err(format!("map {name} (inner): {e}")))?,
+                ),
+                None => None,
+            };
             let fd = sys::map_create(&MapSpec {
                 name,
                 map_type: map.map_type(),
@@ -79,6 +105,7 @@ impl Loaded {
                 value_size: map.value_size(),
                 max_entries,
                 flags: map.map_flags(),
+                inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
             })
             .map_err(|e| load_err(format!("map {name}: {e}")))?;
             let kind = map.section_kind();

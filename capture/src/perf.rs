@@ -10,6 +10,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::Wakeup;
+
 const PERF_TYPE_SOFTWARE: u32 = 1;
 const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
 const PERF_SAMPLE_RAW: u64 = 1 << 10;
@@ -21,15 +23,6 @@ const PERF_RECORD_SAMPLE: u32 = 9;
 /// Offsets in `struct perf_event_mmap_page`.
 const DATA_HEAD: usize = 1024;
 const DATA_TAIL: usize = 1032;
-
-/// When the kernel wakes a reader blocked in poll().
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wakeup {
-    /// After this many samples (1 = every sample).
-    Events(u32),
-    /// When this many bytes are waiting.
-    Bytes(u32),
-}
 
 /// A record read from the ring.
 pub enum Record<'a> {

@@ -74,7 +74,7 @@ pub struct TraceConfig {
     pub expression: String,
     pub snaplen: u32,
     pub perf_pages: usize,
-    pub wakeup: perf::Wakeup,
+    pub wakeup: crate::Wakeup,
     pub poll_ms: i32,
     pub queue_batches: usize,
     /// Record each packet's kernel stack (see [`TraceCapture::stack`]).
@@ -88,7 +88,7 @@ impl Default for TraceConfig {
             expression: String::new(),
             snaplen: 262_144,
             perf_pages: 256,
-            wakeup: perf::Wakeup::Events(1),
+            wakeup: crate::Wakeup::Events(1),
             poll_ms: 50,
             queue_batches: 1024,
             stack: false,
@@ -468,16 +468,16 @@ impl TraceCapture {
             };
             data.fd().as_fd().as_raw_fd()
         };
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Perf(e.to_string()))?;
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
         let tai_offset = crate::tai_to_realtime_ns();
         let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
         let mut readers = Vec::new();
         for cpu in cpus {
             let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
-                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
             perf::set_perf_fd(map_fd, cpu, ring.fd())
-                .map_err(|e| Error::Perf(format!("cpu {cpu}: {e}")))?;
+                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
             let tx = tx.clone();
             let shared = shared.clone();
             let ids = ids.clone();
@@ -485,7 +485,7 @@ impl TraceCapture {
             let handle = std::thread::Builder::new()
                 .name(format!("xcap-trace-{cpu}"))
                 .spawn(move || reader(ring, tx, shared, ids, tai_offset, poll_ms))
-                .map_err(|e| Error::Perf(e.to_string()))?;
+                .map_err(|e| Error::Buffer(e.to_string()))?;
             readers.push(handle);
         }
         drop(tx);

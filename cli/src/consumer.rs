@@ -180,7 +180,8 @@ where
 pub(crate) fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: &str) {
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     // Packets lost to a full ring are counted by the program (failed
-    // output) and, when it gets to, by perf: take the larger.
+    // output) and, for perf buffers, by perf when it gets to: take the
+    // larger.
     let dropped = stats.output_errors.max(stats.perf_lost);
     eprintln!();
     eprintln!("{captured} packet{} captured", plural(captured));
@@ -192,8 +193,14 @@ pub(crate) fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: 
     eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
     if verbose {
         eprintln!(
-            "xcap: {} {seen} seen by the programs, {} failed perf outputs, {} reported lost by perf",
-            stats.seen, stats.output_errors, stats.perf_lost
+            "xcap: {} {seen} seen by the programs, {} not written to a full buffer{}",
+            stats.seen,
+            stats.output_errors,
+            if stats.perf_lost > 0 {
+                format!(", {} reported lost by perf", stats.perf_lost)
+            } else {
+                String::new()
+            }
         );
     }
 }

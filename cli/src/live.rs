@@ -66,13 +66,24 @@ pub struct LiveArgs {
     pub verbose: u8,
 
     /// Packet-buffered output: flush after each packet (with -w), and have
-    /// the kernel wake the readers on every packet
+    /// the kernel wake the readers as soon as a packet arrives
     #[arg(short = 'U')]
     pub packet_buffered: bool,
 
-    /// Perf buffer size per CPU, in pages (a power of two)
-    #[arg(long, value_name = "PAGES", default_value_t = 512)]
-    pub perf_pages: usize,
+    /// Buffer size per CPU, in pages (a power of two): a BPF ring buffer
+    /// at XDP and TC, a perf buffer for --trace
+    #[arg(
+        long,
+        visible_alias = "perf-pages",
+        value_name = "PAGES",
+        default_value_t = 512
+    )]
+    pub buffer_pages: usize,
+
+    /// Buffer size per CPU in KiB, as tcpdump's -B (rounded up to a power
+    /// of two pages); overrides --buffer-pages
+    #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub buffer_kib: Option<u32>,
 
     /// Wake the readers after this many packets (default: 1 with -U;
     /// otherwise when a quarter of a CPU's buffer is full, and every 50 ms)
@@ -86,18 +97,29 @@ pub struct LiveArgs {
 }
 
 /// When the kernel wakes a reader. Each wakeup is an irq_work in the
-/// program that writes the sample (a self-IPI: about 7 us on the build
-/// machine, a VM, against about 0.3 us for the sample itself), so by
+/// program that writes the record (a self-IPI: about 7 us on the build
+/// machine, a VM, against about 0.3 us for the record itself), so by
 /// default the readers are woken when a quarter of their buffer is full
 /// and otherwise poll every 50 ms; `-U` asks for every packet at once.
-pub fn wakeup(live: &LiveArgs) -> capture::perf::Wakeup {
+pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
     match (live.wakeup, live.packet_buffered) {
-        (Some(n), _) => capture::perf::Wakeup::Events(n.max(1)),
-        (None, true) => capture::perf::Wakeup::Events(1),
+        (Some(n), _) => capture::Wakeup::Events(n.max(1)),
+        (None, true) => capture::Wakeup::Events(1),
         (None, false) => {
-            let ring = live.perf_pages.saturating_mul(capture::perf::page_size());
-            capture::perf::Wakeup::Bytes((ring / 4).clamp(1, u32::MAX as usize) as u32)
+            let ring = buffer_pages(live).saturating_mul(capture::perf::page_size());
+            capture::Wakeup::Bytes((ring / 4).clamp(1, u32::MAX as usize) as u32)
         }
+    }
+}
+
+/// Pages per CPU buffer: `-B` KiB rounded up to a power of two pages, or
+/// `--buffer-pages`.
+pub fn buffer_pages(live: &LiveArgs) -> usize {
+    match live.buffer_kib {
+        Some(kib) => (kib as usize * 1024)
+            .div_ceil(capture::perf::page_size())
+            .next_power_of_two(),
+        None => live.buffer_pages,
     }
 }
 
@@ -186,7 +208,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             Some(XdpModeArg::Native) => XdpMode::Native,
             Some(XdpModeArg::Generic) => XdpMode::Generic,
         },
-        perf_pages: live.perf_pages,
+        ring_pages: buffer_pages(live),
         wakeup: wakeup(live),
         // Only -v prints it, and counting costs on every packet.
         count_seen: live.verbose > 0,

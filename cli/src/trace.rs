@@ -180,7 +180,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         hooks,
         expression: expression.clone(),
         snaplen,
-        perf_pages: live.perf_pages,
+        perf_pages: crate::live::buffer_pages(live),
         wakeup: crate::live::wakeup(live),
         stack: t.stack,
         ..TraceConfig::default()

@@ -1,0 +1,170 @@
+//! BPF ring buffers (`BPF_MAP_TYPE_RINGBUF`), one per CPU, read without
+//! libbpf: the XDP and TC programs write their records here.
+//!
+//! A ring is mapped as the kernel lays it out: the consumer page (ours to
+//! write: `consumer_pos`), then, read-only, the producer page
+//! (`producer_pos`) and the data pages, mapped twice in a row so that a
+//! record that wraps around the end reads as one slice. Each record starts
+//! with an 8-byte header: its length, with a busy bit (being written) and a
+//! discard bit (dropped by the program), and a page offset we ignore.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::perf::{page_size, Record};
+
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+const RECORD_HDR_BYTES: u64 = 8;
+
+pub struct BpfRing {
+    fd: OwnedFd,
+    consumer: *mut u8,
+    producer: *mut u8,
+    page: usize,
+    size: usize,
+}
+
+// The mappings belong to this value alone; it moves to its reader thread.
+unsafe impl Send for BpfRing {}
+
+impl BpfRing {
+    /// Creates a ring of `bytes` bytes (a power-of-two number of pages)
+    /// and maps it.
+    pub fn create(name: &str, bytes: u32) -> io::Result<BpfRing> {
+        let fd = crate::sys::map_create(&crate::sys::MapSpec {
+            name,
+            map_type: crate::sys::MAP_TYPE_RINGBUF,
+            key_size: 0,
+            value_size: 0,
+            max_entries: bytes,
+            flags: 0,
+            inner_map_fd: None,
+        })?;
+        BpfRing::map(fd, bytes as usize)
+    }
+
+    fn map(fd: OwnedFd, size: usize) -> io::Result<BpfRing> {
+        let page = page_size();
+        // SAFETY: mapping a ring buffer map fd as the kernel documents it.
+        let consumer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if consumer == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above; the data pages follow the producer page twice.
+        let producer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page + 2 * size,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                page as libc::off_t,
+            )
+        };
+        if producer == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            // SAFETY: our mapping.
+            unsafe { libc::munmap(consumer, page) };
+            return Err(e);
+        }
+        Ok(BpfRing {
+            fd,
+            consumer: consumer.cast(),
+            producer: producer.cast(),
+            page,
+            size,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn consumer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the start of the consumer page, shared with the kernel.
+        unsafe { &*(self.consumer as *const AtomicU64) }
+    }
+
+    fn producer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the start of the producer page, shared with the kernel.
+        unsafe { &*(self.producer as *const AtomicU64) }
+    }
+
+    /// Waits up to `timeout_ms` for unread records (0: just check).
+    pub fn wait(&self, timeout_ms: i32) {
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    }
+
+    /// Hands every committed record to `f`, then frees their space. Stops
+    /// at the first record still being written.
+    pub fn drain(&mut self, mut f: impl FnMut(Record<'_>)) {
+        let mut pos = self.consumer_pos().load(Ordering::Relaxed);
+        let mask = self.size as u64 - 1;
+        loop {
+            let end = self.producer_pos().load(Ordering::Acquire);
+            if pos >= end {
+                break;
+            }
+            let off = self.page + (pos & mask) as usize;
+            // SAFETY: a record header inside the first data mapping; the
+            // kernel writes its length last, with release semantics.
+            let len_word = unsafe { &*(self.producer.add(off) as *const AtomicU32) };
+            let len = len_word.load(Ordering::Acquire);
+            if len & BUSY_BIT != 0 {
+                break;
+            }
+            let bytes = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
+            if bytes > self.size {
+                // Cannot happen with a sane kernel; resynchronise at end.
+                pos = end;
+                break;
+            }
+            if len & DISCARD_BIT == 0 {
+                // SAFETY: the record's data follows its header; the double
+                // mapping makes it contiguous.
+                let data = unsafe {
+                    std::slice::from_raw_parts(
+                        self.producer.add(off + RECORD_HDR_BYTES as usize),
+                        bytes,
+                    )
+                };
+                f(Record::Sample(data));
+            }
+            pos += (RECORD_HDR_BYTES + bytes as u64 + 7) & !7;
+        }
+        // Freed once per batch: the producer reads this line on every
+        // reserve, so a store per record would bounce it between CPUs.
+        self.consumer_pos().store(pos, Ordering::Release);
+    }
+}
+
+impl Drop for BpfRing {
+    fn drop(&mut self) {
+        // SAFETY: our mappings.
+        unsafe {
+            libc::munmap(self.consumer.cast(), self.page);
+            libc::munmap(self.producer.cast(), self.page + 2 * self.size);
+        }
+    }
+}
