@@ -43,6 +43,7 @@ const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_MAP_FREEZE: libc::c_int = 22;
+const BPF_MAP_UPDATE_BATCH: libc::c_int = 26;
 const BPF_LINK_CREATE: libc::c_int = 28;
 const BPF_LINK_UPDATE: libc::c_int = 29;
 
@@ -448,6 +449,41 @@ pub fn map_update(map: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
         },
     )
     .map(drop)
+}
+
+/// Writes `count` entries in one call: `keys` and `values` hold them back
+/// to back (sizes as for [`map_update`]). For maps of maps this waits for
+/// one RCU grace period in all, where [`map_update`] waits for one each.
+pub fn map_update_batch(map: RawFd, keys: &[u8], values: &[u8], count: u32) -> io::Result<()> {
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    let mut attr = BatchAttr {
+        in_batch: 0,
+        out_batch: 0,
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count,
+        map_fd: map as u32,
+        elem_flags: 0,
+        flags: 0,
+    };
+    bpf(BPF_MAP_UPDATE_BATCH, &mut attr)?;
+    if attr.count != count {
+        return Err(io::Error::other(format!(
+            "batch update wrote {} of {count} entries",
+            attr.count
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the value at `key` into `value` (sized as for [`map_update`]).

@@ -55,7 +55,8 @@ pub mod savefile;
 mod sys;
 pub mod trace;
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -359,6 +360,16 @@ impl Capture {
         if !(1..=262_144).contains(&cfg.snaplen) {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
+        // The ring buffers first, on another thread: putting them in the
+        // programs' array waits for an RCU grace period, which passes while
+        // libpcap compiles.
+        let ring_bytes = ring_bytes(cfg.ring_pages)?;
+        let possible = object::possible_cpus()? as u32;
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
+        let rings = std::thread::Builder::new()
+            .name("xcap-rings".into())
+            .spawn(move || ring::Rings::create(obj::RINGS_MAP, possible, &cpus, ring_bytes))
+            .map_err(|e| Error::Buffer(e.to_string()))?;
 
         let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
         match cfg.hook {
@@ -408,14 +419,17 @@ impl Capture {
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.
         let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
-        let ring_bytes = ring_bytes(cfg.ring_pages)?;
+        let rings = rings
+            .join()
+            .map_err(|_| Error::Buffer("the ring buffer thread panicked".into()))?
+            .map_err(Error::Buffer)?;
         let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
             Wakeup::Events(n) if n > 1 => (n, 0),
             Wakeup::Events(_) => (0, 0),
             Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
         };
         let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
-        let object = object::Loaded::load(
+        let maps = object::Maps::create(
             &spliced.elf,
             &[
                 (obj::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
@@ -431,10 +445,10 @@ impl Capture {
                 (obj::GLOBAL_WAKEUP_EVENTS, &wakeup_events.to_ne_bytes()),
                 (obj::GLOBAL_WAKEUP_BYTES, &wakeup_bytes.to_ne_bytes()),
             ],
-            &programs,
-            &bodies,
             ring_bytes,
+            HashMap::from([(obj::RINGS_MAP.to_string(), rings.array)]),
         )?;
+        let object = maps.load_programs(&programs, &bodies)?;
 
         let linkage = hooks
             .iter()
@@ -447,13 +461,8 @@ impl Capture {
             })
             .collect();
 
-        // Rings and readers, before anything captures.
+        // Readers, before anything captures.
         let shared = Shared::new();
-        let rings_fd = object
-            .map(obj::RINGS_MAP)
-            .ok_or_else(|| Error::Load(format!("no map {}", obj::RINGS_MAP)))?
-            .as_raw_fd();
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
         let tai_offset = tai_to_realtime_ns();
         let index: Vec<(u32, usize)> = interfaces
@@ -462,15 +471,7 @@ impl Capture {
             .map(|(n, i)| (i.ifindex, n))
             .collect();
         let mut readers = Vec::new();
-        for cpu in cpus {
-            let ring = ring::BpfRing::create(&format!("xcap_ring{cpu}"), ring_bytes)
-                .map_err(|e| Error::Buffer(format!("ring buffer of cpu {cpu}: {e}")))?;
-            sys::map_update(
-                rings_fd,
-                &cpu.to_ne_bytes(),
-                &(ring.fd() as u32).to_ne_bytes(),
-            )
-            .map_err(|e| Error::Buffer(format!("ring buffer of cpu {cpu}: {e}")))?;
+        for (cpu, ring) in rings.rings {
             let tx = tx.clone();
             let shared = shared.clone();
             let index = index.clone();

@@ -49,21 +49,24 @@ impl std::fmt::Display for Linkage {
     }
 }
 
-impl Loaded {
+/// An object whose maps exist and whose programs are not loaded yet: the
+/// caller may fill maps meanwhile (see [`Maps::load_programs`]).
+pub struct Maps {
+    obj: Object,
+    maps: HashMap<String, OwnedFd>,
+}
+
+impl Maps {
     /// Parses `elf`, sets each global of `globals` (name, bytes) in its data
-    /// section, creates every map and loads the programs named in
-    /// `programs` (XDP or TC classifier programs only). Each function of a
-    /// program whose instructions are one of `inline` (the spliced filters)
-    /// is inlined at its call sites ([`injector::inline`]). Arrays of maps
-    /// get one slot per possible CPU, and their ring buffers (the template
-    /// here, the rings themselves in [`crate::ring`]) `ring_bytes` bytes.
-    pub fn load(
+    /// section and creates every map but those of `made` (name, fd), made
+    /// by the caller. Arrays of maps get one slot per possible CPU, and
+    /// their ring buffers (the template here) `ring_bytes` bytes.
+    pub fn create(
         elf: &[u8],
         globals: &[(&str, &[u8])],
-        programs: &[&str],
-        inline: &[&[Insn]],
         ring_bytes: u32,
-    ) -> Result<Loaded, Error> {
+        mut made: HashMap<String, OwnedFd>,
+    ) -> Result<Maps, Error> {
         let load_err = |what: String| Error::Load(what);
         let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
         obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
@@ -71,6 +74,10 @@ impl Loaded {
 
         let mut maps = HashMap::new();
         for (name, map) in &obj.maps {
+            if let Some(fd) = made.remove(name) {
+                maps.insert(name.clone(), fd);
+                continue;
+            }
             let mut max_entries = map.max_entries();
             if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && max_entries == 0
                 || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
@@ -136,7 +143,20 @@ impl Loaded {
         .map_err(|e| load_err(e.to_string()))?;
         obj.relocate_calls(&text_sections)
             .map_err(|e| load_err(e.to_string()))?;
+        Ok(Maps { obj, maps })
+    }
 
+    pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.maps.get(name).map(|f| f.as_fd())
+    }
+
+    /// Loads the programs named in `programs` (XDP or TC classifier
+    /// programs only). Each function of a program whose instructions are
+    /// one of `inline` (the spliced filters) is inlined at its call sites
+    /// ([`injector::inline`]).
+    pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
+        let load_err = |what: String| Error::Load(what);
+        let Maps { obj, maps } = self;
         let mut loaded = HashMap::new();
         let mut linkages = HashMap::new();
         for &name in programs {
@@ -195,7 +215,9 @@ impl Loaded {
             linkages,
         })
     }
+}
 
+impl Loaded {
     /// How program `name` runs its filter.
     pub fn linkage(&self, name: &str) -> Option<&Linkage> {
         self.linkages.get(name)

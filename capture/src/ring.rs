@@ -18,6 +18,55 @@ const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const RECORD_HDR_BYTES: u64 = 8;
 
+/// The programs' array of rings (`XCAP_RINGS`: an array of maps, indexed
+/// by CPU) and the rings in it.
+pub struct Rings {
+    pub array: OwnedFd,
+    pub rings: Vec<(u32, BpfRing)>,
+}
+
+impl Rings {
+    /// Creates the array, with one slot per possible CPU, and a ring of
+    /// `bytes` bytes for each of `cpus`, put in at the CPU's index. Each
+    /// update of an array of maps waits for an RCU grace period (about 12
+    /// ms here), so all go in one batch update, which waits once; callers
+    /// run this on a thread while other work goes on.
+    pub fn create(
+        name: &str,
+        possible_cpus: u32,
+        cpus: &[u32],
+        bytes: u32,
+    ) -> Result<Rings, String> {
+        let template =
+            BpfRing::create_map(name, bytes).map_err(|e| format!("ring buffer {name}: {e}"))?;
+        let array = crate::sys::map_create(&crate::sys::MapSpec {
+            name,
+            map_type: crate::sys::MAP_TYPE_ARRAY_OF_MAPS,
+            key_size: 4,
+            value_size: 4,
+            max_entries: possible_cpus,
+            flags: 0,
+            inner_map_fd: Some(template.as_raw_fd()),
+        })
+        .map_err(|e| format!("map {name}: {e}"))?;
+        drop(template);
+        let mut rings = Vec::new();
+        for &cpu in cpus {
+            let ring = BpfRing::create(&format!("xcap_ring{cpu}"), bytes)
+                .map_err(|e| format!("ring buffer of cpu {cpu}: {e}"))?;
+            rings.push((cpu, ring));
+        }
+        let keys: Vec<u8> = rings.iter().flat_map(|(c, _)| c.to_ne_bytes()).collect();
+        let fds: Vec<u8> = rings
+            .iter()
+            .flat_map(|(_, r)| (r.fd() as u32).to_ne_bytes())
+            .collect();
+        crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32)
+            .map_err(|e| format!("ring buffers: {e}"))?;
+        Ok(Rings { array, rings })
+    }
+}
+
 pub struct BpfRing {
     fd: OwnedFd,
     consumer: *mut u8,
@@ -33,7 +82,11 @@ impl BpfRing {
     /// Creates a ring of `bytes` bytes (a power-of-two number of pages)
     /// and maps it.
     pub fn create(name: &str, bytes: u32) -> io::Result<BpfRing> {
-        let fd = crate::sys::map_create(&crate::sys::MapSpec {
+        BpfRing::map(BpfRing::create_map(name, bytes)?, bytes as usize)
+    }
+
+    fn create_map(name: &str, bytes: u32) -> io::Result<OwnedFd> {
+        crate::sys::map_create(&crate::sys::MapSpec {
             name,
             map_type: crate::sys::MAP_TYPE_RINGBUF,
             key_size: 0,
@@ -41,8 +94,7 @@ impl BpfRing {
             max_entries: bytes,
             flags: 0,
             inner_map_fd: None,
-        })?;
-        BpfRing::map(fd, bytes as usize)
+        })
     }
 
     fn map(fd: OwnedFd, size: usize) -> io::Result<BpfRing> {

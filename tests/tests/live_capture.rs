@@ -801,7 +801,10 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
     // Ring buffers are a power of two pages; found after the TC links
     // are made, which must go again.
     one_error_line(
-        &xcap_in(&net.rx, &["-i", RX_IF, "--tc", "--buffer-pages", "3", "icmp"]),
+        &xcap_in(
+            &net.rx,
+            &["-i", RX_IF, "--tc", "--buffer-pages", "3", "icmp"],
+        ),
         "must be a power of two pages",
     );
     assert_nothing_attached(&net);
