@@ -259,68 +259,29 @@ fn output(hdr: &Hdr, copy: impl Fn(*mut c_void, u32) -> i64) {
     };
     let ring = ring as *const RingBuf<(), RING_BYTES> as *mut c_void;
     let n = hdr.caplen;
-    // bpf_ringbuf_reserve wants a size the verifier knows: the record is
-    // the smallest of these classes that holds the bytes (the frozen snap
-    // length prunes the classes above it).
-    let written = if n <= 128 {
-        record::<128>(ring, hdr, n, &copy)
-    } else if n <= 256 {
-        record::<256>(ring, hdr, n, &copy)
-    } else if n <= 512 {
-        record::<512>(ring, hdr, n, &copy)
-    } else if n <= 1024 {
-        record::<1024>(ring, hdr, n, &copy)
-    } else if n <= 1536 {
-        record::<1536>(ring, hdr, n, &copy)
-    } else if n <= 2048 {
-        record::<2048>(ring, hdr, n, &copy)
-    } else if n <= 4096 {
-        record::<4096>(ring, hdr, n, &copy)
-    } else if n <= 9216 {
-        record::<9216>(ring, hdr, n, &copy)
-    } else if n <= 16384 {
-        record::<16384>(ring, hdr, n, &copy)
-    } else if n <= 65536 {
-        record::<65536>(ring, hdr, n, &copy)
-    } else {
-        record::<262144>(ring, hdr, n.min(262144), &copy)
-    };
-    if !written {
-        count(COUNTER_OUTPUT_ERRORS);
-    }
-}
-
-/// One record of `HDR_BYTES + CAP` bytes: the header, then `n <= CAP`
-/// packet bytes.
-#[inline(always)]
-fn record<const CAP: u32>(
-    ring: *mut c_void,
-    hdr: &Hdr,
-    n: u32,
-    copy: &impl Fn(*mut c_void, u32) -> i64,
-) -> bool {
-    let size = u64::from(HDR_BYTES + CAP);
+    let cap = size_class(n);
+    let size = u64::from(HDR_BYTES) + cap;
     let rec = unsafe { bpf_ringbuf_reserve(ring, size, 0) } as *mut u8;
     if rec.is_null() {
-        return false;
+        count(COUNTER_OUTPUT_ERRORS);
+        return;
     }
     // Records are 8-byte aligned, like `Hdr`.
     unsafe { core::ptr::write(rec as *mut Hdr, core::ptr::read(hdr)) };
     // The bounds again, on a value the optimiser cannot reason about: it
-    // would drop them as implied by the caller's, and the verifier wants
-    // them on the register passed.
+    // would drop them as implied by the class, and the verifier wants them
+    // on the register passed.
     let n = opaque(u64::from(n));
-    if n == 0 || n > u64::from(CAP) {
-        unsafe { bpf_ringbuf_discard(rec as *mut c_void, BPF_RB_NO_WAKEUP) };
-        return false;
-    }
-    if copy(
-        unsafe { rec.add(HDR_BYTES as usize) } as *mut c_void,
-        n as u32,
-    ) != 0
+    if n == 0
+        || n > cap
+        || copy(
+            unsafe { rec.add(HDR_BYTES as usize) } as *mut c_void,
+            n as u32,
+        ) != 0
     {
         unsafe { bpf_ringbuf_discard(rec as *mut c_void, BPF_RB_NO_WAKEUP) };
-        return false;
+        count(COUNTER_OUTPUT_ERRORS);
+        return;
     }
     unsafe {
         bpf_ringbuf_submit(
@@ -328,7 +289,26 @@ fn record<const CAP: u32>(
             wakeup_flags(ring, size + RINGBUF_HDR_BYTES),
         )
     };
-    true
+}
+
+/// The packet bytes a record holds for `n` bytes: the smallest of a few
+/// classes (above 1 KiB each at most 1.5 times the last, so a record wastes
+/// less than a third of itself). bpf_ringbuf_reserve wants a size the
+/// verifier knows; each class is a constant on its own path (opaque to the
+/// optimiser, so that it cannot fold the chain into a table lookup, which
+/// the verifier could not follow), and the frozen snap length prunes the
+/// classes above it.
+#[inline(always)]
+fn size_class(n: u32) -> u64 {
+    macro_rules! classes {
+        ($($c:literal),+; $last:literal) => {
+            $(if n <= $c { $c } else)+ { $last }
+        };
+    }
+    opaque(classes!(
+        128, 256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 9216, 12288, 16384, 24576, 32768,
+        49152, 65536, 98304, 131072, 196608; 262144
+    ))
 }
 
 /// The submit flags: see `XCAP_WAKEUP_EVENTS`.

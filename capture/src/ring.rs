@@ -168,16 +168,15 @@ impl BpfRing {
         unsafe { libc::poll(&mut p, 1, timeout_ms) };
     }
 
-    /// Hands every committed record to `f`, then frees their space. Stops
-    /// at the first record still being written.
+    /// Hands every record committed so far to `f`, then frees their space.
+    /// Stops at the first record still being written.
     pub fn drain(&mut self, mut f: impl FnMut(Record<'_>)) {
         let mut pos = self.consumer_pos().load(Ordering::Relaxed);
         let mask = self.size as u64 - 1;
-        loop {
-            let end = self.producer_pos().load(Ordering::Acquire);
-            if pos >= end {
-                break;
-            }
+        // Up to where the producer was when we started: going on while it
+        // writes would hold the space back until the ring fills.
+        let end = self.producer_pos().load(Ordering::Acquire);
+        while pos < end {
             let off = self.page + (pos & mask) as usize;
             // SAFETY: a record header inside the first data mapping; the
             // kernel writes its length last, with release semantics.
@@ -205,7 +204,7 @@ impl BpfRing {
             }
             pos += (RECORD_HDR_BYTES + bytes as u64 + 7) & !7;
         }
-        // Freed once per batch: the producer reads this line on every
+        // Freed once per drain: the producer reads this line on every
         // reserve, so a store per record would bounce it between CPUs.
         self.consumer_pos().store(pos, Ordering::Release);
     }
