@@ -265,6 +265,13 @@ unsafe fn capture_skb(
     if snap < caplen {
         caplen = snap;
     }
+    // A perf record's size is a u16, and the kernel cuts a sample past it:
+    // the header, the skipped bytes and the packet must fit (8 bytes of
+    // record header, 4 of raw size, up to 7 of padding).
+    let room = (65_535 - 19 - core::mem::size_of::<TraceHdr>() as u64).saturating_sub(skip);
+    if caplen as u64 > room {
+        caplen = room as u32;
+    }
     let pre_used = if (caplen as u64) < pre {
         caplen as u64
     } else {
