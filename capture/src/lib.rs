@@ -621,9 +621,24 @@ fn attach_placeholders(
 ) -> Result<Links, Error> {
     let xdp = hooks.iter().any(|h| h.0 == Hook::Xdp);
     let placeholder = object::placeholder(xdp)?;
-    link_order(interfaces.len(), hooks.len())
-        .map(|(n, h)| attach(&interfaces[n], hooks[h].0, placeholder.as_fd(), mode))
-        .collect()
+    // All at once: each link waits for a grace period, and waits that
+    // start together end together (one after another, each would also
+    // wait out the one in progress when it asked).
+    std::thread::scope(|scope| {
+        let pending: Vec<_> = link_order(interfaces.len(), hooks.len())
+            .map(|(n, h)| {
+                let placeholder = placeholder.as_fd();
+                scope.spawn(move || attach(&interfaces[n], hooks[h].0, placeholder, mode))
+            })
+            .collect();
+        pending
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .unwrap_or_else(|_| Err(Error::Load("the attaching thread panicked".into())))
+            })
+            .collect()
+    })
 }
 
 /// Attaches `prog` to `iface` at `hook`: XDP native, or generic when the
