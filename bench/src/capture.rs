@@ -1703,7 +1703,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         "{} more runs per setup at {} kpps with the kernel's BPF run-time statistics on \
          (`BPF_ENABLE_STATS`; `run_time_ns` / `run_cnt` of the setup's programs over the window, read with \
          `bpftool prog show --json`), interleaved as above. This is what the program itself costs per packet, \
-         helpers included (`bpf_perf_event_output` for a captured packet), without the rest of the path; the \
+         helpers included (for a captured packet, writing its ring buffer record), without the rest of the path; the \
          statistics add two clock reads to every run, the same for every row. **ns per run**: the median of \
          the runs; **over bare**: minus the median of the bare pass program of the same hook and mode.\n",
         cfg.runs,
