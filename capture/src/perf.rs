@@ -93,23 +93,11 @@ impl PerfRing {
         let page = page_size();
         let size = pages * page;
         let mmap_len = size + page;
-        // SAFETY: mapping the perf fd as the perf ABI says.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mmap_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        // The control page, then the data ring, as the perf ABI says.
+        let base = map_shared(fd.as_raw_fd(), mmap_len, true, 0)?;
         let ring = PerfRing {
             fd,
-            base: base.cast(),
+            base,
             mmap_len,
             page,
             size,
@@ -138,13 +126,7 @@ impl PerfRing {
 
     /// Waits up to `timeout_ms` for the kernel's wakeup (0: just check).
     pub fn wait(&self, timeout_ms: i32) {
-        let mut p = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        wait_readable(self.fd(), timeout_ms);
     }
 
     /// Hands every record written so far to `f`, then frees their space.
@@ -202,6 +184,47 @@ impl Drop for PerfRing {
         // SAFETY: our mapping.
         unsafe { libc::munmap(self.base.cast(), self.mmap_len) };
     }
+}
+
+/// Maps `len` bytes of `fd` at `offset`, shared, read-write or read-only.
+pub(crate) fn map_shared(
+    fd: RawFd,
+    len: usize,
+    writable: bool,
+    offset: usize,
+) -> io::Result<*mut u8> {
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
+    // SAFETY: a fresh mapping of an fd the caller owns; the kernel checks
+    // length and offset.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(base.cast())
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable (0: just check).
+pub(crate) fn wait_readable(fd: RawFd, timeout_ms: i32) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) };
 }
 
 pub fn page_size() -> usize {

@@ -9,10 +9,10 @@
 //! discard bit (dropped by the program), and a page offset we ignore.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::perf::{page_size, Record};
+use crate::perf::{map_shared, page_size, wait_readable, Record};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -99,41 +99,21 @@ impl BpfRing {
 
     fn map(fd: OwnedFd, size: usize) -> io::Result<BpfRing> {
         let page = page_size();
-        // SAFETY: mapping a ring buffer map fd as the kernel documents it.
-        let consumer = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
+        // The consumer page is ours to write; the producer page and the
+        // data pages (mapped twice in a row) are the kernel's.
+        let consumer = map_shared(fd.as_raw_fd(), page, true, 0)?;
+        let producer = match map_shared(fd.as_raw_fd(), page + 2 * size, false, page) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: our mapping.
+                unsafe { libc::munmap(consumer.cast(), page) };
+                return Err(e);
+            }
         };
-        if consumer == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above; the data pages follow the producer page twice.
-        let producer = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page + 2 * size,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                page as libc::off_t,
-            )
-        };
-        if producer == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
-            // SAFETY: our mapping.
-            unsafe { libc::munmap(consumer, page) };
-            return Err(e);
-        }
         Ok(BpfRing {
             fd,
-            consumer: consumer.cast(),
-            producer: producer.cast(),
+            consumer,
+            producer,
             page,
             size,
         })
@@ -141,10 +121,6 @@ impl BpfRing {
 
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {
@@ -159,13 +135,7 @@ impl BpfRing {
 
     /// Waits up to `timeout_ms` for unread records (0: just check).
     pub fn wait(&self, timeout_ms: i32) {
-        let mut p = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        wait_readable(self.fd(), timeout_ms);
     }
 
     /// Hands every record committed so far to `f`, then frees their space.

@@ -448,6 +448,15 @@ impl Proc {
     }
 }
 
+/// Starts xcap in namespace `ns` with `args` and waits until it listens.
+fn xcap_listening<S: AsRef<std::ffi::OsStr>>(ns: &str, args: impl IntoIterator<Item = S>) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).arg(xcap_bin()).args(args);
+    let mut p = Proc::start(cmd);
+    p.wait_listening("xcap");
+    p
+}
+
 /// (original length, bytes) of every packet of a pcap file (micro- or
 /// nanosecond).
 fn read_pcap(path: &Path) -> Vec<(u32, Vec<u8>)> {
@@ -885,14 +894,19 @@ fn pcapng_count_and_stdout() {
     let net = Net::new();
     // -c 2: stops by itself; pcapng with its interface block and flags.
     let file = net.path("two.pcapng");
-    let mut x = Command::new("ip");
-    x.args(["netns", "exec", &net.rx])
-        .arg(xcap_bin())
-        .args(["-i", RX_IF, "--tc", "-c", "2", "-w"])
-        .arg(&file)
-        .arg("icmp");
-    let mut x = Proc::start(x);
-    x.wait_listening("xcap");
+    let x = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            RX_IF,
+            "--tc",
+            "-c",
+            "2",
+            "-w",
+            file.to_str().unwrap(),
+            "icmp",
+        ],
+    );
     sh(&format!(
         "ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
         net.tx
@@ -927,14 +941,20 @@ fn pcapng_count_and_stdout() {
 
     // XDP pcapng: the verdict option; tcpdump reads it too.
     let file = net.path("xdp.pcapng");
-    let mut x = Command::new("ip");
-    x.args(["netns", "exec", &net.rx])
-        .arg(xcap_bin())
-        .args(["-i", RX_IF, "--xdp", "-c", "1", "--pcapng", "-w"])
-        .arg(&file)
-        .arg("icmp");
-    let mut x = Proc::start(x);
-    x.wait_listening("xcap");
+    let x = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            RX_IF,
+            "--xdp",
+            "-c",
+            "1",
+            "--pcapng",
+            "-w",
+            file.to_str().unwrap(),
+            "icmp",
+        ],
+    );
     sh(&format!(
         "ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
         net.tx
@@ -995,14 +1015,10 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
     let net = Net::new();
     // SIGTERM: a complete file.
     let file = net.path("term.pcap");
-    let mut x = Command::new("ip");
-    x.args(["netns", "exec", &net.rx])
-        .arg(xcap_bin())
-        .args(["-i", RX_IF, "--xdp", "-w"])
-        .arg(&file)
-        .arg("icmp");
-    let mut x = Proc::start(x);
-    x.wait_listening("xcap");
+    let x = xcap_listening(
+        &net.rx,
+        ["-i", RX_IF, "--xdp", "-w", file.to_str().unwrap(), "icmp"],
+    );
     sh(&format!(
         "ip netns exec {} ping -q -c 3 -i 0.2 10.200.0.2 >/dev/null",
         net.tx
@@ -1019,14 +1035,10 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
     for (hook, name) in [("--xdp", "gone-xdp.pcap"), ("--tc", "gone-tc.pcap")] {
         let n = Net::new();
         let file = n.path(name);
-        let mut x = Command::new("ip");
-        x.args(["netns", "exec", &n.rx])
-            .arg(xcap_bin())
-            .args(["-i", RX_IF, hook, "-w"])
-            .arg(&file)
-            .arg("icmp");
-        let mut x = Proc::start(x);
-        x.wait_listening("xcap");
+        let x = xcap_listening(
+            &n.rx,
+            ["-i", RX_IF, hook, "-w", file.to_str().unwrap(), "icmp"],
+        );
         sh(&format!(
             "ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
             n.tx
@@ -1070,13 +1082,17 @@ fn xdp_multi_buffer_packets_are_captured_whole() {
         .arg("greater 5000");
     let mut td = Proc::start(td);
     td.wait_listening("tcpdump");
-    let mut xc = Command::new("ip");
-    xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    xc.args(["-i", RX_IF, "--xdp", "-w"])
-        .arg(&ours)
-        .arg("greater 5000");
-    let mut xc = Proc::start(xc);
-    xc.wait_listening("xcap");
+    let xc = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            RX_IF,
+            "--xdp",
+            "-w",
+            ours.to_str().unwrap(),
+            "greater 5000",
+        ],
+    );
     sh(&format!(
         "ip netns exec {} ping -q -c 2 -i 0.2 -s 8000 10.200.0.2 >/dev/null",
         net.tx
@@ -1117,13 +1133,19 @@ fn tc_filters_non_linear_skbs_as_tcpdump_does() {
         .arg("udp port 9");
     let mut td = Proc::start(td);
     td.wait_listening("tcpdump");
-    let mut xc = Command::new("ip");
-    xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    xc.args(["-i", RX_IF, "--tc", "-Q", "in", "-w"])
-        .arg(&ours)
-        .arg("udp port 9");
-    let mut xc = Proc::start(xc);
-    xc.wait_listening("xcap");
+    let xc = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            RX_IF,
+            "--tc",
+            "-Q",
+            "in",
+            "-w",
+            ours.to_str().unwrap(),
+            "udp port 9",
+        ],
+    );
     let sent = run(Command::new("ip")
         .args(["netns", "exec", &net.tx, "trafgen", "-o", TX_IF, "-i"])
         .arg(&conf)
@@ -1170,15 +1192,10 @@ fn full_buffers_lose_packets_counted_exactly() {
         ("--tc", None),
     ] {
         let file = net.path(&format!("full{hook}{}.pcap", wakeup.unwrap_or("")));
-        let mut xc = Command::new("ip");
-        xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-        xc.args(["-v", "-i", RX_IF, hook, "-Q", "in", "--buffer-pages", "1"])
-            .args(wakeup)
-            .arg("-w")
-            .arg(&file)
-            .arg("udp port 9");
-        let mut xc = Proc::start(xc);
-        xc.wait_listening("xcap");
+        let mut args = vec!["-v", "-i", RX_IF, hook, "-Q", "in", "--buffer-pages", "1"];
+        args.extend(wakeup);
+        args.extend(["-w", file.to_str().unwrap(), "udp port 9"]);
+        let xc = xcap_listening(&net.rx, args);
         let frames = vec![frame.clone(); SENT];
         in_ns(&net.tx, move || send_frames(TX_IF, &frames))
             .join()
@@ -1217,13 +1234,21 @@ fn tc_captures_large_gso_packets_whole() {
     let _guard = serial();
     let net = Net::new();
     let file = net.path("gso.pcap");
-    let mut xc = Command::new("ip");
-    xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    xc.args(["-i", "lo", "--tc", "-Q", "out", "-B", "32768", "-w"])
-        .arg(&file)
-        .arg("tcp port 5555");
-    let mut xc = Proc::start(xc);
-    xc.wait_listening("xcap");
+    let xc = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            "lo",
+            "--tc",
+            "-Q",
+            "out",
+            "-B",
+            "32768",
+            "-w",
+            file.to_str().unwrap(),
+            "tcp port 5555",
+        ],
+    );
     const BYTES: usize = 3_000_000;
     in_ns(&net.rx, || {
         let listener = TcpListener::bind("127.0.0.1:5555").unwrap();
