@@ -13,14 +13,16 @@
 //!   access shifts; a pointer taken as `mov rX, r10` is offset by one more
 //!   instruction), so the two never overlap;
 //! - `r6`-`r9` the body writes and the caller still needs after the call
-//!   (a liveness analysis of the caller) are saved below the caller's frame
-//!   and restored after the body: the eBPF calling convention preserves
-//!   them across a call, the inlined body must too;
+//!   (a liveness analysis of the caller) must survive it, as the eBPF
+//!   calling convention says: a body without calls gets them renamed to
+//!   registers among `r1`-`r5` it never touches (the caller never reads
+//!   those after a call), other bodies save them below the caller's frame
+//!   and restore them after;
 //! - jumps, calls and function addresses of the rest of the program are
 //!   re-targeted; the subprogram itself is dropped once nothing calls it.
 //!
 //! ```
-//! use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R6};
+//! use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R2, R6};
 //! use injector::inline;
 //!
 //! let program = [
@@ -35,8 +37,10 @@
 //! let callee = inline::find_function(&program, &program[4..]).unwrap();
 //! let inlined = inline::inline_calls(&program, callee).unwrap();
 //! assert_eq!(inlined.sites, 1);
-//! // r6 saved, body, r6 restored; the subprogram is gone.
-//! assert_eq!(inlined.insns.len(), 1 + 1 + 2 + 1 + 2);
+//! // The body in place of the call, its r6 renamed to r2 (the first
+//! // scratch register it leaves alone); the subprogram is gone.
+//! assert_eq!(inlined.insns[1..3], [Insn::mov64_imm(R2, 1), Insn::mov64_reg(R0, R1)]);
+//! assert_eq!(inlined.insns.len(), 1 + 2 + 2);
 //! ```
 //!
 //! What the caller's frame holds is found by scanning its instructions:
@@ -48,7 +52,7 @@
 
 use std::ops::Range;
 
-use cbpf2ebpf::ebpf::{op, Insn, R10, R6, R9};
+use cbpf2ebpf::ebpf::{op, Insn, R1, R10, R5, R6, R9};
 
 use crate::Error;
 
@@ -118,14 +122,21 @@ pub fn inline_calls(prog: &[Insn], callee: usize) -> Result<Inlined, Error> {
         let defined = defined_callee_saved(prog, range.clone());
         for i in calls {
             let keep = body.writes & live[i + 1];
-            if keep & !defined[i] != 0 {
+            let mut free = body.unused_scratch.iter().copied();
+            let (mut saved, mut renamed) = (Vec::new(), Vec::new());
+            for r in (R6..=R9).filter(|&r| keep & bit(r) != 0) {
+                match free.next() {
+                    Some(to) => renamed.push((r, to)),
+                    None => saved.push(r),
+                }
+            }
+            if saved.iter().any(|&r| defined[i] & bit(r) == 0) {
                 // Saving a register that is unset on some path would not
                 // verify; not saving it would lose it on the others.
                 return Err(refuse(format!(
                     "the caller needs r6-r9 after the call at instruction {i} that are not set on every path to it"
                 )));
             }
-            let saved: Vec<u8> = (R6..=R9).filter(|&r| keep & bit(r) != 0).collect();
             let caller = (depth + 7) / 8 * 8;
             let shift = caller + 8 * saved.len() as i64;
             if shift + body.frame > MAX_STACK {
@@ -140,6 +151,7 @@ pub fn inline_calls(prog: &[Insn], callee: usize) -> Result<Inlined, Error> {
                     caller,
                     shift,
                     saved,
+                    renamed,
                 },
             ));
         }
@@ -438,6 +450,9 @@ struct Site {
     /// How far the body's r10-relative offsets move down.
     shift: i64,
     saved: Vec<u8>,
+    /// Callee-saved registers the body uses under another name: (r6-r9,
+    /// a scratch register the body leaves alone).
+    renamed: Vec<(u8, u8)>,
 }
 
 /// The callee, checked for what inlining needs.
@@ -447,11 +462,16 @@ struct Body {
     writes: u16,
     /// Bytes of stack below r10 the body uses.
     frame: i64,
+    /// r1-r5 the body neither reads nor writes, when it calls nothing
+    /// (a helper call would clobber them): room for its r6-r9.
+    unused_scratch: Vec<u8>,
 }
 
 impl Body {
     fn analyse(prog: &[Insn], range: Range<usize>) -> Result<Body, Error> {
         let mut writes_mask = 0;
+        let mut uses = 0;
+        let mut calls = false;
         for i in slots(prog, range.clone()) {
             let x = prog[i];
             let at = |what: &str| {
@@ -491,6 +511,8 @@ impl Body {
                 return Err(at("uses r10 other than as a base or a copy"));
             }
             writes_mask |= writes(x);
+            uses |= reads(x) | writes(x);
+            calls |= x.code == op::JMP | op::CALL;
         }
         // What the verifier refuses in a function must not pass inlined,
         // where the caller's code would follow it.
@@ -508,10 +530,16 @@ impl Body {
                 i - range.start
             )));
         }
+        let unused_scratch = if calls {
+            Vec::new()
+        } else {
+            (R1..=R5).filter(|&r| uses & bit(r) == 0).collect()
+        };
         Ok(Body {
             frame: frame_depth(prog, range.clone(), Indexed::NonNegative)?,
             range,
             writes: writes_mask,
+            unused_scratch,
         })
     }
 
@@ -549,6 +577,18 @@ impl Body {
                 jumps.push((out.len(), target(prog, i).unwrap() - start));
             }
             let mut y = x;
+            let rename = |r: u8| {
+                site.renamed
+                    .iter()
+                    .find(|&&(from, _)| from == r)
+                    .map_or(r, |&(_, to)| to)
+            };
+            y.dst = rename(x.dst);
+            // An ld_imm64's src says what its constant is, not a register
+            // (the body has no calls, whose src is the call's kind).
+            if x.code != LD_IMM64 {
+                y.src = rename(x.src);
+            }
             match x.class() {
                 op::LDX if x.src == R10 => y.off = shifted(x.off, site.shift)?,
                 op::ST | op::STX if x.dst == R10 => y.off = shifted(x.off, site.shift)?,

@@ -2,7 +2,7 @@
 //! (That inlined filters verify and answer as called ones do is checked in
 //! the kernel by the differential tests, engine `kernel-inlined`.)
 
-use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R10, R2, R3, R6, R7};
+use cbpf2ebpf::ebpf::{op, Insn, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8};
 use injector::inline::{find_function, inline_calls};
 
 fn call(rel: i32) -> Insn {
@@ -69,10 +69,30 @@ fn the_body_frame_moves_below_the_callers() {
     );
 }
 
+/// `call bpf_ktime_get_ns`: a helper call, which clobbers r1-r5.
+fn helper_call() -> Insn {
+    Insn::call_helper(5)
+}
+
+/// `dst = map_value(map 1) + 0`: an ld_imm64 whose src (6) says what its
+/// constant is.
+fn ld_map_value(dst: u8) -> [Insn; 2] {
+    [
+        Insn::new(op::LD | op::DW | op::IMM, dst, 6, 0, 1),
+        Insn::new(0, 0, 0, 0, 0),
+    ]
+}
+
 #[test]
 fn callee_saved_registers_are_kept_only_when_live() {
-    let callee = [Insn::mov64_imm(R6, 1), Insn::mov64_imm(R7, 2), Insn::exit()];
-    // r6 is read after the call, r7 is written first: only r6 is saved.
+    let callee = [
+        helper_call(),
+        Insn::mov64_imm(R6, 1),
+        Insn::mov64_imm(R7, 2),
+        Insn::exit(),
+    ];
+    // r6 is read after the call, r7 is written first: only r6 is saved
+    // (the body calls a helper: no scratch register survives it).
     let mut prog = vec![
         Insn::mov64_imm(R6, 5),
         Insn::mov64_imm(R7, 5),
@@ -85,30 +105,81 @@ fn callee_saved_registers_are_kept_only_when_live() {
     prog.extend_from_slice(&callee);
     let out = inline_calls(&prog, 7).unwrap();
     assert_eq!(
-        out.insns[2..6],
+        out.insns[2..7],
         [
             Insn::stx(op::DW, R10, R6, -8),
+            helper_call(),
             Insn::mov64_imm(R6, 1),
             Insn::mov64_imm(R7, 2),
             Insn::ldx(op::DW, R6, R10, -8),
         ]
     );
-    assert_eq!(out.insns.len(), prog.len() - callee.len() - 1 + 4);
+    assert_eq!(out.insns.len(), prog.len() - callee.len() - 1 + 5);
 }
 
 #[test]
-fn a_live_register_unset_on_some_path_is_refused() {
+fn a_body_without_calls_uses_free_scratch_registers_for_live_ones() {
+    // The body reads r1 and r2 (its arguments) and writes r3: r6 and r8,
+    // live after the call, become r4 and r5; r7, dead there, stays.
+    let callee = [
+        Insn::mov64_reg(R6, R1),
+        Insn::mov64_imm(R3, 0),
+        ld_map_value(R8)[0], // src 6 is a kind of constant, not r6
+        ld_map_value(R8)[1],
+        Insn::alu64_reg(op::ADD, R6, R8),
+        Insn::mov64_reg(R7, R2),
+        Insn::stx(op::DW, R10, R6, -8),
+        Insn::jmp_reg(op::JEQ, R6, R7, 1),
+        Insn::mov64_reg(R0, R6),
+        Insn::exit(),
+    ];
+    let mut prog = vec![
+        Insn::mov64_imm(R6, 5),
+        Insn::mov64_imm(R8, 5),
+        call(4),
+        Insn::alu64_reg(op::ADD, R0, R6),
+        Insn::alu64_reg(op::ADD, R0, R8),
+        Insn::mov64_imm(R7, 0),
+        Insn::exit(),
+    ];
+    prog.extend_from_slice(&callee);
+    let out = inline_calls(&prog, 7).unwrap();
+    assert_eq!(
+        out.insns[2..13],
+        [
+            Insn::mov64_reg(R4, R1),
+            Insn::mov64_imm(R3, 0),
+            ld_map_value(R5)[0],
+            ld_map_value(R5)[1],
+            Insn::alu64_reg(op::ADD, R4, R5),
+            Insn::mov64_reg(R7, R2),
+            Insn::stx(op::DW, R10, R4, -8),
+            Insn::jmp_reg(op::JEQ, R4, R7, 1),
+            Insn::mov64_reg(R0, R4),
+            Insn::alu64_reg(op::ADD, R0, R6),
+            Insn::alu64_reg(op::ADD, R0, R8),
+        ]
+    );
+}
+
+#[test]
+fn a_live_register_unset_on_some_path_is_refused_when_it_must_be_saved() {
     let prog = [
         Insn::jmp_imm(op::JEQ, R1, 0, 1),
         Insn::mov64_imm(R6, 5), // r6 set on one path only
         call(2),
         Insn::mov64_reg(R0, R6),
         Insn::exit(),
+        helper_call(),
         Insn::mov64_imm(R6, 1),
         Insn::exit(),
     ];
     let e = inline_calls(&prog, 5).unwrap_err().to_string();
     assert!(e.contains("not set on every path"), "{e}");
+    // Renamed (no call in the body), the caller's r6 is never touched.
+    let mut renamed = prog;
+    renamed[5] = Insn::mov64_imm(R0, 0);
+    assert!(inline_calls(&renamed, 5).is_ok());
 }
 
 #[test]
