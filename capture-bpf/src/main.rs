@@ -45,9 +45,9 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},
     btf_maps::{ArrayOfMaps, PerCpuArray, PerfEventArray, RingBuf},
     helpers::generated::{
-        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_ringbuf_discard, bpf_ringbuf_query,
-        bpf_ringbuf_reserve, bpf_ringbuf_submit, bpf_skb_load_bytes, bpf_skb_pull_data,
-        bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_ringbuf_discard, bpf_ringbuf_reserve,
+        bpf_ringbuf_submit, bpf_skb_load_bytes, bpf_skb_pull_data, bpf_xdp_get_buff_len,
+        bpf_xdp_load_bytes,
     },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
@@ -66,7 +66,8 @@ pub const COUNTER_MATCHED: u32 = 1;
 /// The record could not be written (a full ring buffer, or a failed copy):
 /// the packet is lost.
 pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
-/// Records since the last forced wakeup (`XCAP_WAKEUP_EVENTS` mode).
+/// Records (`XCAP_WAKEUP_EVENTS` mode) or bytes (`XCAP_WAKEUP_BYTES`)
+/// written since the last forced wakeup.
 pub const COUNTER_UNWOKEN: u32 = 3;
 pub const COUNTERS_LEN: u32 = 4;
 
@@ -108,8 +109,8 @@ static XCAP_TC_PULL: u32 = 0;
 static XCAP_FILTER_READS_LEN: u32 = 1;
 
 /// When to wake the reader of a ring: `XCAP_WAKEUP_EVENTS` > 1 wakes it
-/// after that many records; otherwise `XCAP_WAKEUP_BYTES` > 0 wakes it when
-/// the unread bytes of its ring cross that mark (a wakeup is an irq_work,
+/// after that many records; otherwise `XCAP_WAKEUP_BYTES` > 0 wakes it each
+/// time that many bytes have been written to its ring (a wakeup is an irq_work,
 /// a self-IPI that costs microseconds in a VM, so the default batches);
 /// both 0 lets the kernel wake it whenever it has caught up (`-U`).
 #[unsafe(no_mangle)]
@@ -244,7 +245,6 @@ fn snaplen() -> u32 {
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
-const BPF_RB_AVAIL_DATA: u64 = 0;
 /// A ring buffer record's own header (`BPF_RINGBUF_HDR_SZ`).
 const RINGBUF_HDR_BYTES: u64 = 8;
 const HDR_BYTES: u32 = core::mem::size_of::<Hdr>() as u32;
@@ -283,12 +283,7 @@ fn output(hdr: &Hdr, copy: impl Fn(*mut c_void, u32) -> i64) {
         count(COUNTER_OUTPUT_ERRORS);
         return;
     }
-    unsafe {
-        bpf_ringbuf_submit(
-            rec as *mut c_void,
-            wakeup_flags(ring, size + RINGBUF_HDR_BYTES),
-        )
-    };
+    unsafe { bpf_ringbuf_submit(rec as *mut c_void, wakeup_flags(size + RINGBUF_HDR_BYTES)) };
 }
 
 /// The packet bytes a record holds for `n` bytes: the smallest of a few
@@ -311,33 +306,33 @@ fn size_class(n: u32) -> u64 {
     ))
 }
 
-/// The submit flags: see `XCAP_WAKEUP_EVENTS`.
+/// The submit flags: see `XCAP_WAKEUP_EVENTS`. Both modes count, per
+/// CPU, what was written since the last forced wakeup (records or bytes):
+/// a per-CPU counter costs a few instructions where asking the ring for
+/// its unread bytes (`bpf_ringbuf_query`) is one more helper call per
+/// captured packet.
 #[inline(always)]
-fn wakeup_flags(ring: *mut c_void, record_bytes: u64) -> u64 {
+fn wakeup_flags(record_bytes: u64) -> u64 {
     let events = unsafe { core::ptr::read_volatile(&XCAP_WAKEUP_EVENTS) };
-    if events > 1 {
-        let Some(p) = COUNTERS.get_ptr_mut(COUNTER_UNWOKEN) else {
+    let (step, mark) = if events > 1 {
+        (1, u64::from(events))
+    } else {
+        let bytes = unsafe { core::ptr::read_volatile(&XCAP_WAKEUP_BYTES) };
+        if bytes == 0 {
             return 0;
-        };
-        // Per-CPU slot: no other writer.
-        let unwoken = unsafe { *p } + 1;
-        if unwoken >= u64::from(events) {
-            unsafe { *p = 0 };
-            return BPF_RB_FORCE_WAKEUP;
         }
-        unsafe { *p = unwoken };
-        return BPF_RB_NO_WAKEUP;
-    }
-    let mark = u64::from(unsafe { core::ptr::read_volatile(&XCAP_WAKEUP_BYTES) });
-    if mark == 0 {
+        (record_bytes, u64::from(bytes))
+    };
+    let Some(p) = COUNTERS.get_ptr_mut(COUNTER_UNWOKEN) else {
         return 0;
-    }
-    // Unread bytes, this record's included (reserved): wake once, when
-    // this record crosses the mark; the reader also polls on a timer.
-    let unread = unsafe { bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
-    if unread >= mark && unread - record_bytes < mark {
+    };
+    // Per-CPU slot: no other writer.
+    let unwoken = unsafe { *p } + step;
+    if unwoken >= mark {
+        unsafe { *p = 0 };
         BPF_RB_FORCE_WAKEUP
     } else {
+        unsafe { *p = unwoken };
         BPF_RB_NO_WAKEUP
     }
 }
@@ -358,46 +353,54 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
     let start = ctx.data();
     let end = ctx.data_end();
     // All buffers of a multi-buffer packet; a helper call, so only when the
-    // filter needs it or the packet is captured.
-    let reads_len = unsafe { core::ptr::read_volatile(&XCAP_FILTER_READS_LEN) } != 0;
-    let filter_len = if reads_len {
-        unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 }
+    // filter reads it. (u64 throughout: the filter reads the low 32 bits,
+    // and a u32 here would cost a zero-extension on every packet.)
+    let filter_len = if unsafe { core::ptr::read_volatile(&XCAP_FILTER_READS_LEN) } != 0 {
+        unsafe { bpf_xdp_get_buff_len(ctx.ctx) }
     } else {
-        (end - start) as u32
+        (end - start) as u64
     };
     let ret = call_filter!(xcap_filter_xdp(ctx.as_ptr(), start, end, filter_len));
     if ret != 0 {
-        count(COUNTER_MATCHED);
-        let wirelen = if reads_len {
-            filter_len
-        } else {
-            unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 }
-        };
-        let md = ctx.ctx;
-        // Not constants: LLVM zeroes a run of constant zero fields with a
-        // call to a byte-loop `memset` subprogram (6 iterations and a
-        // bpf2bpf call for every captured packet).
-        let zero = opaque(0);
-        let hdr = Hdr {
-            ts_ns: unsafe { bpf_ktime_get_tai_ns() },
-            ifindex: unsafe { (*md).ingress_ifindex },
-            wirelen,
-            caplen: min3(snaplen(), ret, wirelen),
-            cpu: unsafe { bpf_get_smp_processor_id() },
-            queue: unsafe { (*md).rx_queue_index },
-            filter_ret: ret,
-            hook: HOOK_XDP,
-            direction: DIR_IN,
-            vlan_present: zero as u8,
-            pkt_type: zero as u8,
-            vlan_tci: zero as u16,
-            vlan_proto: zero as u16,
-        };
-        output(&hdr, |dst, len| unsafe {
-            bpf_xdp_load_bytes(md, 0, dst, len)
-        });
+        // Out of line: the path every packet takes stays a few contiguous
+        // cache lines, and nothing but the context lives across the filter.
+        core::hint::cold_path();
+        capture_xdp(&ctx, ret);
     }
     xdp_action::XDP_PASS
+}
+
+/// Writes the record of a packet the XDP filter matched (`ret`: the
+/// filter's result).
+#[inline(always)]
+fn capture_xdp(ctx: &XdpContext, ret: u32) {
+    count(COUNTER_MATCHED);
+    // Asked again rather than kept from before the filter: one helper call
+    // per captured packet instead of a stack slot on every packet.
+    let wirelen = unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 };
+    let md = ctx.ctx;
+    // Not constants: LLVM zeroes a run of constant zero fields with a
+    // call to a byte-loop `memset` subprogram (6 iterations and a
+    // bpf2bpf call for every captured packet).
+    let zero = opaque(0);
+    let hdr = Hdr {
+        ts_ns: unsafe { bpf_ktime_get_tai_ns() },
+        ifindex: unsafe { (*md).ingress_ifindex },
+        wirelen,
+        caplen: min3(snaplen(), ret, wirelen),
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        queue: unsafe { (*md).rx_queue_index },
+        filter_ret: ret,
+        hook: HOOK_XDP,
+        direction: DIR_IN,
+        vlan_present: zero as u8,
+        pkt_type: zero as u8,
+        vlan_tci: zero as u16,
+        vlan_proto: zero as u16,
+    };
+    output(&hdr, |dst, len| unsafe {
+        bpf_xdp_load_bytes(md, 0, dst, len)
+    });
 }
 
 #[inline(always)]
@@ -425,6 +428,7 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
         call_filter!(xcap_filter_tc_egress(ctx.as_ptr(), start, end, wirelen))
     };
     if ret != 0 {
+        core::hint::cold_path();
         count(COUNTER_MATCHED);
         let hdr = unsafe {
             Hdr {

@@ -86,7 +86,8 @@ pub struct LiveArgs {
     pub buffer_kib: Option<u32>,
 
     /// Wake the readers after this many packets (default: 1 with -U;
-    /// otherwise when a quarter of a CPU's buffer is full, and every 50 ms)
+    /// otherwise each time a quarter of a CPU's buffer has been written, and
+    /// every 50 ms)
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
@@ -99,8 +100,8 @@ pub struct LiveArgs {
 /// When the kernel wakes a reader. Each wakeup is an irq_work in the
 /// program that writes the record (a self-IPI: about 7 us on the build
 /// machine, a VM, against about 0.3 us for the record itself), so by
-/// default the readers are woken when a quarter of their buffer is full
-/// and otherwise poll every 50 ms; `-U` asks for every packet at once.
+/// default the readers are woken each time a quarter of their buffer has
+/// been written and otherwise poll every 50 ms; `-U` asks for every packet at once.
 pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
     match (live.wakeup, live.packet_buffered) {
         (Some(n), _) => capture::Wakeup::Events(n.max(1)),

@@ -35,7 +35,8 @@ pub const COUNTERS_MAP: &str = "XCAP_COUNTERS";
 pub const COUNTER_SEEN: u32 = 0;
 pub const COUNTER_MATCHED: u32 = 1;
 pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
-/// Records since the last wakeup ([`GLOBAL_WAKEUP_EVENTS`] mode).
+/// Records ([`GLOBAL_WAKEUP_EVENTS`] mode) or bytes
+/// ([`GLOBAL_WAKEUP_BYTES`]) written since the last forced wakeup.
 pub const COUNTER_UNWOKEN: u32 = 3;
 pub const COUNTERS_LEN: u32 = 4;
 /// The tracing programs' perf event array.
@@ -52,6 +53,7 @@ pub const GLOBAL_FILTER_READS_LEN: &str = "XCAP_FILTER_READS_LEN";
 pub const GLOBAL_COUNT_SEEN: &str = "XCAP_COUNT_SEEN";
 /// u32: > 1 wakes a ring's reader after that many records.
 pub const GLOBAL_WAKEUP_EVENTS: &str = "XCAP_WAKEUP_EVENTS";
-/// u32: otherwise, > 0 wakes it when its unread bytes cross this mark; with
+/// u32: otherwise, > 0 wakes it each time this many bytes have been written
+/// to its ring; with
 /// both 0 the kernel wakes it whenever it has caught up.
 pub const GLOBAL_WAKEUP_BYTES: &str = "XCAP_WAKEUP_BYTES";
