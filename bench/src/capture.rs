@@ -592,7 +592,22 @@ fn ip_checksum(h: &[u8]) -> u16 {
 fn trafgen_conf(every: usize) -> String {
     let mut s = String::new();
     for i in 0..every {
-        let dport: u16 = if i == 0 { 9 } else { 10 };
+        let f = frame(if i == 0 { 9 } else { 10 });
+        let _ = writeln!(
+            s,
+            "{{ {} }}",
+            f.iter()
+                .map(|b| format!("{b:#04x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s
+}
+
+/// One of the generator's frames: to UDP port `dport` (9 matches).
+fn frame(dport: u16) -> Vec<u8> {
+    {
         let mut f = Vec::new();
         f.extend_from_slice(&CAP_MAC);
         f.extend_from_slice(&GEN_MAC);
@@ -609,16 +624,8 @@ fn trafgen_conf(every: usize) -> String {
         f.extend_from_slice(&(ip_len - 20).to_be_bytes());
         f.extend_from_slice(&[0, 0]);
         f.resize(FRAME_LEN, 0x5a);
-        let _ = writeln!(
-            s,
-            "{{ {} }}",
-            f.iter()
-                .map(|b| format!("{b:#04x}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        f
     }
-    s
 }
 
 /// trafgen in its own process group: it forks its worker, and only a
@@ -702,14 +709,14 @@ impl Setup {
 }
 
 /// A capture command started in the capture namespace, listening.
-struct Tool {
+pub(crate) struct Tool {
     child: Child,
     lines: mpsc::Receiver<String>,
     startup: Duration,
 }
 
 #[derive(Clone, Copy, Default)]
-struct ToolStats {
+pub(crate) struct ToolStats {
     captured: u64,
     received: u64,
     dropped: u64,
@@ -733,7 +740,7 @@ fn interrupt(child: &mut Child) -> Result<()> {
 impl Tool {
     /// Starts `cmd` in namespace `ns` and waits until it says it is
     /// listening.
-    fn start(ns: &str, cmd: &[String]) -> Result<Tool> {
+    pub(crate) fn start(ns: &str, cmd: &[String]) -> Result<Tool> {
         let t = Instant::now();
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -774,7 +781,7 @@ impl Tool {
     }
 
     /// SIGINT, then tcpdump's three counter lines.
-    fn stop(mut self) -> Result<Option<ToolStats>> {
+    pub(crate) fn stop(mut self) -> Result<Option<ToolStats>> {
         interrupt(&mut self.child)?;
         // The reader thread ends at EOF; take every line it still has.
         let mut lines = Vec::new();
@@ -1921,6 +1928,26 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
         let _ = writeln!(s, "| {name} | {anchor} | {} | {} |", f(true), f(false));
     }
     let _ = writeln!(s);
+
+    // --- The programs' fixed cost in isolation.
+    if let (None, Some(x)) = (&xcap_note, &cfg.xcap) {
+        log("isolated fixed cost");
+        match crate::isolated::run(
+            &n.cap,
+            x,
+            CAP_IF,
+            FILTER,
+            SNAPLEN,
+            &cfg.c_dir,
+            &frame(10),
+            log,
+        ) {
+            Ok(t) => s += &t,
+            Err(e) => {
+                let _ = writeln!(s, "Fixed cost in isolation: not measured ({}).\n", cell(&e));
+            }
+        }
+    }
 
     // --- Startup time.
     let _ = writeln!(s, "Startup: command start (spawn of `ip netns exec ... CMD`) to its \"listening on\" line, median of {} runs, no traffic.\n", cfg.startup_runs);

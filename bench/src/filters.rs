@@ -155,7 +155,7 @@ pub struct FilterReport {
 }
 
 /// Half the interquartile range.
-fn half_iqr(v: &mut [f64]) -> f64 {
+pub(crate) fn half_iqr(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     (q(0.75) - q(0.25)) / 2.0
@@ -318,7 +318,7 @@ pub fn c_filters(src: &Path) -> Result<HashMap<String, Vec<Insn>>> {
 /// Test runs execute on the calling CPU: keep them all on one, the last
 /// (interrupts and the rest of the machine favour CPU 0). Returns the
 /// previous mask, to restore: processes started later inherit it.
-fn pin_to_last_cpu() -> libc::cpu_set_t {
+pub(crate) fn pin_to_last_cpu() -> libc::cpu_set_t {
     let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: zeroed cpu_set_t values, filled by the kernel or libc macros.
     unsafe {
@@ -332,7 +332,7 @@ fn pin_to_last_cpu() -> libc::cpu_set_t {
     }
 }
 
-fn restore_affinity(set: &libc::cpu_set_t) {
+pub(crate) fn restore_affinity(set: &libc::cpu_set_t) {
     // SAFETY: a mask sched_getaffinity filled.
     unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
 }

@@ -3,8 +3,37 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xcap_bench::filters::{self, Config};
 
+const USAGE: &str = "usage: xcap-bench [--filters-only | --capture-only] [--quick] \
+[--xcap PATH] [--seconds N] [--runs N] [--rate PPS] [--setups A,B] [--dump EXPR]
+Runs the benchmarks of issue 7 and prints a markdown report (scripts/bench.sh writes \
+docs/benchmarks.md with it). Needs root, clang, trafgen and tcpdump.";
+
+/// Options that take a value, and flags.
+const WITH_VALUE: [&str; 6] = ["--xcap", "--seconds", "--runs", "--rate", "--setups", "--dump"];
+const FLAGS: [&str; 3] = ["--filters-only", "--capture-only", "--quick"];
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "-h" || a == "--help" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        if WITH_VALUE.contains(&a) {
+            if i + 1 >= args.len() {
+                eprintln!("xcap-bench: {a} needs a value (--help lists the options)");
+                std::process::exit(2);
+            }
+            i += 2;
+        } else if FLAGS.contains(&a) {
+            i += 1;
+        } else {
+            eprintln!("xcap-bench: unknown argument {a:?} (--help lists the options)");
+            std::process::exit(2);
+        }
+    }
     let has = |f: &str| args.iter().any(|a| a == f);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let cfg = if has("--quick") {

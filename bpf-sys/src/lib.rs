@@ -40,12 +40,15 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
+const BPF_PROG_GET_NEXT_ID: libc::c_int = 11;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_MAP_FREEZE: libc::c_int = 22;
 const BPF_MAP_UPDATE_BATCH: libc::c_int = 26;
 const BPF_LINK_CREATE: libc::c_int = 28;
 const BPF_LINK_UPDATE: libc::c_int = 29;
+const BPF_ENABLE_STATS: libc::c_int = 32;
 
 /// `enum bpf_prog_type` values xcap loads.
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
@@ -342,6 +345,12 @@ pub struct ProgInfo {
     pub verified_insns: Option<u32>,
     /// JIT-compiled size of each function, main program first.
     pub jited_func_lens: Vec<u32>,
+    /// The program's name (at most 15 bytes).
+    pub name: String,
+    /// Time spent in the program and runs, counted while run-time
+    /// statistics are on ([`enable_run_time_stats`]).
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` on a program.
@@ -370,6 +379,11 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         (off + 4 <= filled).then(|| u32::from_le_bytes(info[off..off + 4].try_into().unwrap()))
     };
     func_lens.truncate((u32_at(108).unwrap_or(0) as usize).min(256));
+    let u64_at = |off: usize| {
+        (off + 8 <= filled).then(|| u64::from_le_bytes(info[off..off + 8].try_into().unwrap()))
+    };
+    let name = &info[64..80];
+    let name_len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(ProgInfo {
         prog_type: u32_at(0).unwrap_or(0),
         id: u32_at(4).unwrap_or(0),
@@ -377,7 +391,66 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         xlated_prog_len: u32_at(20).unwrap_or(0),
         verified_insns: u32_at(216),
         jited_func_lens: func_lens,
+        name: String::from_utf8_lossy(&name[..name_len]).into_owned(),
+        run_time_ns: u64_at(192).unwrap_or(0),
+        run_cnt: u64_at(200).unwrap_or(0),
     })
+}
+
+/// The ids of every loaded program, in increasing order
+/// (`BPF_PROG_GET_NEXT_ID`).
+pub fn prog_ids() -> io::Result<Vec<u32>> {
+    #[repr(C)]
+    struct Attr {
+        start_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let mut ids = Vec::new();
+    let mut attr = Attr {
+        start_id: 0,
+        next_id: 0,
+        open_flags: 0,
+    };
+    loop {
+        match bpf(BPF_PROG_GET_NEXT_ID, &mut attr) {
+            Ok(_) => {
+                ids.push(attr.next_id);
+                attr.start_id = attr.next_id;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(ids),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An fd of the loaded program `id` (`BPF_PROG_GET_FD_BY_ID`).
+pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        prog_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    bpf_fd(
+        BPF_PROG_GET_FD_BY_ID,
+        &mut Attr {
+            prog_id: id,
+            next_id: 0,
+            open_flags: 0,
+        },
+    )
+}
+
+/// Turns the kernel's BPF run-time statistics on (`BPF_ENABLE_STATS`) for
+/// as long as the returned fd is open.
+pub fn enable_run_time_stats() -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        stats_type: u32,
+    }
+    // BPF_STATS_RUN_TIME = 0.
+    bpf_fd(BPF_ENABLE_STATS, &mut Attr { stats_type: 0 })
 }
 
 // ---------------------------------------------------------------------------
