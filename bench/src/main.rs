@@ -9,7 +9,14 @@ Runs the benchmarks of issue 7 and prints a markdown report (scripts/bench.sh wr
 docs/benchmarks.md with it). Needs root, clang, trafgen and tcpdump.";
 
 /// Options that take a value, and flags.
-const WITH_VALUE: [&str; 6] = ["--xcap", "--seconds", "--runs", "--rate", "--setups", "--dump"];
+const WITH_VALUE: [&str; 6] = [
+    "--xcap",
+    "--seconds",
+    "--runs",
+    "--rate",
+    "--setups",
+    "--dump",
+];
 const FLAGS: [&str; 3] = ["--filters-only", "--capture-only", "--quick"];
 
 fn main() -> Result<()> {
