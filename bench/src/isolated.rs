@@ -3,7 +3,7 @@
 //!
 //! The live figures (BPF statistics over trafgen's traffic) move by 5 to
 //! 15 ns from run to run, about the size of what is measured. Here
-//! `BPF_PROG_TEST_RUN` runs each program [`REPEAT`] times on the capture
+//! `BPF_PROG_TEST_RUN` runs each program a million times on the capture
 //! benchmark's non-matching frame, with the kernel's run-time statistics
 //! on (their `run_time_ns / run_cnt` has sub-ns resolution, the test run's
 //! own duration whole ns only); rounds alternate the programs, pinned to
