@@ -58,12 +58,19 @@ use args::{Cli, Command, RunArgs};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with status 0; usage errors
-            // exit 1, as tcpdump's do (clap would use 2).
-            let code = if e.use_stderr() { 1 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // Help and version go to stdout with status 0.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Usage errors: one line, exit 1, as tcpdump's (clap would
+            // print a usage block and a tip, and exit 2).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("xcap: {first} (xcap --help lists the options)");
+            return ExitCode::from(1);
         }
     };
     let result = match cli.command {
