@@ -1932,16 +1932,16 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     // --- The programs' fixed cost in isolation.
     if let (None, Some(x)) = (&xcap_note, &cfg.xcap) {
         log("isolated fixed cost");
-        match crate::isolated::run(
-            &n.cap,
-            x,
-            CAP_IF,
-            FILTER,
-            SNAPLEN,
-            &cfg.c_dir,
-            &frame(10),
-            log,
-        ) {
+        let setup = crate::isolated::Setup {
+            cap_ns: &n.cap,
+            cap_if: CAP_IF,
+            xcap: x,
+            filter: FILTER,
+            snaplen: SNAPLEN,
+            c_dir: &cfg.c_dir,
+            frame: &frame(10),
+        };
+        match crate::isolated::run(&setup, log) {
             Ok(t) => s += &t,
             Err(e) => {
                 let _ = writeln!(s, "Fixed cost in isolation: not measured ({}).\n", cell(&e));

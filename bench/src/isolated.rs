@@ -91,16 +91,30 @@ fn c_programs(c_dir: &Path) -> Result<std::collections::HashMap<String, Vec<Insn
     crate::filters::c_filters(&src).with_context(|| format!("building {}", src.display()))
 }
 
-pub fn run(
-    cap_ns: &str,
-    xcap: &Path,
-    cap_if: &str,
-    filter: &str,
-    snaplen: &str,
-    c_dir: &Path,
-    frame: &[u8],
-    log: &mut dyn FnMut(&str),
-) -> Result<String> {
+/// Where and what to measure.
+pub struct Setup<'a> {
+    /// The capture namespace, and the interface xcap listens on there.
+    pub cap_ns: &'a str,
+    pub cap_if: &'a str,
+    pub xcap: &'a Path,
+    pub filter: &'a str,
+    pub snaplen: &'a str,
+    /// bench/c, for programs.c.
+    pub c_dir: &'a Path,
+    /// The packet every program runs on.
+    pub frame: &'a [u8],
+}
+
+pub fn run(setup: &Setup<'_>, log: &mut dyn FnMut(&str)) -> Result<String> {
+    let Setup {
+        cap_ns,
+        cap_if,
+        xcap,
+        filter,
+        snaplen,
+        c_dir,
+        frame,
+    } = *setup;
     let c = c_programs(c_dir)?;
     let c_prog = |name: &str| -> Result<&Vec<Insn>> {
         c.get(name)

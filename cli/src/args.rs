@@ -111,6 +111,14 @@ pub struct RunArgs {
     /// Tracing hooks (--trace, --fentry, --xdp-hook)
     #[command(flatten)]
     pub trace: crate::trace::TraceArgs,
+
+    /// How packets are printed (-t, -e, -x, -X, -A)
+    #[command(flatten)]
+    pub print: crate::print::PrintArgs,
+
+    /// List the interfaces libpcap can capture on, as tcpdump -D, and exit
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
 }
 
 impl RunArgs {

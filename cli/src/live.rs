@@ -22,6 +22,7 @@ use clap::{ArgAction, Args, ValueEnum};
 use crate::args::RunArgs;
 use crate::consumer::{consume, print_counters, report_write_error, Consumed, Handlers, Output};
 use crate::expr::Source;
+use crate::print;
 
 /// Live-capture flags (tcpdump's, plus the hook choice).
 #[derive(Debug, Args, Default)]
@@ -314,6 +315,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     let names: Vec<String> = cap.interfaces().iter().map(|i| i.name.clone()).collect();
     let mut vanished: Option<String> = None;
     let mut last_check = Instant::now();
+    let clock = std::cell::RefCell::new(print::Clock::default());
     let handlers = Handlers {
         tick: |cap: &mut Capture| {
             if last_check.elapsed() >= Duration::from_millis(200) {
@@ -333,13 +335,14 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                 capture::Direction::In => "In ",
                 capture::Direction::Out => "Out",
             };
+            let link = print::Link::Ethernet;
             let mut line = format!(
-                "{} {} {} len {} {}",
-                crate::out::local_time(secs, usecs),
+                "{}{} {} len {} {}",
+                clock.borrow_mut().stamp(args.print.time, secs, usecs),
                 names.get(p.iface).map(String::as_str).unwrap_or("?"),
                 dir,
                 p.wirelen,
-                crate::summary::summary(&p.data, p.wirelen, live.quiet)
+                print::summary(&args.print, link, &p.data, p.wirelen, live.quiet)
             );
             if live.verbose > 0 {
                 let hook = match p.hook {
@@ -353,6 +356,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                     p.data.len()
                 ));
             }
+            print::append_dump(&args.print, link, &p.data, &mut line);
             line.push('\n');
             line
         },

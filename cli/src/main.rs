@@ -42,6 +42,7 @@ mod expr;
 mod live;
 mod offline;
 mod out;
+mod print;
 mod summary;
 mod trace;
 
@@ -96,6 +97,9 @@ fn run_command(command: Command) -> Result<ExitCode> {
 
 /// The top-level command: dump, list or filter a file.
 fn run(args: &RunArgs) -> Result<ExitCode> {
+    if args.list_interfaces {
+        return list_interfaces();
+    }
     let source = expr::Source::from_args(args)?;
 
     if let Some(path) = &args.read {
@@ -130,6 +134,58 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         expr::Source::Raw(p) => p.clone(),
     };
     print_program(args, &prog)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-D`: libpcap's interfaces, numbered, as tcpdump lists them.
+fn list_interfaces() -> Result<ExitCode> {
+    use pcap::{ConnectionStatus, IfFlags};
+    let devices = pcap::Device::list().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if devices.is_empty() {
+        anyhow::bail!("no suitable device found");
+    }
+    let mut text = String::new();
+    for (i, d) in devices.iter().enumerate() {
+        text += &format!("{}.{}", i + 1, d.name);
+        if let Some(desc) = &d.desc {
+            text += &format!(" ({desc})");
+        }
+        let f = &d.flags;
+        let status = &f.connection_status;
+        if !f.if_flags.is_empty() || !matches!(status, ConnectionStatus::Unknown) {
+            let names: Vec<&str> = [
+                (IfFlags::UP, "Up"),
+                (IfFlags::RUNNING, "Running"),
+                (IfFlags::LOOPBACK, "Loopback"),
+                (IfFlags::WIRELESS, "Wireless"),
+            ]
+            .iter()
+            .filter(|(flag, _)| f.if_flags.contains(*flag))
+            .map(|&(_, name)| name)
+            .collect();
+            text += " [";
+            text += &if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            let wireless = f.if_flags.contains(IfFlags::WIRELESS);
+            text += match (status, wireless) {
+                (ConnectionStatus::Unknown, false) => ", Connection status unknown",
+                (ConnectionStatus::Unknown, true) => ", Association status unknown",
+                (ConnectionStatus::Connected, false) => ", Connected",
+                (ConnectionStatus::Connected, true) => ", Associated",
+                (ConnectionStatus::Disconnected, false) => ", Disconnected",
+                (ConnectionStatus::Disconnected, true) => ", Not associated",
+                (ConnectionStatus::NotApplicable, _) => "",
+            };
+            text += "]";
+        }
+        text += "\n";
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,7 @@ use pcap::{Capture, Offline, Savefile};
 use xcap_runner::{Engine, Filter, RunFilter, VmFilter};
 
 use crate::args::{EngineArg, RunArgs};
-use crate::out::local_time;
+use crate::print;
 
 /// libpcap's own message for a `pcap` crate error.
 fn pcap_message(e: &pcap::Error) -> String {
@@ -181,6 +181,8 @@ pub fn filter_file(args: &RunArgs, mut input: Input, prog: &[Insn]) -> Result<Ex
         None => None,
     };
     let mut stdout = BufWriter::new(std::io::stdout().lock());
+    let link = print::Link::from_dlt(input.capture.get_datalink().0);
+    let mut clock = print::Clock::default();
     let mut matched = 0u64;
     let mut read_error = None;
     loop {
@@ -205,14 +207,10 @@ pub fn filter_file(args: &RunArgs, mut input: Input, prog: &[Insn]) -> Result<Ex
                 let h = packet.header;
                 // time_t and suseconds_t are i64 here, not everywhere.
                 #[allow(clippy::unnecessary_cast)]
-                let mut line = format!(
-                    "{} length {}",
-                    local_time(h.ts.tv_sec as i64, h.ts.tv_usec as i64),
-                    h.len
-                );
-                if h.caplen < h.len {
-                    line.push_str(&format!(" (captured {})", h.caplen));
-                }
+                let mut line =
+                    clock.stamp(args.print.time, h.ts.tv_sec as i64, h.ts.tv_usec as i64);
+                line += &print::summary(&args.print, link, packet.data, h.len, args.live.quiet);
+                print::append_dump(&args.print, link, packet.data, &mut line);
                 writeln!(stdout, "{line}")?;
             }
         }

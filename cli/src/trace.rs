@@ -32,6 +32,7 @@ use clap::Args;
 use crate::args::RunArgs;
 use crate::consumer::{consume, print_counters, report_write_error, Consumed, Handlers, Output};
 use crate::expr::Source;
+use crate::print;
 
 #[derive(Debug, Args, Default)]
 pub struct TraceArgs {
@@ -235,13 +236,15 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         }
     }
 
+    let clock = std::cell::RefCell::new(print::Clock::default());
     let handlers = Handlers {
         tick: |_: &mut TraceCapture| {},
         text_line: |cap: &TraceCapture, p: &TracePacket| {
             let (hook, reason) = hook_and_reason(cap, p);
             let secs = (p.ts_ns / 1_000_000_000) as i64;
             let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
-            let mut line = format!("{} {hook}", crate::out::local_time(secs, usecs));
+            let stamp = clock.borrow_mut().stamp(args.print.time, secs, usecs);
+            let mut line = format!("{stamp}{hook}");
             if let Some(r) = &reason {
                 line.push_str(&format!(" reason {r}"));
             }
@@ -250,7 +253,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                 meta.iface(p),
                 p.link.name(),
                 p.wirelen,
-                summary(p, live.quiet)
+                print::summary(&args.print, link(p), &p.data, p.wirelen, live.quiet)
             ));
             line.push_str(&format!(" [comm {} pid {}", p.comm, p.pid));
             if live.verbose > 0 {
@@ -266,7 +269,9 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                     line.push_str(&format!(" at {l}"));
                 }
             }
-            line.push_str("]\n");
+            line.push(']');
+            print::append_dump(&args.print, link(p), &p.data, &mut line);
+            line.push('\n');
             for frame in meta.stack(cap, p).unwrap_or_default() {
                 line.push_str(&format!("    at {frame}\n"));
             }
@@ -311,20 +316,10 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The one-line summary; RAW packets get a made-up Ethernet header so the
-/// Ethernet summariser reads them.
-fn summary(p: &TracePacket, quiet: bool) -> String {
+/// How the printer reads a traced packet.
+fn link(p: &TracePacket) -> print::Link {
     match p.link {
-        LinkType::Ethernet => crate::summary::summary(&p.data, p.wirelen, quiet),
-        LinkType::Raw => {
-            let ethertype: u16 = match p.data.first().map(|b| b >> 4) {
-                Some(6) => 0x86dd,
-                _ => 0x0800,
-            };
-            let mut frame = vec![0u8; 12];
-            frame.extend_from_slice(&ethertype.to_be_bytes());
-            frame.extend_from_slice(&p.data);
-            crate::summary::summary(&frame, p.wirelen + 14, quiet)
-        }
+        LinkType::Ethernet => print::Link::Ethernet,
+        LinkType::Raw => print::Link::Raw,
     }
 }
