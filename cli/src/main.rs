@@ -67,10 +67,17 @@ fn main() -> ExitCode {
         Err(e) => {
             // Usage errors: one line, exit 1, as tcpdump's (clap would
             // print a usage block and a tip, and exit 2).
+            // Its message is the first paragraph (a list of missing
+            // arguments continues it on indented lines).
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("xcap: {first} (xcap --help lists the options)");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("xcap: {message} (xcap --help lists the options)");
             return ExitCode::from(1);
         }
     };

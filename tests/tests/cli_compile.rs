@@ -227,9 +227,9 @@ fn errors_are_one_line_and_exit_1() {
         (&["compile", "icmp", "-o", out, "-y", "NOPE"], "xcap: invalid data link type NOPE"),
         (&["compile", "icmp", "-o", out, "-s", "-1"], "xcap: invalid snaplen -1"),
         (&["compile", "icmp", "-o", "/nonexistent/dir/x.o"], "xcap: can't write /nonexistent/dir/x.o: No such file or directory"),
-        (&["compile", "icmp"], "error: the following required arguments were not provided"),
-        (&["compile", "-o", out], "error: the following required arguments were not provided"),
-        (&["compile", "icmp", "-o", out, "--program", "sk"], "error: invalid value 'sk'"),
+        (&["compile", "icmp"], "xcap: the following required arguments were not provided: --output <FILE>"),
+        (&["compile", "-o", out], "xcap: the following required arguments were not provided: <EXPRESSION>"),
+        (&["compile", "icmp", "-o", out, "--program", "sk"], "xcap: invalid value 'sk'"),
     ];
     for (args, want) in cases {
         let o = xcap(args);
