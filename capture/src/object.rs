@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::{EbpfSectionKind, Object, ProgramSection};
 use cbpf2ebpf::ebpf::Insn;
+use injector::fold::Frozen;
 
 use crate::sys::{self, MapSpec};
 use crate::Error;
@@ -54,6 +55,9 @@ impl std::fmt::Display for Linkage {
 pub struct Maps {
     obj: Object,
     maps: HashMap<String, OwnedFd>,
+    /// Each frozen `.rodata` map's fd and value, for
+    /// [`injector::fold::frozen_loads`].
+    frozen: Vec<(i32, Vec<u8>)>,
 }
 
 impl Maps {
@@ -73,6 +77,7 @@ impl Maps {
             .map_err(|e| load_err(e.to_string()))?;
 
         let mut maps = HashMap::new();
+        let mut frozen = Vec::new();
         for (name, map) in &obj.maps {
             if let Some(fd) = made.remove(name) {
                 maps.insert(name.clone(), fd);
@@ -126,6 +131,7 @@ impl Maps {
             }
             if kind == EbpfSectionKind::Rodata {
                 sys::map_freeze(fd.as_fd()).map_err(|e| load_err(format!("map {name}: {e}")))?;
+                frozen.push((fd.as_raw_fd(), map.data().to_vec()));
             }
             maps.insert(name.clone(), fd);
         }
@@ -143,7 +149,7 @@ impl Maps {
         .map_err(|e| load_err(e.to_string()))?;
         obj.relocate_calls(&text_sections)
             .map_err(|e| load_err(e.to_string()))?;
-        Ok(Maps { obj, maps })
+        Ok(Maps { obj, maps, frozen })
     }
 
     pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {
@@ -156,7 +162,7 @@ impl Maps {
     /// ([`injector::inline`]).
     pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
         let load_err = |what: String| Error::Load(what);
-        let Maps { obj, maps } = self;
+        let Maps { obj, maps, frozen } = self;
         let mut loaded = HashMap::new();
         let mut linkages = HashMap::new();
         for &name in programs {
@@ -195,6 +201,13 @@ impl Maps {
                     };
                 }
             }
+            // The settings the program reads are known now: their loads
+            // become constants (the verifier prunes on them either way).
+            let frozen: Vec<Frozen> = frozen
+                .iter()
+                .map(|(fd, data)| Frozen { fd: *fd, data })
+                .collect();
+            insns = injector::fold::frozen_loads(&insns, &frozen).0;
             linkages.insert(name.to_owned(), linkage);
             let fd = sys::prog_load(&bpf_sys::ProgLoad {
                 name,

@@ -36,10 +36,12 @@ mod names;
 #[cfg(feature = "capture")]
 pub mod capture;
 
-// Each documented in its own file: replacing bpf2bpf calls of a filter by
-// its body in a linked program; filters as eBPF blobs (raw instructions, a
-// function object to link, a complete XDP or TC program).
+// Each documented in its own file: filters as eBPF blobs (raw
+// instructions, a function object to link, a complete XDP or TC program);
+// loads of frozen settings replaced by their values in a linked program;
+// bpf2bpf calls of a filter replaced by its body.
 pub mod blob;
+pub mod fold;
 pub mod inline;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
