@@ -131,7 +131,13 @@ where
                 break;
             }
             let r = match out {
-                Output::Text(w) => w.write_all(text_line(&cap, p).as_bytes()),
+                Output::Text(w) => w.write_all(text_line(&cap, p).as_bytes()).and_then(|_| {
+                    if packet_buffered {
+                        w.flush()
+                    } else {
+                        Ok(())
+                    }
+                }),
                 Output::File(w) => write_record(w, &cap, p).and_then(|_| {
                     if packet_buffered {
                         w.flush()

@@ -212,6 +212,9 @@ pub fn filter_file(args: &RunArgs, mut input: Input, prog: &[Insn]) -> Result<Ex
                 line += &print::summary(&args.print, link, packet.data, h.len, args.live.quiet);
                 print::append_dump(&args.print, link, packet.data, &mut line);
                 writeln!(stdout, "{line}")?;
+                if args.print.line_buffered {
+                    stdout.flush()?;
+                }
             }
         }
     }

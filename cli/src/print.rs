@@ -1,7 +1,8 @@
 //! How a packet is printed without `-w`, with tcpdump's options: the time
 //! stamp (`-t` .. `-ttttt`), the link-level header (`-e`), the one-line
 //! summary, and the packet's bytes after it (`-x`, `-X`, `-A`, doubled to
-//! start at the link header instead of the network header). The dumps are
+//! start at the link header instead of the network header); `-l` writes
+//! each packet out at once. The dumps are
 //! tcpdump's to the byte; the summary is ours (`summary.rs`).
 
 use std::borrow::Cow;
@@ -38,6 +39,11 @@ pub struct PrintArgs {
     /// header (-AA: from the link header)
     #[arg(short = 'A', action = ArgAction::Count)]
     pub ascii: u8,
+
+    /// Line-buffered output: each packet's lines are written out at once
+    /// (without it, a batch at a time), for `xcap -l ... | grep`
+    #[arg(short = 'l')]
+    pub line_buffered: bool,
 }
 
 /// What the packets printed start with.

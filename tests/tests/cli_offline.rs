@@ -907,6 +907,11 @@ fn time_stamp_styles_equal_tcpdumps() {
         assert!(ours.status.success(), "{}", stderr_of(&ours));
         assert_eq!(stamps(&ours), stamps(&tcpdump(&args)), "{flag}");
     }
+    // -l (line-buffered) changes when lines go out, not what they are.
+    let buffered = xcap(&["-n", "-tt", "-r", path]);
+    let line_buffered = xcap(&["-n", "-tt", "-l", "-r", path]);
+    assert!(line_buffered.status.success());
+    assert_eq!(line_buffered.stdout, buffered.stdout);
     // -t: no time stamp; the line starts with the summary ("IP ...").
     let ours = xcap(&["-n", "-c", "3", "-t", "-r", path]);
     for line in String::from_utf8_lossy(&ours.stdout).lines() {
