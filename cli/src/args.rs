@@ -133,6 +133,11 @@ impl RunArgs {
         }
     }
 
+    /// `-U` or `-l`: each packet goes out as soon as it is written.
+    pub fn flush_each_packet(&self) -> bool {
+        self.live.packet_buffered || self.print.line_buffered
+    }
+
     /// `-s`, as tcpdump checks it: 0 means the maximum, 262144.
     pub fn snaplen(&self) -> Result<u32> {
         let max = libpcap::DEFAULT_SNAPLEN;

@@ -92,14 +92,13 @@ pub(crate) struct Handlers<Tick, Line, Record> {
 }
 
 /// Runs the capture until the readers are done: detaches on a signal, once
-/// `count` packets are written, or on a write error, and keeps taking
+/// `-c` packets are written, or on a write error, and keeps taking
 /// batches until the readers have drained their rings. Flushes the output,
 /// reads the counters, then drops the capture (which joins the readers).
 pub(crate) fn consume<C, F, Tick, Line, Record>(
     mut cap: C,
     out: &mut Output<F>,
-    count: Option<u64>,
-    packet_buffered: bool,
+    args: &crate::args::RunArgs,
     handlers: Handlers<Tick, Line, Record>,
 ) -> Consumed
 where
@@ -114,6 +113,9 @@ where
         text_line,
         mut write_record,
     } = handlers;
+    // -c, and -U or -l.
+    let count = args.count;
+    let packet_buffered = args.flush_each_packet();
     let mut captured: u64 = 0;
     let mut write_error: Option<io::Error> = None;
     loop {

@@ -366,13 +366,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         captured,
         write_error,
         stats,
-    } = consume(
-        cap,
-        &mut out,
-        args.count,
-        live.packet_buffered || args.print.line_buffered,
-        handlers,
-    );
+    } = consume(cap, &mut out, args, handlers);
 
     if let Some(name) = &vanished {
         eprintln!("xcap: {name}: the interface disappeared");

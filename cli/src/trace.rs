@@ -307,13 +307,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         captured,
         write_error,
         stats,
-    } = consume(
-        cap,
-        &mut out,
-        args.count,
-        live.packet_buffered || args.print.line_buffered,
-        handlers,
-    );
+    } = consume(cap, &mut out, args, handlers);
 
     print_counters(captured, &stats, live.verbose > 0, "skbs");
     if report_write_error(write_error, args.write.as_deref()) {
