@@ -57,6 +57,7 @@ pub const PROG_TYPE_XDP: u32 = 6;
 pub const PROG_TYPE_SYSCALL: u32 = 31;
 
 /// `enum bpf_map_type` values xcap creates by hand.
+pub const MAP_TYPE_ARRAY: u32 = 2;
 pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_RINGBUF: u32 = 27;
 
@@ -69,6 +70,8 @@ pub const BPF_TCX_EGRESS: u32 = 47;
 pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_F_XDP_HAS_FRAGS`: an XDP program that handles multi-buffer packets.
 pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+/// `BPF_F_MMAPABLE`: an array map user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// `bpf(cmd, attr, sizeof attr)`.
 fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<i64> {

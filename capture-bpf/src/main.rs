@@ -38,12 +38,16 @@
 // `asm!` on BPF: an empty asm statement hides a value from the optimiser
 // without the stack round trip `black_box` costs (see `opaque`).
 #![feature(asm_experimental_arch)]
+// `atomic_xchg`: the BPF target's atomic types have no `swap` (no
+// compare-and-swap in its target spec), though BPF has an exchange.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},
-    btf_maps::{ArrayOfMaps, PerCpuArray, PerfEventArray, RingBuf},
+    btf_maps::{Array, ArrayOfMaps, PerCpuArray, PerfEventArray, RingBuf},
     helpers::generated::{
         bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_ringbuf_discard, bpf_ringbuf_reserve,
         bpf_ringbuf_submit, bpf_skb_load_bytes, bpf_skb_pull_data, bpf_xdp_get_buff_len,
@@ -88,6 +92,18 @@ const RING_BYTES: usize = 1 << 21;
 /// One BPF ring buffer per CPU (XDP and TC programs), indexed by CPU.
 #[btf_map(name = "XCAP_RINGS")]
 static RINGS: ArrayOfMaps<RingBuf<(), RING_BYTES>, 1> = ArrayOfMaps::new();
+
+/// `BPF_F_MMAPABLE`: user space maps the array and writes its flags.
+const MAP_MMAPABLE: usize = 1 << 10;
+
+/// One flag per CPU, set (non-zero in the first u64) by the reader of
+/// that CPU's ring while it sleeps with no timeout: it had nothing to read
+/// for a while, so it stopped polling, and the next record written must
+/// wake it. A slot is a cache line, so that CPUs do not share one. The
+/// loader makes the map (one slot per possible CPU) and maps it; without
+/// it (another loader) the lookup fails and nothing is woken this way.
+#[btf_map(name = "XCAP_ASLEEP")]
+static ASLEEP: Array<[u64; 8], 1, MAP_MMAPABLE> = Array::new();
 
 /// Most bytes of a packet to capture; set by the loader (`.rodata`, frozen,
 /// so the verifier sees a constant).
@@ -284,6 +300,37 @@ fn output(hdr: &Hdr, copy: impl Fn(*mut c_void, u32) -> i64) {
         return;
     }
     unsafe { bpf_ringbuf_submit(rec as *mut c_void, wakeup_flags(size + RINGBUF_HDR_BYTES)) };
+    wake_if_asleep(ring, hdr.cpu);
+}
+
+/// Wakes the reader of `ring` if it sleeps without a timeout ([`ASLEEP`]).
+/// Read after the submit, whose commit is a full barrier (`xchg`): the
+/// reader sets its flag, then (after a full barrier too) looks for records
+/// before sleeping, so either it sees this record or this load sees its
+/// flag. The swap makes one program the waker; the wakeup itself goes
+/// through an empty record, discarded, since a record's submit is the only
+/// way to wake a ring's reader.
+#[inline(always)]
+fn wake_if_asleep(ring: *mut c_void, cpu: u32) {
+    let Some(slot) = ASLEEP.get_ptr_mut(cpu) else {
+        return;
+    };
+    let flag = slot as *mut u64;
+    if unsafe { core::ptr::read_volatile(flag) } == 0 {
+        return;
+    }
+    core::hint::cold_path();
+    // SAFETY: a map value, 8-byte aligned, shared with user space.
+    let was = unsafe {
+        core::intrinsics::atomic_xchg::<u64, { core::intrinsics::AtomicOrdering::SeqCst }>(flag, 0)
+    };
+    if was == 0 {
+        return;
+    }
+    let rec = unsafe { bpf_ringbuf_reserve(ring, 0, 0) };
+    if !rec.is_null() {
+        unsafe { bpf_ringbuf_discard(rec, BPF_RB_FORCE_WAKEUP) };
+    }
 }
 
 /// The packet bytes a record holds for `n` bytes: the smallest of a few

@@ -20,7 +20,8 @@
 //!    the programs' array of rings at its CPU's index, and starts one reader
 //!    thread per ring; readers hand batches of [`Packet`]s to the consumer
 //!    through a bounded channel (a full channel stalls the reader, its ring
-//!    fills, and the kernel counts the drops);
+//!    fills, and the kernel counts the drops); a reader that found nothing
+//!    sleeps until its ring's next record (see [`ring`]);
 //! 7. attaches with `BPF_LINK_CREATE` ([`link`]), or switches the links of
 //!    step 2 to the capture programs with `BPF_LINK_UPDATE`: XDP native,
 //!    falling back to generic when the driver has no native XDP (unless
@@ -33,7 +34,9 @@
 //! The consumer takes [`Batch`]es with [`Capture::recv_timeout`], calls
 //! [`Capture::detach`] when it wants to stop, keeps receiving until the
 //! channel is closed (the readers drain their rings after the detach), and
-//! reads the exact counters with [`Capture::stats`].
+//! reads the exact counters with [`Capture::stats`]. A [`Waker`] (from
+//! [`Capture::waker`]) lets another thread, e.g. one that takes signals,
+//! wake the consumer from a long wait.
 //!
 //! ```no_run
 //! let cfg = capture::Config { interfaces: vec!["eth0".into()], expression: "tcp port 443".into(), ..Default::default() };
@@ -56,10 +59,10 @@ mod sys;
 pub mod trace;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -149,8 +152,10 @@ pub struct Config {
     pub ring_pages: usize,
     /// When the kernel wakes a ring's reader.
     pub wakeup: Wakeup,
-    /// How long a reader sleeps in poll() at most (bounds the latency of
-    /// samples that did not trigger a wakeup).
+    /// How long a reader waits in poll() for more records after it last
+    /// found some (bounds the latency of records that did not trigger a
+    /// wakeup). A ring buffer's reader that found none in that time sleeps
+    /// until the next record wakes it: an idle capture costs no wakeups.
     pub poll_ms: i32,
     /// Batches queued between readers and the consumer.
     pub queue_batches: usize,
@@ -250,14 +255,41 @@ pub struct Stats {
 struct Shared {
     draining: AtomicBool,
     perf_lost: AtomicU64,
+    /// An eventfd, readable once `draining` is set: readers poll it with
+    /// their ring, so none waits out a timeout (or sleeps on) after detach.
+    stop: OwnedFd,
+    /// Puts an empty batch in the consumer's queue ([`Waker`]); `None`
+    /// after detach, so that the queue disconnects once the readers are done.
+    wake_consumer: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl Shared {
-    fn new() -> Arc<Shared> {
-        Arc::new(Shared {
+    fn new() -> Result<Arc<Shared>, Error> {
+        // SAFETY: eventfd has no memory preconditions; the fd is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(Error::Buffer(format!(
+                "eventfd: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Arc::new(Shared {
             draining: AtomicBool::new(false),
             perf_lost: AtomicU64::new(0),
-        })
+            // SAFETY: a fresh fd, ours alone.
+            stop: unsafe { OwnedFd::from_raw_fd(fd) },
+            wake_consumer: Mutex::new(None),
+        }))
+    }
+
+    fn stop_fd(&self) -> RawFd {
+        self.stop.as_raw_fd()
+    }
+
+    fn wake_consumer(&self) -> MutexGuard<'_, Option<Box<dyn Fn() + Send>>> {
+        self.wake_consumer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The programs' counters summed over CPUs, with the perf losses read
@@ -290,6 +322,24 @@ fn detach_links<L>(detached: &mut bool, links: &mut Vec<L>, shared: &Shared) {
     // writing its sample: give it time before the final drain.
     std::thread::sleep(Duration::from_millis(20));
     shared.draining.store(true, Ordering::Release);
+    // SAFETY: an 8-byte write to our eventfd.
+    unsafe { libc::write(shared.stop_fd(), 1u64.to_ne_bytes().as_ptr().cast(), 8) };
+    *shared.wake_consumer() = None;
+}
+
+/// Wakes a consumer waiting in `recv_timeout` (with an empty batch), from
+/// any thread: e.g. the one that takes a signal, so that the consumer can
+/// wait without a short timeout and still stop at once. Does nothing once
+/// the capture is detached.
+#[derive(Clone)]
+pub struct Waker(Arc<Shared>);
+
+impl Waker {
+    pub fn wake(&self) {
+        if let Some(wake) = self.0.wake_consumer().as_ref() {
+            wake();
+        }
+    }
 }
 
 /// Waits for the readers to finish, after [`detach_links`].
@@ -368,7 +418,9 @@ impl Capture {
         let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
         let rings = std::thread::Builder::new()
             .name("xcap-rings".into())
-            .spawn(move || ring::Rings::create(obj::RINGS_MAP, possible, &cpus, ring_bytes))
+            .spawn(move || {
+                ring::Rings::create(obj::RINGS_MAP, obj::ASLEEP_MAP, possible, &cpus, ring_bytes)
+            })
             .map_err(|e| Error::Buffer(e.to_string()))?;
 
         let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
@@ -446,7 +498,10 @@ impl Capture {
                 (obj::GLOBAL_WAKEUP_BYTES, &wakeup_bytes.to_ne_bytes()),
             ],
             ring_bytes,
-            HashMap::from([(obj::RINGS_MAP.to_string(), rings.array)]),
+            HashMap::from([
+                (obj::RINGS_MAP.to_string(), rings.array),
+                (obj::ASLEEP_MAP.to_string(), rings.asleep),
+            ]),
         )?;
         let object = maps.load_programs(&programs, &bodies)?;
 
@@ -462,8 +517,14 @@ impl Capture {
             .collect();
 
         // Readers, before anything captures.
-        let shared = Shared::new();
+        let shared = Shared::new()?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
+        let waker_tx = tx.clone();
+        *shared.wake_consumer() = Some(Box::new(move || {
+            let _ = waker_tx.try_send(Batch {
+                packets: Vec::new(),
+            });
+        }));
         let tai_offset = tai_to_realtime_ns();
         let index: Vec<(u32, usize)> = interfaces
             .iter()
@@ -552,6 +613,11 @@ impl Capture {
     /// finished, after [`Capture::detach`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Batch, RecvTimeoutError> {
         recv_batch(self.rx.as_ref(), timeout)
+    }
+
+    /// A handle that wakes [`Capture::recv_timeout`] from another thread.
+    pub fn waker(&self) -> Waker {
+        Waker(self.shared.clone())
     }
 
     /// The first interface that no longer exists (its links are gone).
@@ -740,9 +806,17 @@ fn reader(
     poll_ms: i32,
 ) {
     let mut buf = BytesMut::with_capacity(256 * 1024);
+    // Nothing came during the last wait: sleep until a record wakes us.
+    let mut idle = false;
     loop {
         let last = shared.draining.load(Ordering::Acquire);
-        ring.wait(if last { 0 } else { poll_ms });
+        if !last {
+            if idle {
+                ring.sleep(shared.stop_fd());
+            } else {
+                ring.wait(poll_ms, shared.stop_fd());
+            }
+        }
         let mut metas: Vec<(Packet, usize, usize)> = Vec::new();
         let mut lost = 0u64;
         ring.drain(|r| match r {
@@ -756,6 +830,7 @@ fn reader(
         if lost > 0 {
             shared.perf_lost.fetch_add(lost, Ordering::Relaxed);
         }
+        idle = metas.is_empty();
         if !metas.is_empty() {
             let bytes = buf.split().freeze();
             let packets = metas

@@ -124,9 +124,10 @@ impl PerfRing {
         unsafe { &*(self.base.add(DATA_TAIL) as *const AtomicU64) }
     }
 
-    /// Waits up to `timeout_ms` for the kernel's wakeup (0: just check).
-    pub fn wait(&self, timeout_ms: i32) {
-        wait_readable(self.fd(), timeout_ms);
+    /// Waits up to `timeout_ms` for the kernel's wakeup (0: just check),
+    /// or until `stop` is readable.
+    pub fn wait(&self, timeout_ms: i32, stop: RawFd) {
+        wait_readable_or(self.fd(), stop, timeout_ms);
     }
 
     /// Hands every record written so far to `f`, then frees their space.
@@ -216,15 +217,16 @@ pub(crate) fn map_shared(
     Ok(base.cast())
 }
 
-/// Waits up to `timeout_ms` for `fd` to be readable (0: just check).
-pub(crate) fn wait_readable(fd: RawFd, timeout_ms: i32) {
-    let mut p = libc::pollfd {
+/// Waits up to `timeout_ms` (0: just check; -1: no limit) for `fd` or
+/// `stop` to be readable.
+pub(crate) fn wait_readable_or(fd: RawFd, stop: RawFd, timeout_ms: i32) {
+    let mut p = [fd, stop].map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    });
+    // SAFETY: two valid pollfds.
+    unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
 }
 
 pub fn page_size() -> usize {

@@ -7,36 +7,98 @@
 //! record that wraps around the end reads as one slice. Each record starts
 //! with an 8-byte header: its length, with a busy bit (being written) and a
 //! discard bit (dropped by the program), and a page offset we ignore.
+//!
+//! A reader that found nothing for a while sleeps without a timeout: it
+//! sets its flag in `XCAP_ASLEEP` (an array map mapped here, a cache line
+//! per CPU) and the next record written to its ring wakes it (see
+//! `wake_if_asleep` in `capture-bpf`). An idle capture then costs no
+//! wakeups at all, and the first packet after a quiet spell is read at
+//! once rather than at the next poll timeout.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::perf::{map_shared, page_size, wait_readable, Record};
+use crate::perf::{map_shared, page_size, wait_readable_or, Record};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const RECORD_HDR_BYTES: u64 = 8;
 
 /// The programs' array of rings (`XCAP_RINGS`: an array of maps, indexed
-/// by CPU) and the rings in it.
+/// by CPU), the rings in it and their readers' sleep flags (`XCAP_ASLEEP`).
 pub struct Rings {
     pub array: OwnedFd,
+    pub asleep: OwnedFd,
     pub rings: Vec<(u32, BpfRing)>,
+}
+
+/// Bytes of a reader's slot in the sleep flags: a cache line, so that the
+/// program on one CPU does not read a line another CPU's reader writes.
+const FLAG_SLOT_BYTES: usize = 64;
+
+/// The sleep flags' map, mapped; shared by the rings' readers.
+struct FlagPages {
+    base: *mut u8,
+    len: usize,
+}
+
+// Each reader touches its own slot only, atomically.
+unsafe impl Send for FlagPages {}
+unsafe impl Sync for FlagPages {}
+
+impl Drop for FlagPages {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// A reader's flag: its slot in the mapped `XCAP_ASLEEP`.
+struct SleepFlag {
+    pages: Arc<FlagPages>,
+    offset: usize,
+}
+
+impl SleepFlag {
+    fn get(&self) -> &AtomicU64 {
+        // SAFETY: a slot inside the mapping, 64-byte aligned, which lives
+        // as long as `pages`.
+        unsafe { &*(self.pages.base.add(self.offset) as *const AtomicU64) }
+    }
 }
 
 impl Rings {
     /// Creates the array, with one slot per possible CPU, and a ring of
-    /// `bytes` bytes for each of `cpus`, put in at the CPU's index. Each
+    /// `bytes` bytes for each of `cpus`, put in at the CPU's index, and
+    /// the sleep flags `asleep_name`, a slot per possible CPU. Each
     /// update of an array of maps waits for an RCU grace period (about 12
     /// ms here), so all go in one batch update, which waits once; callers
     /// run this on a thread while other work goes on.
     pub fn create(
         name: &str,
+        asleep_name: &str,
         possible_cpus: u32,
         cpus: &[u32],
         bytes: u32,
     ) -> Result<Rings, String> {
+        let asleep = crate::sys::map_create(&crate::sys::MapSpec {
+            name: asleep_name,
+            map_type: crate::sys::MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: FLAG_SLOT_BYTES as u32,
+            max_entries: possible_cpus,
+            flags: crate::sys::BPF_F_MMAPABLE,
+            inner_map_fd: None,
+        })
+        .map_err(|e| format!("map {asleep_name}: {e}"))?;
+        let len = (possible_cpus as usize * FLAG_SLOT_BYTES).next_multiple_of(page_size());
+        let pages = Arc::new(FlagPages {
+            base: map_shared(asleep.as_raw_fd(), len, true, 0)
+                .map_err(|e| format!("map {asleep_name}: {e}"))?,
+            len,
+        });
         let template =
             BpfRing::create_map(name, bytes).map_err(|e| format!("ring buffer {name}: {e}"))?;
         let array = crate::sys::map_create(&crate::sys::MapSpec {
@@ -52,7 +114,14 @@ impl Rings {
         drop(template);
         let mut rings = Vec::new();
         for &cpu in cpus {
-            let ring = BpfRing::create(&format!("xcap_ring{cpu}"), bytes)
+            let flag = SleepFlag {
+                pages: pages.clone(),
+                offset: cpu as usize * FLAG_SLOT_BYTES,
+            };
+            if cpu >= possible_cpus {
+                return Err(format!("cpu {cpu} is online but not possible"));
+            }
+            let ring = BpfRing::create(&format!("xcap_ring{cpu}"), bytes, flag)
                 .map_err(|e| format!("ring buffer of cpu {cpu}: {e}"))?;
             rings.push((cpu, ring));
         }
@@ -63,7 +132,11 @@ impl Rings {
             .collect();
         crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32)
             .map_err(|e| format!("ring buffers: {e}"))?;
-        Ok(Rings { array, rings })
+        Ok(Rings {
+            array,
+            asleep,
+            rings,
+        })
     }
 }
 
@@ -73,6 +146,7 @@ pub struct BpfRing {
     producer: *mut u8,
     page: usize,
     size: usize,
+    asleep: SleepFlag,
 }
 
 // The mappings belong to this value alone; it moves to its reader thread.
@@ -80,9 +154,9 @@ unsafe impl Send for BpfRing {}
 
 impl BpfRing {
     /// Creates a ring of `bytes` bytes (a power-of-two number of pages)
-    /// and maps it.
-    pub fn create(name: &str, bytes: u32) -> io::Result<BpfRing> {
-        BpfRing::map(BpfRing::create_map(name, bytes)?, bytes as usize)
+    /// and maps it; its reader sleeps with `asleep` set.
+    fn create(name: &str, bytes: u32, asleep: SleepFlag) -> io::Result<BpfRing> {
+        BpfRing::map(BpfRing::create_map(name, bytes)?, bytes as usize, asleep)
     }
 
     fn create_map(name: &str, bytes: u32) -> io::Result<OwnedFd> {
@@ -97,7 +171,7 @@ impl BpfRing {
         })
     }
 
-    fn map(fd: OwnedFd, size: usize) -> io::Result<BpfRing> {
+    fn map(fd: OwnedFd, size: usize, asleep: SleepFlag) -> io::Result<BpfRing> {
         let page = page_size();
         // The consumer page is ours to write; the producer page and the
         // data pages (mapped twice in a row) are the kernel's.
@@ -116,6 +190,7 @@ impl BpfRing {
             producer,
             page,
             size,
+            asleep,
         })
     }
 
@@ -133,9 +208,23 @@ impl BpfRing {
         unsafe { &*(self.producer as *const AtomicU64) }
     }
 
-    /// Waits up to `timeout_ms` for unread records (0: just check).
-    pub fn wait(&self, timeout_ms: i32) {
-        wait_readable(self.fd(), timeout_ms);
+    /// Waits up to `timeout_ms` for unread records (0: just check), or
+    /// until `stop` is readable.
+    pub fn wait(&self, timeout_ms: i32, stop: RawFd) {
+        wait_readable_or(self.fd(), stop, timeout_ms);
+    }
+
+    /// Waits, without a timeout, until a record is written or `stop` is
+    /// readable. The programs wake only a reader whose flag is set, and look
+    /// at it after committing their record: the flag is set, then (after a
+    /// full barrier) poll looks for records, so a record is either seen
+    /// here or its program sees the flag.
+    pub fn sleep(&self, stop: RawFd) {
+        let flag = self.asleep.get();
+        flag.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        wait_readable_or(self.fd(), stop, -1);
+        flag.store(0, Ordering::Relaxed);
     }
 
     /// Hands every record committed so far to `f`, then frees their space.

@@ -455,7 +455,7 @@ impl TraceCapture {
         }
 
         // Perf rings and readers, before anything is attached.
-        let shared = Shared::new();
+        let shared = Shared::new()?;
         let map_fd = {
             let map = ebpf
                 .map(obj::EVENTS_MAP)
@@ -470,6 +470,10 @@ impl TraceCapture {
         };
         let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
+        let waker_tx = tx.clone();
+        *shared.wake_consumer() = Some(Box::new(move || {
+            let _ = waker_tx.try_send(Vec::new());
+        }));
         let tai_offset = crate::tai_to_realtime_ns();
         let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
         let mut readers = Vec::new();
@@ -568,6 +572,11 @@ impl TraceCapture {
         self.hooks.get(hook).is_some_and(|h| h.id == 16)
     }
 
+    /// A handle that wakes [`TraceCapture::recv_timeout`] from another thread.
+    pub fn waker(&self) -> crate::Waker {
+        crate::Waker(self.shared.clone())
+    }
+
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<TracePacket>, RecvTimeoutError> {
         crate::recv_batch(self.rx.as_ref(), timeout)
     }
@@ -629,7 +638,7 @@ fn reader(
 ) {
     loop {
         let last = shared.draining.load(Ordering::Acquire);
-        ring.wait(if last { 0 } else { poll_ms });
+        ring.wait(if last { 0 } else { poll_ms }, shared.stop_fd());
         let mut batch = Vec::new();
         let mut lost = 0u64;
         ring.drain(|r| match r {

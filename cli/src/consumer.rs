@@ -123,7 +123,9 @@ where
             cap.detach();
         }
         tick(&mut cap);
-        let batch = match cap.recv_packets(Duration::from_millis(100)) {
+        // A signal wakes this wait (`live::set_waker`); the timeout only
+        // paces `tick`.
+        let batch = match cap.recv_packets(Duration::from_secs(1)) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,

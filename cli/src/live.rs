@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -87,8 +88,9 @@ pub struct LiveArgs {
     pub buffer_kib: Option<u32>,
 
     /// Wake the readers after this many packets (default: 1 with -U;
-    /// otherwise each time a quarter of a CPU's buffer has been written, and
-    /// every 50 ms)
+    /// otherwise each time a quarter of a CPU's buffer has been written,
+    /// 50 ms after their last packets (1 s with -w), and on the first
+    /// packet after they found none)
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
@@ -102,7 +104,8 @@ pub struct LiveArgs {
 /// program that writes the record (a self-IPI: about 7 us on the build
 /// machine, a VM, against about 0.3 us for the record itself), so by
 /// default the readers are woken each time a quarter of their buffer has
-/// been written and otherwise poll every 50 ms; `-U` asks for every packet at once.
+/// been written, otherwise look again after [`poll_ms`], and once idle are
+/// woken by the first packet; `-U` asks for every packet at once.
 pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
     match (live.wakeup, live.packet_buffered) {
         (Some(n), _) => capture::Wakeup::Events(n.max(1)),
@@ -111,6 +114,18 @@ pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
             let ring = buffer_pages(live).saturating_mul(capture::perf::page_size());
             capture::Wakeup::Bytes((ring / 4).clamp(1, u32::MAX as usize) as u32)
         }
+    }
+}
+
+/// How long a reader waits for more packets after its last ones, before
+/// handing them over: 1 s when they go to a file (`-w` without `-U`), as
+/// tcpdump's buffer timeout; 50 ms when they are printed. (A reader that
+/// found nothing sleeps until the next packet, which it reads at once.)
+pub fn poll_ms(args: &RunArgs) -> i32 {
+    if args.write.is_some() && !args.flush_each_packet() {
+        1000
+    } else {
+        50
     }
 }
 
@@ -140,6 +155,14 @@ pub enum XdpModeArg {
 
 pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Wakes the consumer when a signal sets [`STOP`] (it waits for packets
+/// without a short timeout); set once the capture runs.
+static WAKER: Mutex<Option<capture::Waker>> = Mutex::new(None);
+
+pub(crate) fn set_waker(waker: capture::Waker) {
+    *WAKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
+}
+
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it starts),
@@ -167,6 +190,9 @@ pub(crate) fn handle_signals() {
             let mut sig: libc::c_int = 0;
             if libc::sigwait(&set_copy, &mut sig) == 0 {
                 STOP.store(true, Ordering::SeqCst);
+                if let Some(w) = WAKER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    w.wake();
+                }
             }
         });
     }
@@ -212,6 +238,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         },
         ring_pages: buffer_pages(live),
         wakeup: wakeup(live),
+        poll_ms: poll_ms(args),
         // Only -v prints it, and counting costs on every packet.
         count_seen: live.verbose > 0,
         ..Config::default()
@@ -219,6 +246,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
 
     handle_signals();
     let cap = Capture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    set_waker(cap.waker());
 
     // The output, once the capture is attached (on error `cap` is dropped,
     // which detaches everything).

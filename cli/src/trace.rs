@@ -189,6 +189,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
 
     crate::live::handle_signals();
     let cap = TraceCapture::start(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::live::set_waker(cap.waker());
     let meta = Meta {
         own_netns: capture::trace::own_netns(),
         kallsyms: (t.stack

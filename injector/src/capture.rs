@@ -43,6 +43,11 @@ pub const COUNTERS_LEN: u32 = 4;
 pub const EVENTS_MAP: &str = "XCAP_EVENTS";
 /// The XDP and TC programs' array of per-CPU ring buffers.
 pub const RINGS_MAP: &str = "XCAP_RINGS";
+/// An array map (`BPF_F_MMAPABLE`) of a 64-byte slot per CPU: a reader sets
+/// the first u64 of its CPU's slot while it sleeps without a timeout, and
+/// the program that writes the next record to that CPU's ring clears it and
+/// wakes the reader.
+pub const ASLEEP_MAP: &str = "XCAP_ASLEEP";
 pub const GLOBAL_SNAPLEN: &str = "XCAP_SNAPLEN";
 pub const GLOBAL_TC_PULL: &str = "XCAP_TC_PULL";
 /// u32, XDP: 0 when the filter never reads the wire length (saves a helper

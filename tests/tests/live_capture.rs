@@ -1286,3 +1286,89 @@ fn tc_captures_large_gso_packets_whole() {
     let payload: usize = packets.iter().map(|(_, d)| d.len()).sum();
     assert!(payload > BYTES, "{payload} bytes captured for {BYTES} sent");
 }
+
+/// Voluntary context switches of each of `pid`'s ring reader threads.
+fn reader_wakeups(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("xcap-ring") {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        out.push((comm.trim().to_owned(), switches));
+    }
+    out.sort();
+    out
+}
+
+/// Waits up to 10 s for `file` to hold at least `n` packets.
+fn wait_for_packets(file: &Path, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read_pcap(file).len();
+        if got >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idle_readers_sleep_until_the_next_packet_wakes_them() {
+    let _guard = serial();
+    let net = Net::new();
+    for (hook, per_ping) in [("--xdp", 1), ("--tc", 2)] {
+        let file = net.path(&format!("idle{hook}.pcap"));
+        // -l: every packet written at once (the file shows what the readers
+        // handed over), while the kernel still wakes readers by watermark
+        // only, so a reader that sleeps is woken by its flag or not at all.
+        let x = xcap_listening(
+            &net.rx,
+            [
+                "-i",
+                RX_IF,
+                hook,
+                "-l",
+                "-w",
+                file.to_str().unwrap(),
+                "icmp",
+            ],
+        );
+        let pid = x.child.id();
+        for round in 1..=2 {
+            // Idle: the readers stop polling after their first empty wait.
+            std::thread::sleep(Duration::from_millis(300));
+            let before = reader_wakeups(pid);
+            std::thread::sleep(Duration::from_secs(1));
+            let after = reader_wakeups(pid);
+            assert!(!before.is_empty(), "no reader threads in /proc/{pid}/task");
+            assert_eq!(
+                before, after,
+                "{hook}: readers woke up with nothing to read"
+            );
+            // One packet: its program wakes the sleeping reader, which hands
+            // it over while xcap runs (not only at the final drain).
+            sh(&format!(
+                "ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
+                net.tx
+            ));
+            let want = round * per_ping;
+            assert_eq!(
+                wait_for_packets(&file, want),
+                want,
+                "{hook}, round {round}: the packet was not read while xcap ran"
+            );
+        }
+        x.signal(libc::SIGINT);
+        let (code, lines) = x.finish("xcap");
+        assert_eq!(code, 0, "{}", lines.join("\n"));
+        assert_eq!(read_pcap(&file).len(), 2 * per_ping);
+    }
+}
