@@ -7,8 +7,18 @@
  * compared with constants in network byte order.
  *
  * Built with: clang -O2 -target bpf -mcpu=v3 -c programs.c (functions in
- * .text; the benchmark loads each as a program of its hook).
+ * .text; the benchmark loads each as a program of its hook), and with
+ * -DLIVE_SECTIONS for the live own-cost table, where `ip link` and `tc`
+ * attach them from their sections.
  */
+#ifdef LIVE_SECTIONS
+#define XDP_PROGRAM __attribute__((section("xdp.frags"), used))
+#define TC_PROGRAM __attribute__((section("tc"), used))
+char _license[] __attribute__((section("license"), used)) = "GPL";
+#else
+#define XDP_PROGRAM
+#define TC_PROGRAM
+#endif
 typedef unsigned char u8;
 typedef unsigned short u16;
 typedef unsigned int u32;
@@ -48,7 +58,7 @@ static inline __attribute__((always_inline)) int udp_port_9(const u8 *p, const u
     return LD16(l4) == N16(9) || LD16(l4 + 2) == N16(9);
 }
 
-int xdp_udp_port_9(struct xdp_md *ctx)
+XDP_PROGRAM int xdp_udp_port_9(struct xdp_md *ctx)
 {
     int match = udp_port_9((const u8 *)(long)ctx->data, (const u8 *)(long)ctx->data_end);
     /* The result is used, as a capture would use it. */
@@ -56,7 +66,7 @@ int xdp_udp_port_9(struct xdp_md *ctx)
     return 2; /* XDP_PASS */
 }
 
-int tc_udp_port_9(struct sk_buff_ctx *skb)
+TC_PROGRAM int tc_udp_port_9(struct sk_buff_ctx *skb)
 {
     int match = udp_port_9((const u8 *)(long)skb->data, (const u8 *)(long)skb->data_end);
     asm volatile("" ::"r"(match));

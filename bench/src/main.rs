@@ -4,15 +4,16 @@ use anyhow::Result;
 use xcap_bench::filters::{self, Config};
 
 const USAGE: &str = "usage: xcap-bench [--filters-only | --capture-only] [--quick] \
-[--xcap PATH] [--seconds N] [--runs N] [--rate PPS] [--setups A,B] [--dump EXPR]
+[--xcap PATH] [--seconds N] [--runs N] [--prog-rounds N] [--rate PPS] [--setups A,B] [--dump EXPR]
 Runs the benchmarks of issue 7 and prints a markdown report (scripts/bench.sh writes \
 docs/benchmarks.md with it). Needs root, clang, trafgen and tcpdump.";
 
 /// Options that take a value, and flags.
-const WITH_VALUE: [&str; 6] = [
+const WITH_VALUE: [&str; 7] = [
     "--xcap",
     "--seconds",
     "--runs",
+    "--prog-rounds",
     "--rate",
     "--setups",
     "--dump",
@@ -110,6 +111,10 @@ fn main() -> Result<()> {
             max_other_share: 0.02,
             // --setups a,b: only setups whose names contain a or b.
             only: opt("--setups").map(|v| v.split(',').map(String::from).collect()),
+            prog_rounds: opt("--prog-rounds")
+                .map_or(7, |v| v.parse().unwrap_or(7))
+                .max(1),
+            prog_window: std::time::Duration::from_secs(2),
         };
         out += "\n";
         out += &xcap_bench::capture::run(&cfg, &mut |m| eprintln!("[bench] {m}"))?;

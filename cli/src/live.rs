@@ -119,8 +119,9 @@ pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
 
 /// How long a reader waits for more packets after its last ones, before
 /// handing them over: 1 s when they go to a file (`-w` without `-U`), as
-/// tcpdump's buffer timeout; 50 ms when they are printed. (A reader that
-/// found nothing sleeps until the next packet, which it reads at once.)
+/// tcpdump's buffer timeout; 50 ms when they are printed. (A ring buffer's
+/// reader that found nothing sleeps until the next packet, which it reads
+/// at once; perf buffers, for tracing, have no such wakeup and are polled.)
 pub fn poll_ms(args: &RunArgs) -> i32 {
     if args.write.is_some() && !args.flush_each_packet() {
         1000

@@ -183,6 +183,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         snaplen,
         perf_pages: crate::live::buffer_pages(live),
         wakeup: crate::live::wakeup(live),
+        poll_ms: crate::live::poll_ms(args),
         stack: t.stack,
         ..TraceConfig::default()
     };

@@ -6,9 +6,13 @@
 //! branches on it, but keeps the loads themselves: an `ld_imm64` of the
 //! value's address and a load through it, on every packet.
 //! [`frozen_loads`] turns each
-//! `rX = map_value(fd, off); rX = *(size *)(rX + k)` of a map the caller
-//! names into `rX = value`, the two slots before it into `ja +0` (which
-//! the verifier removes): every other instruction stays where it was.
+//! `rA = map_value(fd, off); rB = *(size *)(rA + k)` of a map the caller
+//! names into `rB = value`, and the address's two slots into `ja +0`
+//! (which the verifier removes) unless the address is read again (`rA`
+//! live after the load, as far as a look down the straight path after it
+//! tells): every other instruction stays where it was. With no load of a
+//! setting left, a captured packet's path does not touch the settings'
+//! cache line at all.
 //!
 //! ```
 //! use cbpf2ebpf::ebpf::{op, Insn, R0, R1};
@@ -44,9 +48,8 @@ pub struct Frozen<'a> {
 }
 
 /// `prog` with each load of a [`Frozen`] value replaced by the value, and
-/// how many were. A load is left alone when a jump lands on it, when its
-/// address register differs from its destination (the address may be
-/// used again), or when its value does not fit an immediate.
+/// how many were. A load is left alone when a jump lands on it or on the
+/// address's second slot, or when its value does not fit an immediate.
 pub fn frozen_loads(prog: &[Insn], maps: &[Frozen<'_>]) -> (Vec<Insn>, usize) {
     let mut out = prog.to_vec();
     let targets = jump_targets(prog);
@@ -65,7 +68,6 @@ pub fn frozen_loads(prog: &[Insn], maps: &[Frozen<'_>]) -> (Vec<Insn>, usize) {
                 load.class() == op::LDX
                     && load.code & 0xe0 == op::MEM
                     && load.src == x.dst
-                    && load.dst == x.dst
                     && !targets[i + 1]
                     && !targets[i + 2]
             })
@@ -85,15 +87,17 @@ pub fn frozen_loads(prog: &[Insn], maps: &[Frozen<'_>]) -> (Vec<Insn>, usize) {
         let replacement = match value {
             Some((v, 8)) => i32::try_from(v as i64)
                 .ok()
-                .map(|imm| Insn::mov64_imm(x.dst, imm)),
+                .map(|imm| Insn::mov64_imm(load.dst, imm)),
             // A 32-bit move zero-extends, as the narrower loads do.
-            Some((v, _)) => Some(Insn::mov32_imm(x.dst, v as u32 as i32)),
+            Some((v, _)) => Some(Insn::mov32_imm(load.dst, v as u32 as i32)),
             None => None,
         };
         match replacement {
             Some(mov) => {
-                out[i] = Insn::ja(0);
-                out[i + 1] = Insn::ja(0);
+                if load.dst == x.dst || dead_after(prog, i + 3, x.dst) {
+                    out[i] = Insn::ja(0);
+                    out[i + 1] = Insn::ja(0);
+                }
                 out[i + 2] = mov;
                 folded += 1;
                 i += 3;
@@ -102,6 +106,58 @@ pub fn frozen_loads(prog: &[Insn], maps: &[Frozen<'_>]) -> (Vec<Insn>, usize) {
         }
     }
     (out, folded)
+}
+
+/// Whether register `r` is dead from slot `from` on: on every path from
+/// there it is written before it is read, or the program exits without
+/// reading it. A call taking arguments in `r` (r1-r5) reads it; a call
+/// writes r0 and leaves r1-r5 unreadable.
+fn dead_after(prog: &[Insn], from: usize, r: u8) -> bool {
+    let bit = 1u16 << r;
+    let mut seen = vec![false; prog.len() + 1];
+    let mut todo = vec![from];
+    while let Some(j) = todo.pop() {
+        let Some(&x) = prog.get(j) else {
+            return false; // off the end: not a program the kernel takes
+        };
+        if std::mem::replace(&mut seen[j], true) {
+            continue;
+        }
+        let o = x.code & 0xf0;
+        let next = j + if x.code == LD_IMM64 { 2 } else { 1 };
+        match x.class() {
+            op::JMP | op::JMP32 => match o {
+                op::EXIT if r == 0 => return false,
+                op::EXIT => {}
+                op::CALL if (1..=5).contains(&r) => return false,
+                op::CALL if r == 0 => {}
+                op::CALL => todo.push(next),
+                _ => {
+                    if crate::inline::reads(x) & bit != 0 {
+                        return false;
+                    }
+                    let Some(t) = crate::inline::target(prog, j) else {
+                        return false;
+                    };
+                    todo.push(t);
+                    if o != op::JA {
+                        todo.push(next);
+                    }
+                }
+            },
+            // Legacy packet loads clobber r0-r5: not worth following.
+            op::LD if x.code != LD_IMM64 => return false,
+            _ => {
+                if crate::inline::reads(x) & bit != 0 {
+                    return false;
+                }
+                if crate::inline::writes(x) & bit == 0 {
+                    todo.push(next);
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Which slots a jump, call or function address lands on.
@@ -142,12 +198,11 @@ mod tests {
     }
 
     #[test]
-    fn loads_of_other_maps_jump_targets_and_kept_addresses_stay() {
+    fn loads_of_other_maps_and_jump_targets_stay() {
         let data = [1u8, 0, 0, 0, 2, 0, 0, 0];
         let maps = [Frozen { fd: 7, data: &data }];
         let [a, b] = ld_value(R1, 8, 0); // another map
         let [c, d] = ld_value(R1, 7, 0);
-        let [e, f] = ld_value(R2, 7, 0); // address kept in r2
         let prog = [
             a,
             b,
@@ -156,13 +211,59 @@ mod tests {
             c,
             d,
             Insn::ldx(op::W, R1, R1, 4),
-            e,
-            f,
-            Insn::ldx(op::W, R1, R2, 4),
             Insn::exit(),
         ];
         let (out, n) = frozen_loads(&prog, &maps);
         assert_eq!((out, n), (prog.to_vec(), 0));
+    }
+
+    #[test]
+    fn loads_into_other_registers_fold_and_dead_addresses_go() {
+        let data = [1u8, 0, 0, 0, 2, 0, 0, 0];
+        let maps = [Frozen { fd: 7, data: &data }];
+        let [a, b] = ld_value(R2, 7, 0);
+        // r2 is written before it is read again: the address goes.
+        let prog = [
+            a,
+            b,
+            Insn::ldx(op::W, R1, R2, 4),
+            Insn::mov64_imm(R2, 0),
+            Insn::exit(),
+        ];
+        let (out, n) = frozen_loads(&prog, &maps);
+        assert_eq!(n, 1);
+        assert_eq!(out[..3], [Insn::ja(0), Insn::ja(0), Insn::mov32_imm(R1, 2)]);
+        // r2 is read again, passed to a call, or compared: the address
+        // stays, the load still folds.
+        for after in [
+            Insn::ldx(op::W, R0, R2, 0),
+            Insn::call_helper(1),
+            Insn::jmp_imm(op::JEQ, R2, 0, 0),
+        ] {
+            let prog = [a, b, Insn::ldx(op::W, R1, R2, 4), after, Insn::exit()];
+            let (out, n) = frozen_loads(&prog, &maps);
+            assert_eq!(n, 1);
+            assert_eq!(out[..3], [a, b, Insn::mov32_imm(R1, 2)], "{after:?}");
+        }
+        // Past a branch, both ways: read on one of them keeps it.
+        let branch = |taken: Insn| {
+            let prog = [
+                a,
+                b,
+                Insn::ldx(op::W, R1, R2, 4),
+                Insn::jmp_imm(op::JEQ, R1, 0, 2), // -> 6
+                Insn::mov64_imm(R2, 0),
+                Insn::exit(),
+                taken,
+                Insn::exit(),
+            ];
+            frozen_loads(&prog, &maps).0[0]
+        };
+        assert_eq!(branch(Insn::mov64_imm(R2, 1)), Insn::ja(0));
+        assert_eq!(branch(Insn::mov64_reg(R0, R2)), a);
+        // At the exit only r0 is read.
+        let prog = [a, b, Insn::ldx(op::W, R1, R2, 4), Insn::exit()];
+        assert_eq!(frozen_loads(&prog, &maps).0[0], Insn::ja(0));
     }
 
     #[test]

@@ -230,7 +230,7 @@ fn is_call_of(prog: &[Insn], i: usize, callee: usize) -> bool {
 }
 
 /// The slot a jump, bpf2bpf call or function address at `i` refers to.
-fn target(prog: &[Insn], i: usize) -> Option<usize> {
+pub(crate) fn target(prog: &[Insn], i: usize) -> Option<usize> {
     let x = prog[i];
     let rel = match (x.class(), x.code & 0xf0) {
         (op::JMP, op::CALL) if x.src == PSEUDO_CALL => i64::from(x.imm),
@@ -336,7 +336,7 @@ enum Indexed {
 
 /// Registers that `x` writes, as a bit set (helper calls aside: they
 /// write r0-r5, never r6-r9).
-fn writes(x: Insn) -> u16 {
+pub(crate) fn writes(x: Insn) -> u16 {
     let d = bit(x.dst);
     match x.class() {
         op::ALU | op::ALU64 | op::LDX => d,
@@ -350,7 +350,7 @@ fn writes(x: Insn) -> u16 {
 
 /// Registers among r6-r9 and the rest that `x` reads, as a bit set
 /// (r1-r5 of calls and r0 of exits aside: only r6-r9 are asked about).
-fn reads(x: Insn) -> u16 {
+pub(crate) fn reads(x: Insn) -> u16 {
     let (d, s) = (bit(x.dst), bit(x.src));
     let uses_src = x.code & op::X != 0;
     match x.class() {
