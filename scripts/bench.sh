@@ -7,7 +7,8 @@
 # Needs root, clang, trafgen, tcpdump, iproute2. Takes a few minutes.
 # Options are passed to xcap-bench: --filters-only, --capture-only,
 # --seconds N (capture window, default 5), --runs N (capture runs per
-# setup, default 3), --rate PPS (fixed offered rate of section 2b; default
+# setup, default 3), --prog-rounds N (rounds of the paired own-cost runs,
+# default 7), --rate PPS (fixed offered rate of section 2b; default
 # 150000, or less if a setup cannot sustain it), --setups A,B (only setups
 # whose names contain A or B), --quick (short filter runs).
 # Environment: XCAP=PATH uses that xcap binary instead of building one;
