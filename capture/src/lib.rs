@@ -50,6 +50,7 @@
 
 pub mod btf;
 pub mod compile;
+pub mod iface;
 pub mod link;
 pub mod object;
 pub mod perf;
@@ -220,6 +221,10 @@ pub struct Batch {
 pub struct Interface {
     pub name: String,
     pub ifindex: u32,
+    /// A loopback device: each packet crosses its TC egress and then its
+    /// ingress, so with both directions only ingress is hooked (tcpdump,
+    /// too, skips the loopback's outgoing copies).
+    pub loopback: bool,
     /// "xdp native", "xdp generic", "tc ingress", "tc egress".
     pub attached: Vec<String>,
 }
@@ -368,6 +373,10 @@ pub struct Capture {
     shared: Arc<Shared>,
     rx: Option<Receiver<Batch>>,
     interfaces: Vec<Interface>,
+    /// Started with `-i any`, and the interfaces that left out (name,
+    /// `ARPHRD_*` type).
+    any: bool,
+    skipped: Vec<(String, u16)>,
     detached: bool,
     /// Length of the cBPF program and of each translation, for `-v`.
     pub cbpf_insns: usize,
@@ -379,6 +388,9 @@ pub struct Capture {
     pub compiled_live: bool,
 }
 
+/// The interface name that means every interface (see [`iface`]).
+pub const ANY: &str = "any";
+
 const HDR_LEN: usize = 40;
 const HOOK_XDP: u8 = 1;
 const DIR_OUT: u8 = 2;
@@ -389,8 +401,36 @@ impl Capture {
         if cfg.interfaces.is_empty() {
             return Err(Error::Config("no interface given".into()));
         }
+        // `any`, unless an interface has that name: every interface with
+        // an Ethernet header (see [`iface`]), at TC only.
+        let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
+        let mut skipped = Vec::new();
+        let names = if any {
+            if cfg.hook == HookKind::Xdp {
+                return Err(Error::Config(
+                    "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
+                ));
+            }
+            let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
+            let mut names: Vec<String> = cfg
+                .interfaces
+                .iter()
+                .filter(|n| *n != ANY)
+                .cloned()
+                .collect();
+            names.extend(found.ethernet);
+            skipped = found.skipped;
+            if names.is_empty() {
+                return Err(Error::Config(
+                    "-i any: no interface with an Ethernet header here".into(),
+                ));
+            }
+            names
+        } else {
+            cfg.interfaces.clone()
+        };
         let mut interfaces = Vec::new();
-        for name in &cfg.interfaces {
+        for name in &names {
             let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
             if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
                 continue;
@@ -398,6 +438,7 @@ impl Capture {
             interfaces.push(Interface {
                 name: name.clone(),
                 ifindex,
+                loopback: iface::is_loopback(name),
                 attached: Vec::new(),
             });
         }
@@ -552,6 +593,8 @@ impl Capture {
             shared,
             rx: Some(rx),
             interfaces,
+            any,
+            skipped,
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
             ebpf_insns,
@@ -571,7 +614,7 @@ impl Capture {
         early: Option<Result<Links, Error>>,
         mode: XdpMode,
     ) -> Result<(), Error> {
-        let pairs: Vec<(usize, usize)> = link_order(self.interfaces.len(), hooks.len()).collect();
+        let pairs = link_order(&self.interfaces, hooks);
         let program = |name: &str| {
             self.object
                 .program(name)
@@ -607,6 +650,18 @@ impl Capture {
     /// The interfaces, with what is attached to each.
     pub fn interfaces(&self) -> &[Interface] {
         &self.interfaces
+    }
+
+    /// Whether the capture was started on `any` (whose interfaces may come
+    /// and go: one that disappears is no reason to stop).
+    pub fn captures_any(&self) -> bool {
+        self.any
+    }
+
+    /// With `-i any`, the interfaces left out (name, `ARPHRD_*` type): their
+    /// packets have no Ethernet header.
+    pub fn skipped_interfaces(&self) -> &[(String, u16)] {
+        &self.skipped
     }
 
     /// The next batch of packets. `Err(Disconnected)` once every reader has
@@ -673,9 +728,18 @@ impl Drop for PendingLinks {
     }
 }
 
-/// (interface, hook) index pairs, in the order links are made.
-fn link_order(interfaces: usize, hooks: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..interfaces).flat_map(move |n| (0..hooks).map(move |h| (n, h)))
+/// (interface, hook) index pairs, in the order links are made: every
+/// hook on every interface, but a loopback's egress when its ingress is
+/// hooked too (it would see every packet twice).
+fn link_order(
+    interfaces: &[Interface],
+    hooks: &[(Hook, &'static str, &'static str)],
+) -> Vec<(usize, usize)> {
+    let ingress = hooks.iter().any(|h| h.0 == Hook::TcIngress);
+    (0..interfaces.len())
+        .flat_map(|n| (0..hooks.len()).map(move |h| (n, h)))
+        .filter(|&(n, h)| !(interfaces[n].loopback && ingress && hooks[h].0 == Hook::TcEgress))
+        .collect()
 }
 
 /// Links for every (interface, hook) in [`link_order`], with a program
@@ -691,7 +755,8 @@ fn attach_placeholders(
     // start together end together (one after another, each would also
     // wait out the one in progress when it asked).
     std::thread::scope(|scope| {
-        let pending: Vec<_> = link_order(interfaces.len(), hooks.len())
+        let pending: Vec<_> = link_order(interfaces, hooks)
+            .into_iter()
             .map(|(n, h)| {
                 let placeholder = placeholder.as_fd();
                 scope.spawn(move || attach(&interfaces[n], hooks[h].0, placeholder, mode))

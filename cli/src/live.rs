@@ -313,6 +313,17 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         }
     };
 
+    if !cap.skipped_interfaces().is_empty() {
+        let names: Vec<String> = cap
+            .skipped_interfaces()
+            .iter()
+            .map(|(n, t)| format!("{n} (ARPHRD {t})"))
+            .collect();
+        eprintln!(
+            "xcap: -i any: not capturing on {}: xcap captures interfaces with an Ethernet header only",
+            names.join(", ")
+        );
+    }
     for i in cap.interfaces() {
         eprintln!(
             "xcap: listening on {} ({}), link-type EN10MB (Ethernet), snapshot length {} bytes",
@@ -349,7 +360,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         tick: |cap: &mut Capture| {
             if last_check.elapsed() >= Duration::from_millis(200) {
                 last_check = Instant::now();
-                if vanished.is_none() {
+                if vanished.is_none() && !cap.captures_any() {
                     if let Some(name) = cap.vanished_interface() {
                         vanished = Some(name.to_owned());
                         cap.detach();

@@ -770,6 +770,10 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         &xcap_in(&net.rx, &["-i", "nosuch0", "--tc", "icmp"]),
         "nosuch0: No such device exists",
     );
+    one_error_line(
+        &xcap_in(&net.rx, &["-i", "any", "--xdp", "icmp"]),
+        "xcap: -i any is for --tc",
+    );
     assert_nothing_attached(&net);
     // libpcap's text, as tcpdump prints it.
     one_error_line(
@@ -1370,5 +1374,69 @@ fn idle_readers_sleep_until_the_next_packet_wakes_them() {
         let (code, lines) = x.finish("xcap");
         assert_eq!(code, 0, "{}", lines.join("\n"));
         assert_eq!(read_pcap(&file).len(), 2 * per_ping);
+    }
+}
+
+/// Starts `program` in namespace `ns` with `args`, writing `file`, and
+/// waits until it listens.
+fn start_writing(ns: &str, program: &Path, what: &str, args: &[&str], file: &Path) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .arg(program)
+        .args(args)
+        .arg("-w")
+        .arg(file)
+        .arg("icmp");
+    let mut p = Proc::start(cmd);
+    p.wait_listening(what);
+    p
+}
+
+/// The packets of a pcap file from the network header on (`link` bytes
+/// of link header stripped), sorted.
+fn network_layer(file: &Path, link: usize) -> Vec<(u32, Vec<u8>)> {
+    let mut v: Vec<(u32, Vec<u8>)> = read_pcap(file)
+        .into_iter()
+        .map(|(len, d)| (len - link as u32, d[link.min(d.len())..].to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn loopback_and_any_capture_each_packet_once_as_tcpdump() {
+    let _guard = serial();
+    let net = Net::new();
+    // tcpdump writes Ethernet for lo and Linux cooked v2 for any; xcap
+    // Ethernet for both. A loopback packet crosses lo's egress and then its
+    // ingress: both keep one copy.
+    for (iface, tcpdump_link, want) in [("lo", 14, 6), ("any", 20, 10)] {
+        let theirs_file = net.path(&format!("{iface}.tcpdump.pcap"));
+        let ours_file = net.path(&format!("{iface}.xcap.pcap"));
+        let tcpdump = start_writing(
+            &net.rx,
+            &tcpdump_path(),
+            "tcpdump",
+            &["-i", iface, "-n", "-U", "--immediate-mode", "-s", "262144"],
+            &theirs_file,
+        );
+        let xcap = start_writing(&net.rx, &xcap_bin(), "xcap", &["-i", iface], &ours_file);
+        std::thread::sleep(Duration::from_millis(200));
+        sh(&format!(
+            "ip netns exec {} ping -q -c 3 -i 0.2 127.0.0.1 >/dev/null; \
+             ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
+            net.rx, net.tx
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        xcap.signal(libc::SIGINT);
+        tcpdump.signal(libc::SIGINT);
+        let (xcode, xlines) = xcap.finish("xcap");
+        let (tcode, tlines) = tcpdump.finish("tcpdump");
+        assert_eq!(tcode, 0, "tcpdump: {}", tlines.join("\n"));
+        assert_eq!(xcode, 0, "xcap -i {iface}: {}", xlines.join("\n"));
+        let theirs = network_layer(&theirs_file, tcpdump_link);
+        let ours = network_layer(&ours_file, 14);
+        assert_eq!(theirs.len(), want, "tcpdump -i {iface}");
+        assert_eq!(ours, theirs, "xcap -i {iface}: {}", xlines.join("\n"));
     }
 }

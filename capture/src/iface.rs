@@ -1,0 +1,93 @@
+//! `-i any`: the interfaces of this network namespace a capture can use.
+//!
+//! tcpdump's `any` is a pseudo-device: one packet socket for every
+//! interface, in Linux cooked (SLL2) format. xcap attaches to each
+//! interface instead, and its filter is compiled for Ethernet, so `any`
+//! stands for every interface whose packets start with an Ethernet header
+//! at TC (Ethernet devices, loopback); the rest (tun, WireGuard, IP
+//! tunnels: no link header) are left out and named.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `ARPHRD_*` types whose packets carry an Ethernet header at TC.
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+
+/// The interfaces `-i any` captures on (by index order), and the ones it
+/// leaves out, with their `ARPHRD_*` type.
+pub struct Any {
+    pub ethernet: Vec<String>,
+    pub skipped: Vec<(String, u16)>,
+}
+
+/// Lists this network namespace's interfaces (`if_nameindex`, netlink).
+pub fn any() -> io::Result<Any> {
+    // SAFETY: a plain socket for the ioctl; the fd is checked and owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd, ours alone.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: if_nameindex returns an array ended by a zero entry, freed
+    // below; nothing else holds it.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let mut names = Vec::new();
+    let mut at = list;
+    // SAFETY: walking the array up to its terminating entry.
+    unsafe {
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*at).if_name);
+            names.push(((*at).if_index, name.to_string_lossy().into_owned()));
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    names.sort();
+    let mut out = Any {
+        ethernet: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (_, name) in names {
+        match hardware_type(&sock, &name) {
+            Some(ARPHRD_ETHER | ARPHRD_LOOPBACK) => out.ethernet.push(name),
+            Some(t) => out.skipped.push((name, t)),
+            // Gone since the listing.
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The interface's `ARPHRD_*` type (`SIOCGIFHWADDR`).
+fn hardware_type(sock: &OwnedFd, name: &str) -> Option<u16> {
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() {
+        return None;
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR fills the ifreq we pass.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    // SAFETY: the union's hwaddr member is what SIOCGIFHWADDR set.
+    (r == 0).then(|| unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
+}
+
+/// Whether `name` is a loopback device (`ARPHRD_LOOPBACK`).
+pub fn is_loopback(name: &str) -> bool {
+    // SAFETY: a plain socket for the ioctl; the fd is checked and owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a fresh fd, ours alone.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    hardware_type(&sock, name) == Some(ARPHRD_LOOPBACK)
+}
