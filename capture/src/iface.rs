@@ -76,8 +76,11 @@ fn hardware_type(sock: &OwnedFd, name: &str) -> Option<u16> {
     }
     // SAFETY: SIOCGIFHWADDR fills the ifreq we pass.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    if r != 0 {
+        return None;
+    }
     // SAFETY: the union's hwaddr member is what SIOCGIFHWADDR set.
-    (r == 0).then(|| unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
+    Some(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
 /// Whether `name` is a loopback device (`ARPHRD_LOOPBACK`).
