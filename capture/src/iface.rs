@@ -94,3 +94,38 @@ pub fn is_loopback(name: &str) -> bool {
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     hardware_type(&sock, name) == Some(ARPHRD_LOOPBACK)
 }
+
+/// Puts interface `ifindex` in promiscuous mode for as long as the
+/// returned socket is open, as libpcap does: a packet socket's
+/// `PACKET_MR_PROMISC` membership, which the kernel drops when the socket
+/// closes, however the process ends. The socket has no protocol, so no
+/// packet is ever queued to it.
+pub fn promiscuous(ifindex: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a packet socket with protocol 0 (receives nothing); checked.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd, ours alone.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex as i32,
+        mr_type: libc::PACKET_MR_PROMISC as u16,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    // SAFETY: a packet_mreq of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            (&mreq as *const libc::packet_mreq).cast(),
+            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}

@@ -166,6 +166,10 @@ pub struct Config {
     /// Count every packet the programs run on ([`Stats::seen`]); costs a
     /// few ns per packet.
     pub count_seen: bool,
+    /// Put the interfaces in promiscuous mode while capturing (tcpdump's
+    /// default; `-p` turns it off), so that a NIC hands over frames for
+    /// other hosts too. Not with `any`, as libpcap.
+    pub promiscuous: bool,
 }
 
 impl Default for Config {
@@ -183,6 +187,7 @@ impl Default for Config {
             queue_batches: 1024,
             tc_pull: 0,
             count_seen: true,
+            promiscuous: false,
         }
     }
 }
@@ -377,6 +382,8 @@ pub struct Capture {
     /// `ARPHRD_*` type).
     any: bool,
     skipped: Vec<(String, u16)>,
+    /// Packet sockets holding the interfaces in promiscuous mode.
+    promiscuous: Vec<OwnedFd>,
     detached: bool,
     /// Length of the cBPF program and of each translation, for `-v`.
     pub cbpf_insns: usize,
@@ -595,12 +602,23 @@ impl Capture {
             interfaces,
             any,
             skipped,
+            promiscuous: Vec::new(),
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
             ebpf_insns,
             linkage,
             compiled_live: compiled.live,
         };
+        if cfg.promiscuous && !any {
+            for i in &cap.interfaces {
+                let sock = iface::promiscuous(i.ifindex).map_err(|e| Error::Attach {
+                    iface: i.name.clone(),
+                    hook: "promiscuous mode".into(),
+                    message: e.to_string(),
+                })?;
+                cap.promiscuous.push(sock);
+            }
+        }
         // On error `cap` is dropped: its links close and its readers stop.
         cap.attach(&hooks, attaching.wait(), cfg.xdp_mode)?;
         Ok(cap)

@@ -72,6 +72,15 @@ pub struct LiveArgs {
     #[arg(short = 'U')]
     pub packet_buffered: bool,
 
+    /// Have the kernel wake the readers as soon as a packet arrives (as
+    /// tcpdump's --immediate-mode; -U also flushes the output)
+    #[arg(long)]
+    pub immediate_mode: bool,
+
+    /// Don't put the interfaces into promiscuous mode (tcpdump's -p)
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promiscuous: bool,
+
     /// Buffer size per CPU, in pages (a power of two): a BPF ring buffer
     /// at XDP and TC, a perf buffer for --trace
     #[arg(
@@ -107,7 +116,7 @@ pub struct LiveArgs {
 /// been written, otherwise look again after [`poll_ms`], and once idle are
 /// woken by the first packet; `-U` asks for every packet at once.
 pub fn wakeup(live: &LiveArgs) -> capture::Wakeup {
-    match (live.wakeup, live.packet_buffered) {
+    match (live.wakeup, live.packet_buffered || live.immediate_mode) {
         (Some(n), _) => capture::Wakeup::Events(n.max(1)),
         (None, true) => capture::Wakeup::Events(1),
         (None, false) => {
@@ -240,6 +249,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         ring_pages: buffer_pages(live),
         wakeup: wakeup(live),
         poll_ms: poll_ms(args),
+        promiscuous: !live.no_promiscuous,
         // Only -v prints it, and counting costs on every packet.
         count_seen: live.verbose > 0,
         ..Config::default()

@@ -1440,3 +1440,37 @@ fn loopback_and_any_capture_each_packet_once_as_tcpdump() {
         assert_eq!(ours, theirs, "xcap -i {iface}: {}", xlines.join("\n"));
     }
 }
+
+/// The interface's promiscuity count (`ip -d link`).
+fn promiscuity(ns: &str, ifname: &str) -> u32 {
+    let out = sh(&format!("ip -n {ns} -d link show dev {ifname}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("promiscuity ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no promiscuity in: {text}"))
+}
+
+#[test]
+fn promiscuous_mode_while_capturing_unless_p() {
+    let _guard = serial();
+    let net = Net::new();
+    for (args, want) in [
+        (&["--tc"][..], 1),
+        (&["--xdp"][..], 1),
+        (&["--tc", "-p"][..], 0),
+    ] {
+        let mut all = vec!["-i", RX_IF];
+        all.extend(args);
+        all.push("icmp");
+        let x = xcap_listening(&net.rx, &all);
+        assert_eq!(promiscuity(&net.rx, RX_IF), want, "xcap {all:?}");
+        // Killed, as well as stopped: the kernel ends the membership with
+        // the socket that holds it.
+        x.signal(libc::SIGKILL);
+        let _ = x.finish("xcap");
+        assert_eq!(promiscuity(&net.rx, RX_IF), 0, "after xcap {all:?}");
+    }
+    assert_nothing_attached(&net);
+}
