@@ -17,11 +17,12 @@
 //! 5. splices the filters into `injector::capture::OBJECT` and loads its
 //!    maps and programs ([`object`]), the snap length in `.rodata`;
 //! 6. creates one BPF ring buffer per online CPU ([`ring`]), puts each in
-//!    the programs' array of rings at its CPU's index, and starts one reader
-//!    thread per ring; readers hand batches of [`Packet`]s to the consumer
-//!    through a bounded channel (a full channel stalls the reader, its ring
-//!    fills, and the kernel counts the drops); a reader that found nothing
-//!    sleeps until its ring's next record (see [`ring`]);
+//!    the programs' array of rings at its CPU's index, and starts the reader
+//!    thread: in rounds, it notes where every ring's producers are, drains
+//!    each up to there and hands the round's [`Packet`]s to the consumer
+//!    sorted by time, through a bounded channel (a full channel stalls the
+//!    reader, the rings fill, and the kernel counts the drops); when it
+//!    found nothing it sleeps until a ring's next record (see [`ring`]);
 //! 7. attaches with `BPF_LINK_CREATE` ([`link`]), or switches the links of
 //!    step 2 to the capture programs with `BPF_LINK_UPDATE`: XDP native,
 //!    falling back to generic when the driver has no native XDP (unless
@@ -579,19 +580,12 @@ impl Capture {
             .enumerate()
             .map(|(n, i)| (i.ifindex, n))
             .collect();
-        let mut readers = Vec::new();
-        for (cpu, ring) in rings.rings {
-            let tx = tx.clone();
-            let shared = shared.clone();
-            let index = index.clone();
-            let poll_ms = cfg.poll_ms;
-            let handle = std::thread::Builder::new()
-                .name(format!("xcap-ring-{cpu}"))
-                .spawn(move || reader(ring, tx, shared, index, tai_offset, poll_ms))
-                .map_err(|e| Error::Buffer(e.to_string()))?;
-            readers.push(handle);
-        }
-        drop(tx);
+        let rings: Vec<ring::BpfRing> = rings.rings.into_iter().map(|(_, r)| r).collect();
+        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+        let readers = vec![std::thread::Builder::new()
+            .name("xcap-rings".into())
+            .spawn(move || reader(rings, tx, reader_shared, index, tai_offset, poll_ms))
+            .map_err(|e| Error::Buffer(e.to_string()))?];
 
         let mut cap = Capture {
             object,
@@ -880,8 +874,16 @@ fn ring_bytes(pages: usize) -> Result<u32, Error> {
     Ok(bytes as u32)
 }
 
+/// The one reader of every ring. Each round notes where every ring's
+/// producers are, then drains each ring up to there and hands the round's
+/// packets over sorted by time: a ring holds its CPU's packets in time
+/// order, and a record reserved after the note has a later time stamp than
+/// any before it, so rounds follow each other in order too (per-ring
+/// readers handed over packets of different CPUs in whatever order they
+/// woke). Copying records out is cheap next to writing them; the writer
+/// stays a thread of its own.
 fn reader(
-    mut ring: ring::BpfRing,
+    mut rings: Vec<ring::BpfRing>,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
     index: Vec<(u32, usize)>,
@@ -889,32 +891,43 @@ fn reader(
     poll_ms: i32,
 ) {
     let mut buf = BytesMut::with_capacity(256 * 1024);
+    let fds: Vec<RawFd> = rings.iter().map(ring::BpfRing::fd).collect();
     // Nothing came during the last wait: sleep until a record wakes us.
     let mut idle = false;
     loop {
         let last = shared.draining.load(Ordering::Acquire);
         if !last {
             if idle {
-                ring.sleep(shared.stop_fd());
+                ring::BpfRing::sleep_all(&rings, shared.stop_fd());
             } else {
-                ring.wait(poll_ms, shared.stop_fd());
+                perf::wait_any_readable(&fds, shared.stop_fd(), poll_ms);
             }
         }
+        let ends: Vec<u64> = rings.iter().map(ring::BpfRing::producer_now).collect();
         let mut metas: Vec<(Packet, usize, usize)> = Vec::new();
-        let mut lost = 0u64;
-        ring.drain(|r| match r {
-            perf::Record::Lost(n) => lost += n,
-            perf::Record::Sample(raw) => {
-                if let Some((p, start, len)) = parse_sample(raw, &index, tai_offset, &mut buf) {
-                    metas.push((p, start, len));
-                }
+        for (ring, end) in rings.iter_mut().zip(ends) {
+            let mut drain = |ring: &mut ring::BpfRing| {
+                ring.drain_to(end, |r| {
+                    if let perf::Record::Sample(raw) = r {
+                        if let Some(m) = parse_sample(raw, &index, tai_offset, &mut buf) {
+                            metas.push(m);
+                        }
+                    }
+                })
+            };
+            // A record still being written (its program between reserve
+            // and submit, microseconds) is waited for, or the round's
+            // later records of other rings would go out before it.
+            let mut tries = 0;
+            while !drain(ring) && tries < 1000 {
+                tries += 1;
+                std::hint::spin_loop();
             }
-        });
-        if lost > 0 {
-            shared.perf_lost.fetch_add(lost, Ordering::Relaxed);
         }
         idle = metas.is_empty();
         if !metas.is_empty() {
+            // Stable: a ring's own records keep their order.
+            metas.sort_by_key(|(p, _, _)| p.ts_ns);
             let bytes = buf.split().freeze();
             let packets = metas
                 .into_iter()

@@ -131,8 +131,19 @@ impl PerfRing {
     }
 
     /// Hands every record written so far to `f`, then frees their space.
-    pub fn drain(&mut self, mut f: impl FnMut(Record<'_>)) {
-        let head = self.head().load(Ordering::Acquire);
+    pub fn drain(&mut self, f: impl FnMut(Record<'_>)) {
+        let head = self.head_now();
+        self.drain_to(head, f);
+    }
+
+    /// Where the kernel has written up to (a position for [`Self::drain_to`]).
+    pub fn head_now(&self) -> u64 {
+        self.head().load(Ordering::Acquire)
+    }
+
+    /// Hands the records before `head` (from [`Self::head_now`]) to `f`,
+    /// then frees their space.
+    pub fn drain_to(&mut self, head: u64, mut f: impl FnMut(Record<'_>)) {
         let mut tail = self.tail().load(Ordering::Relaxed);
         // SAFETY: the data ring is `size` bytes after the control page.
         let data = unsafe { std::slice::from_raw_parts(self.base.add(self.page), self.size) };
@@ -220,13 +231,23 @@ pub(crate) fn map_shared(
 /// Waits up to `timeout_ms` (0: just check; -1: no limit) for `fd` or
 /// `stop` to be readable.
 pub(crate) fn wait_readable_or(fd: RawFd, stop: RawFd, timeout_ms: i32) {
-    let mut p = [fd, stop].map(|fd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    // SAFETY: two valid pollfds.
-    unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
+    wait_any_readable(&[fd], stop, timeout_ms);
+}
+
+/// Waits up to `timeout_ms` (0: just check; -1: no limit) for one of `fds`
+/// or `stop` to be readable.
+pub fn wait_any_readable(fds: &[RawFd], stop: RawFd, timeout_ms: i32) {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .chain([&stop])
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p.len()` valid pollfds.
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
 }
 
 pub fn page_size() -> usize {

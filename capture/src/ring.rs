@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::perf::{map_shared, page_size, wait_readable_or, Record};
+use crate::perf::{map_shared, page_size, wait_any_readable, wait_readable_or, Record};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -220,21 +220,44 @@ impl BpfRing {
     /// full barrier) poll looks for records, so a record is either seen
     /// here or its program sees the flag.
     pub fn sleep(&self, stop: RawFd) {
-        let flag = self.asleep.get();
-        flag.store(1, Ordering::SeqCst);
+        BpfRing::sleep_all(std::slice::from_ref(self), stop);
+    }
+
+    /// [`Self::sleep`] on several rings at once: until one of them has a
+    /// record.
+    pub fn sleep_all(rings: &[BpfRing], stop: RawFd) {
+        for r in rings {
+            r.asleep.get().store(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
-        wait_readable_or(self.fd(), stop, -1);
-        flag.store(0, Ordering::Relaxed);
+        let fds: Vec<RawFd> = rings.iter().map(BpfRing::fd).collect();
+        wait_any_readable(&fds, stop, -1);
+        for r in rings {
+            r.asleep.get().store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the producers have reserved up to (a position for
+    /// [`Self::drain_to`]).
+    pub fn producer_now(&self) -> u64 {
+        self.producer_pos().load(Ordering::Acquire)
     }
 
     /// Hands every record committed so far to `f`, then frees their space.
     /// Stops at the first record still being written.
-    pub fn drain(&mut self, mut f: impl FnMut(Record<'_>)) {
-        let mut pos = self.consumer_pos().load(Ordering::Relaxed);
-        let mask = self.size as u64 - 1;
+    pub fn drain(&mut self, f: impl FnMut(Record<'_>)) {
         // Up to where the producer was when we started: going on while it
         // writes would hold the space back until the ring fills.
-        let end = self.producer_pos().load(Ordering::Acquire);
+        let end = self.producer_now();
+        self.drain_to(end, f);
+    }
+
+    /// Hands the records before `end` (from [`Self::producer_now`]) to `f`,
+    /// then frees their space; stops early at a record still being
+    /// written. Whether it got to `end`.
+    pub fn drain_to(&mut self, end: u64, mut f: impl FnMut(Record<'_>)) -> bool {
+        let mut pos = self.consumer_pos().load(Ordering::Relaxed);
+        let mask = self.size as u64 - 1;
         while pos < end {
             let off = self.page + (pos & mask) as usize;
             // SAFETY: a record header inside the first data mapping; the
@@ -266,6 +289,7 @@ impl BpfRing {
         // Freed once per drain: the producer reads this line on every
         // reserve, so a store per record would bounce it between CPUs.
         self.consumer_pos().store(pos, Ordering::Release);
+        pos >= end
     }
 }
 

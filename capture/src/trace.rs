@@ -476,23 +476,19 @@ impl TraceCapture {
         }));
         let tai_offset = crate::tai_to_realtime_ns();
         let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
-        let mut readers = Vec::new();
+        let mut rings = Vec::new();
         for cpu in cpus {
             let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
                 .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
             perf::set_perf_fd(map_fd, cpu, ring.fd())
                 .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
-            let tx = tx.clone();
-            let shared = shared.clone();
-            let ids = ids.clone();
-            let poll_ms = cfg.poll_ms;
-            let handle = std::thread::Builder::new()
-                .name(format!("xcap-trace-{cpu}"))
-                .spawn(move || reader(ring, tx, shared, ids, tai_offset, poll_ms))
-                .map_err(|e| Error::Buffer(e.to_string()))?;
-            readers.push(handle);
+            rings.push(ring);
         }
-        drop(tx);
+        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+        let readers = vec![std::thread::Builder::new()
+            .name("xcap-trace".into())
+            .spawn(move || reader(rings, tx, reader_shared, ids, tai_offset, poll_ms))
+            .map_err(|e| Error::Buffer(e.to_string()))?];
 
         let mut cap = TraceCapture {
             ebpf,
@@ -628,30 +624,38 @@ where
     Ok(Box::new(link))
 }
 
+/// The one reader of every perf buffer; rounds as the live capture's
+/// reader (`crate::reader`): note every buffer's head, drain each up to
+/// it, hand the round over sorted by time.
 fn reader(
-    mut ring: perf::PerfRing,
+    mut rings: Vec<perf::PerfRing>,
     tx: SyncSender<Vec<TracePacket>>,
     shared: Arc<Shared>,
     ids: Vec<u16>,
     tai_offset: i64,
     poll_ms: i32,
 ) {
+    let fds: Vec<std::os::fd::RawFd> = rings.iter().map(perf::PerfRing::fd).collect();
     loop {
         let last = shared.draining.load(Ordering::Acquire);
-        ring.wait(if last { 0 } else { poll_ms }, shared.stop_fd());
+        perf::wait_any_readable(&fds, shared.stop_fd(), if last { 0 } else { poll_ms });
+        let heads: Vec<u64> = rings.iter().map(perf::PerfRing::head_now).collect();
         let mut batch = Vec::new();
         let mut lost = 0u64;
-        ring.drain(|r| match r {
-            perf::Record::Lost(n) => lost += n,
-            perf::Record::Sample(raw) => {
-                if let Some(p) = parse(raw, &ids, tai_offset) {
-                    batch.push(p);
+        for (ring, head) in rings.iter_mut().zip(heads) {
+            ring.drain_to(head, |r| match r {
+                perf::Record::Lost(n) => lost += n,
+                perf::Record::Sample(raw) => {
+                    if let Some(p) = parse(raw, &ids, tai_offset) {
+                        batch.push(p);
+                    }
                 }
-            }
-        });
+            });
+        }
         if lost > 0 {
             shared.perf_lost.fetch_add(lost, Ordering::Relaxed);
         }
+        batch.sort_by_key(|p| p.ts_ns);
         if !batch.is_empty() && tx.send(batch).is_err() {
             return;
         }

@@ -170,6 +170,11 @@ where
         }
     }
     let flushed = match out {
+        // As tcpdump, interrupted while printing: a newline, in case a
+        // line was cut short (its counters then follow on stderr).
+        Output::Text(w) if crate::live::STOP.load(Ordering::SeqCst) && write_error.is_none() => {
+            w.write_all(b"\n").and_then(|_| w.flush())
+        }
         Output::Text(w) => w.flush(),
         Output::File(w) => w.flush(),
     };
@@ -185,15 +190,14 @@ where
     }
 }
 
-/// tcpdump's three counters on stderr, after a blank line; with `-v`, the
-/// raw counters too (`seen` names what the programs ran on).
+/// tcpdump's three counters on stderr; with `-v`, the raw counters too
+/// (`seen` names what the programs ran on).
 pub(crate) fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: &str) {
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     // Packets lost to a full ring are counted by the program (failed
     // output) and, for perf buffers, by perf when it gets to: take the
     // larger.
     let dropped = stats.output_errors.max(stats.perf_lost);
-    eprintln!();
     eprintln!("{captured} packet{} captured", plural(captured));
     eprintln!(
         "{} packet{} received by filter",

@@ -210,6 +210,19 @@ pub(crate) fn handle_signals() {
 
 type FileWriter = Writer<BufWriter<Box<dyn Write>>>;
 
+/// tcpdump's word for a packet's direction on its `-i any` lines (from
+/// the packet type): `In`, `B` (broadcast), `M` (multicast), `P` (to
+/// another host), `Out`, padded to four columns.
+fn direction_word(p: &Packet) -> &'static str {
+    match (p.direction, p.pkt_type) {
+        (capture::Direction::Out, _) => "Out ",
+        (_, 1) => "B   ",
+        (_, 2) => "M   ",
+        (_, 3) => "P   ",
+        _ => "In  ",
+    }
+}
+
 pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
     let live = &args.live;
     let Source::Expression(expression) = source else {
@@ -378,22 +391,27 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
                 }
             }
         },
-        text_line: |_: &Capture, p: &Packet| {
+        text_line: |cap: &Capture, p: &Packet| {
             let secs = (p.ts_ns / 1_000_000_000) as i64;
             let usecs = ((p.ts_ns % 1_000_000_000) / 1000) as i64;
-            let dir = match p.direction {
-                capture::Direction::In => "In ",
-                capture::Direction::Out => "Out",
-            };
             let link = print::Link::Ethernet;
-            let mut line = format!(
-                "{}{} {} len {} {}",
-                clock.borrow_mut().stamp(args.print.time, secs, usecs),
-                names.get(p.iface).map(String::as_str).unwrap_or("?"),
-                dir,
+            let mut line = clock.borrow_mut().stamp(args.print.time, secs, usecs);
+            // As tcpdump: the interface and direction when there are
+            // several interfaces (its `-i any` lines), nothing on one.
+            if cap.interfaces().len() > 1 || cap.captures_any() {
+                line.push_str(&format!(
+                    "{:<5} {}",
+                    names.get(p.iface).map(String::as_str).unwrap_or("?"),
+                    direction_word(p)
+                ));
+            }
+            line.push_str(&print::summary(
+                &args.print,
+                link,
+                &p.data,
                 p.wirelen,
-                print::summary(&args.print, link, &p.data, p.wirelen, live.quiet)
-            );
+                live.quiet,
+            ));
             if live.verbose > 0 {
                 let hook = match p.hook {
                     HookPoint::Xdp => "xdp",

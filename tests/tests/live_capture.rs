@@ -380,10 +380,13 @@ struct Proc {
 }
 
 impl Proc {
-    fn start(mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
+    fn start(cmd: Command) -> Proc {
+        Proc::start_to(cmd, Stdio::null())
+    }
+
+    /// As [`Proc::start`], with stdout going to `out`.
+    fn start_to(mut cmd: Command, out: Stdio) -> Proc {
+        cmd.stdout(out).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         let err = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1110,7 +1113,17 @@ fn xdp_multi_buffer_packets_are_captured_whole() {
     let (ours, theirs) = (read_pcap(&ours), read_pcap(&theirs));
     assert_eq!(ours.len(), 2, "{}", lines.join("\n"));
     assert!(ours.iter().all(|(len, d)| *len == 8042 && d.len() == 8042));
-    assert_eq!(ours, theirs);
+    let brief = |v: &[(u32, Vec<u8>)]| -> Vec<(u32, usize, Vec<u8>)> {
+        v.iter()
+            .map(|(len, d)| (*len, d.len(), d.iter().take(42).copied().collect()))
+            .collect()
+    };
+    assert!(
+        ours == theirs,
+        "xcap {:?}\ntcpdump {:?}",
+        brief(&ours),
+        brief(&theirs)
+    );
 }
 
 /// Senders that use PACKET_MMAP (trafgen) or zero-copy leave most of each
@@ -1473,4 +1486,103 @@ fn promiscuous_mode_while_capturing_unless_p() {
         assert_eq!(promiscuity(&net.rx, RX_IF), 0, "after xcap {all:?}");
     }
     assert_nothing_attached(&net);
+}
+
+#[test]
+fn printed_lines_are_tcpdumps_on_one_interface_and_on_any() {
+    let _guard = serial();
+    let net = Net::new();
+    for iface in [RX_IF, "any"] {
+        let mut procs = Vec::new();
+        for (name, program) in [("tcpdump", tcpdump_path()), ("xcap", xcap_bin())] {
+            let path = net.path(&format!("{name}-{iface}.txt"));
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &net.rx]).arg(program).args([
+                "-t",
+                "-n",
+                "-l",
+                "-i",
+                iface,
+                "icmp or arp",
+            ]);
+            let mut p = Proc::start_to(cmd, Stdio::from(File::create(&path).unwrap()));
+            p.wait_listening(name);
+            procs.push((p, path));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        sh(&format!(
+            "ip -n {rx} neigh flush dev {RX_IF}; ip -n {tx} neigh flush dev {TX_IF}; \
+             ip netns exec {tx} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null; \
+             ip netns exec {rx} ping -q -c 1 127.0.0.1 >/dev/null",
+            rx = net.rx,
+            tx = net.tx
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        let mut texts = Vec::new();
+        for (p, path) in procs {
+            p.signal(libc::SIGINT);
+            let (code, lines) = p.finish("capture");
+            assert_eq!(code, 0, "{}", lines.join("\n"));
+            let mut t: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+            t.sort();
+            texts.push(t);
+        }
+        assert!(texts[0].len() >= 6, "tcpdump -i {iface}: {:?}", texts[0]);
+        assert_eq!(texts[1], texts[0], "xcap -i {iface} vs tcpdump");
+    }
+}
+
+/// The time stamps of a pcap file's packets, in file order (units of the
+/// file's resolution).
+fn pcap_times(path: &Path) -> Vec<u64> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let word = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap());
+        out.push(u64::from(word(0)) * 1_000_000_000 + u64::from(word(4)));
+        at += 16 + word(8) as usize;
+    }
+    out
+}
+
+#[test]
+fn packets_from_every_cpu_come_out_in_time_order() {
+    let _guard = serial();
+    let net = Net::new();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for hook in ["--xdp", "--tc"] {
+        let file = net.path(&format!("order{hook}.pcap"));
+        let x = xcap_listening(
+            &net.rx,
+            ["-i", RX_IF, hook, "-w", file.to_str().unwrap(), "icmp"],
+        );
+        // Each ping from another CPU: the receive path runs on the
+        // sender's CPU, so the packets land in different rings, read
+        // together at the end.
+        let pings: Vec<String> = (0..12)
+            .map(|i| {
+                format!(
+                    "taskset -c {} ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
+                    i % cpus,
+                    net.tx
+                )
+            })
+            .collect();
+        sh(&pings.join("; "));
+        x.signal(libc::SIGINT);
+        let (code, lines) = x.finish("xcap");
+        assert_eq!(code, 0, "{}", lines.join("\n"));
+        let times = pcap_times(&file);
+        let want = if hook == "--xdp" { 12 } else { 24 };
+        assert_eq!(times.len(), want, "{}", lines.join("\n"));
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "{hook}: time stamps out of order: {times:?}"
+        );
+    }
 }
