@@ -89,6 +89,9 @@ pub(crate) struct Handlers<Tick, Line, Record> {
     pub text_line: Line,
     /// Writes a packet to the capture file.
     pub write_record: Record,
+    /// End text output with a newline when a signal stops the capture, as
+    /// tcpdump does (live capture; tracing has no tcpdump to follow).
+    pub newline_on_signal: bool,
 }
 
 /// Runs the capture until the readers are done: detaches on a signal, once
@@ -112,6 +115,7 @@ where
         mut tick,
         text_line,
         mut write_record,
+        newline_on_signal,
     } = handlers;
     // -c, and -U or -l.
     let count = args.count;
@@ -172,7 +176,11 @@ where
     let flushed = match out {
         // As tcpdump, interrupted while printing: a newline, in case a
         // line was cut short (its counters then follow on stderr).
-        Output::Text(w) if crate::live::STOP.load(Ordering::SeqCst) && write_error.is_none() => {
+        Output::Text(w)
+            if newline_on_signal
+                && crate::live::STOP.load(Ordering::SeqCst)
+                && write_error.is_none() =>
+        {
             w.write_all(b"\n").and_then(|_| w.flush())
         }
         Output::Text(w) => w.flush(),

@@ -429,6 +429,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             line
         },
         write_record: |w: &mut FileWriter, _: &Capture, p: &Packet| w.write(p),
+        newline_on_signal: true,
     };
     let Consumed {
         captured,

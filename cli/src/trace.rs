@@ -304,6 +304,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             }
             w.write(p, &c)
         },
+        newline_on_signal: false,
     };
     let Consumed {
         captured,
