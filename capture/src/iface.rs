@@ -23,13 +23,7 @@ pub struct Any {
 
 /// Lists this network namespace's interfaces (`if_nameindex`, netlink).
 pub fn any() -> io::Result<Any> {
-    // SAFETY: a plain socket for the ioctl; the fd is checked and owned.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd, ours alone.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = ioctl_socket()?;
     // SAFETY: if_nameindex returns an array ended by a zero entry, freed
     // below; nothing else holds it.
     let list = unsafe { libc::if_nameindex() };
@@ -85,14 +79,18 @@ fn hardware_type(sock: &OwnedFd, name: &str) -> Option<u16> {
 
 /// Whether `name` is a loopback device (`ARPHRD_LOOPBACK`).
 pub fn is_loopback(name: &str) -> bool {
-    // SAFETY: a plain socket for the ioctl; the fd is checked and owned.
+    ioctl_socket().is_ok_and(|sock| hardware_type(&sock, name) == Some(ARPHRD_LOOPBACK))
+}
+
+/// A socket to ask interface ioctls on (this network namespace's).
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: a plain socket; the fd is checked and owned.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return false;
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh fd, ours alone.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    hardware_type(&sock, name) == Some(ARPHRD_LOOPBACK)
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Puts interface `ifindex` in promiscuous mode for as long as the
