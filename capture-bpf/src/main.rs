@@ -286,13 +286,14 @@ fn output(hdr: &Hdr, copy: impl Fn(*mut c_void, u32) -> i64) {
     unsafe { core::ptr::write(rec as *mut Hdr, core::ptr::read(hdr)) };
     // The bounds again, on a value the optimiser cannot reason about: it
     // would drop them as implied by the class, and the verifier wants them
-    // on the register passed.
-    let n = opaque(u64::from(n));
-    if n == 0
-        || n > cap
+    // on the register passed. One unsigned test of `n - 1` gives both: a
+    // test of `n == 0` would not do, since verifiers before 6.7 learn
+    // nothing from `n != 0` and refuse a length that may be 0.
+    let below = opaque(u64::from(n).wrapping_sub(1));
+    if below >= cap
         || copy(
             unsafe { rec.add(HDR_BYTES as usize) } as *mut c_void,
-            n as u32,
+            (below + 1) as u32,
         ) != 0
     {
         unsafe { bpf_ringbuf_discard(rec as *mut c_void, BPF_RB_NO_WAKEUP) };

@@ -297,9 +297,16 @@ unsafe fn capture_skb(
     h.link = if l2 { LINK_EN10MB } else { LINK_RAW };
     h.flags = 0;
     bpf_get_current_comm(h.comm.as_mut_ptr() as *mut c_void, 16);
-    let n = pre_used as u32;
-    if n > 0 && n <= MAX_PRE as u32 {
-        bpf_probe_read_kernel(h.pre.as_mut_ptr() as *mut c_void, n, start as *const c_void);
+    // `n - 1` below MAX_PRE, tested on a value the optimiser cannot see
+    // through: it drops a bound it can prove, and verifiers before 6.7 learn
+    // nothing from `n != 0`.
+    let below = super::opaque(pre_used.wrapping_sub(1));
+    if below < MAX_PRE as u64 {
+        bpf_probe_read_kernel(
+            h.pre.as_mut_ptr() as *mut c_void,
+            (below + 1) as u32,
+            start as *const c_void,
+        );
     }
     h.stack_id = if core::ptr::read_volatile(&XCAP_TRACE_STACK) != 0 {
         bpf_get_stackid(ctx, &STACKS as *const _ as *mut c_void, 0) as i32

@@ -21,6 +21,7 @@ pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, String> {
     let mut log = vec![0u8; 16 << 20];
     let second = bpf_sys::prog_load(load, Some(&mut log));
     let text = bpf_sys::log_text(&log);
+    save_verifier_log(&text);
     let last = text
         .lines()
         .rev()
@@ -31,4 +32,12 @@ pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, String> {
         (Err(e), Some(line)) => format!("{e}: verifier: {line}"),
         (Err(e), None) => e.to_string(),
     })
+}
+
+/// With `XCAP_VERIFIER_LOG=FILE` in the environment, a refused program's
+/// whole verifier log goes to FILE (errors show its last line only).
+pub(crate) fn save_verifier_log(text: &str) {
+    if let Some(path) = std::env::var_os("XCAP_VERIFIER_LOG") {
+        let _ = std::fs::write(path, text.as_bytes());
+    }
 }

@@ -407,9 +407,12 @@ impl TraceCapture {
                         .ok_or_else(|| Error::Load(format!("no program {prog}")))?
                         .try_into()
                         .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    program
-                        .load(name, &aya_btf)
-                        .map_err(|e| Error::Load(format!("{desc}: {}", crate::one_line(&e))))?;
+                    program.load(name, &aya_btf).map_err(|e| {
+                        if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
+                            crate::sys::save_verifier_log(&verifier_log.to_string());
+                        }
+                        Error::Load(format!("{desc}: {}", crate::one_line(&e)))
+                    })?;
                     hooks.push(AttachedHook {
                         name: (*name).to_owned(),
                         description: desc.clone(),

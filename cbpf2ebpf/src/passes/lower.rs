@@ -418,8 +418,13 @@ impl<'a> Lower<'a> {
         self.emit(Insn::st_imm(op::DW, R10, stack::PREFIX_OK, 0));
         self.emit(Insn::ldx(op::DW, R4, R10, stack::CAPLEN));
         self.jump(Insn::jmp_imm(op::JEQ, R4, 0, 0), done);
-        self.emit(Insn::jmp_imm(op::JLE, R4, stack::PREFIX_LEN as i32, 1));
-        self.emit(Insn::mov64_imm(R4, stack::PREFIX_LEN as i32));
+        // min(caplen, PREFIX_LEN) as 1 + min(caplen - 1, PREFIX_LEN - 1):
+        // verifiers before 6.7 learn nothing from `caplen != 0`, and the
+        // helper refuses a length that may be 0.
+        self.emit(Insn::alu64_imm(op::ADD, R4, -1));
+        self.emit(Insn::jmp_imm(op::JLE, R4, stack::PREFIX_LEN as i32 - 1, 1));
+        self.emit(Insn::mov64_imm(R4, stack::PREFIX_LEN as i32 - 1));
+        self.emit(Insn::alu64_imm(op::ADD, R4, 1));
         self.emit(Insn::mov64_reg(R1, r.ctx));
         self.emit(Insn::mov64_reg(R2, r.start));
         self.emit(Insn::mov64_reg(R3, R10));
