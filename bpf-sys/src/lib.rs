@@ -460,7 +460,7 @@ pub fn enable_run_time_stats() -> io::Result<OwnedFd> {
 // Maps
 
 /// What `BPF_MAP_CREATE` needs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct MapSpec<'a> {
     pub name: &'a str,
     pub map_type: u32,

@@ -4,7 +4,7 @@
 //! | program | section | skb argument | extra |
 //! |---|---|---|---|
 //! | `xcap_tp_kfree_skb` | `tp_btf/kfree_skb` | 0 | location (1), drop reason (2) |
-//! | `xcap_tp_consume_skb` | `tp_btf/consume_skb` | 0 | location (1) |
+//! | `xcap_tp_consume_skb` | `tp_btf/consume_skb` | 0 | location (1, Linux 6.3+) |
 //! | `xcap_tp_netif_receive_skb` | `tp_btf/netif_receive_skb` | 0 | |
 //! | `xcap_tp_net_dev_queue` | `tp_btf/net_dev_queue` | 0 | |
 //! | `xcap_tp_net_dev_xmit` | `tp_btf/net_dev_xmit` | 0 | return code (1) |
@@ -64,6 +64,11 @@ pub const OFF_NET_NS_INUM: usize = 10;
 /// Non-zero once user space filled the table (an unconfigured object does
 /// nothing).
 pub const OFF_VALID: usize = 11;
+/// How many arguments the `kfree_skb` and `consume_skb` tracepoints pass
+/// on this kernel (from BTF): reading one past them fails verification,
+/// and a constant test here is pruned by the verifier.
+pub const OFF_KFREE_SKB_ARGS: usize = 12;
+pub const OFF_CONSUME_SKB_ARGS: usize = 13;
 pub const OFF_LEN: usize = 16;
 
 /// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
@@ -333,7 +338,10 @@ unsafe fn capture_skb(
 pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_KFREE_SKB, arg(ctx, 1), arg(ctx, 2) as u32);
+        let args = off(OFF_KFREE_SKB_ARGS);
+        let location = if args > 1 { arg(ctx, 1) } else { 0 };
+        let reason = if args > 2 { arg(ctx, 2) as u32 } else { 0 };
+        capture_skb(ctx, skb, HOOK_KFREE_SKB, location, reason);
     }
     0
 }
@@ -343,7 +351,12 @@ pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
 pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_CONSUME_SKB, arg(ctx, 1), 0);
+        let location = if off(OFF_CONSUME_SKB_ARGS) > 1 {
+            arg(ctx, 1)
+        } else {
+            0
+        };
+        capture_skb(ctx, skb, HOOK_CONSUME_SKB, location, 0);
     }
     0
 }

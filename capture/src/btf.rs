@@ -242,6 +242,20 @@ impl Btf {
         )
     }
 
+    /// How many arguments tracepoint `name` passes to a `tp_btf` program
+    /// (the prototype of `btf_trace_<name>`, less its context pointer):
+    /// tracepoints gain arguments across kernel versions.
+    pub fn tracepoint_args(&self, name: &str) -> Option<usize> {
+        let typedef = self.find(&format!("btf_trace_{name}"), KIND_TYPEDEF)?;
+        let ptr = self.resolve(typedef);
+        let t = self.types.get(ptr as usize)?;
+        if t.kind != KIND_PTR {
+            return None;
+        }
+        let proto = self.types.get(self.resolve(t.size_type) as usize)?;
+        (proto.kind == KIND_FUNC_PROTO).then(|| (proto.vlen as usize).saturating_sub(1))
+    }
+
     /// Whether type `id` is a pointer to `struct name`.
     pub fn is_ptr_to_struct(&self, id: u32, name: &str) -> bool {
         let p = self.resolve(id);

@@ -52,6 +52,7 @@
 pub mod btf;
 pub mod compile;
 pub mod iface;
+pub mod kernel;
 pub mod link;
 pub mod object;
 pub mod perf;
@@ -98,6 +99,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Config(String),
+    /// The kernel lacks something the programs need ([`kernel`]).
+    #[error("{0}")]
+    Kernel(String),
     #[error("capture buffer: {0}")]
     Buffer(String),
 }
@@ -405,6 +409,10 @@ const DIR_OUT: u8 = 2;
 
 impl Capture {
     pub fn start(cfg: &Config) -> Result<Capture, Error> {
+        Self::start_on_this_kernel(cfg).map_err(kernel::explain)
+    }
+
+    fn start_on_this_kernel(cfg: &Config) -> Result<Capture, Error> {
         check_privileges()?;
         if cfg.interfaces.is_empty() {
             return Err(Error::Config("no interface given".into()));

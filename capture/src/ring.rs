@@ -130,8 +130,16 @@ impl Rings {
             .iter()
             .flat_map(|(_, r)| (r.fd() as u32).to_ne_bytes())
             .collect();
-        crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32)
-            .map_err(|e| format!("ring buffers: {e}"))?;
+        // One batch (one RCU grace period); kernels whose arrays of maps
+        // have no batch update (5.10 answers ENOTSUPP) take them one by one.
+        if crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32)
+            .is_err()
+        {
+            for (key, fd) in keys.chunks_exact(4).zip(fds.chunks_exact(4)) {
+                crate::sys::map_update(array.as_raw_fd(), key, fd)
+                    .map_err(|e| format!("ring buffers: {e}"))?;
+            }
+        }
         Ok(Rings {
             array,
             asleep,

@@ -318,6 +318,10 @@ fn offsets(btf: &Btf) -> Result<[u32; OFF_LEN], Error> {
         _ => u32::MAX,
     };
     o[11] = 1;
+    // Arguments the tracepoints pass on this kernel: kfree_skb's drop
+    // reason came in 5.17, consume_skb's caller address in 6.3.
+    o[12] = btf.tracepoint_args("kfree_skb").unwrap_or(0) as u32;
+    o[13] = btf.tracepoint_args("consume_skb").unwrap_or(0) as u32;
     Ok(o)
 }
 
@@ -329,6 +333,10 @@ fn filter_for(expr: &str, dlt: i32, snaplen: u32) -> Result<Vec<cbpf2ebpf::cbpf:
 
 impl TraceCapture {
     pub fn start(cfg: &TraceConfig) -> Result<TraceCapture, Error> {
+        Self::start_on_this_kernel(cfg).map_err(crate::kernel::explain)
+    }
+
+    fn start_on_this_kernel(cfg: &TraceConfig) -> Result<TraceCapture, Error> {
         crate::check_privileges()?;
         if !(1..=262_144).contains(&cfg.snaplen) {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));

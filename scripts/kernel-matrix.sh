@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs the kernel-facing tests inside each kernel of the matrix (see
+# scripts/kernels.sh), in a virtual machine (scripts/vm.sh), with the test
+# executables and the xcap binary built on this machine:
+#
+#   live capture (XDP, TC in/out/inout, counters), tracing (tracepoints,
+#   fentry), the kernel engines' differential tests (every program and
+#   mode, a sample of the packets: XCAP_MATRIX_SAMPLE, default every 4th),
+#   the regressions, libpcap's apply tests, blob and object loading, and the
+#   runner's kernel-against-VM tests.
+#
+#   scripts/kernel-matrix.sh [LINE...]     # default: every line (6.1 6.12 5.10)
+#
+# 5.10 is older than xcap supports: there only the refusal is tested
+# (tests/tests/kernel_requirements.rs).
+#
+# Prints each test binary's results as cargo does (so scripts/test.sh counts
+# them) and, per kernel, one line for the test report ($XCAP_REPORT): what
+# ran and what matched. Exits non-zero when a test failed in any kernel or
+# a kernel could not be run. Builds nothing: run `cargo test --release
+# --no-run` and `cargo build --release -p xcap` first (scripts/test.sh does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lines=("$@")
+((${#lines[@]})) || read -ra lines <<<"$(scripts/kernels.sh lines)"
+
+# Test executable, the folder cargo runs it in, per test target.
+exes=$(mktemp "${TMPDIR:-/tmp}/xcap-matrix-exes.XXXXXX")
+trap 'rm -f "$exes"' EXIT
+cargo test --workspace --release --no-run --message-format=json 2>/dev/null |
+  python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"], os.path.dirname(m["manifest_path"]))
+' >"$exes"
+xcap=${CARGO_TARGET_DIR:-target}/release/xcap
+[[ -x $xcap ]] || { echo "kernel-matrix: $xcap is not built" >&2; exit 2; }
+xcap=$(cd "$(dirname "$xcap")" && pwd)/xcap
+
+failed=0
+for line in "${lines[@]}"; do
+  out=${CARGO_TARGET_DIR:-target}/kernel-matrix-$line.txt
+  echo "== kernel matrix: Linux $line (scripts/vm.sh $line), output in $out"
+  start=$SECONDS
+  set +e
+  XCAP_VM_TIMEOUT=${XCAP_MATRIX_TIMEOUT:-2400} scripts/vm.sh "$line" \
+    env XCAP_BIN="$xcap" XCAP_MATRIX_SAMPLE="${XCAP_MATRIX_SAMPLE:-4}" \
+    XCAP_MATRIX_OLD="$([[ $line == 5.10 ]] && echo 1 || echo 0)" \
+    bash scripts/matrix-guest.sh "$exes" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  seconds=$((SECONDS - start))
+  summary=$(sed -n 's/^matrix: //p' "$out" | tail -1)
+  if [[ -z $summary ]]; then
+    summary="did not finish (scripts/vm.sh status $status)"
+    status=1
+  fi
+  while IFS= read -r report; do
+    [[ -n ${XCAP_REPORT:-} ]] && echo "  [$line] $report" >>"$XCAP_REPORT"
+  done < <(sed -n 's/^report: //p' "$out")
+  [[ -n ${XCAP_REPORT:-} ]] && echo "kernel $summary, in ${seconds} s" >>"$XCAP_REPORT"
+  echo "kernel $summary, in ${seconds} s"
+  ((status == 0)) || failed=1
+done
+exit "$failed"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Inside a kernel of the matrix (scripts/kernel-matrix.sh starts it through
+# scripts/vm.sh): runs the kernel-facing test executables listed in $1
+# (lines "target executable folder"), prints cargo's result lines, the test
+# report lines prefixed "report: " and one summary line "matrix: ...".
+set -uo pipefail
+exes=$1
+
+# The test targets that meet the kernel, with the tests to run (all when
+# empty). The differential tests take every $XCAP_MATRIX_SAMPLE-th packet.
+plan=(
+  kernel_requirements
+  live_capture
+  trace_capture
+  differential
+  regressions
+  apply
+  load
+  blob
+  vm_vs_kernel
+  kernel_limits
+  engines
+)
+
+# A kernel older than xcap supports runs the refusal test alone.
+if [[ ${XCAP_MATRIX_OLD:-0} == 1 ]]; then
+  plan=(kernel_requirements)
+fi
+
+export XCAP_REPORT=/tmp/xcap-matrix-report
+export XCAP_DIFF_SAMPLE=${XCAP_MATRIX_SAMPLE:-4}
+: >"$XCAP_REPORT"
+passed=0 failed=0 counts=()
+for target in "${plan[@]}"; do
+  read -r exe dir < <(awk -v t="$target" '$1 == t { print $2, $3 }' "$exes")
+  if [[ -z ${exe:-} ]]; then
+    echo "matrix-guest: no test executable for $target"
+    failed=$((failed + 1))
+    counts+=("$target missing")
+    continue
+  fi
+  echo "     Running $target in Linux $(uname -r)"
+  log=/tmp/xcap-matrix-$target.log
+  (cd "$dir" && "$exe" --test-threads 2) >"$log" 2>&1
+  # Failures whole, the rest as cargo's summary lines.
+  grep -E '^test .*(FAILED|ok)$|^test result:' "$log" | grep -v ' ok$'
+  if grep -q '^failures:' "$log"; then
+    sed -n '/^failures:/,/^test result:/p' "$log" | head -200
+  fi
+  result=$(grep '^test result:' "$log" | tail -1)
+  if [[ -z $result ]]; then
+    echo "matrix-guest: $target did not finish:"
+    tail -30 "$log"
+    failed=$((failed + 1))
+    counts+=("$target crashed")
+    continue
+  fi
+  p=$(awk '{ print $4 }' <<<"$result")
+  f=$(awk '{ print $6 }' <<<"$result")
+  passed=$((passed + p))
+  failed=$((failed + f))
+  counts+=("$target $p/$((p + f))")
+done
+sed 's/^/report: /' "$XCAP_REPORT"
+joined=$(printf '%s, ' "${counts[@]}")
+echo "matrix: $(uname -r): $passed passed, $failed failed (${joined%, })"
+((failed == 0))

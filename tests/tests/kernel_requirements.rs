@@ -1,0 +1,78 @@
+//! The oldest kernel xcap runs on (Linux 6.1): older kernels are refused
+//! in one line that names what they lack, with nothing left attached;
+//! kernels from 6.1 on are not refused. The kernel matrix
+//! (scripts/kernel-matrix.sh) runs this in Debian 11's 5.10 as well as in
+//! 6.1, 6.12 and the host's kernel, so both branches run on every CI run.
+
+use std::process::{Command, Output};
+
+use xcap_tests::{report, xcap_bin};
+
+/// (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// xcap with `args`, in a network namespace of its own whose loopback is
+/// up, with a ping on it so that a capture that started has a packet;
+/// its last line of stderr counts the xcap programs it left loaded.
+fn xcap_in_own_netns(args: &str) -> Output {
+    let script = format!(
+        "count() {{ bpftool prog show 2>/dev/null | grep -c ' name xcap_'; }}; before=$(count); \
+         ip link set lo up; ping -c 3 -i 0.3 127.0.0.1 >/dev/null 2>&1 & \
+         timeout 10 {} {args}; status=$?; wait; \
+         echo \"programs left $(( $(count) - before ))\" >&2; exit $status",
+        xcap_bin().display()
+    );
+    Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+        .expect("unshare")
+}
+
+#[test]
+fn kernels_older_than_6_1_are_refused_in_one_line_and_newer_ones_are_not() {
+    let version = kernel_version();
+    let modes = [
+        "-i lo --xdp -c 1 icmp",
+        "-i lo --tc -c 1 icmp",
+        "--trace netif_receive_skb -c 1 icmp",
+    ];
+    for mode in modes {
+        let out = xcap_in_own_netns(mode);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut lines: Vec<&str> = stderr.lines().collect();
+        let programs = lines.pop().unwrap_or_default();
+        assert_eq!(programs, "programs left 0", "{mode}: {stderr}");
+        if version < (6, 1) {
+            assert_eq!(out.status.code(), Some(1), "{mode}: {stderr}");
+            assert_eq!(lines.len(), 1, "{mode}: not one line: {stderr}");
+            assert!(
+                lines[0].starts_with("xcap: this kernel (")
+                    && lines[0].contains(" lacks ")
+                    && lines[0].ends_with("xcap needs Linux 6.1 or newer"),
+                "{mode}: {}",
+                lines[0]
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{mode}: {stderr}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(stdout.lines().count(), 1, "{mode}: {stdout}");
+        }
+    }
+    report(&format!(
+        "kernel requirements: Linux {}.{}: {} for --xdp, --tc and --trace",
+        version.0,
+        version.1,
+        if version < (6, 1) {
+            "refused in one line"
+        } else {
+            "accepted"
+        }
+    ));
+}
