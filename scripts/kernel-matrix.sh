@@ -38,7 +38,21 @@ for line in sys.stdin:
 ' >"$exes"
 xcap=${CARGO_TARGET_DIR:-target}/release/xcap
 [[ -x $xcap ]] || { echo "kernel-matrix: $xcap is not built" >&2; exit 2; }
-xcap=$(cd "$(dirname "$xcap")" && pwd)/xcap
+
+# The guests read the executables through the shared root while they run
+# for minutes: a build here meanwhile would replace them (stale file
+# handles in the guest). Hard links keep this run's copies.
+snapshot=$(mktemp -d "${CARGO_TARGET_DIR:-target}/kernel-matrix-bin.XXXXXX")
+snapshot=$(cd "$snapshot" && pwd)
+trap 'rm -f "$exes"; rm -rf "$snapshot"' EXIT
+link_or_copy() { ln "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+link_or_copy "$xcap" "$snapshot/xcap"
+xcap=$snapshot/xcap
+while read -r target exe dir; do
+  link_or_copy "$exe" "$snapshot/$(basename "$exe")"
+  echo "$target $snapshot/$(basename "$exe") $dir"
+done <"$exes" >"$exes.snap"
+mv "$exes.snap" "$exes"
 
 failed=0
 for line in "${lines[@]}"; do

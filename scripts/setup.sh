@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything xcap needs on a fresh Debian 12 machine, idempotently:
 # Debian packages (libpcap, clang, kernel tools, tcpdump/tshark for the
-# differential tests), nightly rust-src and bpf-linker built against LLVM 22
-# (for the aya-ebpf capture programs). Quick when everything is present.
+# differential tests, qemu for the kernel matrix), nightly rust-src and
+# bpf-linker built against LLVM 22 (for the aya-ebpf capture programs), and
+# the matrix's kernels (scripts/kernels.sh). Quick when everything is present.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -11,6 +12,8 @@ APT_PACKAGES=(
   libpcap-dev pkg-config clang llvm lld bpftool iproute2 tcpdump tshark
   nftables netsniff-ng iputils-ping netcat-openbsd
   llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev
+  # The kernel matrix (scripts/vm.sh, scripts/kernel-matrix.sh).
+  qemu-system-x86 qemu-system-common busybox-static cpio kmod zstd xz-utils
 )
 
 missing=()
@@ -46,3 +49,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuz
   log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
+
+# The kernels of the test matrix (Debian's 6.1, 6.12 and 5.10), cached.
+scripts_dir=$(cd "$(dirname "$0")" && pwd)
+"$scripts_dir/kernels.sh" fetch

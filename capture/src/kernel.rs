@@ -133,11 +133,8 @@ fn xdp_frags() -> bool {
 /// and reads the log.
 fn helper(id: i32) -> bool {
     use cbpf2ebpf::ebpf::Insn;
-    let insns = cbpf2ebpf::ebpf::to_bytes(&[
-        Insn::call_helper(id),
-        Insn::mov64_imm(0, 2),
-        Insn::exit(),
-    ]);
+    let insns =
+        cbpf2ebpf::ebpf::to_bytes(&[Insn::call_helper(id), Insn::mov64_imm(0, 2), Insn::exit()]);
     let mut log = vec![0u8; 4096];
     let loaded = bpf_sys::prog_load(
         &ProgLoad {

@@ -132,8 +132,7 @@ impl Rings {
             .collect();
         // One batch (one RCU grace period); kernels whose arrays of maps
         // have no batch update (5.10 answers ENOTSUPP) take them one by one.
-        if crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32)
-            .is_err()
+        if crate::sys::map_update_batch(array.as_raw_fd(), &keys, &fds, rings.len() as u32).is_err()
         {
             for (key, fd) in keys.chunks_exact(4).zip(fds.chunks_exact(4)) {
                 crate::sys::map_update(array.as_raw_fd(), key, fd)
