@@ -93,6 +93,25 @@ pub fn l3_packets(ip_version: Option<u8>) -> Vec<Packet> {
     out
 }
 
+/// `XCAP_DIFF_SAMPLE=N`: the differential tests compare every Nth packet
+/// only (1, the default, compares them all), for kernels in an emulated
+/// guest, several times slower than the host. A value that is not a
+/// positive number fails the test.
+pub fn sample_every() -> usize {
+    match std::env::var("XCAP_DIFF_SAMPLE") {
+        Err(_) => 1,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("XCAP_DIFF_SAMPLE={v:?}: expected a positive number"),
+        },
+    }
+}
+
+/// Every `every`th item, the first included.
+pub fn sample<T>(items: Vec<T>, every: usize) -> Vec<T> {
+    items.into_iter().step_by(every).collect()
+}
+
 /// libpcap's accept-test expressions for a link type name ("EN10MB",
 /// "RAW", ...), without those that need host files or another OS.
 pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
@@ -199,12 +218,14 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// Offline semantics (libpcap's interpreter on a savefile).
+    /// Offline semantics (libpcap's interpreter on a savefile), far jumps
+    /// as the running kernel loads them.
     pub fn options(&self) -> cbpf2ebpf::Options {
         cbpf2ebpf::Options {
             mode: self.mode,
             hook: cbpf2ebpf::Hook::Offline,
             linear_fast_path: self.linear_fast_path,
+            gotol: xcap_runner::kernel_has_gotol(),
             ..cbpf2ebpf::Options::default()
         }
     }
