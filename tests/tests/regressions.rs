@@ -63,40 +63,75 @@ fn long_host_lists_jt_255_and_far_jumps() {
 }
 
 #[test]
-fn far_jumps_become_gotol() {
+fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
     // 600 unrolled protochain iterations in skb mode pass 32767 eBPF
     // instructions (more iterations hit the verifier's limit of 8192
     // pending branches on one path).
     let prog = compile("ip6 protochain 6");
-    let opts = Options {
+    let opts = |gotol| Options {
         mode: Mode::Skb,
         hook: Hook::Offline,
         max_loop_iterations: 600,
         // The linear fast path would double the code (and the verifier's
         // work) past its limit.
         linear_fast_path: false,
+        gotol,
     };
-    let big = translate(&prog, &opts).unwrap();
+    let islands = translate(&prog, &opts(false)).unwrap();
+    let wide = translate(&prog, &opts(true)).unwrap();
+    let gotols = |t: &cbpf2ebpf::Translation| {
+        let gotol = ebpf::op::JMP32 | ebpf::op::JA;
+        t.insns.iter().filter(|i| i.code == gotol).count()
+    };
     assert!(
-        big.insns.len() > 32767,
+        islands.insns.len() > 32767,
         "only {} instructions",
-        big.insns.len()
+        islands.insns.len()
     );
-    let gotol = ebpf::op::JMP32 | ebpf::op::JA;
-    assert!(
-        big.insns.iter().any(|i| i.code == gotol),
-        "no gotol in {} instructions",
-        big.insns.len()
-    );
-    let mut p = vec![
-        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64,
-    ];
-    p.extend_from_slice(&[0; 52]);
-    let len = p.len() as u32;
-    assert_eq!(libpcap::filter(&prog, &p, len), 262144);
-    for engine in [Engine::Kernel, Engine::Vm] {
-        let f = Filter::load(engine, &big.insns, Mode::Skb).unwrap();
-        assert_eq!(f.run(&p, len).unwrap(), 262144, "{engine}");
+    assert_eq!(gotols(&islands), 0);
+    assert!(gotols(&wide) > 0, "no gotol in {}", wide.insns.len());
+    xcap_tests::report(&format!(
+        "ip6 protochain 6, skb, 600 iterations: {} instructions with jump islands, {} with {} gotols",
+        islands.insns.len(),
+        wide.insns.len(),
+        gotols(&wide)
+    ));
+    // TCP right after the IPv6 header, after 40 extension headers, and UDP.
+    let ip6 = |chain: usize, last: u8| {
+        let mut p = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        let payload = 8 * chain + 20;
+        let first = if chain > 0 { 60 } else { last };
+        p.extend_from_slice(&[(payload >> 8) as u8, payload as u8, first, 64]);
+        p.extend_from_slice(&[0; 32]);
+        for n in 0..chain {
+            p.extend_from_slice(&[if n + 1 < chain { 60 } else { last }, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        p.extend_from_slice(&[0; 20]);
+        p
+    };
+    let has_gotol = xcap_runner::kernel_has_gotol();
+    for (p, want) in [(ip6(0, 6), 262144), (ip6(40, 6), 262144), (ip6(40, 17), 0)] {
+        let len = p.len() as u32;
+        assert_eq!(libpcap::filter(&prog, &p, len), want);
+        for engine in [Engine::Kernel, Engine::Vm] {
+            let f = Filter::load(engine, &islands.insns, Mode::Skb).unwrap();
+            assert_eq!(f.run(&p, len).unwrap(), want, "islands, {engine}");
+        }
+        let vm = Filter::load(Engine::Vm, &wide.insns, Mode::Skb).unwrap();
+        assert_eq!(vm.run(&p, len).unwrap(), want, "gotol, vm");
+        // Where the probe says the kernel has no gotol, its verifier must
+        // refuse one: the probe is right either way.
+        match Filter::load(Engine::Kernel, &wide.insns, Mode::Skb) {
+            Ok(f) if has_gotol => assert_eq!(f.run(&p, len).unwrap(), want, "gotol, kernel"),
+            Ok(_) => panic!("the kernel loads gotol, but the probe says it has none"),
+            Err(e) if has_gotol => panic!("gotol, kernel: {e}"),
+            Err(e) => assert!(
+                matches!(e, xcap_runner::Error::Refused { .. }),
+                "gotol on a kernel without it: {e}"
+            ),
+        }
     }
 }
 
