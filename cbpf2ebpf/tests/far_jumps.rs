@@ -159,8 +159,10 @@ fn unrolled_protochain_loops_give_the_same_verdicts_through_islands_as_with_goto
 }
 
 /// `n` blocks, each testing a word of the packet and jumping on a match to
-/// its own `ret #(i + 1)`, all placed after the blocks: thousands of far
-/// jumps to different targets.
+/// its own `ret #(i + 1)`. Translated (the returns land next to their
+/// blocks), each block's failed bounds check is a jump to the shared
+/// `return 0` at the end: thousands of far jumps in skb and probe mode
+/// (12,000 blocks: 10,674 in skb mode, to 41 targets), 40 in direct mode.
 fn many_targets(n: u32) -> Vec<Insn> {
     let mut prog = Vec::new();
     for i in 0..n {
@@ -180,7 +182,7 @@ fn many_targets(n: u32) -> Vec<Insn> {
 }
 
 #[test]
-fn thousands_of_far_jumps_to_different_targets_reach_them_through_islands() {
+fn thousands_of_far_jumps_reach_their_targets_through_islands() {
     let prog = many_targets(12_000);
     let mut packets = Vec::new();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -198,7 +200,7 @@ fn thousands_of_far_jumps_to_different_targets_reach_them_through_islands() {
     }
     for mode in [Mode::Direct, Mode::Skb, Mode::Probe] {
         let (wide, isl, verdicts) = same_verdicts(&prog, options(mode, 32, true, true), &packets);
-        // Each match is a different block's far jump.
+        // Each match is a different block's return.
         assert!(verdicts > 100, "{mode:?}: {verdicts} different verdicts");
         println!(
             "{} cBPF, {mode:?}: {wide} instructions with gotol, {isl} with islands",

@@ -62,40 +62,90 @@ fn long_host_lists_jt_255_and_far_jumps() {
     }
 }
 
-#[test]
-fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
-    // 600 unrolled protochain iterations in skb mode pass 32767 eBPF
-    // instructions (more iterations hit the verifier's limit of 8192
-    // pending branches on one path).
-    let prog = compile("ip6 protochain 6");
-    let opts = |gotol| Options {
-        mode: Mode::Skb,
-        hook: Hook::Offline,
-        max_loop_iterations: 600,
-        // The linear fast path would double the code (and the verifier's
-        // work) past its limit.
-        linear_fast_path: false,
-        gotol,
-    };
-    let islands = translate(&prog, &opts(false)).unwrap();
-    let wide = translate(&prog, &opts(true)).unwrap();
+/// Loads both layouts of `prog` (far jumps as islands and as gotol) in the
+/// kernel and the VM and compares every answer with libpcap's. The kernel
+/// must load the islands; it loads gotol exactly when the probe says it
+/// has it (its verifier refuses it otherwise), so the probe is tested too.
+/// Returns the instruction counts (islands, gotol) and the gotols.
+fn far_jumps_both_ways(
+    what: &str,
+    prog: &[Insn],
+    opts: Options,
+    packets: &[(Vec<u8>, u32)],
+) -> (usize, usize, usize) {
+    let islands = translate(
+        prog,
+        &Options {
+            gotol: false,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    let wide = translate(
+        prog,
+        &Options {
+            gotol: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
     let gotols = |t: &cbpf2ebpf::Translation| {
         let gotol = ebpf::op::JMP32 | ebpf::op::JA;
         t.insns.iter().filter(|i| i.code == gotol).count()
     };
     assert!(
         islands.insns.len() > 32767,
-        "only {} instructions",
+        "{what}: only {} instructions",
         islands.insns.len()
     );
-    assert_eq!(gotols(&islands), 0);
-    assert!(gotols(&wide) > 0, "no gotol in {}", wide.insns.len());
-    xcap_tests::report(&format!(
-        "ip6 protochain 6, skb, 600 iterations: {} instructions with jump islands, {} with {} gotols",
-        islands.insns.len(),
-        wide.insns.len(),
-        gotols(&wide)
-    ));
+    assert_eq!(gotols(&islands), 0, "{what}");
+    assert!(
+        gotols(&wide) > 0,
+        "{what}: no gotol in {}",
+        wide.insns.len()
+    );
+    let has_gotol = xcap_runner::kernel_has_gotol();
+    let mut filters = Vec::new();
+    for engine in [Engine::Kernel, Engine::Vm] {
+        let f = Filter::load(engine, &islands.insns, opts.mode);
+        filters.push((format!("islands, {engine}"), f.unwrap()));
+        let f = Filter::load(engine, &wide.insns, opts.mode);
+        match f {
+            Ok(f) if has_gotol || engine == Engine::Vm => {
+                filters.push((format!("gotol, {engine}"), f))
+            }
+            Ok(_) => panic!("{what}: the kernel loads gotol, but the probe says it has none"),
+            Err(e) if has_gotol => panic!("{what}: gotol, {engine}: {e}"),
+            Err(e) => assert!(
+                matches!(e, xcap_runner::Error::Refused { .. }),
+                "{what}: gotol on a kernel without it: {e}"
+            ),
+        }
+    }
+    for (n, (p, len)) in packets.iter().enumerate() {
+        let want = libpcap::filter(prog, p, *len);
+        for (name, f) in &filters {
+            assert_eq!(f.run(p, *len).unwrap(), want, "{what}: {name}, packet {n}");
+        }
+    }
+    (islands.insns.len(), wide.insns.len(), gotols(&wide))
+}
+
+#[test]
+fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
+    // 600 unrolled protochain iterations in skb mode pass 32767 eBPF
+    // instructions (more iterations hit the verifier's limit of 8192
+    // pending branches on one path).
+    let prog = compile("ip6 protochain 6");
+    let opts = Options {
+        mode: Mode::Skb,
+        hook: Hook::Offline,
+        max_loop_iterations: 600,
+        // The linear fast path would double the code (and the verifier's
+        // work) past its limit.
+        linear_fast_path: false,
+        ..Options::default()
+    };
     // TCP right after the IPv6 header, after 40 extension headers, and UDP.
     let ip6 = |chain: usize, last: u8| {
         let mut p = vec![
@@ -109,30 +159,31 @@ fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
             p.extend_from_slice(&[if n + 1 < chain { 60 } else { last }, 0, 1, 4, 0, 0, 0, 0]);
         }
         p.extend_from_slice(&[0; 20]);
-        p
-    };
-    let has_gotol = xcap_runner::kernel_has_gotol();
-    for (p, want) in [(ip6(0, 6), 262144), (ip6(40, 6), 262144), (ip6(40, 17), 0)] {
         let len = p.len() as u32;
-        assert_eq!(libpcap::filter(&prog, &p, len), want);
-        for engine in [Engine::Kernel, Engine::Vm] {
-            let f = Filter::load(engine, &islands.insns, Mode::Skb).unwrap();
-            assert_eq!(f.run(&p, len).unwrap(), want, "islands, {engine}");
-        }
-        let vm = Filter::load(Engine::Vm, &wide.insns, Mode::Skb).unwrap();
-        assert_eq!(vm.run(&p, len).unwrap(), want, "gotol, vm");
-        // Where the probe says the kernel has no gotol, its verifier must
-        // refuse one: the probe is right either way.
-        match Filter::load(Engine::Kernel, &wide.insns, Mode::Skb) {
-            Ok(f) if has_gotol => assert_eq!(f.run(&p, len).unwrap(), want, "gotol, kernel"),
-            Ok(_) => panic!("the kernel loads gotol, but the probe says it has none"),
-            Err(e) if has_gotol => panic!("gotol, kernel: {e}"),
-            Err(e) => assert!(
-                matches!(e, xcap_runner::Error::Refused { .. }),
-                "gotol on a kernel without it: {e}"
-            ),
-        }
-    }
+        (p, len)
+    };
+    let packets = [ip6(0, 6), ip6(40, 6), ip6(40, 17), ip6(300, 6)];
+    let (islands, wide, gotols) = far_jumps_both_ways("ip6 protochain 6", &prog, opts, &packets);
+    xcap_tests::report(&format!(
+        "ip6 protochain 6, skb, 600 iterations: {islands} instructions with jump islands, {wide} with {gotols} gotols"
+    ));
+}
+
+#[test]
+fn a_72000_instruction_filter_loads_with_islands_on_every_kernel() {
+    // 12,000 blocks, each with its own return; in direct mode (the other
+    // modes take the verifier past its limits at this size).
+    let prog = xcap_tests::far_jump_blocks(12_000);
+    let opts = Options {
+        mode: Mode::Direct,
+        hook: Hook::Offline,
+        ..Options::default()
+    };
+    let packets = xcap_tests::random_packets(300, 70);
+    let (islands, wide, gotols) = far_jumps_both_ways("12,000 blocks", &prog, opts, &packets);
+    xcap_tests::report(&format!(
+        "12,000 blocks, direct: {islands} instructions with jump islands, {wide} with {gotols} gotols"
+    ));
 }
 
 #[test]
