@@ -235,6 +235,37 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
     )
 }
 
+/// Whether this kernel loads `gotol` (`BPF_JMP32 | BPF_JA`: a jump with a
+/// 32-bit offset in `imm`; Linux 6.6, and 6.1.72 on in the 6.1 series).
+/// Asked once per process, by loading a four-instruction socket filter
+/// whose every instruction is reachable only if `gotol` jumps by its
+/// `imm`: `r0 = 0; gotol +1; exit; gotol -2`. Older verifiers refuse it
+/// ("unknown opcode 06"). False too when the load fails for any other
+/// reason (no privileges: then nothing else loads either), so a caller
+/// falls back to what every kernel runs.
+pub fn kernel_has_gotol() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        #[rustfmt::skip]
+        let insns: [u8; 32] = [
+            0xb7, 0, 0, 0, 0, 0, 0, 0, // r0 = 0
+            0x06, 0, 0, 0, 1, 0, 0, 0, // gotol +1
+            0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+            0x06, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, // gotol -2
+        ];
+        prog_load(
+            &ProgLoad {
+                name: "xcap_gotol",
+                prog_type: PROG_TYPE_SOCKET_FILTER,
+                insns: &insns,
+                ..Default::default()
+            },
+            None,
+        )
+        .is_ok()
+    })
+}
+
 /// Loads a BTF blob; `log` as for [`prog_load`].
 pub fn btf_load(blob: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     #[repr(C)]

@@ -75,6 +75,8 @@ pub fn translate_for(c: &Compiled, hook: Hook) -> Result<Vec<cbpf2ebpf::ebpf::In
     let opts = Options {
         mode,
         hook,
+        // Far jumps as this kernel loads them.
+        gotol: bpf_sys::kernel_has_gotol(),
         ..Options::default()
     };
     translate(&prog, &opts)

@@ -366,6 +366,7 @@ impl TraceCapture {
         let opts = Options {
             mode: Mode::Probe,
             hook: Hook::None,
+            gotol: bpf_sys::kernel_has_gotol(),
             ..Options::default()
         };
         let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {

@@ -33,6 +33,8 @@ pub enum Error {
     UnrollTooLarge(usize),
     #[error("translated program has {0} eBPF instructions, over the limit")]
     TooLarge(usize),
+    #[error("too many far jumps to lay out without gotol (jumps past 32,767 instructions)")]
+    FarJumps,
     #[error("internal translator error: {0}")]
     Internal(&'static str),
 }

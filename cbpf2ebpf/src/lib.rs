@@ -120,6 +120,16 @@ pub struct Options {
     /// (about 25 ns a call). Needs `r1` to be a TC `__sk_buff`; never used
     /// for [`Hook::Socket`] or [`Hook::None`].
     pub linear_fast_path: bool,
+    /// Whether the kernel that loads the filter has `gotol` (`BPF_JMP32 |
+    /// BPF_JA`, a 32-bit offset: Linux 6.6, and 6.1.72 on in the 6.1
+    /// series). With it, a jump past the 16-bit offset (32,767
+    /// instructions) becomes a `gotol`; without it, the jump goes through
+    /// jump islands, chains of plain `ja`s, which every kernel loads.
+    /// Programs without far jumps are the same either way. On by default
+    /// (the pure translator cannot ask); xcap's loaders ask the kernel once
+    /// (`bpf_sys::kernel_has_gotol`), objects for other machines leave it
+    /// off.
+    pub gotol: bool,
 }
 
 impl Default for Options {
@@ -129,6 +139,7 @@ impl Default for Options {
             hook: Hook::None,
             max_loop_iterations: DEFAULT_LOOP_ITERATIONS,
             linear_fast_path: true,
+            gotol: true,
         }
     }
 }
@@ -165,7 +176,7 @@ pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Err
     let guards = passes::guards::run(&func, opts);
     let swaps = passes::swaps::run(&func);
     let code = passes::lower::run(&func, &guards, &swaps, opts)?;
-    let insns = passes::layout::run(code)?;
+    let insns = passes::layout::run(code, opts.gotol)?;
     if insns.len() > MAX_EBPF_INSNS {
         return Err(Error::TooLarge(insns.len()));
     }

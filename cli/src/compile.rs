@@ -54,6 +54,11 @@ pub struct CompileArgs {
     #[arg(long)]
     pub invert: bool,
 
+    /// Let jumps past 32,767 instructions be `gotol` (Linux 6.6+, 6.1.72+)
+    /// instead of chains of `ja`, which every kernel loads
+    #[arg(long)]
+    pub gotol: bool,
+
     /// Name of the exported function (function objects only)
     #[arg(long, value_name = "FUNC", default_value = "xcap_filter")]
     pub name: String,
@@ -118,6 +123,7 @@ pub fn run(args: &CompileArgs) -> Result<ExitCode> {
         mode: args.mode.into(),
         hook,
         snaplen,
+        gotol: args.gotol,
         ..BlobOptions::default()
     };
     let expr = args.expression.join(" ");

@@ -89,6 +89,8 @@ impl Runner {
             mode,
             hook: Hook::Offline,
             max_loop_iterations: args.max_loop_iterations,
+            // The kernel engine loads it (the vm runs either layout).
+            gotol: xcap_runner::kernel_has_gotol(),
             ..Options::default()
         };
         let insns = translate(prog, &opts)

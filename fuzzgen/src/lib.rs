@@ -172,6 +172,7 @@ pub fn compare(
         let opts = Options {
             mode,
             hook: Hook::Offline,
+            gotol: xcap_runner::kernel_has_gotol(),
             ..Options::default()
         };
         let t = translate(prog, &opts).map_err(|e| {

@@ -295,6 +295,28 @@ fn blob_errors() {
     assert_eq!(any.bytes().len(), 8 * any.insns().len());
 }
 
+#[test]
+fn far_jumps_in_blobs_are_jump_islands_unless_gotol_is_asked_for() {
+    // 1000 unrolled protochain iterations: 45,000 instructions, far jumps.
+    let opts = BlobOptions {
+        max_loop_iterations: 1000,
+        ..BlobOptions::default()
+    };
+    let gotol = cbpf2ebpf::ebpf::op::JMP32 | cbpf2ebpf::ebpf::op::JA;
+    let gotols = |b: &FilterBlob| b.insns().iter().filter(|i| i.code == gotol).count();
+    let portable = blob("ip6 protochain 6", &opts);
+    assert!(portable.insns().len() > 32767);
+    assert_eq!(gotols(&portable), 0, "a gotol in a blob for any kernel");
+    let wide = blob(
+        "ip6 protochain 6",
+        &BlobOptions {
+            gotol: true,
+            ..opts
+        },
+    );
+    assert!(gotols(&wide) > 0);
+}
+
 // --- (2) Real traffic on a veth pair ------------------------------------------
 
 /// Two network namespaces joined by a veth pair, A (10.201.0.1/24) and B

@@ -35,6 +35,9 @@ use std::str::FromStr;
 use cbpf2ebpf::ebpf::Insn;
 pub use cbpf2ebpf::Mode;
 
+/// Whether the kernel loads `gotol`, for [`cbpf2ebpf::Options::gotol`]
+/// (asked once per process).
+pub use bpf_sys::kernel_has_gotol;
 pub use kernel::KernelFilter;
 pub use vm::VmFilter;
 

@@ -271,5 +271,15 @@ fn gotol() {
     let mut body = vec![Insn::jmp_reg(op::JNE, R0, R1, 1), Insn::ja32(1000)];
     body.extend(std::iter::repeat_n(Insn::alu64_imm(op::ADD, R0, 1), 1000));
     body.push(Insn::alu64_imm(op::ADD, R0, 5));
-    compare("gotol", &body);
+    if xcap_runner::kernel_has_gotol() {
+        compare("gotol", &body);
+    } else {
+        // Before Linux 6.6 (6.1.72 in the 6.1 series) the verifier refuses it.
+        let refused = Filter::load(Engine::Kernel, &program(&body), Mode::Direct);
+        assert!(
+            matches!(refused, Err(xcap_runner::Error::Refused { .. })),
+            "gotol without kernel support: {:?}",
+            refused.err()
+        );
+    }
 }

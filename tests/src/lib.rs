@@ -93,6 +93,25 @@ pub fn l3_packets(ip_version: Option<u8>) -> Vec<Packet> {
     out
 }
 
+/// `XCAP_DIFF_SAMPLE=N`: the differential tests compare every Nth packet
+/// only (1, the default, compares them all), for kernels in an emulated
+/// guest, several times slower than the host. A value that is not a
+/// positive number fails the test.
+pub fn sample_every() -> usize {
+    match std::env::var("XCAP_DIFF_SAMPLE") {
+        Err(_) => 1,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("XCAP_DIFF_SAMPLE={v:?}: expected a positive number"),
+        },
+    }
+}
+
+/// Every `every`th item, the first included.
+pub fn sample<T>(items: Vec<T>, every: usize) -> Vec<T> {
+    items.into_iter().step_by(every).collect()
+}
+
 /// libpcap's accept-test expressions for a link type name ("EN10MB",
 /// "RAW", ...), without those that need host files or another OS.
 pub fn accept_expressions(dlt_name: &str) -> Vec<String> {
@@ -189,6 +208,49 @@ pub fn host_list(n: usize) -> String {
         .join(" or ")
 }
 
+/// `n` blocks, each testing a word of the packet and jumping on a match to
+/// its own `ret #(i + 1)`. Translated for direct access (12,000 blocks:
+/// 72,000 eBPF instructions), the blocks' failed bounds checks jump to the
+/// shared `return 0` at the end, past 32,767 instructions from the first
+/// 40 blocks.
+pub fn far_jump_blocks(n: u32) -> Vec<Insn> {
+    use cbpf2ebpf::cbpf::op;
+    let mut prog = Vec::new();
+    for i in 0..n {
+        let ja_at = prog.len() as u32 + 3;
+        prog.push(Insn::new(op::LD | op::W | op::ABS, 0, 0, 14 + i % 40));
+        prog.push(Insn::new(op::ALU | op::AND | op::K, 0, 0, 0x0300_00ff));
+        prog.push(Insn::new(op::JMP | op::JEQ | op::K, 0, 1, (i * 7) & 0xff));
+        // To ret #(i + 1): past the other blocks, `ret #0` and i returns.
+        let target = 4 * n + 1 + i;
+        prog.push(Insn::new(op::JMP | op::JA, 0, 0, target - ja_at - 1));
+    }
+    prog.push(Insn::new(op::RET | op::K, 0, 0, 0));
+    for i in 0..n {
+        prog.push(Insn::new(op::RET | op::K, 0, 0, i + 1));
+    }
+    prog
+}
+
+/// `n` pseudo-random packets of `len` bytes (every tenth cut to 40).
+pub fn random_packets(n: usize, len: usize) -> Vec<(Vec<u8>, u32)> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|k| {
+            let p: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let cut = if k % 10 == 9 { 40 } else { len };
+            (p[..cut].to_vec(), len as u32)
+        })
+        .collect()
+}
+
 /// One way of translating a filter that the tests compare.
 #[derive(Clone, Copy, Debug)]
 pub struct Variant {
@@ -199,12 +261,14 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// Offline semantics (libpcap's interpreter on a savefile).
+    /// Offline semantics (libpcap's interpreter on a savefile), far jumps
+    /// as the running kernel loads them.
     pub fn options(&self) -> cbpf2ebpf::Options {
         cbpf2ebpf::Options {
             mode: self.mode,
             hook: cbpf2ebpf::Hook::Offline,
             linear_fast_path: self.linear_fast_path,
+            gotol: xcap_runner::kernel_has_gotol(),
             ..cbpf2ebpf::Options::default()
         }
     }

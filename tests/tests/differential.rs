@@ -6,6 +6,8 @@
 //! expressions and tcpdump's capture files.
 //!
 //! Each test prints how many (expression, packet) cases it compared.
+//! `XCAP_DIFF_SAMPLE=N` compares every Nth packet only (for kernels in
+//! emulated guests).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -14,8 +16,8 @@ use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::{
-    accept_expressions, compile_distinct, l3_packets, report, tcpdump_packets, Packet, Variant,
-    EXTRA_EXPRESSIONS, VARIANTS,
+    accept_expressions, compile_distinct, l3_packets, report, sample, sample_every,
+    tcpdump_packets, Packet, Variant, EXTRA_EXPRESSIONS, VARIANTS,
 };
 
 const SNAPLEN: u32 = 262144;
@@ -27,32 +29,16 @@ struct Tally {
     mismatches: Mutex<Vec<String>>,
 }
 
-/// `XCAP_DIFF_SAMPLE=N`: every N-th packet only (inside the kernel
-/// matrix's virtual machines, which run about 4 times slower); every
-/// program and mode still runs.
-fn sample(packets: &[Packet]) -> (Vec<Packet>, String) {
-    let every = std::env::var("XCAP_DIFF_SAMPLE")
-        .ok()
-        .map(|v| {
-            v.parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| panic!("XCAP_DIFF_SAMPLE={v}: want a positive number"))
-        })
-        .unwrap_or(1);
-    let kept = packets.iter().step_by(every).cloned().collect();
-    let note = if every == 1 {
-        String::new()
-    } else {
-        format!(" (every {every}th packet)")
-    };
-    (kept, note)
-}
-
-fn differential(label: &str, dlt: i32, exprs: &[String], packets: &[Packet]) {
-    let (packets, sampled) = sample(packets);
-    let packets = &packets[..];
+fn differential(label: &str, dlt: i32, exprs: &[String], packets: Vec<Packet>) {
     assert!(!packets.is_empty(), "{label}: no packets in the corpus");
+    // XCAP_DIFF_SAMPLE: every Nth packet, for slow (emulated) kernels.
+    let every = sample_every();
+    let packets = &sample(packets, every)[..];
+    let sampled = if every > 1 {
+        format!(", every {every}th packet")
+    } else {
+        String::new()
+    };
     let programs: Vec<(Vec<Insn>, Vec<String>)> = compile_distinct(exprs, dlt, SNAPLEN)
         .into_values()
         .collect();
@@ -189,7 +175,7 @@ fn en10mb() {
         "EN10MB",
         libpcap::DLT_EN10MB,
         &expressions("EN10MB"),
-        &with_truncations(tcpdump_packets(libpcap::DLT_EN10MB)),
+        with_truncations(tcpdump_packets(libpcap::DLT_EN10MB)),
     );
 }
 
@@ -199,7 +185,7 @@ fn raw() {
         "RAW",
         libpcap::DLT_RAW,
         &expressions("RAW"),
-        &with_truncations(l3_packets(None)),
+        with_truncations(l3_packets(None)),
     );
 }
 
@@ -209,7 +195,7 @@ fn ipv4() {
         "IPV4",
         libpcap::DLT_IPV4,
         &expressions("IPV4"),
-        &with_truncations(l3_packets(Some(4))),
+        with_truncations(l3_packets(Some(4))),
     );
 }
 
@@ -219,6 +205,6 @@ fn ipv6() {
         "IPV6",
         libpcap::DLT_IPV6,
         &expressions("IPV6"),
-        &with_truncations(l3_packets(Some(6))),
+        with_truncations(l3_packets(Some(6))),
     );
 }

@@ -62,8 +62,77 @@ fn long_host_lists_jt_255_and_far_jumps() {
     }
 }
 
+/// Loads both layouts of `prog` (far jumps as islands and as gotol) in the
+/// kernel and the VM and compares every answer with libpcap's. The kernel
+/// must load the islands; it loads gotol exactly when the probe says it
+/// has it (its verifier refuses it otherwise), so the probe is tested too.
+/// Returns the instruction counts (islands, gotol) and the gotols.
+fn far_jumps_both_ways(
+    what: &str,
+    prog: &[Insn],
+    opts: Options,
+    packets: &[(Vec<u8>, u32)],
+) -> (usize, usize, usize) {
+    let islands = translate(
+        prog,
+        &Options {
+            gotol: false,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    let wide = translate(
+        prog,
+        &Options {
+            gotol: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    let gotols = |t: &cbpf2ebpf::Translation| {
+        let gotol = ebpf::op::JMP32 | ebpf::op::JA;
+        t.insns.iter().filter(|i| i.code == gotol).count()
+    };
+    assert!(
+        islands.insns.len() > 32767,
+        "{what}: only {} instructions",
+        islands.insns.len()
+    );
+    assert_eq!(gotols(&islands), 0, "{what}");
+    assert!(
+        gotols(&wide) > 0,
+        "{what}: no gotol in {}",
+        wide.insns.len()
+    );
+    let has_gotol = xcap_runner::kernel_has_gotol();
+    let mut filters = Vec::new();
+    for engine in [Engine::Kernel, Engine::Vm] {
+        let f = Filter::load(engine, &islands.insns, opts.mode);
+        filters.push((format!("islands, {engine}"), f.unwrap()));
+        let f = Filter::load(engine, &wide.insns, opts.mode);
+        match f {
+            Ok(f) if has_gotol || engine == Engine::Vm => {
+                filters.push((format!("gotol, {engine}"), f))
+            }
+            Ok(_) => panic!("{what}: the kernel loads gotol, but the probe says it has none"),
+            Err(e) if has_gotol => panic!("{what}: gotol, {engine}: {e}"),
+            Err(e) => assert!(
+                matches!(e, xcap_runner::Error::Refused { .. }),
+                "{what}: gotol on a kernel without it: {e}"
+            ),
+        }
+    }
+    for (n, (p, len)) in packets.iter().enumerate() {
+        let want = libpcap::filter(prog, p, *len);
+        for (name, f) in &filters {
+            assert_eq!(f.run(p, *len).unwrap(), want, "{what}: {name}, packet {n}");
+        }
+    }
+    (islands.insns.len(), wide.insns.len(), gotols(&wide))
+}
+
 #[test]
-fn far_jumps_become_gotol() {
+fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
     // 600 unrolled protochain iterations in skb mode pass 32767 eBPF
     // instructions (more iterations hit the verifier's limit of 8192
     // pending branches on one path).
@@ -75,29 +144,46 @@ fn far_jumps_become_gotol() {
         // The linear fast path would double the code (and the verifier's
         // work) past its limit.
         linear_fast_path: false,
+        ..Options::default()
     };
-    let big = translate(&prog, &opts).unwrap();
-    assert!(
-        big.insns.len() > 32767,
-        "only {} instructions",
-        big.insns.len()
-    );
-    let gotol = ebpf::op::JMP32 | ebpf::op::JA;
-    assert!(
-        big.insns.iter().any(|i| i.code == gotol),
-        "no gotol in {} instructions",
-        big.insns.len()
-    );
-    let mut p = vec![
-        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64,
-    ];
-    p.extend_from_slice(&[0; 52]);
-    let len = p.len() as u32;
-    assert_eq!(libpcap::filter(&prog, &p, len), 262144);
-    for engine in [Engine::Kernel, Engine::Vm] {
-        let f = Filter::load(engine, &big.insns, Mode::Skb).unwrap();
-        assert_eq!(f.run(&p, len).unwrap(), 262144, "{engine}");
-    }
+    // TCP right after the IPv6 header, after 40 extension headers, and UDP.
+    let ip6 = |chain: usize, last: u8| {
+        let mut p = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        let payload = 8 * chain + 20;
+        let first = if chain > 0 { 60 } else { last };
+        p.extend_from_slice(&[(payload >> 8) as u8, payload as u8, first, 64]);
+        p.extend_from_slice(&[0; 32]);
+        for n in 0..chain {
+            p.extend_from_slice(&[if n + 1 < chain { 60 } else { last }, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        p.extend_from_slice(&[0; 20]);
+        let len = p.len() as u32;
+        (p, len)
+    };
+    let packets = [ip6(0, 6), ip6(40, 6), ip6(40, 17), ip6(300, 6)];
+    let (islands, wide, gotols) = far_jumps_both_ways("ip6 protochain 6", &prog, opts, &packets);
+    xcap_tests::report(&format!(
+        "ip6 protochain 6, skb, 600 iterations: {islands} instructions with jump islands, {wide} with {gotols} gotols"
+    ));
+}
+
+#[test]
+fn a_72000_instruction_filter_loads_with_islands_on_every_kernel() {
+    // 12,000 blocks, each with its own return; in direct mode (the other
+    // modes take the verifier past its limits at this size).
+    let prog = xcap_tests::far_jump_blocks(12_000);
+    let opts = Options {
+        mode: Mode::Direct,
+        hook: Hook::Offline,
+        ..Options::default()
+    };
+    let packets = xcap_tests::random_packets(300, 70);
+    let (islands, wide, gotols) = far_jumps_both_ways("12,000 blocks", &prog, opts, &packets);
+    xcap_tests::report(&format!(
+        "12,000 blocks, direct: {islands} instructions with jump islands, {wide} with {gotols} gotols"
+    ));
 }
 
 #[test]

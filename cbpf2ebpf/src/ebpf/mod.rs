@@ -190,7 +190,8 @@ impl Insn {
     pub const fn ja(off: i16) -> Self {
         Self::new(op::JMP | op::JA, 0, 0, off, 0)
     }
-    /// `gotol`: an unconditional jump with a 32-bit offset in `imm` (kernel 6.4+).
+    /// `gotol`: an unconditional jump with a 32-bit offset in `imm` (Linux 6.6,
+    /// and 6.1.72 on in the 6.1 series).
     pub const fn ja32(imm: i32) -> Self {
         Self::new(op::JMP32 | op::JA, 0, 0, 0, imm)
     }

@@ -1,9 +1,17 @@
 //! Pass 7: resolve labels into jump offsets.
 //!
-//! eBPF jump offsets are 16 bits. A jump that does not fit becomes a
-//! `gotol` (32-bit offset, kernel 6.4+): a conditional one as "if cond skip
-//! one; skip the gotol; gotol target". Jumps are widened one at a time until
-//! every offset fits, so programs of any size lay out.
+//! eBPF jump offsets are 16 bits. A jump that does not fit goes one of two
+//! ways, by [`crate::Options::gotol`]:
+//!
+//! - `gotol` (32-bit offset, Linux 6.6 and 6.1.72+): a conditional jump
+//!   becomes "if cond skip one; skip the gotol; gotol target". Jumps are
+//!   widened one at a time until every offset fits.
+//! - jump islands ([`islands`]), for every kernel: the jump goes to a
+//!   nearby `ja` that continues toward the target, as many hops as needed.
+//!
+//! Either way, a program whose jumps all fit comes out the same.
+
+mod islands;
 
 use crate::ebpf::{op, Insn};
 use crate::Error;
@@ -22,18 +30,31 @@ pub enum Item {
     Bind(Label),
 }
 
-pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
-    let labels = items
+/// Lays out `items`; far jumps become `gotol` when `gotol` is set, else
+/// they go through jump islands.
+pub fn run(items: Vec<Item>, gotol: bool) -> Result<Vec<Insn>, Error> {
+    let labels = label_count(&items);
+    if gotol {
+        wide(&items, labels)
+    } else {
+        islands::run(&items, labels)
+    }
+}
+
+/// One more than the highest label bound in `items`.
+fn label_count(items: &[Item]) -> usize {
+    items
         .iter()
-        .filter_map(|i| {
-            if let Item::Bind(l) = i {
-                Some(l.0 as usize + 1)
-            } else {
-                None
-            }
+        .filter_map(|i| match i {
+            Item::Bind(l) => Some(l.0 as usize + 1),
+            _ => None,
         })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// The `gotol` layout.
+fn wide(items: &[Item], labels: usize) -> Result<Vec<Insn>, Error> {
     let mut wide = vec![false; items.len()];
     loop {
         // Positions with the current choice of widths.
@@ -53,8 +74,7 @@ pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
         let mut changed = false;
         for (n, item) in items.iter().enumerate() {
             if let Item::Jump(_, l) = item {
-                if !wide[n] && i16::try_from(pos[l.0 as usize] as i64 - (at[n] as i64 + 1)).is_err()
-                {
+                if !wide[n] && !fits(at[n], pos[l.0 as usize]) {
                     wide[n] = true;
                     changed = true;
                 }
@@ -79,6 +99,11 @@ pub fn run(items: Vec<Item>) -> Result<Vec<Insn>, Error> {
         }
         return Ok(out);
     }
+}
+
+/// Whether a jump at `from` reaches `to` with a 16-bit offset.
+fn fits(from: usize, to: usize) -> bool {
+    i16::try_from(to as i64 - (from as i64 + 1)).is_ok()
 }
 
 fn is_ja(i: &Insn) -> bool {

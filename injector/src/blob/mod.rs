@@ -91,10 +91,15 @@ pub struct BlobOptions {
     pub netmask: u32,
     /// See [`cbpf2ebpf::Options::max_loop_iterations`].
     pub max_loop_iterations: u32,
+    /// Far jumps as `gotol` ([`cbpf2ebpf::Options::gotol`]). Off by
+    /// default: a blob is loaded by other programs, often on other
+    /// machines, and jump islands load on every kernel (programs without
+    /// far jumps are the same either way).
+    pub gotol: bool,
 }
 
 impl Default for BlobOptions {
-    /// Ethernet, direct packet access, no hook, snaplen 262144.
+    /// Ethernet, direct packet access, no hook, snaplen 262144, no `gotol`.
     fn default() -> Self {
         BlobOptions {
             linktype: 1,
@@ -103,6 +108,7 @@ impl Default for BlobOptions {
             snaplen: 262_144,
             netmask: 0xffff_ffff,
             max_loop_iterations: cbpf2ebpf::DEFAULT_LOOP_ITERATIONS,
+            gotol: false,
         }
     }
 }
@@ -122,6 +128,7 @@ impl BlobOptions {
             mode: self.mode,
             hook: self.hook,
             max_loop_iterations: self.max_loop_iterations,
+            gotol: self.gotol,
             ..Options::default()
         }
     }
