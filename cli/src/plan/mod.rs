@@ -11,6 +11,8 @@
 
 mod hooks;
 mod output;
+#[cfg(test)]
+mod tests;
 mod values;
 
 use anyhow::{bail, Result};
