@@ -139,6 +139,11 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
     };
     let snaplen = snaplen(args.snaplen.as_deref())?;
     let live = &args.live;
+    // The capture library refuses it too, but only once it has checked
+    // privileges and interfaces: a flag error comes first.
+    if live.xdp && direction(live) != DirectionFilter::In {
+        bail!("XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout");
+    }
     let hook = match live.xdp {
         true => Hook::Xdp(xdp_mode(live.xdp_mode)),
         false => Hook::Tc,

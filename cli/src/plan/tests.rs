@@ -270,6 +270,26 @@ fn live_capture_is_at_tc_in_both_directions_unless_xdp_is_asked() {
 }
 
 #[test]
+fn xdp_sees_received_packets_only() {
+    let refused = "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout";
+    for q in ["out", "inout"] {
+        assert_eq!(error_of(&["-i", "lo", "--xdp", "-Q", q, "udp"]), refused);
+        // Before any interface or privilege is looked at.
+        assert_eq!(
+            error_of(&["-i", "nosuch0", "--xdp", "-Q", q, "udp"]),
+            refused
+        );
+    }
+    // After the snap length.
+    assert_eq!(
+        error_of(&["--xdp", "-Q", "out", "-s", "-1", "udp"]),
+        "invalid snaplen -1 (must be >= 0 and <= 262144)"
+    );
+    let c = capture_of(&["-i", "lo", "--xdp", "-Q", "in", "udp"]);
+    assert_eq!(c.direction, DirectionFilter::In);
+}
+
+#[test]
 fn tracing_refuses_interfaces_and_interface_hooks() {
     let refused =
         "-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface";
