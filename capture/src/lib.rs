@@ -10,7 +10,7 @@
 //!    way they wait while the next steps run);
 //! 3. compiles the expression with libpcap on a live handle of the first
 //!    interface (exactly the program tcpdump would give the kernel; see
-//!    [`compile`]);
+//!    [`live_filter`]);
 //! 4. translates it with `cbpf2ebpf` once per hook used (`Hook::Xdp` in
 //!    direct mode, `Hook::TcIngress`/`Hook::TcEgress` in skb mode: they
 //!    differ in what `inbound`/`outbound` and the VLAN loads read);
@@ -50,10 +50,10 @@
 //! ```
 
 pub mod btf;
-pub mod compile;
 pub mod iface;
 pub mod kernel;
 pub mod link;
+pub mod live_filter;
 pub mod object;
 pub mod perf;
 pub mod ring;
@@ -508,12 +508,13 @@ impl Capture {
             let (interfaces, hooks, mode) = (interfaces.clone(), hooks.clone(), cfg.xdp_mode);
             std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, mode))
         }));
-        let compiled = compile::compile(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
+        let compiled =
+            live_filter::compile_on_interface(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
 
         // Filter.
         let mut filters = Vec::new();
         for (hook, stub, _) in &hooks {
-            filters.push((*stub, compile::translate_for(&compiled, *hook)?));
+            filters.push((*stub, live_filter::translate_for(&compiled, *hook)?));
         }
         let ebpf_insns = hooks
             .iter()
@@ -545,7 +546,7 @@ impl Capture {
                 (obj::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
                 (
                     obj::GLOBAL_FILTER_READS_LEN,
-                    &u32::from(compile::reads_len(&compiled.cbpf)).to_ne_bytes(),
+                    &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
                 ),
                 (
                     obj::GLOBAL_COUNT_SEEN,

@@ -1,13 +1,12 @@
-//! The command line, in tcpdump's conventions.
+//! The command line as clap reads it, in tcpdump's conventions: what each
+//! flag is called and says in `--help`, nothing more. What the flags mean
+//! together is [`crate::plan`]'s business; this module imports nothing of
+//! ours.
 //!
-//! One top-level command takes tcpdump-style flags and the expression words;
-//! subcommands ([`Command`]) are for jobs tcpdump does not have. Live capture
-//! (issue 4) adds its flags (`-i`, `--xdp`, `--tc`, `-Q`, `-n`, `-q`, `-v`,
-//! `-U`, `--pcapng`) to [`RunArgs`]; `-w`, `-c`, `-s` and `-F` already mean
-//! what they will mean there.
+//! One top-level command ([`RunArgs`]) takes tcpdump-style flags and the
+//! expression words; subcommands ([`Command`]) are for jobs tcpdump does
+//! not have.
 
-use anyhow::{bail, Result};
-use cbpf2ebpf::libpcap;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -33,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a filter as an eBPF ELF object: a function to link with
     /// `bpftool gen object`, or a complete XDP or TC program
-    Compile(crate::compile::CompileArgs),
+    Compile(CompileArgs),
 }
 
 /// The tcpdump-like top-level command.
@@ -106,77 +105,228 @@ pub struct RunArgs {
 
     /// Live capture flags (-i, --xdp, --tc, -Q, -n, -q, -v, -U, --pcapng, ...)
     #[command(flatten)]
-    pub live: crate::live::LiveArgs,
+    pub live: LiveArgs,
 
     /// Tracing hooks (--trace, --fentry, --xdp-hook)
     #[command(flatten)]
-    pub trace: crate::trace::TraceArgs,
+    pub trace: TraceArgs,
 
     /// How packets are printed (-t, -e, -x, -X, -A)
     #[command(flatten)]
-    pub print: crate::print::PrintArgs,
+    pub print: PrintArgs,
 
     /// List the interfaces libpcap can capture on, as tcpdump -D, and exit
     #[arg(short = 'D', long = "list-interfaces")]
     pub list_interfaces: bool,
 }
 
-impl RunArgs {
-    /// `-y`, default EN10MB.
-    pub fn linktype(&self) -> Result<i32> {
-        match &self.linktype {
-            None => Ok(libpcap::DLT_EN10MB),
-            Some(name) => match libpcap::linktype_from_name(name) {
-                Some(lt) => Ok(lt),
-                None => bail!("invalid data link type {name}"),
-            },
-        }
-    }
+/// Live-capture flags (tcpdump's, plus the hook choice).
+#[derive(Debug, Args, Default)]
+pub struct LiveArgs {
+    /// Capture on IFACE (repeat for several); default: the first interface
+    /// libpcap finds
+    #[arg(short = 'i', value_name = "IFACE")]
+    pub interfaces: Vec<String>,
 
-    /// `-U` or `-l`: each packet goes out as soon as it is written.
-    pub fn flush_each_packet(&self) -> bool {
-        self.live.packet_buffered || self.print.line_buffered
-    }
+    /// Filter at XDP (received packets only; the earliest hook)
+    #[arg(long, conflicts_with = "tc")]
+    pub xdp: bool,
 
-    /// `-s`, as tcpdump checks it: 0 means the maximum, 262144.
-    pub fn snaplen(&self) -> Result<u32> {
-        let max = libpcap::DEFAULT_SNAPLEN;
-        let Some(text) = &self.snaplen else {
-            return Ok(max);
-        };
-        match text.parse::<i64>() {
-            Ok(0) => Ok(max),
-            Ok(n) if (1..=max as i64).contains(&n) => Ok(n as u32),
-            _ => bail!("invalid snaplen {text} (must be >= 0 and <= {max})"),
-        }
-    }
+    /// Filter at TC (clsact/TCX ingress and egress; the default)
+    #[arg(long)]
+    pub tc: bool,
+
+    /// Direction: in, out or inout (default: inout with --tc, in with --xdp)
+    #[arg(short = 'Q', value_enum, value_name = "DIRECTION")]
+    pub direction: Option<DirectionArg>,
+
+    /// XDP attach mode; by default native, or generic if the driver has no
+    /// native XDP
+    #[arg(long, value_enum, value_name = "MODE", requires = "xdp")]
+    pub xdp_mode: Option<XdpModeArg>,
+
+    /// Write pcapng instead of pcap (also chosen by a .pcapng file name)
+    #[arg(long)]
+    pub pcapng: bool,
+
+    /// Don't convert addresses to names (xcap never resolves names)
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
+
+    /// Quiet output: less protocol detail
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Verbose: the hook, CPU and queue of each packet, filter sizes, and
+    /// the loss counters at the end
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Packet-buffered output: flush after each packet (with -w), and have
+    /// the kernel wake the readers as soon as a packet arrives
+    #[arg(short = 'U')]
+    pub packet_buffered: bool,
+
+    /// Have the kernel wake the readers as soon as a packet arrives (as
+    /// tcpdump's --immediate-mode; -U also flushes the output)
+    #[arg(long)]
+    pub immediate_mode: bool,
+
+    /// Don't put the interfaces into promiscuous mode (tcpdump's -p)
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promiscuous: bool,
+
+    /// Buffer size per CPU, in pages (a power of two): a BPF ring buffer
+    /// at XDP and TC, a perf buffer for --trace
+    #[arg(
+        long,
+        visible_alias = "perf-pages",
+        value_name = "PAGES",
+        default_value_t = 512
+    )]
+    pub buffer_pages: usize,
+
+    /// Buffer size per CPU in KiB, as tcpdump's -B (rounded up to a power
+    /// of two pages); overrides --buffer-pages
+    #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub buffer_kib: Option<u32>,
+
+    /// Wake the readers after this many packets (default: 1 with -U;
+    /// otherwise each time a quarter of a CPU's buffer has been written,
+    /// 50 ms after their last packets (1 s with -w), and on the first
+    /// packet after they found none)
+    #[arg(long, value_name = "N")]
+    pub wakeup: Option<u32>,
+
+    /// TC: make this many bytes linear (bpf_skb_pull_data) before the
+    /// filter runs, for filters that read past the linear part of an skb
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub tc_pull: u32,
 }
+
+/// Tracing-hook flags.
+#[derive(Debug, Args, Default)]
+pub struct TraceArgs {
+    /// Capture at a tracepoint: kfree_skb (with the drop reason),
+    /// consume_skb, netif_receive_skb, net_dev_queue, net_dev_xmit (repeat,
+    /// or separate with commas)
+    #[arg(long = "trace", value_name = "TRACEPOINT", value_delimiter = ',')]
+    pub trace: Vec<String>,
+
+    /// Capture at the entry of kernel function FUNC, on its struct sk_buff *
+    /// argument (found in the kernel BTF; FUNC:N takes argument N)
+    #[arg(long = "fentry", value_name = "FUNC[:N]")]
+    pub fentry: Option<String>,
+
+    /// Hook an XDP program already loaded (id, name or pinned path) with
+    /// fentry/fexit (not yet implemented)
+    #[arg(long = "xdp-hook", value_name = "PROG")]
+    pub xdp_hook: Option<String>,
+
+    /// Record the kernel stack with each packet: printed after the packet
+    /// line, and in the pcapng comment with -w
+    #[arg(long)]
+    pub stack: bool,
+}
+
+/// tcpdump's printing flags.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PrintArgs {
+    /// Time stamps: -t none, -tt seconds since 1970, -ttt time since the
+    /// previous packet, -tttt date and time, -ttttt time since the first
+    /// packet (as tcpdump)
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub time: u8,
+
+    /// Print the link-level header on each line (MAC addresses, ethertype)
+    #[arg(short = 'e')]
+    pub link_header: bool,
+
+    /// Print each packet's bytes in hex after its line, from the network
+    /// header (-xx: from the link header)
+    #[arg(short = 'x', action = ArgAction::Count)]
+    pub hex: u8,
+
+    /// Print each packet's bytes in hex and ASCII after its line, from the
+    /// network header (-XX: from the link header)
+    #[arg(short = 'X', action = ArgAction::Count)]
+    pub hex_ascii: u8,
+
+    /// Print each packet's bytes in ASCII after its line, from the network
+    /// header (-AA: from the link header)
+    #[arg(short = 'A', action = ArgAction::Count)]
+    pub ascii: u8,
+
+    /// Line-buffered output: each packet's lines are written out at once
+    /// (without it, a batch at a time), for `xcap -l ... | grep`
+    #[arg(short = 'l')]
+    pub line_buffered: bool,
+}
+
+/// `xcap compile`'s flags.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    xcap compile icmp -o icmp.o --program xdp\n      \
+        ip link set dev eth0 xdp obj icmp.o sec xdp\n  \
+    xcap compile 'tcp port 80' -o web.o --program tc --invert\n      \
+        tc filter add dev eth0 ingress bpf da obj web.o sec tc\n  \
+    xcap compile 'udp port 53' -o dns.o --name is_dns\n      \
+        bpftool gen object prog.o caller.o dns.o   (caller: extern __u32 is_dns(void *ctx, void *start, void *end, __u32 wirelen);)")]
+pub struct CompileArgs {
+    /// Write the object to FILE ('-' for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: String,
+
+    /// What to write: a function object to link (none), or a complete XDP
+    /// or TC program (sections `xdp`; `tc` and `classifier`)
+    #[arg(long, value_enum, default_value_t = ProgramArg::None)]
+    pub program: ProgramArg,
+
+    /// Link type to compile for (EN10MB, RAW, LINUX_SLL, ... or a number)
+    #[arg(short = 'y', long, value_name = "LINKTYPE", default_value = "EN10MB")]
+    pub linktype: String,
+
+    /// Packet access: packet pointers (direct), bpf_skb_load_bytes (skb, TC
+    /// only) or bpf_probe_read_kernel (probe, function objects only)
+    #[arg(long, value_enum, default_value_t = ModeArg::Direct)]
+    pub mode: ModeArg,
+
+    /// Hook the filter runs at (what `inbound`, `ifindex` read); default:
+    /// xdp for --program xdp, tc-ingress for tc, none (no ancillary loads)
+    /// for a function object
+    #[arg(long, value_enum)]
+    pub hook: Option<CompileHookArg>,
+
+    /// Snap length: the value the filter returns on a match (0 means 262144)
+    #[arg(short = 's', long, value_name = "SNAPLEN", allow_hyphen_values = true)]
+    pub snaplen: Option<String>,
+
+    /// Drop the matching packets and pass the others (programs only)
+    #[arg(long)]
+    pub invert: bool,
+
+    /// Let jumps past 32,767 instructions be `gotol` (Linux 6.6+, 6.1.72+)
+    /// instead of chains of `ja`, which every kernel loads
+    #[arg(long)]
+    pub gotol: bool,
+
+    /// Name of the exported function (function objects only)
+    #[arg(long, value_name = "FUNC", default_value = FUNCTION_NAME)]
+    pub name: String,
+
+    /// The filter expression; words are joined with spaces, as tcpdump does
+    #[arg(value_name = "EXPRESSION", required = true)]
+    pub expression: Vec<String>,
+}
+
+/// `xcap compile --name`'s default.
+pub const FUNCTION_NAME: &str = "xcap_filter";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
     Direct,
     Skb,
     Probe,
-}
-
-impl ModeArg {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModeArg::Direct => "direct",
-            ModeArg::Skb => "skb",
-            ModeArg::Probe => "probe",
-        }
-    }
-}
-
-impl From<ModeArg> for cbpf2ebpf::Mode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Direct => cbpf2ebpf::Mode::Direct,
-            ModeArg::Skb => cbpf2ebpf::Mode::Skb,
-            ModeArg::Probe => cbpf2ebpf::Mode::Probe,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -188,33 +338,39 @@ pub enum HookArg {
     Offline,
 }
 
-impl HookArg {
-    pub fn name(self) -> &'static str {
-        match self {
-            HookArg::Xdp => "xdp",
-            HookArg::TcIngress => "tc-ingress",
-            HookArg::TcEgress => "tc-egress",
-            HookArg::Socket => "socket",
-            HookArg::Offline => "offline",
-        }
-    }
-}
-
-impl From<HookArg> for cbpf2ebpf::Hook {
-    fn from(h: HookArg) -> Self {
-        match h {
-            HookArg::Xdp => cbpf2ebpf::Hook::Xdp,
-            HookArg::TcIngress => cbpf2ebpf::Hook::TcIngress,
-            HookArg::TcEgress => cbpf2ebpf::Hook::TcEgress,
-            HookArg::Socket => cbpf2ebpf::Hook::Socket,
-            HookArg::Offline => cbpf2ebpf::Hook::Offline,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineArg {
     Kernel,
     Vm,
     Libpcap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    In,
+    Out,
+    Inout,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgramArg {
+    None,
+    Xdp,
+    Tc,
+}
+
+/// `xcap compile --hook`: where the filter object will run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompileHookArg {
+    None,
+    Xdp,
+    TcIngress,
+    TcEgress,
+    Socket,
 }

@@ -1,204 +1,110 @@
 //! How a packet is printed without `-w`, with tcpdump's options: the time
 //! stamp (`-t` .. `-ttttt`), the link-level header (`-e`), the one-line
 //! summary, and the packet's bytes after it (`-x`, `-X`, `-A`, doubled to
-//! start at the link header instead of the network header); `-l` writes
-//! each packet out at once. The dumps are
-//! tcpdump's to the byte; the summary is ours (`summary.rs`).
+//! start at the link header instead of the network header). The dumps are
+//! tcpdump's to the byte; the summary is ours (`summary.rs`). A source
+//! says what its lines carry besides ([`Line`]); the printer
+//! (`sink::Printer`) lays them out.
 
-use std::borrow::Cow;
 use std::fmt::Write;
 
-use clap::{ArgAction, Args};
-
+use crate::link::Link;
 use crate::out::local_time;
 
-/// tcpdump's printing flags.
-#[derive(Debug, Args, Default, Clone)]
-pub struct PrintArgs {
-    /// Time stamps: -t none, -tt seconds since 1970, -ttt time since the
-    /// previous packet, -tttt date and time, -ttttt time since the first
-    /// packet (as tcpdump)
-    #[arg(short = 't', action = ArgAction::Count)]
-    pub time: u8,
-
-    /// Print the link-level header on each line (MAC addresses, ethertype)
-    #[arg(short = 'e')]
+/// How packets are printed: tcpdump's `-t`, `-e`, `-x`/`-X`/`-A` and `-q`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    pub stamps: Stamps,
+    /// `-e`: the link-level header before the summary.
     pub link_header: bool,
-
-    /// Print each packet's bytes in hex after its line, from the network
-    /// header (-xx: from the link header)
-    #[arg(short = 'x', action = ArgAction::Count)]
-    pub hex: u8,
-
-    /// Print each packet's bytes in hex and ASCII after its line, from the
-    /// network header (-XX: from the link header)
-    #[arg(short = 'X', action = ArgAction::Count)]
-    pub hex_ascii: u8,
-
-    /// Print each packet's bytes in ASCII after its line, from the network
-    /// header (-AA: from the link header)
-    #[arg(short = 'A', action = ArgAction::Count)]
-    pub ascii: u8,
-
-    /// Line-buffered output: each packet's lines are written out at once
-    /// (without it, a batch at a time), for `xcap -l ... | grep`
-    #[arg(short = 'l')]
-    pub line_buffered: bool,
+    /// The packet's bytes after its line.
+    pub dump: Option<Dump>,
+    /// `-q`: protocol and length only for TCP and UDP.
+    pub quiet: bool,
 }
 
-/// What the packets printed start with.
+/// The time stamp at the start of each line (tcpdump's `-t` .. `-ttttt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stamps {
+    /// `HH:MM:SS.uuuuuu`, local time (no `-t`).
+    #[default]
+    LocalTime,
+    /// `-t`.
+    None,
+    /// `-tt`: seconds since 1970.
+    Epoch,
+    /// `-ttt`: since the previous packet.
+    SincePrevious,
+    /// `-tttt`: date and local time.
+    DateTime,
+    /// `-ttttt`: since the first packet.
+    SinceFirst,
+}
+
+/// `-x`, `-X` or `-A`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Link {
-    Ethernet,
-    /// Linux cooked capture v1 (16-byte header, protocol at 14).
-    LinuxSll,
-    /// Linux cooked capture v2 (20-byte header, protocol at 0).
-    LinuxSll2,
-    /// An IP packet, its version in its first nibble.
-    Raw,
-    /// BSD loopback: a 4-byte address family, in the capturing host's
-    /// byte order (NULL) or in network order (LOOP).
-    Null {
-        network_order: bool,
-    },
-    /// Cisco HDLC: address, control, then an ethertype.
-    CHdlc,
-    /// PPP: address and control (optional), then a 1- or 2-byte protocol.
-    Ppp,
-    Other,
+pub struct Dump {
+    pub kind: DumpKind,
+    /// Doubled (`-xx`, `-XX`, `-AA`): from the link-level header instead of
+    /// the network header.
+    pub from_link_header: bool,
 }
 
-impl Link {
-    /// The link of a libpcap DLT (as `pcap_datalink` returns it).
-    pub fn from_dlt(dlt: i32) -> Link {
-        match dlt {
-            0 => Link::Null {
-                network_order: false,
-            },
-            1 => Link::Ethernet,
-            9 => Link::Ppp,
-            104 => Link::CHdlc,
-            108 => Link::Null {
-                network_order: true,
-            },
-            113 => Link::LinuxSll,
-            276 => Link::LinuxSll2,
-            // DLT_RAW (12 on Linux, 14 on OpenBSD), LINKTYPE_RAW, IPV4, IPV6.
-            12 | 14 | 101 | 228 | 229 => Link::Raw,
-            _ => Link::Other,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpKind {
+    Hex,
+    HexAscii,
+    Ascii,
+}
+
+/// A packet as its source describes its line: the printer puts the time
+/// stamp first, the summary between [`before`](Line::before) and
+/// [`after`](Line::after), and the dump and a newline after them.
+pub struct Line<'p> {
+    pub secs: i64,
+    pub usecs: i64,
+    pub link: Link,
+    /// The captured bytes.
+    pub data: &'p [u8],
+    pub wirelen: u32,
+    pub before: String,
+    pub after: String,
+    /// Lines of their own under the packet's, each with its newline.
+    pub below: String,
+}
+
+impl<'p> Line<'p> {
+    /// A bare line: the time stamp, the summary and the dump.
+    pub fn new(secs: i64, usecs: i64, link: Link, data: &'p [u8], wirelen: u32) -> Self {
+        Line {
+            secs,
+            usecs,
+            link,
+            data,
+            wirelen,
+            before: String::new(),
+            after: String::new(),
+            below: String::new(),
         }
     }
 
-    /// Bytes of link-level header in front of the network header, as
-    /// tcpdump counts them for `-x`: for Ethernet 14, 4 more per VLAN
-    /// tag, a MACsec SecTAG, and an 802.3 frame's LLC header (3 or 4
-    /// bytes, 8 with SNAP).
-    fn header_len(self, data: &[u8]) -> usize {
-        let at = |i: usize| data.get(i).copied().unwrap_or(0);
-        let be16 = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
-        match self {
-            Link::Ethernet => {
-                let mut n = 14;
-                loop {
-                    match be16(n - 2) {
-                        0x8100 | 0x88a8 | 0x9100 | 0x9200 if data.len() >= n + 4 => n += 4,
-                        // MACsec: the SecTAG (TCI and AN, SL, PN, the SCI
-                        // when TCI says so), then, unless the payload is
-                        // encrypted or changed, the inner ethertype.
-                        0x88e5 if data.len() >= n + 6 => {
-                            let tci = at(n);
-                            n += 6 + if tci & 0x20 != 0 { 8 } else { 0 };
-                            if tci & 0x0c != 0 || data.len() < n + 2 {
-                                return n;
-                            }
-                            n += 2;
-                        }
-                        _ => break,
-                    }
-                }
-                if be16(n - 2) > 1500 || data.len() < n + 3 {
-                    return n;
-                }
-                match (at(n), at(n + 1), at(n + 2)) {
-                    // Novell's raw 802.3: IPX right after the header.
-                    (0xff, 0xff, _) => n,
-                    (0xaa, 0xaa, 0x03) => n + 8,
-                    // An unnumbered frame's control is one byte, others two.
-                    (_, _, control) if control & 3 == 3 => n + 3,
-                    _ => n + 4,
-                }
-            }
-            Link::LinuxSll => 16,
-            Link::LinuxSll2 => 20,
-            Link::Null { .. } | Link::CHdlc => 4,
-            Link::Ppp => {
-                let n = if be16(0) == 0xff03 { 2 } else { 0 };
-                // A protocol field with its low bit set is compressed to one byte.
-                n + if at(n) & 1 == 1 { 1 } else { 2 }
-            }
-            Link::Raw | Link::Other => 0,
-        }
+    /// A bare line for a kernel time stamp (ns since the epoch).
+    pub fn at_ns(ts_ns: u64, link: Link, data: &'p [u8], wirelen: u32) -> Self {
+        let secs = (ts_ns / 1_000_000_000) as i64;
+        let usecs = ((ts_ns % 1_000_000_000) / 1000) as i64;
+        Line::new(secs, usecs, link, data, wirelen)
     }
 
-    /// The ethertype of the network-layer packet after the link header,
-    /// where the link says (or implies) one.
-    fn ethertype(self, data: &[u8]) -> Option<u16> {
-        let at = |i: usize| data.get(i).copied();
-        let be16 = |i: usize| Some(u16::from_be_bytes([at(i)?, at(i + 1)?]));
-        let ip = |version: Option<u8>| match version {
-            Some(6) => Some(0x86dd),
-            Some(4) => Some(0x0800),
-            _ => None,
-        };
-        match self {
-            Link::LinuxSll => be16(14),
-            Link::LinuxSll2 => be16(0),
-            Link::CHdlc => be16(2),
-            Link::Raw => Some(ip(at(0).map(|b| b >> 4)).unwrap_or(0x0800)),
-            Link::Null { network_order } => {
-                let b = [at(0)?, at(1)?, at(2)?, at(3)?];
-                let family = if network_order {
-                    u32::from_be_bytes(b)
-                } else {
-                    u32::from_ne_bytes(b)
-                };
-                match family {
-                    2 => Some(0x0800),
-                    // AF_INET6 on the BSDs, macOS and Linux.
-                    24 | 28 | 30 | 10 => Some(0x86dd),
-                    _ => None,
-                }
-            }
-            Link::Ppp => {
-                let n = self.header_len(data);
-                let protocol = if n % 2 == 1 {
-                    u16::from(at(n - 1)?)
-                } else {
-                    be16(n - 2)?
-                };
-                match protocol {
-                    0x0021 => Some(0x0800),
-                    0x0057 => Some(0x86dd),
-                    _ => None,
-                }
-            }
-            Link::Ethernet | Link::Other => None,
-        }
-    }
-
-    /// The packet as an Ethernet frame for the summariser (a made-up
-    /// header where there is none), and its wire length then.
-    fn as_ethernet<'a>(self, data: &'a [u8], wirelen: u32) -> Option<(Cow<'a, [u8]>, u32)> {
-        if self == Link::Ethernet {
-            return Some((Cow::Borrowed(data), wirelen));
-        }
-        let ethertype = self.ethertype(data)?;
-        let body = data.get(self.header_len(data)..)?;
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&ethertype.to_be_bytes());
-        frame.extend_from_slice(body);
-        let wirelen = (wirelen + 14).saturating_sub((data.len() - body.len()) as u32);
-        Some((Cow::Owned(frame), wirelen))
+    /// The text, newlines included.
+    pub fn render(&self, style: &Style, clock: &mut Clock) -> String {
+        let mut text = clock.stamp(style.stamps, self.secs, self.usecs);
+        text.push_str(&self.before);
+        text.push_str(&summary(style, self.link, self.data, self.wirelen));
+        text.push_str(&self.after);
+        append_dump(style, self.link, self.data, &mut text);
+        text.push('\n');
+        text.push_str(&self.below);
+        text
     }
 }
 
@@ -211,7 +117,7 @@ pub struct Clock {
 
 impl Clock {
     /// The time stamp and the space after it ("" with -t).
-    pub fn stamp(&mut self, style: u8, secs: i64, usecs: i64) -> String {
+    pub fn stamp(&mut self, stamps: Stamps, secs: i64, usecs: i64) -> String {
         let first = *self.first.get_or_insert((secs, usecs));
         let previous = self
             .previous
@@ -229,13 +135,13 @@ impl Clock {
                 s % 60
             )
         };
-        match style {
-            0 => format!("{} ", local_time(secs, usecs)),
-            1 => String::new(),
-            2 => format!("{secs}.{usecs:06} "),
-            3 => since(previous),
-            4 => format!("{} ", local_date_time(secs, usecs)),
-            _ => since(first),
+        match stamps {
+            Stamps::LocalTime => format!("{} ", local_time(secs, usecs)),
+            Stamps::None => String::new(),
+            Stamps::Epoch => format!("{secs}.{usecs:06} "),
+            Stamps::SincePrevious => since(previous),
+            Stamps::DateTime => format!("{} ", local_date_time(secs, usecs)),
+            Stamps::SinceFirst => since(first),
         }
     }
 }
@@ -260,12 +166,12 @@ fn local_date_time(secs: i64, usecs: i64) -> String {
 }
 
 /// The summary, after the link-level header with `-e`.
-pub fn summary(p: &PrintArgs, link: Link, data: &[u8], wirelen: u32, quiet: bool) -> String {
+fn summary(style: &Style, link: Link, data: &[u8], wirelen: u32) -> String {
     let Some((frame, frame_len)) = link.as_ethernet(data, wirelen) else {
         return format!("length {wirelen}");
     };
-    let text = crate::summary::summary(&frame, frame_len, quiet);
-    if !p.link_header || link != Link::Ethernet || data.len() < 14 {
+    let text = crate::summary::summary(&frame, frame_len, style.quiet);
+    if !style.link_header || link != Link::Ethernet || data.len() < 14 {
         return text;
     }
     let mac = |m: &[u8]| {
@@ -319,17 +225,16 @@ fn ethertype_name(t: u16) -> &'static str {
 
 /// Appends the `-x`/`-X`/`-A` dump of `data` (the captured bytes) to
 /// `line`, as tcpdump prints it after a packet's line.
-pub fn append_dump(p: &PrintArgs, link: Link, data: &[u8], line: &mut String) {
-    let (level, print): (u8, fn(&[u8], &mut String)) = if p.hex_ascii > 0 {
-        (p.hex_ascii, hex_and_ascii)
-    } else if p.hex > 0 {
-        (p.hex, hex)
-    } else if p.ascii > 0 {
-        (p.ascii, ascii)
-    } else {
+fn append_dump(style: &Style, link: Link, data: &[u8], line: &mut String) {
+    let Some(dump) = style.dump else {
         return;
     };
-    if level > 1 {
+    let print: fn(&[u8], &mut String) = match dump.kind {
+        DumpKind::HexAscii => hex_and_ascii,
+        DumpKind::Hex => hex,
+        DumpKind::Ascii => ascii,
+    };
+    if dump.from_link_header {
         print(data, line);
     } else if let Some(rest) = data.get(link.header_len(data)..).filter(|r| !r.is_empty()) {
         // Nothing at all when the capture ends within the link header.
@@ -416,19 +321,12 @@ mod tests {
     #[test]
     fn relative_time_stamps() {
         let mut c = Clock::default();
-        assert_eq!(c.stamp(3, 100, 999_999), " 00:00:00.000000 ");
-        assert_eq!(c.stamp(3, 101, 1), " 00:00:00.000002 ");
-        assert_eq!(c.stamp(5, 3701, 1), " 01:00:00.000002 ");
-        assert_eq!(c.stamp(3, 3700, 0), "-00:00:01.000001 ");
-        assert_eq!(c.stamp(2, 5, 7), "5.000007 ");
-        assert_eq!(c.stamp(1, 5, 7), "");
-    }
-
-    #[test]
-    fn vlan_tags_are_part_of_the_link_header() {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x81, 0x00, 0, 5, 0x08, 0x00, 0x45]);
-        assert_eq!(Link::Ethernet.header_len(&f), 18);
-        assert_eq!(Link::Raw.header_len(&f), 0);
+        let previous = Stamps::SincePrevious;
+        assert_eq!(c.stamp(previous, 100, 999_999), " 00:00:00.000000 ");
+        assert_eq!(c.stamp(previous, 101, 1), " 00:00:00.000002 ");
+        assert_eq!(c.stamp(Stamps::SinceFirst, 3701, 1), " 01:00:00.000002 ");
+        assert_eq!(c.stamp(previous, 3700, 0), "-00:00:01.000001 ");
+        assert_eq!(c.stamp(Stamps::Epoch, 5, 7), "5.000007 ");
+        assert_eq!(c.stamp(Stamps::None, 5, 7), "");
     }
 }

@@ -20,7 +20,7 @@ pub struct Compiled {
 /// ([`libpcap::compile_live`]: a live handle, netmask unknown). The
 /// interface must be Ethernet-like (ARPHRD_ETHER or loopback, which
 /// libpcap also calls EN10MB), as XDP and TC then see the MAC header.
-pub fn compile(expr: &str, iface: &str, snaplen: u32) -> Result<Compiled, Error> {
+pub fn compile_on_interface(expr: &str, iface: &str, snaplen: u32) -> Result<Compiled, Error> {
     let arphrd = std::fs::read_to_string(format!("/sys/class/net/{iface}/type"))
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok());

@@ -1,34 +1,39 @@
-//! Where the filter comes from: expression words, `-F FILE`, or a raw cBPF
-//! listing (`--raw-cbpf FILE`).
+//! The filter: expression words, `-F FILE`, or a raw cBPF listing
+//! (`--raw-cbpf FILE`).
 
 use std::io::Read;
 
 use anyhow::{Context, Result};
 use cbpf2ebpf::cbpf::{parse, Insn};
 
-use crate::args::RunArgs;
-
-pub enum Source {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
     /// A tcpdump expression, compiled per link type.
     Expression(String),
     /// A ready program; the link type does not matter.
     Raw(Vec<Insn>),
 }
 
-impl Source {
-    pub fn from_args(args: &RunArgs) -> Result<Self> {
-        if let Some(path) = &args.raw_cbpf {
+impl Filter {
+    /// The filter from `--raw-cbpf FILE`, else from `-F FILE`, else from
+    /// the expression words ('-' reads stdin).
+    pub fn read(
+        raw_cbpf: Option<&str>,
+        filter_file: Option<&str>,
+        words: &[String],
+    ) -> Result<Self> {
+        if let Some(path) = raw_cbpf {
             let text = read_input(path)?;
             let prog = parse::parse_auto(&String::from_utf8_lossy(&text))
                 .with_context(|| format!("{path}: bad raw cBPF"))?;
-            return Ok(Source::Raw(prog));
+            return Ok(Filter::Raw(prog));
         }
-        if let Some(path) = &args.filter_file {
+        if let Some(path) = filter_file {
             let text = read_input(path)?;
-            return Ok(Source::Expression(strip_comments(&text)));
+            return Ok(Filter::Expression(strip_comments(&text)));
         }
         // tcpdump's copy_argv(): the words joined by single spaces.
-        Ok(Source::Expression(args.expression.join(" ")))
+        Ok(Filter::Expression(words.join(" ")))
     }
 }
 
@@ -48,7 +53,7 @@ fn read_input(path: &str) -> Result<Vec<u8>> {
 
 /// tcpdump's `read_infile()`: the text up to the first NUL, with every `#`
 /// up to the end of its line replaced by blanks.
-pub fn strip_comments(bytes: &[u8]) -> String {
+fn strip_comments(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     let mut text = bytes[..end].to_vec();
     let mut in_comment = false;

@@ -1,0 +1,236 @@
+//! A capture at hooks in the kernel: XDP or TC on interfaces, or tracing
+//! hooks; the checks of the flags that choose them, and the buffers.
+
+use anyhow::{bail, Result};
+use capture::{DirectionFilter, Wakeup, XdpMode};
+
+use crate::args::{DirectionArg, LiveArgs, RunArgs, TraceArgs, XdpModeArg};
+use crate::filter::Filter;
+use crate::plan::output::{output, Output};
+use crate::plan::values::snaplen;
+
+/// A capture at hooks in the kernel, from start to counters.
+#[derive(Debug, PartialEq)]
+pub struct Capture {
+    /// Where the filter runs. Interface hooks (XDP, TC) and tracing hooks
+    /// are not mixed (yet).
+    pub hooks: Vec<Hook>,
+    /// `-i`, for interface hooks; none: the first interface libpcap finds.
+    pub interfaces: Vec<String>,
+    /// `-Q`, for interface hooks.
+    pub direction: DirectionFilter,
+    /// Not `-p`: interfaces in promiscuous mode while capturing.
+    pub promiscuous: bool,
+    /// `--stack`: record each packet's kernel stack (tracing hooks).
+    pub stack: bool,
+    /// The expression (compiled once the hooks are known).
+    pub filter: String,
+    pub snaplen: u32,
+    /// `--tc-pull`: bytes made linear before the TC filter runs.
+    pub tc_pull: u32,
+    pub buffers: Buffers,
+    /// `-v`: counters, hook details on each line, filter sizes.
+    pub verbose: bool,
+    pub output: Output,
+    pub count: Option<u64>,
+    /// `-U` or `-l`: each packet goes out as soon as it is written.
+    pub flush_each_packet: bool,
+}
+
+/// Where a capture's filter runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// XDP on each interface: received packets only.
+    Xdp(XdpMode),
+    /// TC (TCX or clsact) on each interface, ingress and egress.
+    Tc,
+    /// A tracepoint (`kfree_skb`, `skb:consume_skb`, ...).
+    Tracepoint(String),
+    /// A kernel function's entry, on its `struct sk_buff *` argument (the
+    /// first, or number `arg`).
+    Fentry {
+        function: String,
+        arg: Option<usize>,
+    },
+}
+
+impl Hook {
+    /// XDP and TC run on interfaces; the others see every interface.
+    pub fn on_interfaces(&self) -> bool {
+        matches!(self, Hook::Xdp(_) | Hook::Tc)
+    }
+}
+
+impl Capture {
+    /// Whether the capture is at interface hooks (else at tracing hooks).
+    pub fn on_interfaces(&self) -> bool {
+        self.hooks.iter().any(Hook::on_interfaces)
+    }
+}
+
+/// The per-CPU buffers between the programs and the readers, and when
+/// the readers wake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buffers {
+    /// Pages per CPU buffer (a power of two, checked by `capture`).
+    pub pages: usize,
+    pub wakeup: Wakeup,
+    /// How long a reader waits for more packets after its last ones.
+    pub poll_ms: i32,
+}
+
+/// Any tracing flag asks for a tracing capture.
+pub(super) fn tracing_asked(t: &TraceArgs) -> bool {
+    !t.trace.is_empty() || t.fentry.is_some() || t.xdp_hook.is_some() || t.stack
+}
+
+/// `--trace`, `--fentry`, `--xdp-hook`, `--stack`.
+pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
+    let t = &args.trace;
+    if let Some(prog) = &t.xdp_hook {
+        bail!("--xdp-hook {prog}: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented");
+    }
+    let live = &args.live;
+    if !live.interfaces.is_empty() || live.xdp || live.tc {
+        bail!("-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface");
+    }
+    let Filter::Expression(expression) = filter else {
+        bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
+    };
+    let hooks = tracing_hooks(t)?;
+    let snaplen = snaplen(args.snaplen.as_deref())?;
+    Ok(capture(args, hooks, expression, snaplen))
+}
+
+/// The tracepoints (empty names left out), then the `--fentry` function.
+fn tracing_hooks(t: &TraceArgs) -> Result<Vec<Hook>> {
+    let mut hooks: Vec<Hook> = t
+        .trace
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Hook::Tracepoint(s.clone()))
+        .collect();
+    if let Some(f) = &t.fentry {
+        hooks.push(fentry(f)?);
+    }
+    Ok(hooks)
+}
+
+/// `--fentry FUNC` or `FUNC:N`.
+fn fentry(text: &str) -> Result<Hook> {
+    let (function, arg) = match text.split_once(':') {
+        Some((function, n)) => match n.parse::<usize>() {
+            Ok(n) => (function, Some(n)),
+            Err(_) => bail!("--fentry {text}: the argument position must be a number (FUNC:N)"),
+        },
+        None => (text, None),
+    };
+    if function.is_empty() {
+        bail!("--fentry needs a function name");
+    }
+    Ok(Hook::Fentry {
+        function: function.to_owned(),
+        arg,
+    })
+}
+
+/// XDP or TC on interfaces.
+pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
+    let Filter::Expression(expression) = filter else {
+        bail!("--raw-cbpf does not apply to live capture: give an expression");
+    };
+    let snaplen = snaplen(args.snaplen.as_deref())?;
+    let live = &args.live;
+    // The capture library refuses it too, but only once it has checked
+    // privileges and interfaces: a flag error comes first.
+    if live.xdp && direction(live) != DirectionFilter::In {
+        bail!("XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout");
+    }
+    let hook = match live.xdp {
+        true => Hook::Xdp(xdp_mode(live.xdp_mode)),
+        false => Hook::Tc,
+    };
+    Ok(capture(args, vec![hook], expression, snaplen))
+}
+
+/// What live and tracing captures share.
+fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Capture {
+    let live = &args.live;
+    let flush_each_packet = live.packet_buffered || args.print.line_buffered;
+    Capture {
+        hooks,
+        interfaces: live.interfaces.clone(),
+        direction: direction(live),
+        promiscuous: !live.no_promiscuous,
+        stack: args.trace.stack,
+        filter,
+        snaplen,
+        tc_pull: live.tc_pull,
+        buffers: buffers(live, args.write.is_some(), flush_each_packet),
+        verbose: live.verbose > 0,
+        output: output(args),
+        count: args.count,
+        flush_each_packet,
+    }
+}
+
+/// `-Q`; by default what the hook sees: received packets at XDP, both
+/// directions at TC.
+fn direction(live: &LiveArgs) -> DirectionFilter {
+    match live.direction {
+        Some(DirectionArg::In) => DirectionFilter::In,
+        Some(DirectionArg::Out) => DirectionFilter::Out,
+        Some(DirectionArg::Inout) => DirectionFilter::InOut,
+        None if live.xdp => DirectionFilter::In,
+        None => DirectionFilter::InOut,
+    }
+}
+
+fn xdp_mode(arg: Option<XdpModeArg>) -> XdpMode {
+    match arg {
+        None => XdpMode::Auto,
+        Some(XdpModeArg::Native) => XdpMode::Native,
+        Some(XdpModeArg::Generic) => XdpMode::Generic,
+    }
+}
+
+/// The buffers: `-B` KiB rounded up to a power of two pages, or
+/// `--buffer-pages`.
+///
+/// When the kernel wakes a reader: each wakeup is an irq_work in the
+/// program that writes the record (a self-IPI: about 7 us on the build
+/// machine, a VM, against about 0.3 us for the record itself), so by
+/// default the readers are woken each time a quarter of their buffer has
+/// been written, otherwise look again after `poll_ms`, and once idle are
+/// woken by the first packet; `-U` asks for every packet at once.
+///
+/// How long a reader waits for more packets after its last ones, before
+/// handing them over: 1 s when they go to a file (`-w` without `-U`), as
+/// tcpdump's buffer timeout; 50 ms when they are printed. (A ring buffer's
+/// reader that found nothing sleeps until the next packet, which it reads
+/// at once; perf buffers, for tracing, have no such wakeup and are polled.)
+fn buffers(live: &LiveArgs, writes_file: bool, flush_each_packet: bool) -> Buffers {
+    let page = capture::perf::page_size();
+    let pages = match live.buffer_kib {
+        Some(kib) => (kib as usize * 1024).div_ceil(page).next_power_of_two(),
+        None => live.buffer_pages,
+    };
+    let wakeup = match (live.wakeup, live.packet_buffered || live.immediate_mode) {
+        (Some(n), _) => Wakeup::Events(n.max(1)),
+        (None, true) => Wakeup::Events(1),
+        (None, false) => {
+            let ring = pages.saturating_mul(page);
+            Wakeup::Bytes((ring / 4).clamp(1, u32::MAX as usize) as u32)
+        }
+    };
+    let poll_ms = if writes_file && !flush_each_packet {
+        1000
+    } else {
+        50
+    };
+    Buffers {
+        pages,
+        wakeup,
+        poll_ms,
+    }
+}

@@ -1,0 +1,593 @@
+//! The plan for command lines, without privileges: which job wins, what
+//! each cross-flag check refuses (with the message users see), and what
+//! the defaults become.
+
+use capture::{DirectionFilter, Wakeup, XdpMode};
+use cbpf2ebpf::Mode;
+use clap::Parser;
+
+use super::*;
+use crate::print::{Dump, DumpKind, Stamps, Style};
+
+/// The plan for `xcap ARGS...`, or its error message.
+fn plan_of(args: &[&str]) -> Result<Plan, String> {
+    let cli = Cli::try_parse_from(std::iter::once("xcap").chain(args.iter().copied()))
+        .map_err(|e| format!("usage: {e}"))?;
+    plan(&cli).map_err(|e| format!("{e:#}"))
+}
+
+fn error_of(args: &[&str]) -> String {
+    match plan_of(args) {
+        Ok(p) => panic!("{args:?} gave a plan: {p:?}"),
+        Err(e) => e,
+    }
+}
+
+fn capture_of(args: &[&str]) -> Capture {
+    match plan_of(args) {
+        Ok(Plan::Capture(c)) => c,
+        other => panic!("{args:?}: not a capture: {other:?}"),
+    }
+}
+
+/// A file the test owns, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("xcap-plan-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `ld #1; ret a` as `tcpdump -ddd` prints it.
+fn raw_program() -> TempFile {
+    TempFile::new("raw", "2\n0 0 0 1\n22 0 0 0\n")
+}
+
+#[test]
+fn the_interface_list_wins_over_every_other_flag() {
+    for args in [
+        &["-D"][..],
+        &["-D", "-d", "ip"],
+        &["-D", "--trace", "kfree_skb", "-i", "lo"],
+        &["-D", "-r", "/nonexistent", "--hook", "xdp"],
+        &["-D", "-F", "/nonexistent"],
+    ] {
+        assert_eq!(plan_of(args), Ok(Plan::ListInterfaces), "{args:?}");
+    }
+}
+
+#[test]
+fn the_filter_is_read_before_any_flag_is_checked() {
+    for args in [
+        &["-F", "/nonexistent", "-i", "lo"][..],
+        &[
+            "--raw-cbpf",
+            "/nonexistent",
+            "--trace",
+            "kfree_skb",
+            "-i",
+            "lo",
+        ],
+        &["-F", "/nonexistent", "-r", "f.pcap", "--hook", "xdp"],
+        &["-F", "/nonexistent", "-d", "-y", "NOPE"],
+    ] {
+        assert_eq!(
+            error_of(args),
+            "can't open /nonexistent: No such file or directory",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_file_replaces_the_words_and_loses_its_comments() {
+    let f = TempFile::new("filter", "tcp # web\nport 80");
+    let Ok(Plan::ShowProgram(p)) = plan_of(&["-d", "-F", f.path(), "ignored", "words"]) else {
+        panic!("not a listing");
+    };
+    assert_eq!(p.filter, Filter::Expression("tcp      \nport 80".into()));
+}
+
+#[test]
+fn reading_a_file_ignores_capture_flags() {
+    // Capture flags are ignored with -r, as they always were.
+    for args in [
+        &["-r", "in.pcap", "ip"][..],
+        &["-r", "in.pcap", "-i", "lo", "ip"],
+        &["-r", "in.pcap", "--xdp", "-Q", "out", "ip"],
+        &["-r", "in.pcap", "--trace", "kfree_skb", "ip"],
+        &["-r", "in.pcap", "-y", "NOPE", "-s", "-1", "ip"],
+    ] {
+        let Ok(Plan::ReadFile(r)) = plan_of(args) else {
+            panic!("{args:?}: not a file read");
+        };
+        assert_eq!(r.path, "in.pcap");
+        assert_eq!(r.filter, Filter::Expression("ip".into()));
+        assert_eq!(r.engine, Engine::KernelOrVm);
+        assert_eq!(r.translation.hook, FilterHook::Offline);
+    }
+}
+
+#[test]
+fn hook_does_not_apply_to_a_file_except_in_its_ebpf_listing() {
+    let refused = "--hook does not apply to -r: a file is filtered with offline semantics";
+    assert_eq!(error_of(&["-r", "in.pcap", "--hook", "xdp", "ip"]), refused);
+    assert_eq!(
+        error_of(&["-r", "in.pcap", "-dd", "--hook", "xdp"]),
+        refused
+    );
+    let Ok(Plan::ShowProgram(p)) = plan_of(&["-r", "in.pcap", "--ebpf", "--hook", "xdp"]) else {
+        panic!("not a listing");
+    };
+    assert_eq!(p.compile_for, CompileFor::File("in.pcap".into()));
+    let Listing::Ebpf { options, hook, .. } = p.listing else {
+        panic!("not an eBPF listing");
+    };
+    assert_eq!((options.hook, hook.as_str()), (FilterHook::Xdp, "xdp"));
+}
+
+#[test]
+fn a_file_read_takes_its_engine_and_translation_flags() {
+    let Ok(Plan::ReadFile(r)) = plan_of(&[
+        "-r",
+        "in.pcap",
+        "--engine",
+        "libpcap",
+        "--mode",
+        "skb",
+        "--max-loop-iterations",
+        "4",
+        "-c",
+        "3",
+        "-l",
+    ]) else {
+        panic!("not a file read");
+    };
+    assert_eq!(r.engine, Engine::Libpcap);
+    assert_eq!(r.translation.mode, Mode::Skb);
+    assert_eq!(r.translation.max_loop_iterations, 4);
+    assert_eq!(r.count, Some(3));
+    assert!(r.flush_each_packet, "-l flushes each line");
+    let Ok(Plan::ReadFile(r)) = plan_of(&["-r", "in.pcap", "-U", "-l", "-w", "out.pcap"]) else {
+        panic!("not a file read");
+    };
+    assert!(!r.flush_each_packet, "-U and -l do not flush -r's savefile");
+}
+
+#[test]
+fn listings_win_over_capture_flags() {
+    for args in [
+        &["-d", "-i", "lo", "ip"][..],
+        &["-d", "--xdp", "-Q", "out", "ip"],
+        &["--ebpf", "--trace", "kfree_skb", "ip"],
+        &["-ddd", "--xdp-hook", "1", "ip"],
+    ] {
+        assert!(
+            matches!(plan_of(args), Ok(Plan::ShowProgram(_))),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_listing_compiles_for_the_link_type_then_the_snap_length() {
+    let Ok(Plan::ShowProgram(p)) = plan_of(&["-dd", "-y", "RAW", "-s", "0", "ip"]) else {
+        panic!("not a listing");
+    };
+    let raw = libpcap::linktype_from_name("RAW").unwrap();
+    assert_eq!(
+        p.compile_for,
+        CompileFor::LinkType {
+            linktype: raw,
+            snaplen: 262_144
+        }
+    );
+    assert_eq!(p.listing, Listing::Cbpf(2));
+    assert_eq!(
+        error_of(&["-d", "-y", "NOPE", "-s", "-1", "ip"]),
+        "invalid data link type NOPE"
+    );
+    for bad in ["-1", "262145", "abc"] {
+        assert_eq!(
+            error_of(&["-d", "-s", bad, "ip"]),
+            format!("invalid snaplen {bad} (must be >= 0 and <= 262144)")
+        );
+    }
+}
+
+#[test]
+fn an_ebpf_listing_names_its_mode_and_hook_as_the_flags_do() {
+    let Ok(Plan::ShowProgram(p)) = plan_of(&["--ebpf", "--mode", "skb", "--hook", "tc-egress"])
+    else {
+        panic!("not a listing");
+    };
+    let Listing::Ebpf {
+        options,
+        mode,
+        hook,
+    } = p.listing
+    else {
+        panic!("not an eBPF listing");
+    };
+    assert_eq!((mode.as_str(), hook.as_str()), ("skb", "tc-egress"));
+    assert_eq!(
+        (options.mode, options.hook),
+        (Mode::Skb, FilterHook::TcEgress)
+    );
+}
+
+#[test]
+fn live_capture_takes_an_expression_only() {
+    let raw = raw_program();
+    assert_eq!(
+        error_of(&["--raw-cbpf", raw.path(), "-i", "lo"]),
+        "--raw-cbpf does not apply to live capture: give an expression"
+    );
+    // The raw program is checked before the snap length.
+    assert_eq!(
+        error_of(&["--raw-cbpf", raw.path(), "-s", "-1"]),
+        "--raw-cbpf does not apply to live capture: give an expression"
+    );
+    assert_eq!(
+        error_of(&["-i", "lo", "-s", "999999", "udp"]),
+        "invalid snaplen 999999 (must be >= 0 and <= 262144)"
+    );
+}
+
+#[test]
+fn live_capture_is_at_tc_in_both_directions_unless_xdp_is_asked() {
+    let c = capture_of(&["-i", "lo", "-i", "veth0", "udp", "port", "53"]);
+    assert_eq!(c.hooks, [Hook::Tc]);
+    assert!(c.on_interfaces());
+    assert_eq!(c.interfaces, ["lo", "veth0"]);
+    assert_eq!(c.direction, DirectionFilter::InOut);
+    assert_eq!(c.filter, "udp port 53");
+    assert!(c.promiscuous);
+    let c = capture_of(&["--xdp", "-p", "udp"]);
+    assert_eq!(c.hooks, [Hook::Xdp(XdpMode::Auto)]);
+    assert!(c.interfaces.is_empty(), "libpcap's default, found at run");
+    assert_eq!(c.direction, DirectionFilter::In);
+    assert!(!c.promiscuous);
+    let c = capture_of(&["--xdp", "--xdp-mode", "generic", "udp"]);
+    assert_eq!(c.hooks, [Hook::Xdp(XdpMode::Generic)]);
+    assert_eq!(
+        capture_of(&["--tc", "-Q", "out", "udp"]).direction,
+        DirectionFilter::Out
+    );
+}
+
+#[test]
+fn xdp_sees_received_packets_only() {
+    let refused = "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout";
+    for q in ["out", "inout"] {
+        assert_eq!(error_of(&["-i", "lo", "--xdp", "-Q", q, "udp"]), refused);
+        // Before any interface or privilege is looked at.
+        assert_eq!(
+            error_of(&["-i", "nosuch0", "--xdp", "-Q", q, "udp"]),
+            refused
+        );
+    }
+    // After the snap length.
+    assert_eq!(
+        error_of(&["--xdp", "-Q", "out", "-s", "-1", "udp"]),
+        "invalid snaplen -1 (must be >= 0 and <= 262144)"
+    );
+    let c = capture_of(&["-i", "lo", "--xdp", "-Q", "in", "udp"]);
+    assert_eq!(c.direction, DirectionFilter::In);
+}
+
+#[test]
+fn tracing_refuses_interfaces_and_interface_hooks() {
+    let refused =
+        "-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface";
+    for args in [
+        &["--trace", "kfree_skb", "-i", "lo", "udp"][..],
+        &["--trace", "kfree_skb", "--xdp", "udp"],
+        &["--fentry", "ip_rcv", "--tc", "udp"],
+        &["--stack", "-i", "lo", "udp"],
+    ] {
+        assert_eq!(error_of(args), refused, "{args:?}");
+    }
+}
+
+#[test]
+fn hooking_an_xdp_program_is_refused_before_anything_else() {
+    let raw = raw_program();
+    assert_eq!(
+        error_of(&["--xdp-hook", "1", "-i", "lo", "--raw-cbpf", raw.path()]),
+        "--xdp-hook 1: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented"
+    );
+}
+
+#[test]
+fn tracing_takes_an_expression_only() {
+    let raw = raw_program();
+    assert_eq!(
+        error_of(&["--trace", "kfree_skb", "--raw-cbpf", raw.path()]),
+        "--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"
+    );
+}
+
+#[test]
+fn tracepoints_split_at_commas_and_come_before_the_fentry_function() {
+    let c = capture_of(&[
+        "--fentry",
+        "ip_rcv:0",
+        "--trace",
+        "kfree_skb,,skb:consume_skb",
+        "--trace",
+        "net_dev_xmit",
+        "udp",
+    ]);
+    assert_eq!(
+        c.hooks,
+        [
+            Hook::Tracepoint("kfree_skb".into()),
+            Hook::Tracepoint("skb:consume_skb".into()),
+            Hook::Tracepoint("net_dev_xmit".into()),
+            Hook::Fentry {
+                function: "ip_rcv".into(),
+                arg: Some(0)
+            },
+        ]
+    );
+    assert!(!c.on_interfaces());
+    let c = capture_of(&["--fentry", "tcp_v4_rcv", "udp"]);
+    assert_eq!(
+        c.hooks,
+        [Hook::Fentry {
+            function: "tcp_v4_rcv".into(),
+            arg: None
+        }]
+    );
+}
+
+#[test]
+fn fentry_needs_a_function_and_a_numbered_argument() {
+    assert_eq!(
+        error_of(&["--fentry", "ip_rcv:x", "udp"]),
+        "--fentry ip_rcv:x: the argument position must be a number (FUNC:N)"
+    );
+    assert_eq!(
+        error_of(&["--fentry", "ip_rcv:", "udp"]),
+        "--fentry ip_rcv:: the argument position must be a number (FUNC:N)"
+    );
+    for f in [":1", ""] {
+        assert_eq!(
+            error_of(&["--fentry", f, "udp"]),
+            "--fentry needs a function name"
+        );
+    }
+    // The hooks are checked before the snap length.
+    assert_eq!(
+        error_of(&["--fentry", ":1", "-s", "-1", "udp"]),
+        "--fentry needs a function name"
+    );
+}
+
+#[test]
+fn the_stack_alone_asks_for_tracing_with_no_hook() {
+    // The capture library then says that no tracing hook was given.
+    let c = capture_of(&["--stack", "udp"]);
+    assert!(c.hooks.is_empty());
+    assert!(c.stack);
+    assert!(!c.on_interfaces());
+    assert!(capture_of(&["--trace", "", "udp"]).hooks.is_empty());
+}
+
+#[test]
+fn readers_wake_per_quarter_buffer_unless_each_packet_must_go_out() {
+    let page = capture::perf::page_size();
+    let c = capture_of(&["-i", "lo", "udp"]);
+    assert_eq!(c.buffers.pages, 512);
+    assert_eq!(c.buffers.wakeup, Wakeup::Bytes((512 * page / 4) as u32));
+    assert_eq!(c.buffers.poll_ms, 50);
+    for flag in ["-U", "--immediate-mode"] {
+        assert_eq!(
+            capture_of(&["-i", "lo", flag, "udp"]).buffers.wakeup,
+            Wakeup::Events(1),
+            "{flag}"
+        );
+    }
+    assert_eq!(
+        capture_of(&["-i", "lo", "-U", "--wakeup", "0", "udp"])
+            .buffers
+            .wakeup,
+        Wakeup::Events(1)
+    );
+    assert_eq!(
+        capture_of(&["-i", "lo", "--wakeup", "64", "udp"])
+            .buffers
+            .wakeup,
+        Wakeup::Events(64)
+    );
+}
+
+#[test]
+fn a_file_is_written_a_second_at_a_time_unless_u_or_l() {
+    assert_eq!(
+        capture_of(&["-i", "lo", "-w", "x.pcap", "udp"])
+            .buffers
+            .poll_ms,
+        1000
+    );
+    for flag in ["-U", "-l"] {
+        let c = capture_of(&["-i", "lo", "-w", "x.pcap", flag, "udp"]);
+        assert_eq!(c.buffers.poll_ms, 50, "{flag}");
+        assert!(c.flush_each_packet, "{flag}");
+    }
+    let c = capture_of(&["--trace", "kfree_skb", "-w", "x.pcapng", "udp"]);
+    assert_eq!(c.buffers.poll_ms, 1000, "tracing too");
+}
+
+#[test]
+fn buffer_kib_round_up_to_a_power_of_two_pages_over_buffer_pages() {
+    let page = capture::perf::page_size();
+    let c = capture_of(&["-i", "lo", "-B", "1", "--buffer-pages", "64", "udp"]);
+    assert_eq!(
+        c.buffers.pages,
+        1024usize.div_ceil(page).next_power_of_two()
+    );
+    let kib = (3 * page / 1024) as u32;
+    let c = capture_of(&["-i", "lo", "-B", &kib.to_string(), "udp"]);
+    assert_eq!(c.buffers.pages, 4);
+    assert_eq!(
+        capture_of(&["--trace", "kfree_skb", "--perf-pages", "8", "udp"])
+            .buffers
+            .pages,
+        8
+    );
+}
+
+#[test]
+fn pcapng_is_asked_by_its_flag_or_the_file_name() {
+    let output = |args: &[&str]| capture_of(args).output;
+    assert_eq!(
+        output(&["-i", "lo", "-w", "x.pcap", "udp"]),
+        Output::File {
+            path: "x.pcap".into(),
+            pcapng: false
+        }
+    );
+    assert_eq!(
+        output(&["-i", "lo", "-w", "x.pcapng", "udp"]),
+        Output::File {
+            path: "x.pcapng".into(),
+            pcapng: true
+        }
+    );
+    assert_eq!(
+        output(&["-i", "lo", "-w", "-", "--pcapng", "udp"]),
+        Output::File {
+            path: "-".into(),
+            pcapng: true
+        }
+    );
+}
+
+#[test]
+fn printing_flags_make_one_style() {
+    let style = |args: &[&str]| match capture_of(args).output {
+        Output::Text(s) => s,
+        other => panic!("{args:?}: not text: {other:?}"),
+    };
+    assert_eq!(style(&["-i", "lo", "udp"]), Style::default());
+    let s = style(&["-i", "lo", "-tttt", "-e", "-q", "-xx", "udp"]);
+    assert_eq!(s.stamps, Stamps::DateTime);
+    assert!(s.link_header && s.quiet);
+    assert_eq!(
+        s.dump,
+        Some(Dump {
+            kind: DumpKind::Hex,
+            from_link_header: true
+        })
+    );
+    for (t, stamps) in [
+        ("-t", Stamps::None),
+        ("-tt", Stamps::Epoch),
+        ("-ttt", Stamps::SincePrevious),
+        ("-ttttt", Stamps::SinceFirst),
+        ("-tttttt", Stamps::SinceFirst),
+    ] {
+        assert_eq!(style(&["-i", "lo", t, "udp"]).stamps, stamps, "{t}");
+    }
+}
+
+#[test]
+fn one_dump_is_printed_hex_and_ascii_over_hex_over_ascii() {
+    let dump = |args: &[&str]| match capture_of(args).output {
+        Output::Text(s) => s.dump,
+        other => panic!("{args:?}: not text: {other:?}"),
+    };
+    let d = |kind, from_link_header| {
+        Some(Dump {
+            kind,
+            from_link_header,
+        })
+    };
+    assert_eq!(
+        dump(&["-i", "lo", "-A", "-x", "-X", "udp"]),
+        d(DumpKind::HexAscii, false)
+    );
+    assert_eq!(
+        dump(&["-i", "lo", "-AA", "-x", "udp"]),
+        d(DumpKind::Hex, false)
+    );
+    assert_eq!(dump(&["-i", "lo", "-AA", "udp"]), d(DumpKind::Ascii, true));
+}
+
+#[test]
+fn a_filter_object_checks_invert_then_name_then_link_type_then_snap_length() {
+    assert_eq!(
+        error_of(&["compile", "icmp", "-o", "-", "--invert", "--name", "f", "-y", "NOPE"]),
+        "--invert needs --program xdp or tc"
+    );
+    assert_eq!(
+        error_of(&[
+            "compile",
+            "icmp",
+            "-o",
+            "-",
+            "--program",
+            "tc",
+            "--name",
+            "f",
+            "-y",
+            "NOPE"
+        ]),
+        "--name applies to function objects (--program none)"
+    );
+    assert_eq!(
+        error_of(&["compile", "icmp", "-o", "-", "-y", "NOPE", "-s", "-1"]),
+        "invalid data link type NOPE"
+    );
+    assert_eq!(
+        error_of(&["compile", "icmp", "-o", "-", "-s", "-1"]),
+        "invalid snaplen -1 (must be >= 0 and <= 262144)"
+    );
+}
+
+#[test]
+fn a_filter_object_runs_where_its_program_does_unless_told() {
+    let object = |args: &[&str]| match plan_of(args) {
+        Ok(Plan::WriteObject(w)) => w,
+        other => panic!("{args:?}: not an object: {other:?}"),
+    };
+    let w = object(&["compile", "tcp", "port", "80", "-o", "f.o"]);
+    assert_eq!(w.expression, "tcp port 80");
+    assert_eq!(w.program, None);
+    assert_eq!(w.options.hook, FilterHook::None);
+    assert_eq!(w.function_name, "xcap_filter");
+    assert_eq!(w.output, "f.o");
+    let w = object(&["compile", "icmp", "-o", "-", "--program", "xdp", "--invert"]);
+    assert_eq!((w.program, w.invert), (Some(ProgramKind::Xdp), true));
+    assert_eq!(w.options.hook, FilterHook::Xdp);
+    let w = object(&["compile", "icmp", "-o", "-", "--program", "tc"]);
+    assert_eq!(w.options.hook, FilterHook::TcIngress);
+    let w = object(&[
+        "compile", "icmp", "-o", "-", "--hook", "socket", "--mode", "skb",
+    ]);
+    assert_eq!(
+        (w.options.hook, w.options.mode),
+        (FilterHook::Socket, Mode::Skb)
+    );
+    let w = object(&["compile", "icmp", "-o", "-", "-s", "0", "-y", "RAW"]);
+    assert_eq!(w.options.snaplen, 262_144);
+    assert_eq!(
+        w.options.linktype,
+        libpcap::linktype_from_name("RAW").unwrap()
+    );
+}

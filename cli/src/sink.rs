@@ -1,0 +1,166 @@
+//! Where packets go: a line each on stdout ([`Printer`]), or a capture
+//! file (`-w`), opened once; and, at the end of a capture, tcpdump's
+//! counters and the first write error.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Stdout, Write};
+
+use anyhow::{anyhow, Result};
+use capture::savefile::Writer;
+use capture::trace::TraceWriter;
+use capture::Stats;
+
+use crate::out::io_message;
+use crate::plan::Output;
+use crate::print::{Clock, Line, Style};
+
+/// The bytes of a `-w` file: the file, or stdout for '-'.
+pub type Stream = BufWriter<Box<dyn Write>>;
+
+/// Where one run's packets go.
+pub enum Sink<F> {
+    Text(Printer),
+    /// A capture file, its header written.
+    File(F),
+}
+
+/// A capture file writer (pcap or pcapng for live capture, pcapng for
+/// tracing); all the sink does with it besides writing is flushing.
+pub trait RecordFile {
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> RecordFile for Writer<W> {
+    fn flush(&mut self) -> io::Result<()> {
+        Writer::flush(self)
+    }
+}
+
+impl<W: Write> RecordFile for TraceWriter<W> {
+    fn flush(&mut self) -> io::Result<()> {
+        TraceWriter::flush(self)
+    }
+}
+
+impl<F: RecordFile> Sink<F> {
+    /// The printer, or `-w`'s file: created, handed to `open_file` for its
+    /// header (which names what was attached, so a capture opens it once
+    /// attached), and flushed, so that readers of `-w -` (`tcpdump -r -`)
+    /// start on the header.
+    pub fn open(output: &Output, open_file: impl FnOnce(Stream) -> io::Result<F>) -> Result<Self> {
+        let path = match output {
+            Output::Text(style) => return Ok(Sink::Text(Printer::new(*style))),
+            Output::File { path, .. } => path,
+        };
+        let failed = |e: io::Error| anyhow!("{path}: {}", io_message(&e));
+        let mut file = open_file(create(path).map_err(failed)?).map_err(failed)?;
+        file.flush().map_err(failed)?;
+        Ok(Sink::File(file))
+    }
+
+    /// Everything written so far out of our buffers.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Text(printer) => printer.flush(),
+            Sink::File(file) => file.flush(),
+        }
+    }
+
+    /// At the end: everything out. Text interrupted by a signal first
+    /// gets a newline, as tcpdump's, in case a line was cut short (the
+    /// counters then follow on stderr).
+    pub fn finish(&mut self, interrupted: bool) -> io::Result<()> {
+        if let (Sink::Text(printer), true) = (&mut *self, interrupted) {
+            printer.out.write_all(b"\n")?;
+        }
+        self.flush()
+    }
+
+    /// After each batch: text goes out a batch at a time; a file's writer
+    /// flushes as its buffer fills.
+    pub fn end_batch(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Text(printer) => printer.flush(),
+            Sink::File(_) => Ok(()),
+        }
+    }
+}
+
+/// `-w PATH` created, or stdout for '-'.
+fn create(path: &str) -> io::Result<Stream> {
+    let out: Box<dyn Write> = if path == "-" {
+        Box::new(io::stdout())
+    } else {
+        Box::new(File::create(path)?)
+    };
+    Ok(BufWriter::new(out))
+}
+
+/// Prints packets' lines on stdout, in the run's [`Style`].
+pub struct Printer {
+    out: BufWriter<Stdout>,
+    style: Style,
+    clock: Clock,
+}
+
+impl Printer {
+    pub fn new(style: Style) -> Self {
+        Printer {
+            out: BufWriter::new(io::stdout()),
+            style,
+            clock: Clock::default(),
+        }
+    }
+
+    pub fn print(&mut self, line: &Line) -> io::Result<()> {
+        let text = line.render(&self.style, &mut self.clock);
+        self.out.write_all(text.as_bytes())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// tcpdump's three counters on stderr; with `-v`, the raw counters too
+/// (`seen` names what the programs ran on).
+pub fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: &str) {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    // Packets lost to a full ring are counted by the program (failed
+    // output) and, for perf buffers, by perf when it gets to: take the
+    // larger.
+    let dropped = stats.output_errors.max(stats.perf_lost);
+    eprintln!("{captured} packet{} captured", plural(captured));
+    eprintln!(
+        "{} packet{} received by filter",
+        stats.matched,
+        plural(stats.matched)
+    );
+    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
+    if verbose {
+        eprintln!(
+            "xcap: {} {seen} seen by the programs, {} not written to a full buffer{}",
+            stats.seen,
+            stats.output_errors,
+            if stats.perf_lost > 0 {
+                format!(", {} reported lost by perf", stats.perf_lost)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// Reports a write error on stderr and says whether it fails the run. A
+/// closed pipe does not: the reader (`| head`) simply stopped, as with
+/// tcpdump.
+pub fn report_write_error(error: Option<io::Error>, path: Option<&str>) -> bool {
+    match error {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            let path = path.unwrap_or("stdout");
+            eprintln!("xcap: {path}: {}", io_message(&e));
+            true
+        }
+        _ => false,
+    }
+}

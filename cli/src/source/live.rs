@@ -1,0 +1,262 @@
+//! Live capture at XDP or TC on interfaces (`capture::Capture`): the
+//! filter runs in the kernel and only matching packets reach user space.
+//! Lines as tcpdump's (the interface and direction first when there are
+//! several interfaces); files pcap, or pcapng with one interface block
+//! per (interface, hook). An interface that disappears ends the capture.
+
+use std::io;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use capture::savefile::{Format, InterfaceDesc, Writer};
+use capture::{Capture, Config, Direction, HookKind, HookPoint, Packet, Stats, Waker};
+
+use crate::link::Link;
+use crate::plan::{self, Hook};
+use crate::print::Line;
+use crate::sink::Stream;
+use crate::source::Source;
+
+/// How often the consumer looks for a vanished interface.
+const VANISHED_CHECK: Duration = Duration::from_millis(200);
+
+/// The capture library's configuration for the plan; with no `-i`, the
+/// first interface libpcap finds.
+pub fn config(plan: &plan::Capture) -> Result<Config> {
+    let xdp = plan.hooks.iter().find_map(|h| match h {
+        Hook::Xdp(mode) => Some(*mode),
+        _ => None,
+    });
+    Ok(Config {
+        interfaces: interfaces(plan)?,
+        hook: if xdp.is_some() {
+            HookKind::Xdp
+        } else {
+            HookKind::Tc
+        },
+        direction: plan.direction,
+        snaplen: plan.snaplen,
+        expression: plan.filter.clone(),
+        xdp_mode: xdp.unwrap_or_default(),
+        ring_pages: plan.buffers.pages,
+        wakeup: plan.buffers.wakeup,
+        poll_ms: plan.buffers.poll_ms,
+        promiscuous: plan.promiscuous,
+        tc_pull: plan.tc_pull,
+        // Only -v prints it, and counting costs on every packet.
+        count_seen: plan.verbose,
+        ..Config::default()
+    })
+}
+
+fn interfaces(plan: &plan::Capture) -> Result<Vec<String>> {
+    if !plan.interfaces.is_empty() {
+        return Ok(plan.interfaces.clone());
+    }
+    match pcap::Device::lookup() {
+        Ok(Some(d)) => Ok(vec![d.name]),
+        _ => bail!("no suitable device found"),
+    }
+}
+
+/// A live capture, attached.
+pub struct Live {
+    cap: Capture,
+    names: Vec<String>,
+    filter: String,
+    snaplen: u32,
+    pcapng: bool,
+    verbose: bool,
+    /// The interface that disappeared (the capture then detached).
+    vanished: Option<String>,
+    last_check: Instant,
+}
+
+impl Live {
+    /// Loads and attaches the capture programs.
+    pub fn start(config: &Config, plan: &plan::Capture) -> Result<Live> {
+        let cap = Capture::start(config).map_err(|e| anyhow!("{e}"))?;
+        Ok(Live {
+            names: cap.interfaces().iter().map(|i| i.name.clone()).collect(),
+            cap,
+            filter: plan.filter.clone(),
+            snaplen: plan.snaplen,
+            pcapng: matches!(plan.output, plan::Output::File { pcapng: true, .. }),
+            verbose: plan.verbose,
+            vanished: None,
+            last_check: Instant::now(),
+        })
+    }
+
+    /// tcpdump prints the interface and direction on its `-i any` lines.
+    fn names_interfaces(&self) -> bool {
+        self.cap.interfaces().len() > 1 || self.cap.captures_any()
+    }
+}
+
+impl Source for Live {
+    type Packet = Packet;
+    type File = Writer<Stream>;
+
+    const SEEN: &'static str = "packets";
+    const NEWLINE_ON_SIGNAL: bool = true;
+
+    fn waker(&self) -> Waker {
+        self.cap.waker()
+    }
+
+    fn open_file(&self, stream: Stream) -> io::Result<Self::File> {
+        let format = if self.pcapng {
+            Format::Pcapng
+        } else {
+            Format::Pcap
+        };
+        let descs = interface_descs(&self.cap);
+        Writer::new(stream, format, self.snaplen, &self.filter, descs)
+    }
+
+    fn announce(&self) {
+        let skipped = self.cap.skipped_interfaces();
+        if !skipped.is_empty() {
+            let names: Vec<String> = skipped
+                .iter()
+                .map(|(n, t)| format!("{n} (ARPHRD {t})"))
+                .collect();
+            eprintln!(
+                "xcap: -i any: not capturing on {}: xcap captures interfaces with an Ethernet header only",
+                names.join(", ")
+            );
+        }
+        for i in self.cap.interfaces() {
+            eprintln!(
+                "xcap: listening on {} ({}), link-type EN10MB (Ethernet), snapshot length {} bytes",
+                i.name,
+                i.attached.join(", "),
+                self.snaplen
+            );
+        }
+        if self.verbose {
+            announce_filter(&self.cap, &self.filter);
+        }
+    }
+
+    /// Detaches when an interface has gone and nothing is captured any
+    /// more.
+    fn tick(&mut self) {
+        if self.last_check.elapsed() < VANISHED_CHECK {
+            return;
+        }
+        self.last_check = Instant::now();
+        if self.vanished.is_none() && !self.cap.captures_any() {
+            if let Some(name) = self.cap.vanished_interface() {
+                self.vanished = Some(name.to_owned());
+                self.cap.detach();
+            }
+        }
+    }
+
+    fn recv(&self, timeout: Duration) -> Result<Vec<Packet>, RecvTimeoutError> {
+        self.cap.recv_timeout(timeout).map(|b| b.packets)
+    }
+
+    fn line<'p>(&self, p: &'p Packet) -> Line<'p> {
+        let mut line = Line::at_ns(p.ts_ns, Link::Ethernet, &p.data, p.wirelen);
+        if self.names_interfaces() {
+            let name = self.names.get(p.iface).map(String::as_str).unwrap_or("?");
+            line.before = format!("{name:<5} {}", direction_word(p));
+        }
+        if self.verbose {
+            let hook = match p.hook {
+                HookPoint::Xdp => "xdp",
+                HookPoint::Tc => "tc",
+            };
+            line.after = format!(
+                " [{hook} cpu {} queue {} caplen {}]",
+                p.cpu,
+                p.queue,
+                p.data.len()
+            );
+        }
+        line
+    }
+
+    fn write_record(&self, file: &mut Self::File, p: &Packet) -> io::Result<()> {
+        file.write(p)
+    }
+
+    fn detach(&mut self) {
+        self.cap.detach()
+    }
+
+    fn stats(&self) -> Stats {
+        self.cap.stats()
+    }
+
+    fn close(self) -> Option<String> {
+        let Live { cap, vanished, .. } = self;
+        drop(cap);
+        vanished.map(|name| format!("{name}: the interface disappeared"))
+    }
+}
+
+/// `-v`: the filter's size in cBPF, and in eBPF at each hook.
+fn announce_filter(cap: &Capture, filter: &str) {
+    let sizes: Vec<String> = cap
+        .ebpf_insns
+        .iter()
+        .zip(&cap.linkage)
+        .map(|((h, n), (_, l))| format!("{n} eBPF instructions at {h} ({l})"))
+        .collect();
+    eprintln!(
+        "xcap: filter {:?}: {} cBPF instructions{} -> {}",
+        filter,
+        cap.cbpf_insns,
+        if cap.compiled_live {
+            ""
+        } else {
+            " (compiled without a live handle)"
+        },
+        sizes.join(", ")
+    );
+}
+
+/// One pcapng interface block per (interface, hook) attached.
+fn interface_descs(cap: &Capture) -> Vec<InterfaceDesc> {
+    let desc = |i: &capture::Interface, hook, description| InterfaceDesc {
+        name: i.name.clone(),
+        ifindex: i.ifindex,
+        hook,
+        description,
+    };
+    let mut descs = Vec::new();
+    for i in cap.interfaces() {
+        let xdp = i.attached.iter().find(|a| a.starts_with("xdp"));
+        if let Some(x) = xdp {
+            descs.push(desc(i, HookPoint::Xdp, format!("xcap {x}")));
+        }
+        let tc: Vec<&str> = i
+            .attached
+            .iter()
+            .filter(|a| a.starts_with("tc"))
+            .map(String::as_str)
+            .collect();
+        if !tc.is_empty() {
+            descs.push(desc(i, HookPoint::Tc, format!("xcap {}", tc.join(", "))));
+        }
+    }
+    descs
+}
+
+/// tcpdump's word for a packet's direction on its `-i any` lines (from
+/// the packet type): `In`, `B` (broadcast), `M` (multicast), `P` (to
+/// another host), `Out`, padded to four columns.
+fn direction_word(p: &Packet) -> &'static str {
+    match (p.direction, p.pkt_type) {
+        (Direction::Out, _) => "Out ",
+        (_, 1) => "B   ",
+        (_, 2) => "M   ",
+        (_, 3) => "P   ",
+        _ => "In  ",
+    }
+}
