@@ -1,4 +1,4 @@
-//! Pass 5: find what must be zeroed on entry.
+//! Part of pass 6 (lower runs it first): find what must be zeroed on entry.
 //!
 //! libpcap starts with `A = X = 0`. The verifier rejects reads of
 //! uninitialised registers and stack, but zeroing everything costs

@@ -1,5 +1,7 @@
-//! The translation pipeline, one pass per module, in the order
-//! [`crate::translate`] runs them.
+//! The translation pipeline: the seven passes [`crate::translate`] runs,
+//! one module each and numbered in that order (validate, build, simplify,
+//! guards, swaps, lower, layout), and [`init`], the analysis lower runs
+//! first to find what must be zeroed on entry.
 
 pub mod build;
 pub mod guards;

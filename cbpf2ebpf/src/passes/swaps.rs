@@ -1,4 +1,4 @@
-//! Pass 5b: keep loaded halfwords and words in wire byte order where that
+//! Pass 5: keep loaded halfwords and words in wire byte order where that
 //! is unobservable.
 //!
 //! Packets are big-endian, so a load normally needs a byte swap. But when a
