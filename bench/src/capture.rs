@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::filters::{half_iqr, median};
+use crate::stats::{median_and_half_iqr, median_min_max, median_ms};
 
 /// Addresses are used only inside the two namespaces.
 const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x99, 0x01];
@@ -1182,14 +1182,7 @@ type Metric = fn(&Run) -> f64;
 
 /// Median, min and max of `f` over `runs`.
 fn stats(runs: &[Run], f: impl Fn(&Run) -> f64) -> (f64, f64, f64) {
-    let mut v: Vec<f64> = runs.iter().map(f).collect();
-    let m = median(&mut v);
-    (m, v[0], v[v.len() - 1])
-}
-
-fn median_ms(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e3
+    median_min_max(runs.iter().map(f).collect())
 }
 
 fn cell(e: &anyhow::Error) -> String {
@@ -1346,28 +1339,29 @@ impl OwnCosts {
     /// Median, min and max ns per run over the rounds, and the program
     /// runs counted in all of them.
     fn ns_per_run(&self, name: &str, every: usize) -> Option<(f64, f64, f64, u64)> {
-        let mut v: Vec<f64> = self.ok(name, every).map(|(_, _, ns)| ns).collect();
+        let v: Vec<f64> = self.ok(name, every).map(|(_, _, ns)| ns).collect();
         if v.is_empty() {
             return None;
         }
         let runs = self.ok(name, every).map(|(_, r, _)| r).sum();
-        let m = median(&mut v);
-        Some((m, v[0], v[v.len() - 1], runs))
+        let (m, lo, hi) = median_min_max(v);
+        Some((m, lo, hi, runs))
     }
 
     /// The median of the per-round differences with `bare`, half their
     /// interquartile range, and how many rounds had both.
     fn over_bare(&self, name: &str, bare: &str, every: usize) -> Option<(f64, f64, usize)> {
         let bare: HashMap<usize, f64> = self.ok(bare, every).map(|(r, _, ns)| (r, ns)).collect();
-        let mut d: Vec<f64> = self
+        let d: Vec<f64> = self
             .ok(name, every)
             .filter_map(|(r, _, ns)| Some(ns - bare.get(&r)?))
             .collect();
         if d.is_empty() {
             return None;
         }
-        let m = median(&mut d);
-        Some((m, half_iqr(&mut d), d.len()))
+        let pairs = d.len();
+        let (m, spread) = median_and_half_iqr(d);
+        Some((m, spread, pairs))
     }
 
     /// The first failure of (setup, matching), for a table cell.

@@ -12,6 +12,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::harness::{self, Env, Loaded};
 use crate::packets::*;
+use crate::stats::{median, median_and_half_iqr};
 
 /// One benchmark filter.
 pub struct Case {
@@ -154,23 +155,6 @@ pub struct FilterReport {
     pub rows: Vec<Row>,
 }
 
-/// Half the interquartile range.
-pub(crate) fn half_iqr(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    (q(0.75) - q(0.25)) / 2.0
-}
-
-pub(crate) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Loads and measures harnesses; keeps the empty-function harnesses.
 pub struct Bench {
     pub cfg: Config,
@@ -262,8 +246,9 @@ impl Bench {
             }
             let e = median(&mut te);
             let per = self.cfg.loops as f64;
-            ns[i] = median(&mut diff) / per;
-            spread[i] = half_iqr(&mut diff) / per;
+            let (diff, diff_spread) = median_and_half_iqr(diff);
+            ns[i] = diff / per;
+            spread[i] = diff_spread / per;
             let slot = self.empty_ns.entry(key(env)).or_insert(e / per);
             *slot = slot.min(e / per);
         }

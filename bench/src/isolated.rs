@@ -22,7 +22,8 @@ use anyhow::{bail, Context, Result};
 use cbpf2ebpf::ebpf::{to_bytes, Insn};
 
 use crate::capture::Tool;
-use crate::filters::{half_iqr, median, pin_to_last_cpu, restore_affinity};
+use crate::filters::{pin_to_last_cpu, restore_affinity};
+use crate::stats::{median, median_and_half_iqr, paired_differences};
 
 /// Runs per program and round.
 const REPEAT: u32 = 1_000_000;
@@ -257,9 +258,8 @@ fn measure(
         let over = if p.bare == k {
             String::new()
         } else {
-            let mut d: Vec<f64> = ns[k].iter().zip(&ns[p.bare]).map(|(a, b)| a - b).collect();
-            let spread = half_iqr(&mut d.clone());
-            format!("{:+.2} ±{spread:.2}", median(&mut d))
+            let (d, spread) = median_and_half_iqr(paired_differences(&ns[k], &ns[p.bare]));
+            format!("{d:+.2} ±{spread:.2}")
         };
         let _ = writeln!(
             s,

@@ -22,4 +22,5 @@ pub mod harness;
 pub mod isolated;
 pub mod kstyle;
 pub mod packets;
+pub mod stats;
 pub mod sys;
