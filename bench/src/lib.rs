@@ -16,6 +16,7 @@
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.
 
+pub mod btf;
 pub mod capture;
 pub mod filters;
 pub mod harness;
