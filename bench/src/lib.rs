@@ -8,10 +8,10 @@
 //!    `bpf_loop` harnesses ([`harness`]).
 //! 2. [`capture`]: CPU per packet of capturing on a veth pair, at trafgen's
 //!    maximum rate and at a fixed rate (tcpdump, `xcap --tc`, `xcap --xdp`,
-//!    bare pass programs), where every frame went, and startup time;
-//!    [`isolated`]: each XDP and TC program's fixed cost on a rejected
-//!    packet, by `BPF_PROG_TEST_RUN`, against bare and hand-written C
-//!    programs (bench/c/programs.c).
+//!    bare pass programs), where every frame went, the programs' own cost
+//!    (BPF statistics), each XDP and TC program's fixed cost on a rejected
+//!    packet by `BPF_PROG_TEST_RUN` against bare and hand-written C
+//!    programs (bench/c/programs.c), and startup time.
 //!
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.
@@ -20,7 +20,6 @@ pub mod btf;
 pub mod capture;
 pub mod filters;
 pub mod harness;
-pub mod isolated;
 pub mod kstyle;
 pub mod packets;
 pub mod stats;

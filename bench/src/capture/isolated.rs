@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use cbpf2ebpf::ebpf::{to_bytes, Insn};
 
-use crate::capture::Tool;
+use super::tool::Tool;
 use crate::filters::{pin_to_last_cpu, restore_affinity};
 use crate::stats::{median, median_and_half_iqr, paired_differences};
 
