@@ -1,135 +1,103 @@
-//! The programs' own cost: BPF run-time statistics of each setup, measured
-//! in rounds right next to the bare pass program of its hook.
+//! The programs' own cost: the kernel's BPF run-time statistics of each
+//! setup at the fixed rate, measured in rounds right next to the bare pass
+//! program of its hook (one run moves by several ns from the next on this
+//! VM; the difference within a round moves far less).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::setups::{Setup, FILTER_NONE};
+use super::config::Config;
+use super::lineup::OwnCostGroup;
+use super::netns::Netns;
+use super::runs::{cell, run_one, Measured, Plan};
+use super::setups::{Objects, Setup};
+use super::traffic::{pct, ONE_PCT};
 use crate::stats::{median_and_half_iqr, median_min_max};
 
 /// Generator time before the window of an own-cost run: the BPF
 /// statistics need no settled throughput, only the setup in place.
 pub(super) const OWN_COST_WARMUP: Duration = Duration::from_millis(500);
 
-/// A setup of the own-cost phase, measured next to its group's bare program.
-pub(super) struct Member {
-    pub(super) name: &'static str,
-    /// The name in the targets table's "the filter alone" list.
-    pub(super) short: &'static str,
-    pub(super) setup: Setup,
-    /// Runs with 1% matching traffic only (the filter-alone setups).
-    pub(super) only_at_1pct: bool,
-    /// xcap's capture program (a row of the targets table).
-    pub(super) xcap_program: bool,
+/// Runs every group's setups next to its bare program, `prog_rounds`
+/// times, at 1% and then 100% matching (BPF statistics on).
+pub(super) fn measure(
+    n: &mut Netns,
+    objs: &Objects,
+    cfg: &Config,
+    groups: &[OwnCostGroup],
+    fixed_rate: u64,
+    log: &mut dyn FnMut(&str),
+) -> OwnCosts {
+    let mut own = OwnCosts::default();
+    for every in [ONE_PCT, 1] {
+        for round in 0..cfg.prog_rounds {
+            for g in groups {
+                let mut setups: Vec<(&'static str, &Setup)> = g.measured(every).collect();
+                // Nothing to pair the bare program with.
+                if setups.len() < 2 {
+                    continue;
+                }
+                // Alternate the order: drift within a round cancels out.
+                if round % 2 == 1 {
+                    setups.reverse();
+                }
+                for (name, setup) in setups {
+                    log(&format!(
+                        "capture: {name}, {} matching, {} kpps, BPF statistics on, round {}/{}",
+                        pct(every),
+                        fixed_rate / 1000,
+                        round + 1,
+                        cfg.prog_rounds
+                    ));
+                    let r = own_cost_run(n, objs, cfg, setup, every, fixed_rate);
+                    if let Ok((runs, per)) = &r {
+                        log(&format!(
+                            "capture:   {runs} program runs, {per:.1} ns per run"
+                        ));
+                    }
+                    own.record(name, every, round, r);
+                }
+            }
+        }
+    }
+    own
 }
 
-/// A hook's bare pass program (name, setup) and what is measured next to it.
-pub(super) struct OwnCostGroup {
-    pub(super) bare: (&'static str, Setup),
-    pub(super) members: Vec<Member>,
-}
-
-/// The own-cost phase's setups: per hook, xcap's program, and at 1%
-/// xcap with a filter matching nothing and the hand-written C filter.
-pub(super) fn own_cost_groups(
-    xcap: &dyn Fn(&[&str]) -> Setup,
-    xcap_ok: bool,
-    only: Option<&[String]>,
-) -> Vec<OwnCostGroup> {
-    let nothing = |args: &[&str]| match xcap(args) {
-        Setup::Xcap(v, _) => Setup::Xcap(v, FILTER_NONE),
-        other => other,
-    };
-    let member = |name, short, setup, only_at_1pct, xcap_program| Member {
-        name,
-        short,
+/// One run with the BPF statistics on: (program runs, ns per run).
+fn own_cost_run(
+    n: &mut Netns,
+    objs: &Objects,
+    cfg: &Config,
+    setup: &Setup,
+    every: usize,
+    fixed_rate: u64,
+) -> OwnCost {
+    let plan = Plan {
         setup,
-        only_at_1pct,
-        xcap_program,
+        every,
+        rate: Some(fixed_rate),
+        prog_stats: true,
+        warmup: OWN_COST_WARMUP,
+        window: cfg.prog_window,
     };
-    let native = ["--xdp", "--xdp-mode", "native"];
-    let generic = ["--xdp", "--xdp-mode", "generic"];
-    let groups = vec![
-        OwnCostGroup {
-            bare: (
-                "bare native-XDP pass program, frags",
-                Setup::BareXdp("xdpdrv", "xdp.frags"),
-            ),
-            members: vec![
-                member("`xcap --xdp` native", "", xcap(&native), false, true),
-                member(
-                    "`xcap --xdp` native, filter matching nothing",
-                    "xcap",
-                    nothing(&native),
-                    true,
-                    false,
-                ),
-                member(
-                    "hand-written C filter, native XDP (frags)",
-                    "hand-written C",
-                    Setup::HandXdp("xdpdrv"),
-                    true,
-                    false,
-                ),
-            ],
-        },
-        OwnCostGroup {
-            bare: (
-                "bare generic-XDP pass program, frags",
-                Setup::BareXdp("xdpgeneric", "xdp.frags"),
-            ),
-            members: vec![member(
-                "`xcap --xdp` generic",
-                "",
-                xcap(&generic),
-                false,
-                true,
-            )],
-        },
-        OwnCostGroup {
-            bare: ("bare TC pass program", Setup::BareTc),
-            members: vec![
-                member("`xcap --tc`", "", xcap(&["--tc"]), false, true),
-                member(
-                    "`xcap --tc`, filter matching nothing",
-                    "xcap",
-                    nothing(&["--tc"]),
-                    true,
-                    false,
-                ),
-                member(
-                    "hand-written C filter, TC",
-                    "hand-written C",
-                    Setup::HandTc,
-                    true,
-                    false,
-                ),
-            ],
-        },
-    ];
-    let wanted = |name: &str| only.is_none_or(|o| o.iter().any(|w| name.contains(w.as_str())));
-    groups
-        .into_iter()
-        .map(|mut g| {
-            g.members
-                .retain(|m| (xcap_ok || !matches!(m.setup, Setup::Xcap(..))) && wanted(m.name));
-            g
-        })
-        .filter(|g| !g.members.is_empty())
-        .collect()
+    let r = run_one(n, &plan, objs).map_err(|e| cell(&e))?;
+    match r.prog {
+        Some((runs, ns)) if runs > 0 => Ok((runs, ns as f64 / runs as f64)),
+        _ => Err("no program runs counted".to_string()),
+    }
 }
 
 /// One own-cost run: (program runs, ns per run), or why it failed.
-pub(super) type OwnCost = std::result::Result<(u64, f64), String>;
+type OwnCost = Measured<(u64, f64)>;
 
 /// The own-cost runs: per (setup, matching), each round's result.
 #[derive(Default)]
 pub(super) struct OwnCosts {
-    pub(super) runs: HashMap<(&'static str, usize), Vec<(usize, OwnCost)>>,
+    runs: HashMap<(&'static str, usize), Vec<(usize, OwnCost)>>,
 }
 
 impl OwnCosts {
-    pub(super) fn record(&mut self, name: &'static str, every: usize, round: usize, r: OwnCost) {
+    fn record(&mut self, name: &'static str, every: usize, round: usize, r: OwnCost) {
         self.runs.entry((name, every)).or_default().push((round, r));
     }
 

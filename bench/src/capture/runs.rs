@@ -1,23 +1,43 @@
-//! One run: attach the setup, start the tool, run the generator, measure
-//! a window after the warm-up, then the whole run's counters.
+//! One run: the setup attached, the tool listening, the generator
+//! started; a window measured after the warm-up; then, after the
+//! generator has stopped and the tool has drained, the whole run's
+//! counters.
 
-use std::collections::HashMap;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::cpu::{cpu_sample, ns_per_tick, other_delta, other_ticks, our_task_ns};
+use super::bpf_stats::BpfStats;
+use super::cpu::{cpu_sample, ns_per_tick, other_delta, other_ticks, our_task_ns, CpuSample};
 use super::netns::{Counters, Netns, CAP_IF};
 use super::setups::{attach, capture_cmd, detach, Objects, Setup};
-use super::shell::sh;
 use super::tool::{Tool, ToolStats};
 use super::traffic::{trafgen_conf, Generator};
+use crate::stats::median_min_max;
 
 /// From the generator's exit to the closing counters: longer than
 /// tcpdump's 1 s buffer timeout (TPACKET_V3 hands over a partly filled
 /// block only when it expires) and xcap's 50 ms poll.
 pub(super) const DRAIN: Duration = Duration::from_millis(1200);
+
+/// A measurement, or why it failed (the text of its table cell).
+pub(super) type Measured<T> = std::result::Result<T, String>;
+
+/// A failure as a table cell: one line, no `|`.
+pub(super) fn cell(e: &anyhow::Error) -> String {
+    format!("failed: {e:#}")
+        .replace('|', "/")
+        .replace('\n', " ")
+}
+
+/// A per-run figure.
+pub(super) type Metric = fn(&Run) -> f64;
+
+/// Median, min and max of `f` over `runs`.
+pub(super) fn median_min_max_of(runs: &[Run], f: impl Fn(&Run) -> f64) -> (f64, f64, f64) {
+    median_min_max(runs.iter().map(f).collect())
+}
 
 /// What one run measured.
 #[derive(Clone)]
@@ -47,6 +67,32 @@ pub(super) struct Run {
 }
 
 impl Run {
+    fn new(w: Window, sent: Option<u64>, whole: Counters, every: usize) -> Run {
+        let (c0, c1) = (&w.open.cpu, &w.close.cpu);
+        let cpu_busy = c1
+            .busy
+            .iter()
+            .zip(&c0.busy)
+            .zip(c1.all.iter().zip(&c0.all))
+            .map(|((b1, b0), (a1, a0))| (b1 - b0) as f64 / (a1 - a0).max(1) as f64)
+            .collect();
+        Run {
+            secs: w.close.at.duration_since(w.open.at).as_secs_f64(),
+            busy_ticks: c1.busy.iter().sum::<u64>() - c0.busy.iter().sum::<u64>(),
+            rx_window: w.close.rx - w.open.rx,
+            cpu_busy,
+            steal_ticks: c1.steal - c0.steal,
+            other_ticks: w.other_ticks,
+            task_ns: w.close.task_ns.saturating_sub(w.open.task_ns),
+            ncpu: c1.busy.len(),
+            sent,
+            whole,
+            tool: None,
+            every: every as u64,
+            prog: w.prog,
+        }
+    }
+
     pub(super) fn ns_per_packet(&self) -> f64 {
         self.busy_ticks as f64 * ns_per_tick() / self.rx_window.max(1) as f64
     }
@@ -80,8 +126,30 @@ impl Run {
         let t = self.tool?;
         Some(t.captured + t.dropped == t.received && t.received == self.matching_at_hook())
     }
+
+    /// One line for the log.
+    pub(super) fn summary(&self) -> String {
+        format!(
+            "{:.0} kpps, {:.0} ns/packet (/proc/stat), {:.0} ns/packet (tasks), busy {}, other {:.2}%, steal {:.2}%{}",
+            self.kpps(),
+            self.ns_per_packet(),
+            self.task_ns_per_packet(),
+            self.cpu_busy
+                .iter()
+                .map(|b| format!("{:.0}%", b * 100.0))
+                .collect::<Vec<_>>()
+                .join("/"),
+            self.other_share() * 100.0,
+            self.steal_share() * 100.0,
+            self.tool.map_or(String::new(), |t| format!(
+                ", {} captured, {} received, {} dropped, {} reached",
+                t.captured, t.received, t.dropped, self.whole.rx_packets
+            ))
+        )
+    }
 }
 
+/// What one run runs: the setup, the traffic and the window.
 pub(super) struct Plan<'a> {
     pub(super) setup: &'a Setup,
     pub(super) every: usize,
@@ -94,49 +162,7 @@ pub(super) struct Plan<'a> {
     pub(super) window: Duration,
 }
 
-/// The programs the setups attach, by the names the kernel knows.
-const PROG_NAMES: [&str; 8] = [
-    "xcap_xdp",
-    "xcap_tc",
-    "xcap_tc_egress",
-    "xdp_pass",
-    "xdp_pass_frags",
-    "tc_pass",
-    "xdp_udp_port_9",
-    "tc_udp_port_9",
-];
-
-/// (runs, run time in ns) summed over the loaded programs named in
-/// [`PROG_NAMES`], per program id.
-fn prog_runtimes() -> Result<HashMap<u64, (u64, u64)>> {
-    let out = sh(&["bpftool", "prog", "show", "--json"])?;
-    let v: serde_json::Value = serde_json::from_str(&out).context("bpftool's JSON")?;
-    let mut m = HashMap::new();
-    for p in v.as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or("");
-        if PROG_NAMES.contains(&name) {
-            let id = p["id"].as_u64().unwrap_or(0);
-            let runs = p["run_cnt"].as_u64().unwrap_or(0);
-            let ns = p["run_time_ns"].as_u64().unwrap_or(0);
-            m.insert(id, (runs, ns));
-        }
-    }
-    Ok(m)
-}
-
-/// `BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)`: statistics stay on while the
-/// returned fd is open.
-fn enable_bpf_stats() -> Result<OwnedFd> {
-    let attr: [u32; 4] = [0, 0, 0, 0];
-    // SAFETY: attr is a zeroed bpf_attr prefix (enable_stats.type = 0).
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 32, attr.as_ptr(), 16u32) };
-    if fd < 0 {
-        bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
+/// Attaches the setup, runs, detaches (also after a failed run).
 pub(super) fn run_one(n: &mut Netns, p: &Plan, objs: &Objects) -> Result<Run> {
     attach(n, p.setup, objs)?;
     let r = run_attached(n, p);
@@ -146,96 +172,99 @@ pub(super) fn run_one(n: &mut Netns, p: &Plan, objs: &Objects) -> Result<Run> {
     Ok(r)
 }
 
+/// With the setup attached: the tool started and listening, the traffic,
+/// then the tool's counters. The tool is stopped whatever happened.
 fn run_attached(n: &mut Netns, p: &Plan) -> Result<Run> {
     let tool = match capture_cmd(p.setup) {
         Some(cmd) => Some(Tool::start(&n.cap, &cmd)?),
         None => None,
     };
-    let conf =
-        std::env::temp_dir().join(format!("xcap-bench-{}-{}.cfg", std::process::id(), p.every));
+    let conf = conf_path(p.every);
     std::fs::write(&conf, trafgen_conf(p.every))?;
-    let mut inner = || -> Result<Run> {
-        let a = n.counters()?;
-        let gen = Generator::start(&n.gen, &conf, p.rate)?;
-        let mut prog = None;
-        let window = (|| -> Result<_> {
-            std::thread::sleep(p.warmup);
-            let stats_on = p.prog_stats.then(enable_bpf_stats).transpose()?;
-            let progs0 = if p.prog_stats {
-                prog_runtimes()?
-            } else {
-                HashMap::new()
-            };
-            let o0 = other_ticks();
-            let (k0, c0, w0, t0) = (
-                our_task_ns(),
-                cpu_sample()?,
-                n.cap_view.dev(CAP_IF)?[0],
-                Instant::now(),
-            );
-            std::thread::sleep(p.window);
-            // Same order as at the opening, so the three windows have the
-            // same length.
-            let (k1, c1, w1, secs) = (
-                our_task_ns(),
-                cpu_sample()?,
-                n.cap_view.dev(CAP_IF)?[0],
-                t0.elapsed().as_secs_f64(),
-            );
-            let o1 = other_ticks();
-            if let Some(on) = stats_on {
-                let progs1 = prog_runtimes()?;
-                drop(on);
-                let (mut runs, mut ns) = (0, 0);
-                for (id, (r1, t1)) in progs1 {
-                    let (r0, t0) = progs0.get(&id).copied().unwrap_or((0, 0));
-                    runs += r1.saturating_sub(r0);
-                    ns += t1.saturating_sub(t0);
-                }
-                prog = Some((runs, ns));
-            }
-            Ok((o0, o1, c0, c1, w0, w1, secs, k1.saturating_sub(k0)))
-        })();
-        let sent = gen.stop();
-        let (o0, o1, c0, c1, w0, w1, secs, task_ns) = window?;
-        let sent = sent?;
-        // Let the tool drain what is in its buffers before the counters
-        // close the run.
-        std::thread::sleep(DRAIN);
-        let b = n.counters()?;
-        let cpu_busy = c1
-            .busy
-            .iter()
-            .zip(&c0.busy)
-            .zip(c1.all.iter().zip(&c0.all))
-            .map(|((b1, b0), (a1, a0))| (b1 - b0) as f64 / (a1 - a0).max(1) as f64)
-            .collect();
-        Ok(Run {
-            secs,
-            busy_ticks: c1.busy.iter().sum::<u64>() - c0.busy.iter().sum::<u64>(),
-            rx_window: w1 - w0,
-            cpu_busy,
-            steal_ticks: c1.steal - c0.steal,
-            other_ticks: other_delta(&o0, &o1),
-            task_ns,
-            ncpu: c1.busy.len(),
-            sent,
-            whole: b.delta(&a),
-            tool: None,
-            every: p.every as u64,
-            prog,
-        })
-    };
-    let r = inner();
+    let r = run_traffic(n, p, &conf);
     let _ = std::fs::remove_file(&conf);
-    // The tool is stopped whatever happened.
-    let stats = tool.map(Tool::stop);
+    let counters = tool.map(Tool::stop);
     let mut run = r?;
-    if let Some(st) = stats {
-        run.tool = st?;
+    if let Some(c) = counters {
+        run.tool = c?;
         if run.tool.is_none() {
             bail!("the capture tool printed no counters");
         }
     }
     Ok(run)
+}
+
+fn conf_path(every: usize) -> PathBuf {
+    std::env::temp_dir().join(format!("xcap-bench-{}-{every}.cfg", std::process::id()))
+}
+
+/// The generator running around the window (stopped whatever the window
+/// did), then the drain and the whole run's counters.
+fn run_traffic(n: &mut Netns, p: &Plan, conf: &Path) -> Result<Run> {
+    let before = n.counters()?;
+    let gen = Generator::start(&n.gen, conf, p.rate)?;
+    let window = Window::measure(n, p);
+    let sent = gen.stop();
+    let window = window?;
+    let sent = sent?;
+    // Let the tool drain what is in its buffers before the counters
+    // close the run.
+    std::thread::sleep(DRAIN);
+    let after = n.counters()?;
+    Ok(Run::new(window, sent, after.delta(&before), p.every))
+}
+
+/// What the window measured.
+struct Window {
+    open: Edge,
+    close: Edge,
+    /// Ticks of other processes in the window.
+    other_ticks: u64,
+    /// With [`Plan::prog_stats`]: the programs' runs and run time (ns).
+    prog: Option<(u64, u64)>,
+}
+
+impl Window {
+    /// Waits out the warm-up, then measures a window of `p.window`.
+    fn measure(n: &mut Netns, p: &Plan) -> Result<Window> {
+        std::thread::sleep(p.warmup);
+        let bpf_stats = if p.prog_stats {
+            Some(BpfStats::start()?)
+        } else {
+            None
+        };
+        let other0 = other_ticks();
+        let open = Edge::read(n)?;
+        std::thread::sleep(p.window);
+        let close = Edge::read(n)?;
+        let other1 = other_ticks();
+        let prog = bpf_stats.map(BpfStats::finish).transpose()?;
+        Ok(Window {
+            open,
+            close,
+            other_ticks: other_delta(&other0, &other1),
+            prog,
+        })
+    }
+}
+
+/// The readings at one edge of the window. Both edges read them in the
+/// same order, so the task, CPU and frame windows have the same length.
+struct Edge {
+    task_ns: u64,
+    cpu: CpuSample,
+    /// The receiving veth's rx_packets.
+    rx: u64,
+    at: Instant,
+}
+
+impl Edge {
+    fn read(n: &mut Netns) -> Result<Edge> {
+        Ok(Edge {
+            task_ns: our_task_ns(),
+            cpu: cpu_sample()?,
+            rx: n.cap_view.dev(CAP_IF)?[0],
+            at: Instant::now(),
+        })
+    }
 }
