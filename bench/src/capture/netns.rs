@@ -102,6 +102,7 @@ pub(super) struct Netns {
 }
 
 impl Netns {
+    /// Creates the namespaces and the pair; on failure deletes what it made.
     pub(super) fn new() -> Result<Netns> {
         let id = std::process::id();
         let gen = format!("xbg{id}");
@@ -109,76 +110,29 @@ impl Netns {
         sh(&["ip", "netns", "add", &gen])?;
         let r = (|| {
             sh(&["ip", "netns", "add", &cap])?;
-            // No IPv6 (router solicitations, MLD and DAD frames would cross
-            // the pair and spoil the counts).
-            for ns in [&gen, &cap] {
-                sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ])?;
-            }
-            sh(&[
-                "ip", "-n", &gen, "link", "add", GEN_IF, "type", "veth", "peer", "name", CAP_IF,
-                "netns", &cap,
-            ])?;
-            sh(&[
-                "ip",
-                "-n",
-                &gen,
-                "link",
-                "set",
-                GEN_IF,
-                "address",
-                &mac(GEN_MAC),
-                "up",
-            ])?;
-            sh(&[
-                "ip",
-                "-n",
-                &cap,
-                "link",
-                "set",
-                CAP_IF,
-                "address",
-                &mac(CAP_MAC),
-                "up",
-            ])?;
-            sh(&["ip", "-n", &cap, "link", "set", "lo", "up"])?;
-            // The receiver owns the destination address (frames go up to
-            // UDP) but has no route back to the sender, so it sends
-            // nothing: no ARP, no ICMP port unreachable.
-            sh(&[
-                "ip",
-                "-n",
-                &cap,
-                "addr",
-                "add",
-                "10.99.0.2/32",
-                "dev",
-                CAP_IF,
-            ])?;
-            let gen_view = NsView::open(&gen)?;
-            let cap_view = NsView::open(&cap)?;
-            let ethtool = Ethtool::new(&cap_view.sock, CAP_IF).ok();
-            Ok(Netns {
-                gen: gen.clone(),
-                cap: cap.clone(),
-                gen_view,
-                cap_view,
-                ethtool,
-            })
+            disable_ipv6(&gen, &cap)?;
+            add_veth_pair(&gen, &cap)?;
+            Netns::open(&gen, &cap)
         })();
         if r.is_err() {
             let _ = sh(&["ip", "netns", "del", &gen]);
             let _ = sh(&["ip", "netns", "del", &cap]);
         }
         r
+    }
+
+    /// The views that read the counters from here.
+    fn open(gen: &str, cap: &str) -> Result<Netns> {
+        let gen_view = NsView::open(gen)?;
+        let cap_view = NsView::open(cap)?;
+        let ethtool = Ethtool::new(&cap_view.sock, CAP_IF).ok();
+        Ok(Netns {
+            gen: gen.to_string(),
+            cap: cap.to_string(),
+            gen_view,
+            cap_view,
+            ethtool,
+        })
     }
 
     pub(super) fn counters(&mut self) -> Result<Counters> {
@@ -204,6 +158,68 @@ impl Drop for Netns {
         let _ = sh(&["ip", "netns", "del", &self.gen]);
         let _ = sh(&["ip", "netns", "del", &self.cap]);
     }
+}
+
+/// No IPv6 (router solicitations, MLD and DAD frames would cross the
+/// pair and spoil the counts).
+fn disable_ipv6(gen: &str, cap: &str) -> Result<()> {
+    for ns in [gen, cap] {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])?;
+    }
+    Ok(())
+}
+
+/// The veth pair, up, with the MACs the frames name. The receiver owns
+/// the destination address (frames go up to UDP) but has no route back
+/// to the sender, so it sends nothing: no ARP, no ICMP port unreachable.
+fn add_veth_pair(gen: &str, cap: &str) -> Result<()> {
+    sh(&[
+        "ip", "-n", gen, "link", "add", GEN_IF, "type", "veth", "peer", "name", CAP_IF, "netns",
+        cap,
+    ])?;
+    sh(&[
+        "ip",
+        "-n",
+        gen,
+        "link",
+        "set",
+        GEN_IF,
+        "address",
+        &mac(GEN_MAC),
+        "up",
+    ])?;
+    sh(&[
+        "ip",
+        "-n",
+        cap,
+        "link",
+        "set",
+        CAP_IF,
+        "address",
+        &mac(CAP_MAC),
+        "up",
+    ])?;
+    sh(&["ip", "-n", cap, "link", "set", "lo", "up"])?;
+    sh(&[
+        "ip",
+        "-n",
+        cap,
+        "addr",
+        "add",
+        "10.99.0.2/32",
+        "dev",
+        CAP_IF,
+    ])?;
+    Ok(())
 }
 
 #[derive(Clone, Copy, Default)]
