@@ -347,78 +347,100 @@ fn run_pinned(
     let mut reports = Vec::new();
     for case in cases() {
         log(&format!("filter {}", case.label));
-        let packets = [&case.matching[..], &nomatch[..]];
-        let mut rows = Vec::new();
-        let cbpf = match libpcap::compile(&case.expr, libpcap::DLT_EN10MB, libpcap::DEFAULT_SNAPLEN)
-        {
-            Ok(p) => p,
-            Err(e) => {
-                reports.push(FilterReport {
-                    case_label: case.label,
-                    cbpf: None,
-                    cbpfc: case.cbpfc,
-                    rows: vec![Row {
-                        implementation: "libpcap".into(),
-                        note: Some(format!("compile error: {e}")),
-                        ..Default::default()
-                    }],
-                });
-                continue;
-            }
-        };
-        let expect = [
-            libpcap::filter(&cbpf, packets[0], packets[0].len() as u32) != 0,
-            libpcap::filter(&cbpf, packets[1], packets[1].len() as u32) != 0,
-        ];
-        if expect != [true, false] {
-            bail!(
-                "test packets for {} are wrong: libpcap says {expect:?}",
-                case.expr
-            );
-        }
-        let mut modes = vec![
-            ("xcap direct (XDP)", Mode::Direct, Hook::Xdp, Env::Xdp),
-            ("xcap skb (TC)", Mode::Skb, Hook::TcIngress, Env::Skb),
-        ];
-        if with_probe {
-            modes.push((
-                "xcap probe (SYSCALL)",
-                Mode::Probe,
-                Hook::None,
-                Env::Syscall,
-            ));
-        }
-        for (name, mode, hook, env) in modes {
-            let row = translate(
-                &cbpf,
-                &Options {
-                    mode,
-                    hook,
-                    ..Options::default()
-                },
-            )
-            .map_err(anyhow::Error::from)
-            .and_then(|t| bench.measure(env, &t.insns, packets, expect));
-            rows.push(named(name, row));
-        }
-        if let Some(f) = case.c_fn {
-            let row = cfuncs
-                .get(f)
-                .with_context(|| format!("{f} not in the C object"))
-                .and_then(|insns| bench.measure(Env::Xdp, insns, packets, expect));
-            rows.push(named("hand-written C, clang -O2 (XDP)", row));
-        }
-        let row = crate::kstyle::convert(&cbpf)
-            .and_then(|insns| bench.measure(Env::Skb, &insns, packets, expect));
-        rows.push(named("kernel style, LD_ABS/LD_IND (TC)", row));
-        reports.push(FilterReport {
-            case_label: case.label,
-            cbpf: Some(cbpf.len()),
-            cbpfc: case.cbpfc,
-            rows,
-        });
+        reports.push(measure_case(
+            &mut bench, case, &cfuncs, &nomatch, with_probe,
+        )?);
     }
     Ok((reports, bench))
+}
+
+/// Every implementation of one filter: xcap's access modes, the
+/// hand-written C if there is one, and the kernel-style conversion. A
+/// filter libpcap cannot compile is a row saying so; a test packet
+/// libpcap judges wrongly stops the benchmark.
+fn measure_case(
+    bench: &mut Bench,
+    case: Case,
+    cfuncs: &HashMap<String, Vec<Insn>>,
+    nomatch: &[u8],
+    with_probe: bool,
+) -> Result<FilterReport> {
+    let packets = [&case.matching[..], nomatch];
+    let cbpf = match libpcap::compile(&case.expr, libpcap::DLT_EN10MB, libpcap::DEFAULT_SNAPLEN) {
+        Ok(p) => p,
+        Err(e) => return Ok(not_compiled(case, e)),
+    };
+    let expect = [
+        libpcap::filter(&cbpf, packets[0], packets[0].len() as u32) != 0,
+        libpcap::filter(&cbpf, packets[1], packets[1].len() as u32) != 0,
+    ];
+    if expect != [true, false] {
+        bail!(
+            "test packets for {} are wrong: libpcap says {expect:?}",
+            case.expr
+        );
+    }
+    let mut rows = Vec::new();
+    for (name, mode, hook, env) in xcap_modes(with_probe) {
+        let row = translate(
+            &cbpf,
+            &Options {
+                mode,
+                hook,
+                ..Options::default()
+            },
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|t| bench.measure(env, &t.insns, packets, expect));
+        rows.push(named(name, row));
+    }
+    if let Some(f) = case.c_fn {
+        let row = cfuncs
+            .get(f)
+            .with_context(|| format!("{f} not in the C object"))
+            .and_then(|insns| bench.measure(Env::Xdp, insns, packets, expect));
+        rows.push(named("hand-written C, clang -O2 (XDP)", row));
+    }
+    let row = crate::kstyle::convert(&cbpf)
+        .and_then(|insns| bench.measure(Env::Skb, &insns, packets, expect));
+    rows.push(named("kernel style, LD_ABS/LD_IND (TC)", row));
+    Ok(FilterReport {
+        case_label: case.label,
+        cbpf: Some(cbpf.len()),
+        cbpfc: case.cbpfc,
+        rows,
+    })
+}
+
+/// xcap's access modes: (row name, mode, hook, harness).
+fn xcap_modes(with_probe: bool) -> Vec<(&'static str, Mode, Hook, Env)> {
+    let mut modes = vec![
+        ("xcap direct (XDP)", Mode::Direct, Hook::Xdp, Env::Xdp),
+        ("xcap skb (TC)", Mode::Skb, Hook::TcIngress, Env::Skb),
+    ];
+    if with_probe {
+        modes.push((
+            "xcap probe (SYSCALL)",
+            Mode::Probe,
+            Hook::None,
+            Env::Syscall,
+        ));
+    }
+    modes
+}
+
+/// The report of a filter libpcap did not compile.
+fn not_compiled(case: Case, e: impl std::fmt::Display) -> FilterReport {
+    FilterReport {
+        case_label: case.label,
+        cbpf: None,
+        cbpfc: case.cbpfc,
+        rows: vec![Row {
+            implementation: "libpcap".into(),
+            note: Some(format!("compile error: {e}")),
+            ..Default::default()
+        }],
+    }
 }
 
 fn named(name: &str, r: Result<Row>) -> Row {
@@ -444,8 +466,15 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 /// Markdown for section 1.
 pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
-    let cfg = bench.cfg;
     let mut s = String::new();
+    method(&mut s, bench);
+    cost_table(&mut s, reports);
+    targets_table(&mut s, reports);
+    s
+}
+
+/// How the figures are taken, with this run's loop counts.
+fn method(s: &mut String, bench: &Bench) {
     let _ = writeln!(s, "## 1. Filter cost inside the kernel\n");
     let _ = writeln!(
         s,
@@ -461,7 +490,7 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
          for the program minus those for the same program with the empty function, plus 2; `JIT` the \
          filter function's JIT-compiled bytes (`jited_func_lens`). Every result was checked against \
          libpcap's interpreter on both packets.\n",
-        cfg.loops, cfg.repeat, cfg.samples
+        bench.cfg.loops, bench.cfg.repeat, bench.cfg.samples
     );
     let mut envs: Vec<_> = bench.empty_ns.iter().collect();
     envs.sort_by_key(|(k, _)| *k);
@@ -473,6 +502,10 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// Every implementation of every filter: sizes and ns per call.
+fn cost_table(s: &mut String, reports: &[FilterReport]) {
     let _ = writeln!(
         s,
         "| filter | implementation | cBPF | eBPF | verifier | JIT B | ns match | ns non-match |"
@@ -510,51 +543,62 @@ pub fn markdown(reports: &[FilterReport], bench: &Bench) -> String {
             );
         }
     }
-    // Targets.
+}
+
+/// Per filter: xcap's size against cbpfc's, direct mode against C, skb
+/// mode against the kernel-style conversion.
+fn targets_table(s: &mut String, reports: &[FilterReport]) {
     let _ = writeln!(s, "\n### Against the targets\n");
     let _ = writeln!(s, "| filter | xcap direct eBPF vs cbpfc eBPF (clang on cbpfc C) | direct ns vs C ns (match / non-match) | skb ns vs kernel-style ns (match / non-match) |");
     let _ = writeln!(s, "|---|---|---|---|");
     for r in reports {
         let get = |p: &str| r.rows.iter().find(|x| x.implementation.starts_with(p));
         let d = get("xcap direct");
-        let size = match (d.and_then(|d| d.ebpf), r.cbpfc) {
-            (Some(n), Some((e, c))) => format!(
-                "{n} vs {e} ({c}){}",
-                if (n as u32) < e { "" } else { " **over**" }
-            ),
-            (Some(n), None) => format!("{n} (no cbpfc figure)"),
-            _ => "–".into(),
-        };
-        let pair =
-            |a: Option<&Row>, b: Option<&Row>| match (a.and_then(|a| a.ns), b.and_then(|b| b.ns)) {
-                (Some(a), Some(b)) => {
-                    format!("{:.2} / {:.2} vs {:.2} / {:.2}", a[0], a[1], b[0], b[1])
-                }
-                _ => "–".into(),
-            };
-        // Within 0.5 ns of C, or closer than the two figures' spreads.
-        let versus_c = |a: Option<&Row>, b: Option<&Row>| {
-            let (a, b) = (a?, b?);
-            let (an, bn) = (a.ns?, b.ns?);
-            let (asp, bsp) = (a.spread.unwrap_or_default(), b.spread.unwrap_or_default());
-            let verdicts: Vec<&str> = (0..2)
-                .map(|i| {
-                    let over = an[i] - bn[i];
-                    if over <= 0.5 {
-                        "met"
-                    } else if over <= 0.5 + asp[i] + bsp[i] {
-                        "within noise"
-                    } else {
-                        "**over**"
-                    }
-                })
-                .collect();
-            Some(format!(" ({} / {})", verdicts[0], verdicts[1]))
-        };
+        let size = size_vs_cbpfc(d, r.cbpfc);
         let c =
             pair(d, get("hand-written")) + &versus_c(d, get("hand-written")).unwrap_or_default();
         let k = pair(get("xcap skb"), get("kernel style"));
         let _ = writeln!(s, "| {} | {size} | {c} | {k} |", r.case_label);
     }
-    s
+}
+
+/// xcap's direct-mode instructions against cbpfc's eBPF (and clang on its C).
+fn size_vs_cbpfc(direct: Option<&Row>, cbpfc: Option<(u32, u32)>) -> String {
+    match (direct.and_then(|d| d.ebpf), cbpfc) {
+        (Some(n), Some((e, c))) => format!(
+            "{n} vs {e} ({c}){}",
+            if (n as u32) < e { "" } else { " **over**" }
+        ),
+        (Some(n), None) => format!("{n} (no cbpfc figure)"),
+        _ => "–".into(),
+    }
+}
+
+/// Both rows' ns (matching / non-matching), or a dash.
+fn pair(a: Option<&Row>, b: Option<&Row>) -> String {
+    match (a.and_then(|a| a.ns), b.and_then(|b| b.ns)) {
+        (Some(a), Some(b)) => format!("{:.2} / {:.2} vs {:.2} / {:.2}", a[0], a[1], b[0], b[1]),
+        _ => "–".into(),
+    }
+}
+
+/// Per packet: met within 0.5 ns of C, within noise when closer than the
+/// two figures' spreads added, over otherwise.
+fn versus_c(a: Option<&Row>, b: Option<&Row>) -> Option<String> {
+    let (a, b) = (a?, b?);
+    let (an, bn) = (a.ns?, b.ns?);
+    let (asp, bsp) = (a.spread.unwrap_or_default(), b.spread.unwrap_or_default());
+    let verdicts: Vec<&str> = (0..2)
+        .map(|i| {
+            let over = an[i] - bn[i];
+            if over <= 0.5 {
+                "met"
+            } else if over <= 0.5 + asp[i] + bsp[i] {
+                "within noise"
+            } else {
+                "**over**"
+            }
+        })
+        .collect();
+    Some(format!(" ({} / {})", verdicts[0], verdicts[1]))
 }
