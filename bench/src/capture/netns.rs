@@ -252,3 +252,22 @@ impl Counters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pair_is_made_counted_and_deleted_with_its_namespaces() {
+        let mut n = Netns::new().unwrap();
+        let paths = [n.gen.clone(), n.cap.clone()].map(|ns| format!("/run/netns/{ns}"));
+        assert!(paths.iter().all(|p| std::path::Path::new(p).exists()));
+        // Nothing crosses a fresh pair: no IPv6, no route back.
+        let before = n.counters().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let d = n.counters().unwrap().delta(&before);
+        assert_eq!((d.tx_packets, d.rx_packets), (0, 0));
+        drop(n);
+        assert!(paths.iter().all(|p| !std::path::Path::new(p).exists()));
+    }
+}
