@@ -13,14 +13,20 @@
 //!    packet by `BPF_PROG_TEST_RUN` against bare and hand-written C
 //!    programs (bench/c/programs.c), and startup time.
 //!
+//! Shared by both: [`stats`] (medians, spreads, paired differences),
+//! [`clang`] (the hand-written C baselines of bench/c), [`sys`] and
+//! [`btf`] (loading with BTF function info, JIT sizes), [`packets`].
+//!
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.
 
 pub mod btf;
 pub mod capture;
+pub mod clang;
 pub mod filters;
 pub mod harness;
 pub mod kstyle;
 pub mod packets;
+mod pin;
 pub mod stats;
 pub mod sys;

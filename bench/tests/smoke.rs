@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
-use xcap_bench::filters::{c_filters, cases, nonmatching, Bench, Config};
+use xcap_bench::clang::c_filters;
+use xcap_bench::filters::{cases, nonmatching, Bench, Config};
 use xcap_bench::harness::Env;
 
 /// `c_filters` compiles to one object file per process: tests that call

@@ -27,7 +27,7 @@ use super::runs::cell;
 use super::setups::{FILTER, SNAPLEN};
 use super::tool::Tool;
 use super::traffic::frame;
-use crate::filters::{pin_to_last_cpu, restore_affinity};
+use crate::pin::{pin_to_last_cpu, restore_affinity};
 use crate::stats::{median, median_and_half_iqr, paired_differences};
 
 /// Runs per program and round.
@@ -295,5 +295,5 @@ fn xcap_program(cap_ns: &str, cmd: &[String], prog: &str) -> Result<(Tool, Owned
 /// Compiles bench/c/programs.c and returns each function's instructions.
 fn c_programs(c_dir: &Path) -> Result<std::collections::HashMap<String, Vec<Insn>>> {
     let src = c_dir.join("programs.c");
-    crate::filters::c_filters(&src).with_context(|| format!("building {}", src.display()))
+    crate::clang::c_filters(&src).with_context(|| format!("building {}", src.display()))
 }
