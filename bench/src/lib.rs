@@ -8,18 +8,25 @@
 //!    `bpf_loop` harnesses ([`harness`]).
 //! 2. [`capture`]: CPU per packet of capturing on a veth pair, at trafgen's
 //!    maximum rate and at a fixed rate (tcpdump, `xcap --tc`, `xcap --xdp`,
-//!    bare pass programs), where every frame went, and startup time;
-//!    [`isolated`]: each XDP and TC program's fixed cost on a rejected
-//!    packet, by `BPF_PROG_TEST_RUN`, against bare and hand-written C
-//!    programs (bench/c/programs.c).
+//!    bare pass programs), where every frame went, the programs' own cost
+//!    (BPF statistics), each XDP and TC program's fixed cost on a rejected
+//!    packet by `BPF_PROG_TEST_RUN` against bare and hand-written C
+//!    programs (bench/c/programs.c), and startup time.
+//!
+//! Shared by both: [`stats`] (medians, spreads, paired differences),
+//! [`clang`] (the hand-written C baselines of bench/c), [`sys`] and
+//! [`btf`] (loading with BTF function info, JIT sizes), [`packets`].
 //!
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.
 
+pub mod btf;
 pub mod capture;
+pub mod clang;
 pub mod filters;
 pub mod harness;
-pub mod isolated;
 pub mod kstyle;
 pub mod packets;
+mod pin;
+pub mod stats;
 pub mod sys;

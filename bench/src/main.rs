@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use xcap_bench::filters::{self, Config};
@@ -21,30 +21,95 @@ const WITH_VALUE: [&str; 7] = [
 const FLAGS: [&str; 3] = ["--filters-only", "--capture-only", "--quick"];
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if a == "-h" || a == "--help" {
+    let args = Args(std::env::args().skip(1).collect());
+    match args.check() {
+        Check::Help => {
             println!("{USAGE}");
             return Ok(());
         }
-        if WITH_VALUE.contains(&a) {
-            if i + 1 >= args.len() {
-                eprintln!("xcap-bench: {a} needs a value (--help lists the options)");
-                std::process::exit(2);
-            }
-            i += 2;
-        } else if FLAGS.contains(&a) {
-            i += 1;
-        } else {
-            eprintln!("xcap-bench: unknown argument {a:?} (--help lists the options)");
+        Check::Bad(why) => {
+            eprintln!("xcap-bench: {why} (--help lists the options)");
             std::process::exit(2);
         }
+        Check::Ok => {}
     }
-    let has = |f: &str| args.iter().any(|a| a == f);
+    if let Some(expr) = args.value("--dump") {
+        return dump(expr);
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cfg = if has("--quick") {
+    let mut log = |m: &str| eprintln!("[bench] {m}");
+    let mut out = String::new();
+    if !args.has("--capture-only") {
+        let (reports, bench) = filters::run(
+            filter_config(&args),
+            &root.join("c/filters.c"),
+            true,
+            &mut log,
+        )?;
+        out += &filters::markdown(&reports, &bench);
+    }
+    if !args.has("--filters-only") {
+        out += "\n";
+        out += &xcap_bench::capture::run(&capture_config(&args, &root), &mut log)?;
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// The command line, after the program name.
+struct Args(Vec<String>);
+
+enum Check {
+    Ok,
+    /// `-h` or `--help`, before any bad argument.
+    Help,
+    Bad(String),
+}
+
+impl Args {
+    /// Every argument known, every option with its value.
+    fn check(&self) -> Check {
+        let args = &self.0;
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].as_str();
+            if a == "-h" || a == "--help" {
+                return Check::Help;
+            }
+            if WITH_VALUE.contains(&a) {
+                if i + 1 >= args.len() {
+                    return Check::Bad(format!("{a} needs a value"));
+                }
+                i += 2;
+            } else if FLAGS.contains(&a) {
+                i += 1;
+            } else {
+                return Check::Bad(format!("unknown argument {a:?}"));
+            }
+        }
+        Check::Ok
+    }
+
+    fn has(&self, flag: &str) -> bool {
+        self.0.iter().any(|a| a == flag)
+    }
+
+    /// The value after the first `name`.
+    fn value(&self, name: &str) -> Option<&str> {
+        let i = self.0.iter().position(|a| a == name)?;
+        self.0.get(i + 1).map(String::as_str)
+    }
+
+    /// The parsed value after `name`, `default` if absent or unreadable.
+    fn number<T: std::str::FromStr + Copy>(&self, name: &str, default: T) -> T {
+        self.value(name)
+            .map_or(default, |v| v.parse().unwrap_or(default))
+    }
+}
+
+/// Section 1's loop counts: `--quick` for short runs.
+fn filter_config(args: &Args) -> Config {
+    if args.has("--quick") {
         Config {
             loops: 1 << 12,
             repeat: 2,
@@ -52,73 +117,54 @@ fn main() -> Result<()> {
         }
     } else {
         Config::FULL
-    };
-    if let Some(i) = args.iter().position(|a| a == "--dump") {
-        // --dump EXPR: the skb-mode translation and the kernel-style one.
-        let expr = &args[i + 1];
-        let cbpf = cbpf2ebpf::libpcap::compile(
-            expr,
-            cbpf2ebpf::libpcap::DLT_EN10MB,
-            cbpf2ebpf::libpcap::DEFAULT_SNAPLEN,
+    }
+}
+
+/// Section 2's settings from the options.
+fn capture_config(args: &Args, root: &Path) -> xcap_bench::capture::Config {
+    xcap_bench::capture::Config {
+        window: std::time::Duration::from_secs_f64(args.number("--seconds", 5.0)),
+        warmup: std::time::Duration::from_secs(1),
+        runs: args.number("--runs", 3).max(1),
+        // --rate PPS: the fixed offered rate of section 2b.
+        rate: args.value("--rate").and_then(|v| v.parse().ok()),
+        xcap: args.value("--xcap").map(PathBuf::from),
+        startup_runs: 7,
+        c_dir: root.join("c"),
+        max_other_share: 0.02,
+        // --setups a,b: only setups whose names contain a or b.
+        only: args
+            .value("--setups")
+            .map(|v| v.split(',').map(String::from).collect()),
+        prog_rounds: args.number("--prog-rounds", 7).max(1),
+        prog_window: std::time::Duration::from_secs(2),
+    }
+}
+
+/// `--dump EXPR`: the skb-mode translation and the kernel-style one.
+fn dump(expr: &str) -> Result<()> {
+    let cbpf = cbpf2ebpf::libpcap::compile(
+        expr,
+        cbpf2ebpf::libpcap::DLT_EN10MB,
+        cbpf2ebpf::libpcap::DEFAULT_SNAPLEN,
+    )?;
+    for (name, mode, hook) in [
+        ("direct", cbpf2ebpf::Mode::Direct, cbpf2ebpf::Hook::Xdp),
+        ("skb", cbpf2ebpf::Mode::Skb, cbpf2ebpf::Hook::TcIngress),
+    ] {
+        let t = cbpf2ebpf::translate(
+            &cbpf,
+            &cbpf2ebpf::Options {
+                mode,
+                hook,
+                ..Default::default()
+            },
         )?;
-        for (name, mode, hook) in [
-            ("direct", cbpf2ebpf::Mode::Direct, cbpf2ebpf::Hook::Xdp),
-            ("skb", cbpf2ebpf::Mode::Skb, cbpf2ebpf::Hook::TcIngress),
-        ] {
-            let t = cbpf2ebpf::translate(
-                &cbpf,
-                &cbpf2ebpf::Options {
-                    mode,
-                    hook,
-                    ..Default::default()
-                },
-            )?;
-            println!("== xcap {name}\n{}", cbpf2ebpf::ebpf::disassemble(&t.insns));
-        }
-        println!(
-            "== kernel style\n{}",
-            cbpf2ebpf::ebpf::disassemble(&xcap_bench::kstyle::convert(&cbpf)?)
-        );
-        return Ok(());
+        println!("== xcap {name}\n{}", cbpf2ebpf::ebpf::disassemble(&t.insns));
     }
-    let mut out = String::new();
-    if !has("--capture-only") {
-        let (reports, bench) = filters::run(cfg, &root.join("c/filters.c"), true, &mut |m| {
-            eprintln!("[bench] {m}")
-        })?;
-        out += &filters::markdown(&reports, &bench);
-    }
-    if !has("--filters-only") {
-        let xcap = args
-            .iter()
-            .position(|a| a == "--xcap")
-            .map(|i| PathBuf::from(&args[i + 1]));
-        let opt = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-        };
-        let secs: f64 = opt("--seconds").map_or(5.0, |v| v.parse().unwrap_or(5.0));
-        let cfg = xcap_bench::capture::Config {
-            window: std::time::Duration::from_secs_f64(secs),
-            warmup: std::time::Duration::from_secs(1),
-            runs: opt("--runs").map_or(3, |v| v.parse().unwrap_or(3)).max(1),
-            // --rate PPS: the fixed offered rate of section 2b.
-            rate: opt("--rate").and_then(|v| v.parse().ok()),
-            xcap,
-            startup_runs: 7,
-            c_dir: root.join("c"),
-            max_other_share: 0.02,
-            // --setups a,b: only setups whose names contain a or b.
-            only: opt("--setups").map(|v| v.split(',').map(String::from).collect()),
-            prog_rounds: opt("--prog-rounds")
-                .map_or(7, |v| v.parse().unwrap_or(7))
-                .max(1),
-            prog_window: std::time::Duration::from_secs(2),
-        };
-        out += "\n";
-        out += &xcap_bench::capture::run(&cfg, &mut |m| eprintln!("[bench] {m}"))?;
-    }
-    print!("{out}");
+    println!(
+        "== kernel style\n{}",
+        cbpf2ebpf::ebpf::disassemble(&xcap_bench::kstyle::convert(&cbpf)?)
+    );
     Ok(())
 }

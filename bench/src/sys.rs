@@ -1,7 +1,7 @@
 //! What the runner does not offer: loading a program with BTF function
 //! info (needed for LD_ABS in a subprogram) and reading the per-function
 //! JIT sizes, on top of `bpf_sys`. Everything else goes through
-//! `xcap_runner::kernel`.
+//! `xcap_runner::kernel`. The BTF itself comes from [`crate::btf`].
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,51 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use cbpf2ebpf::ebpf::{to_bytes, Insn};
 use xcap_runner::kernel::ProgType;
 
-/// A minimal BTF blob: `int`, one `int (void)` prototype and `nfuncs`
-/// static functions `f0`, `f1`, ... of that prototype (type ids 3..).
-fn btf_blob(nfuncs: usize) -> Vec<u8> {
-    let mut strings = b"\0int\0".to_vec();
-    let mut types: Vec<u32> = vec![
-        // 1: INT "int", 4 bytes, signed, 32 bits.
-        1,
-        1 << 24,
-        4,
-        0x0100_0020,
-        // 2: FUNC_PROTO returning int, no parameters.
-        0,
-        13 << 24,
-        1,
-    ];
-    for i in 0..nfuncs {
-        let off = strings.len() as u32;
-        strings.extend_from_slice(format!("f{i}\0").as_bytes());
-        // FUNC, static linkage, type 2.
-        types.extend_from_slice(&[off, 12 << 24, 2]);
-    }
-    let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
-    b.push(1); // version
-    b.push(0); // flags
-    b.extend_from_slice(&24u32.to_le_bytes()); // hdr_len
-    b.extend_from_slice(&0u32.to_le_bytes()); // type_off
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes()); // str_off
-    b.extend_from_slice(&(strings.len() as u32).to_le_bytes());
-    b.extend_from_slice(&type_bytes);
-    b.extend_from_slice(&strings);
-    b
-}
-
-fn btf_load(blob: &[u8]) -> io::Result<OwnedFd> {
-    let mut log = vec![0u8; 64 << 10];
-    bpf_sys::btf_load(blob, Some(&mut log)).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("BTF_LOAD: {e}: {}", bpf_sys::log_text(&log)),
-        )
-    })
-}
+use crate::btf;
 
 /// Loads `insns` whose subprograms start at `funcs` (the first is 0) with
 /// BTF function info, so that subprograms may use LD_ABS/LD_IND (the
@@ -65,7 +21,7 @@ pub fn load_with_btf(
     funcs: &[usize],
     name: &str,
 ) -> io::Result<OwnedFd> {
-    let btf = btf_load(&btf_blob(funcs.len()))?;
+    let btf = btf::load(&btf::functions(funcs.len()))?;
     let func_info: Vec<[u32; 2]> = funcs
         .iter()
         .enumerate()
