@@ -4,7 +4,7 @@
 #
 #   scripts/vm.sh KERNEL COMMAND [ARG...]
 #
-# KERNEL is a line of the matrix (6.1, 6.12: see scripts/kernels.sh) or a
+# KERNEL is a line of the matrix (6.1, 6.12, 5.10: see scripts/kernels.sh) or a
 # folder with an unpacked Debian kernel package (boot/vmlinuz-*,
 # lib/modules/*). The command runs in the current directory with the
 # caller's PATH, so it can run the binaries and test executables built
