@@ -9,42 +9,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use cbpf2ebpf::ebpf::{to_bytes, Insn};
 use xcap_runner::kernel::ProgType;
 
-/// A minimal BTF blob: `int`, one `int (void)` prototype and `nfuncs`
-/// static functions `f0`, `f1`, ... of that prototype (type ids 3..).
-fn btf_blob(nfuncs: usize) -> Vec<u8> {
-    let mut strings = b"\0int\0".to_vec();
-    let mut types: Vec<u32> = vec![
-        // 1: INT "int", 4 bytes, signed, 32 bits.
-        1,
-        1 << 24,
-        4,
-        0x0100_0020,
-        // 2: FUNC_PROTO returning int, no parameters.
-        0,
-        13 << 24,
-        1,
-    ];
-    for i in 0..nfuncs {
-        let off = strings.len() as u32;
-        strings.extend_from_slice(format!("f{i}\0").as_bytes());
-        // FUNC, static linkage, type 2.
-        types.extend_from_slice(&[off, 12 << 24, 2]);
-    }
-    let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
-    b.push(1); // version
-    b.push(0); // flags
-    b.extend_from_slice(&24u32.to_le_bytes()); // hdr_len
-    b.extend_from_slice(&0u32.to_le_bytes()); // type_off
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes()); // str_off
-    b.extend_from_slice(&(strings.len() as u32).to_le_bytes());
-    b.extend_from_slice(&type_bytes);
-    b.extend_from_slice(&strings);
-    b
-}
-
 fn btf_load(blob: &[u8]) -> io::Result<OwnedFd> {
     let mut log = vec![0u8; 64 << 10];
     bpf_sys::btf_load(blob, Some(&mut log)).map_err(|e| {
@@ -65,12 +29,10 @@ pub fn load_with_btf(
     funcs: &[usize],
     name: &str,
 ) -> io::Result<OwnedFd> {
-    let btf = btf_load(&btf_blob(funcs.len()))?;
-    let func_info: Vec<[u32; 2]> = funcs
-        .iter()
-        .enumerate()
-        .map(|(i, &off)| [off as u32, 3 + i as u32])
-        .collect();
+    let names: Vec<String> = (0..funcs.len()).map(|i| format!("f{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let btf = btf_load(&bpf_sys::static_funcs_btf(&names))?;
+    let func_info = bpf_sys::static_func_info(funcs);
     let bytes = to_bytes(insns);
     let mut log = vec![0u8; 1 << 20];
     let spec = bpf_sys::ProgLoad {

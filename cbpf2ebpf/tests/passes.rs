@@ -136,22 +136,39 @@ fn a_and_x_are_zeroed_only_when_read_first() {
 }
 
 #[test]
-fn loop_bound_scales_the_unrolled_code() {
+fn unrolled_passes_scale_the_code_and_the_callback_stays_one_pass() {
     let prog = libpcap::compile("ip6 protochain 6", libpcap::DLT_EN10MB, 262144).unwrap();
-    let size = |n| {
-        translate(
-            &prog,
-            &Options {
-                hook: Hook::Offline,
-                max_loop_iterations: n,
-                ..Options::default()
-            },
-        )
-        .unwrap()
-        .insns
-        .len()
+    let translate_with = |opts: Options| translate(&prog, &opts).unwrap();
+    let callback_form = |n| {
+        translate_with(Options {
+            hook: Hook::Offline,
+            unrolled_loop_passes: n,
+            ..Options::default()
+        })
     };
-    assert!(size(4) < size(8) && size(8) < size(16));
+    let (t0, t4, t8) = (callback_form(0), callback_form(4), callback_form(8));
+    let main_len = |t: &cbpf2ebpf::Translation| t.callback.unwrap();
+    let callback_len = |t: &cbpf2ebpf::Translation| t.insns.len() - t.callback.unwrap();
+    assert!(main_len(&t0) < main_len(&t4) && main_len(&t4) < main_len(&t8));
+    assert_eq!(callback_len(&t0), callback_len(&t8));
+    // The unrolled form: one function, each pass a copy.
+    let unrolled = |n| {
+        translate_with(Options {
+            hook: Hook::Offline,
+            loops: cbpf2ebpf::LoopForm::Unrolled,
+            max_loop_iterations: n,
+            ..Options::default()
+        })
+    };
+    let (u4, u8, u16) = (unrolled(4), unrolled(8), unrolled(16));
+    assert!(u4.insns.len() < u8.insns.len() && u8.insns.len() < u16.insns.len());
+    assert_eq!(u16.callback, None);
+    // No loop, no callback.
+    let plain = libpcap::compile("tcp port 80", libpcap::DLT_EN10MB, 262144).unwrap();
+    assert_eq!(
+        translate(&plain, &Options::default()).unwrap().callback,
+        None
+    );
 }
 
 #[test]
