@@ -131,6 +131,8 @@ impl BlobOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterBlob {
     insns: Vec<Insn>,
+    /// Where the loop callback starts in `insns`, if there is one.
+    callback: Option<usize>,
     mode: Mode,
     hook: Hook,
     source: String,
@@ -156,6 +158,7 @@ impl FilterBlob {
         let t = cbpf2ebpf::translate(prog, &opts.translate_options())?;
         Ok(FilterBlob {
             insns: t.insns,
+            callback: t.callback,
             mode: opts.mode,
             hook: opts.hook,
             source: format!("cBPF program of {} instructions", prog.len()),
@@ -163,9 +166,16 @@ impl FilterBlob {
         })
     }
 
-    /// The filter function, entry first (the ABI of [`cbpf2ebpf`]).
+    /// The filter function, entry first (the ABI of [`cbpf2ebpf`]), and
+    /// its loop callback after it if it has one (see
+    /// [`cbpf2ebpf::Translation::callback`]).
     pub fn insns(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// Where the loop callback starts in [`FilterBlob::insns`].
+    pub fn callback(&self) -> Option<usize> {
+        self.callback
     }
 
     /// The instructions as bytes (`struct bpf_insn[]`, little-endian).
