@@ -190,6 +190,11 @@ impl Maps {
             let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
             let mut linkage = Linkage::Called("no filter in it".into());
             for body in inline {
+                // A loop callback is a function of its own in the program.
+                let body = match cbpf2ebpf::ebpf::function_starts(body).get(1) {
+                    Some(&callback) => &body[..callback],
+                    None => body,
+                };
                 if let Some(at) = injector::inline::find_function(&insns, body) {
                     // A refusal keeps the call, which is always right.
                     linkage = match injector::inline::inline_calls(&insns, at) {
