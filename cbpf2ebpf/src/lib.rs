@@ -209,7 +209,13 @@ pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Err
     let built = passes::build::run(prog, opts)?;
     let mut main = built.main;
     passes::simplify::run(&mut main, opts);
-    let mut callback = built.callback;
+    // A loop no path of the filter enters (after dead code is gone)
+    // needs no callback.
+    let enters = main
+        .layout
+        .iter()
+        .any(|&b| matches!(main.blocks[b].term, ir::Terminator::Enter(_)));
+    let mut callback = built.callback.filter(|_| enters);
     if let Some(cb) = callback.as_mut() {
         passes::simplify::run(cb, opts);
     }
