@@ -115,7 +115,7 @@ impl Hook {
 pub enum LoopForm {
     /// The first [`Options::unrolled_loop_passes`] passes of a loop are
     /// unrolled in the filter; the rest run in a second function, the loop
-    /// callback, one pass per call of `bpf_loop` (Linux 5.17+), with A, X
+    /// callback, two passes per call of `bpf_loop` (Linux 5.17+), with A, X
     /// and the scratch words in the filter's stack. The verdict is
     /// libpcap's for every loop that ends within
     /// [`Options::max_loop_iterations`] passes; a loop whose state repeats
@@ -201,6 +201,10 @@ pub struct Stats {
     pub ir_blocks: usize,
     pub bounds_checks: usize,
     pub ebpf_insns: usize,
+    /// The loop callback stops a loop whose state repeats (its state is
+    /// the loop header, A and X, and it reads no random numbers): true for
+    /// every libpcap `protochain`.
+    pub cycle_detection: bool,
 }
 
 /// Translates a cBPF program into an eBPF function with the ABI above.
@@ -241,6 +245,7 @@ pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Err
         ir_blocks,
         bounds_checks,
         ebpf_insns: insns.len(),
+        cycle_detection: callback_at.is_some() && plan.as_ref().is_some_and(|p| p.detect_cycles),
     };
     Ok(Translation {
         insns,

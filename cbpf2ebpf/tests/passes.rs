@@ -172,6 +172,39 @@ fn unrolled_passes_scale_the_code_and_the_callback_stays_one_pass() {
 }
 
 #[test]
+fn every_protochain_loop_stops_when_its_state_repeats() {
+    // libpcap's protochain carries only A and X from pass to pass (its
+    // scratch word is written before it is read), so the callback can
+    // find a repeated state: where libpcap never returns, the filter
+    // returns 0 within a few passes of the repeat.
+    for expr in [
+        "ip6 protochain 6",
+        "protochain 17",
+        "ip protochain 58",
+        "ip6 protochain 6 and ip protochain 17",
+    ] {
+        for dlt in [libpcap::DLT_EN10MB, libpcap::DLT_RAW] {
+            let prog = libpcap::compile(expr, dlt, 262144).unwrap();
+            let t = translate(&prog, &Options::default()).unwrap();
+            assert!(t.callback.is_some() && t.stats.cycle_detection, "{expr}");
+        }
+    }
+    // A loop that carries a scratch word (a counter) has no such check.
+    let counter = [
+        Insn::new(op::LD | op::IMM, 0, 0, 5),
+        Insn::new(op::ST, 0, 0, 3),
+        Insn::new(op::LD | op::MEM, 0, 0, 3),
+        Insn::new(op::JMP | op::JEQ | op::K, 3, 0, 0),
+        Insn::new(op::ALU | op::SUB | op::K, 0, 0, 1),
+        Insn::new(op::ST, 0, 0, 3),
+        Insn::new(op::JMP | op::JA, 0, 0, (-5i32) as u32),
+        Insn::new(op::RET | op::K, 0, 0, 1),
+    ];
+    let t = translate(&counter, &Options::default()).unwrap();
+    assert!(t.callback.is_some() && !t.stats.cycle_detection);
+}
+
+#[test]
 fn bad_programs_are_refused_with_the_reason() {
     let cases: [(&[Insn], &str); 5] = [
         (&[], "empty"),

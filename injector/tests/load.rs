@@ -229,8 +229,11 @@ fn without_fentry(elf: &[u8]) -> Vec<u8> {
 /// private mount namespace with its own bpffs, and checks that `prog` got
 /// its BTF.
 fn bpftool_loadall(elf: &[u8], prog: &str) {
+    // Unique per call: tests run in parallel, some on the same program.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "xcap-injector-bpftool-{}-{prog}",
+        "xcap-injector-bpftool-{}-{n}-{prog}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
