@@ -28,13 +28,20 @@
 //! convention); the function uses at most [`STACK_BYTES`] of its own stack.
 //! Loads past `end` return 0 (reject), as in libpcap.
 //!
+//! A program with backward jumps (libpcap's `protochain`) becomes two
+//! functions ([`LoopForm::Callback`]): the filter, and after it its loop
+//! callback ([`Translation::callback`]), which the filter hands to
+//! `bpf_loop` (Linux 5.17+) by address. The kernel then wants BTF
+//! func_info, with static linkage, for every function of the program.
+//!
 //! ## The pipeline
 //!
 //! [`translate`] reads as its list of passes: validate the cBPF, build the
-//! IR (unrolling backward jumps), simplify, place bounds checks, find loads
-//! that may stay in wire byte order, lower to eBPF (zeroing only what is
-//! read first), lay out jumps. Each pass lives in its own module under
-//! [`passes`].
+//! IR (the first passes of loops unrolled, the rest as the loop callback's
+//! IR), simplify, place bounds checks, find loads that may stay in wire
+//! byte order, lower to eBPF (zeroing only what is read first), lay out
+//! jumps; the last four run once per function. Each pass lives in its own
+//! module under [`passes`].
 
 pub mod cbpf;
 pub mod ebpf;
