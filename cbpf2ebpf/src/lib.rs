@@ -125,7 +125,7 @@ pub enum LoopForm {
     /// callback, two passes per call of `bpf_loop` (Linux 5.17+), with A, X
     /// and the scratch words in the filter's stack. The verdict is
     /// libpcap's for every loop that ends within
-    /// [`Options::max_loop_iterations`] passes; a loop whose state repeats
+    /// [`Options::max_loop_iterations`] calls; a loop whose state repeats
     /// never ends in libpcap, and returns 0 (see [`Translation::callback`]).
     #[default]
     Callback,
@@ -147,9 +147,10 @@ pub struct Options {
     pub unrolled_loop_passes: u32,
     /// The most passes of a loop: past them the filter returns 0.
     /// [`LoopForm::Callback`]: calls of the loop callback, at most
-    /// [`ebpf::BPF_MAX_LOOPS`] (the default); a loop of libpcap's
-    /// `protochain` ends or repeats its state well within it on any packet
-    /// up to 512 KiB, so it never decides a verdict there.
+    /// [`ebpf::BPF_MAX_LOOPS`] (the default); a walk of libpcap's
+    /// `protochain` that ends does so well within it on any packet up to
+    /// 1.3 MiB (fewer than 6 passes a captured byte), so it never decides
+    /// a verdict there.
     /// [`LoopForm::Unrolled`]: taken backward jumps, each a copy of the
     /// loop's code (32 is a sensible bound).
     pub max_loop_iterations: u32,
@@ -173,7 +174,8 @@ impl Default for Options {
     }
 }
 
-/// Default bound on loop passes; see [`Options::max_loop_iterations`].
+/// Default bound on calls of the loop callback; see
+/// [`Options::max_loop_iterations`].
 pub const DEFAULT_LOOP_ITERATIONS: u32 = ebpf::BPF_MAX_LOOPS;
 
 /// Default for [`Options::unrolled_loop_passes`].

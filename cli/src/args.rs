@@ -59,10 +59,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = HookArg::Offline)]
     pub hook: HookArg,
 
-    /// The most passes of a loop (`protochain`, or a raw program's
-    /// backward jumps) in the filter's bpf_loop callback; past them the
-    /// filter returns 0. The default, bpf_loop's limit, decides no
-    /// `protochain` verdict on packets up to 256 KiB
+    /// The most calls of the filter's bpf_loop callback, two passes of a
+    /// loop each (`protochain`, or a raw program's backward jumps); past
+    /// them the filter returns 0. The default, bpf_loop's limit, decides
+    /// no `protochain` verdict on packets up to 1 MiB
     #[arg(
         long,
         value_name = "N",
