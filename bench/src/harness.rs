@@ -58,7 +58,8 @@ pub fn empty_filter() -> Vec<Insn> {
 #[derive(Clone, Debug)]
 pub struct Program {
     pub insns: Vec<Insn>,
-    /// First instruction of each function: main, callback, filter.
+    /// First instruction of each function: main, callback, filter (and
+    /// the filter's loop callback).
     pub funcs: Vec<usize>,
 }
 
@@ -178,10 +179,15 @@ pub fn build(env: Env, filter: &[Insn], loops: Option<u32>) -> Program {
             }
         }
     }
-    Program {
-        insns: p,
-        funcs: vec![0, cb, f],
-    }
+    // The filter's loop callback, if it has one, is a function too.
+    let mut funcs = vec![0, cb, f];
+    funcs.extend(
+        cbpf2ebpf::ebpf::function_starts(filter)
+            .into_iter()
+            .skip(1)
+            .map(|s| f + s),
+    );
+    Program { insns: p, funcs }
 }
 
 /// A loaded harness.

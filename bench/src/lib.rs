@@ -15,12 +15,11 @@
 //!
 //! Shared by both: [`stats`] (medians, spreads, paired differences),
 //! [`clang`] (the hand-written C baselines of bench/c), [`sys`] and
-//! [`btf`] (loading with BTF function info, JIT sizes), [`packets`].
+//! [`packets`].
 //!
 //! Speed never fails a test; the smoke test only checks that the harnesses
 //! load and agree with libpcap.
 
-pub mod btf;
 pub mod capture;
 pub mod clang;
 pub mod filters;

@@ -1,7 +1,7 @@
 //! What the runner does not offer: loading a program with BTF function
 //! info (needed for LD_ABS in a subprogram) and reading the per-function
 //! JIT sizes, on top of `bpf_sys`. Everything else goes through
-//! `xcap_runner::kernel`. The BTF itself comes from [`crate::btf`].
+//! `xcap_runner::kernel`.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,7 +9,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use cbpf2ebpf::ebpf::{to_bytes, Insn};
 use xcap_runner::kernel::ProgType;
 
-use crate::btf;
+fn btf_load(blob: &[u8]) -> io::Result<OwnedFd> {
+    let mut log = vec![0u8; 64 << 10];
+    bpf_sys::btf_load(blob, Some(&mut log)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("BTF_LOAD: {e}: {}", bpf_sys::log_text(&log)),
+        )
+    })
+}
 
 /// Loads `insns` whose subprograms start at `funcs` (the first is 0) with
 /// BTF function info, so that subprograms may use LD_ABS/LD_IND (the
@@ -21,12 +29,10 @@ pub fn load_with_btf(
     funcs: &[usize],
     name: &str,
 ) -> io::Result<OwnedFd> {
-    let btf = btf::load(&btf::functions(funcs.len()))?;
-    let func_info: Vec<[u32; 2]> = funcs
-        .iter()
-        .enumerate()
-        .map(|(i, &off)| [off as u32, 3 + i as u32])
-        .collect();
+    let names: Vec<String> = (0..funcs.len()).map(|i| format!("f{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let btf = btf_load(&bpf_sys::static_funcs_btf(&names))?;
+    let func_info = bpf_sys::static_func_info(funcs);
     let bytes = to_bytes(insns);
     let mut log = vec![0u8; 1 << 20];
     let spec = bpf_sys::ProgLoad {

@@ -170,6 +170,61 @@ impl Default for ProgLoad<'_> {
     }
 }
 
+/// A minimal BTF blob for `func_info`: `int`, one `int (void)` prototype
+/// and a static function of that prototype per name in `names` (type ids
+/// 3, 4, ...). The kernel wants func_info, with static linkage, for every
+/// function of a program that takes a callback's address (`bpf_loop`) and
+/// of one whose subprograms use LD_ABS; it checks no argument of a static
+/// function against its prototype.
+pub fn static_funcs_btf(names: &[&str]) -> Vec<u8> {
+    let mut strings = b"\0int\0".to_vec();
+    let mut types: Vec<u32> = vec![
+        // 1: INT "int", 4 bytes, signed, 32 bits.
+        1,
+        1 << 24,
+        4,
+        0x0100_0020,
+        // 2: FUNC_PROTO returning int, no parameters.
+        0,
+        13 << 24,
+        1,
+    ];
+    for name in names {
+        let off = strings.len() as u32;
+        let clean: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        strings.extend_from_slice(clean.as_bytes());
+        strings.push(0);
+        // FUNC, static linkage, type 2.
+        types.extend_from_slice(&[off, 12 << 24, 2]);
+    }
+    let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
+    b.push(1); // version
+    b.push(0); // flags
+    b.extend_from_slice(&24u32.to_le_bytes()); // hdr_len
+    b.extend_from_slice(&0u32.to_le_bytes()); // type_off
+    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes()); // str_off
+    b.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+    b.extend_from_slice(&type_bytes);
+    b.extend_from_slice(&strings);
+    b
+}
+
+/// func_info records for functions starting at `starts` (slot indices,
+/// the first 0) described by [`static_funcs_btf`] with as many names.
+pub fn static_func_info(starts: &[usize]) -> Vec<[u32; 2]> {
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &off)| [off as u32, 3 + i as u32])
+        .collect()
+}
+
 /// Loads a program. With `log`, the verifier writes its log there (level
 /// 1); verifying with a log is slower, so callers load without one first
 /// and again with one to explain a refusal ([`log_text`]).

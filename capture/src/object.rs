@@ -190,6 +190,11 @@ impl Maps {
             let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
             let mut linkage = Linkage::Called("no filter in it".into());
             for body in inline {
+                // A loop callback is a function of its own in the program.
+                let body = match cbpf2ebpf::ebpf::function_starts(body).get(1) {
+                    Some(&callback) => &body[..callback],
+                    None => body,
+                };
                 if let Some(at) = injector::inline::find_function(&insns, body) {
                     // A refusal keeps the call, which is always right.
                     linkage = match injector::inline::inline_calls(&insns, at) {
@@ -209,6 +214,10 @@ impl Maps {
                 .collect();
             insns = injector::fold::frozen_loads(&insns, &frozen).0;
             linkages.insert(name.to_owned(), linkage);
+            // A filter's loop callback: the kernel wants func_info for each
+            // function then, which a small BTF of our own gives (the
+            // object's BTF is not loaded, see the module docs).
+            let btf = function_btf(&insns).map_err(|e| load_err(format!("{name}: {e}")))?;
             let fd = sys::prog_load(&bpf_sys::ProgLoad {
                 name,
                 prog_type,
@@ -217,7 +226,7 @@ impl Maps {
                 insns: &cbpf2ebpf::ebpf::to_bytes(&insns),
                 license: &prog.license,
                 kernel_version: prog.kernel_version.unwrap_or(0),
-                func_info: None,
+                func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
             })
             .map_err(|e| load_err(format!("{name}: {e}")))?;
             loaded.insert(name.to_owned(), fd);
@@ -243,6 +252,25 @@ impl Loaded {
     pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
         self.programs.get(name).map(|f| f.as_fd())
     }
+}
+
+/// A loaded BTF and func_info records (`[insn_off, type_id]`) for it.
+pub(crate) type FuncInfo = (OwnedFd, Vec<[u32; 2]>);
+
+/// BTF and func_info records for a program that takes a function's
+/// address (a filter's `bpf_loop` callback), which the kernel refuses
+/// without them; `None` for other programs.
+pub(crate) fn function_btf(insns: &[Insn]) -> Result<Option<FuncInfo>, String> {
+    if !cbpf2ebpf::ebpf::takes_function_address(insns) {
+        return Ok(None);
+    }
+    let starts = cbpf2ebpf::ebpf::function_starts(insns);
+    let names: Vec<String> = (0..starts.len()).map(|i| format!("xcap_f{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut log = vec![0u8; 64 << 10];
+    let btf = bpf_sys::btf_load(&bpf_sys::static_funcs_btf(&names), Some(&mut log))
+        .map_err(|e| format!("BPF_BTF_LOAD: {e}: {}", bpf_sys::log_text(&log)))?;
+    Ok(Some((btf, bpf_sys::static_func_info(&starts))))
 }
 
 /// A program that does nothing: `XDP_PASS`, or TCX's "next program".

@@ -2,7 +2,8 @@
 //! index register `X`, sixteen scratch words) in basic blocks, with typed
 //! entity indices for blocks and instructions.
 //!
-//! Control flow is a DAG: [`crate::passes::build`] unrolls backward jumps,
+//! Control flow is a DAG: [`crate::passes::build`] unrolls backward jumps
+//! or cuts them into passes of a loop callback (see [`Terminator::Enter`]),
 //! and `layout` lists the blocks in an order where every edge goes forward.
 
 use cranelift_entity::{entity_impl, PrimaryMap};
@@ -116,6 +117,21 @@ pub enum Terminator {
     ReturnK(u32),
     /// Return A.
     ReturnA,
+    /// The filter function: leave the unrolled code for the loop callback,
+    /// which resumes at loop header `n` (an index into
+    /// [`crate::passes::build::Built::headers`]) with A, X and the scratch
+    /// words as they are; the filter returns what the loop returns.
+    Enter(u32),
+    /// The loop callback: this pass is over; the next one starts at loop
+    /// header `n` with A, X and the scratch words as they are.
+    Continue(u32),
+    /// The loop callback's entry: `if the pass resumes at header n goto
+    /// then else otherwise`.
+    Resume {
+        header: u32,
+        then: Block,
+        otherwise: Block,
+    },
 }
 
 impl Terminator {
@@ -123,6 +139,9 @@ impl Terminator {
         let (a, b) = match *self {
             Terminator::Jump(t) => (Some(t), None),
             Terminator::Branch {
+                then, otherwise, ..
+            }
+            | Terminator::Resume {
                 then, otherwise, ..
             } => (Some(then), Some(otherwise)),
             _ => (None, None),
@@ -135,6 +154,9 @@ impl Terminator {
         match self {
             Terminator::Jump(t) => *t = f(*t),
             Terminator::Branch {
+                then, otherwise, ..
+            }
+            | Terminator::Resume {
                 then, otherwise, ..
             } => {
                 *then = f(*then);

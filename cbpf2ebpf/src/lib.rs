@@ -28,13 +28,20 @@
 //! convention); the function uses at most [`STACK_BYTES`] of its own stack.
 //! Loads past `end` return 0 (reject), as in libpcap.
 //!
+//! A program with backward jumps (libpcap's `protochain`) becomes two
+//! functions ([`LoopForm::Callback`]): the filter, and after it its loop
+//! callback ([`Translation::callback`]), which the filter hands to
+//! `bpf_loop` (Linux 5.17+) by address. The kernel then wants BTF
+//! func_info, with static linkage, for every function of the program.
+//!
 //! ## The pipeline
 //!
 //! [`translate`] reads as its list of passes: validate the cBPF, build the
-//! IR (unrolling backward jumps), simplify, place bounds checks, find loads
-//! that may stay in wire byte order, lower to eBPF (zeroing only what is
-//! read first), lay out jumps. Each pass lives in its own module under
-//! [`passes`].
+//! IR (the first passes of loops unrolled, the rest as the loop callback's
+//! IR), simplify, place bounds checks, find loads that may stay in wire
+//! byte order, lower to eBPF (zeroing only what is read first), lay out
+//! jumps; the last four run once per function. Each pass lives in its own
+//! module under [`passes`].
 
 pub mod cbpf;
 pub mod ebpf;
@@ -53,6 +60,10 @@ pub const MAX_START_OFFSET: u64 = 64;
 /// The most stack the translated function uses, in bytes (skb mode's copy
 /// of the packet's first bytes is most of it).
 pub const STACK_BYTES: usize = 240;
+
+/// The most stack the loop callback uses, in bytes (its frame comes on
+/// top of the filter's and its caller's: 512 bytes in all).
+pub const CALLBACK_STACK_BYTES: usize = 112;
 
 /// How the filter reads packet bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -106,14 +117,42 @@ impl Hook {
     }
 }
 
+/// How backward jumps (libpcap's `protochain` loops) are translated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum LoopForm {
+    /// The first [`Options::unrolled_loop_passes`] passes of a loop are
+    /// unrolled in the filter; the rest run in a second function, the loop
+    /// callback, two passes per call of `bpf_loop` (Linux 5.17+), with A, X
+    /// and the scratch words in the filter's stack. The verdict is
+    /// libpcap's for every loop that ends within
+    /// [`Options::max_loop_iterations`] calls; a loop whose state repeats
+    /// never ends in libpcap, and returns 0 (see [`Translation::callback`]).
+    #[default]
+    Callback,
+    /// Every pass unrolled, at most [`Options::max_loop_iterations`] of
+    /// them; a path that needs more returns 0 where libpcap would go on.
+    /// One function, any kernel, but not exact past the bound.
+    Unrolled,
+}
+
 /// Translation options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
     pub hook: Hook,
-    /// How many times a backward jump may be taken (each taken backward jump
-    /// is one loop iteration, e.g. one IPv6 extension header for `ip6
-    /// protochain`). Past it the filter returns 0.
+    pub loops: LoopForm,
+    /// [`LoopForm::Callback`]: how many backward jumps a path takes in the
+    /// filter itself (unrolled, no call) before its loop continues in the
+    /// callback. Speed and size only: the verdict does not depend on it.
+    pub unrolled_loop_passes: u32,
+    /// The most passes of a loop: past them the filter returns 0.
+    /// [`LoopForm::Callback`]: calls of the loop callback, at most
+    /// [`ebpf::BPF_MAX_LOOPS`] (the default); a walk of libpcap's
+    /// `protochain` that ends does so well within it on any packet up to
+    /// 1.3 MiB (fewer than 6 passes a captured byte), so it never decides
+    /// a verdict there.
+    /// [`LoopForm::Unrolled`]: taken backward jumps, each a copy of the
+    /// loop's code (32 is a sensible bound).
     pub max_loop_iterations: u32,
     /// Skb mode at a TC hook (or offline): read the skb's linear part with
     /// direct packet access and call `bpf_skb_load_bytes` only past it
@@ -137,6 +176,8 @@ impl Default for Options {
         Options {
             mode: Mode::Direct,
             hook: Hook::None,
+            loops: LoopForm::Callback,
+            unrolled_loop_passes: DEFAULT_UNROLLED_PASSES,
             max_loop_iterations: DEFAULT_LOOP_ITERATIONS,
             linear_fast_path: true,
             gotol: true,
@@ -144,8 +185,12 @@ impl Default for Options {
     }
 }
 
-/// Default bound on taken backward jumps; see [`Options::max_loop_iterations`].
-pub const DEFAULT_LOOP_ITERATIONS: u32 = 32;
+/// Default bound on calls of the loop callback; see
+/// [`Options::max_loop_iterations`].
+pub const DEFAULT_LOOP_ITERATIONS: u32 = ebpf::BPF_MAX_LOOPS;
+
+/// Default for [`Options::unrolled_loop_passes`].
+pub const DEFAULT_UNROLLED_PASSES: u32 = 4;
 
 /// Largest translated function, in eBPF instructions.
 pub const MAX_EBPF_INSNS: usize = 1_000_000;
@@ -153,8 +198,18 @@ pub const MAX_EBPF_INSNS: usize = 1_000_000;
 /// The translated filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translation {
-    /// The function body, entry first.
+    /// The filter function, entry first, followed by its loop callback if
+    /// it has one (see [`Translation::callback`]).
     pub insns: Vec<ebpf::Insn>,
+    /// Where the loop callback starts in [`Translation::insns`], for a
+    /// program with backward jumps translated as [`LoopForm::Callback`].
+    /// The callback is a second BPF function (`long cb(u64 index, void
+    /// *loop)`, [`CALLBACK_STACK_BYTES`] of stack), reached only through
+    /// the filter's `ld_imm64` of its address (`BPF_PSEUDO_FUNC`, relative,
+    /// so the two must stay in this order and adjacent in an instruction
+    /// array; an ELF object needs a function symbol and a relocation for
+    /// it) passed to `bpf_loop`.
+    pub callback: Option<usize>,
     /// Sizes along the way, for `-v` output and benchmarks.
     pub stats: Stats,
 }
@@ -166,25 +221,122 @@ pub struct Stats {
     pub ir_blocks: usize,
     pub bounds_checks: usize,
     pub ebpf_insns: usize,
+    /// The loop callback stops a loop whose state repeats (its state is
+    /// the loop header, A and X, and it reads no random numbers): true for
+    /// every libpcap `protochain`.
+    pub cycle_detection: bool,
 }
 
 /// Translates a cBPF program into an eBPF function with the ABI above.
 pub fn translate(prog: &[cbpf::Insn], opts: &Options) -> Result<Translation, Error> {
     passes::validate::run(prog)?;
-    let mut func = passes::build::run(prog, opts)?;
-    passes::simplify::run(&mut func, opts);
-    let guards = passes::guards::run(&func, opts);
-    let swaps = passes::swaps::run(&func);
-    let code = passes::lower::run(&func, &guards, &swaps, opts)?;
-    let insns = passes::layout::run(code, opts.gotol)?;
+    let built = passes::build::run(prog, opts)?;
+    let mut main = built.main;
+    passes::simplify::run(&mut main, opts);
+    // A loop no path of the filter enters (after dead code is gone)
+    // needs no callback.
+    let enters = main
+        .layout
+        .iter()
+        .any(|&b| matches!(main.blocks[b].term, ir::Terminator::Enter(_)));
+    let mut callback = built.callback.filter(|_| enters);
+    if let Some(cb) = callback.as_mut() {
+        passes::simplify::run(cb, opts);
+    }
+    let plan = callback.as_ref().map(|cb| loop_plan(&main, cb, opts));
+    let filter_frame = passes::lower::Frame::Filter(plan.as_ref());
+    let (mut insns, mut bounds_checks) = lower_function(&main, opts, filter_frame)?;
+    let mut callback_at = None;
+    let mut ir_blocks = main.layout.len();
+    if let (Some(cb), Some(plan)) = (&callback, &plan) {
+        let frame = passes::lower::Frame::Callback(plan);
+        let (code, checks) = lower_function(cb, opts, frame)?;
+        link_callback(&mut insns)?;
+        callback_at = Some(insns.len());
+        insns.extend(code);
+        ir_blocks += cb.layout.len();
+        bounds_checks += checks;
+    }
     if insns.len() > MAX_EBPF_INSNS {
         return Err(Error::TooLarge(insns.len()));
     }
     let stats = Stats {
         cbpf_insns: prog.len(),
-        ir_blocks: func.blocks.len(),
-        bounds_checks: guards.count(),
+        ir_blocks,
+        bounds_checks,
         ebpf_insns: insns.len(),
+        cycle_detection: callback_at.is_some() && plan.as_ref().is_some_and(|p| p.detect_cycles),
     };
-    Ok(Translation { insns, stats })
+    Ok(Translation {
+        insns,
+        callback: callback_at,
+        stats,
+    })
+}
+
+/// Places bounds checks, finds wire-order loads, lowers and lays out one
+/// function; also returns how many bounds checks it has.
+fn lower_function(
+    func: &ir::Function,
+    opts: &Options,
+    frame: passes::lower::Frame<'_>,
+) -> Result<(Vec<ebpf::Insn>, usize), Error> {
+    let guards = passes::guards::run(func, opts);
+    let swaps = passes::swaps::run(func);
+    let code = passes::lower::run(func, &guards, &swaps, opts, frame)?;
+    Ok((passes::layout::run(code, opts.gotol)?, guards.count()))
+}
+
+/// Points the filter's `ld_imm64`s of the callback's address (the only
+/// `BPF_PSEUDO_FUNC`s in it) at the first instruction after the filter.
+fn link_callback(filter: &mut [ebpf::Insn]) -> Result<(), Error> {
+    let len = filter.len() as i64;
+    let mut linked = false;
+    for (at, i) in filter.iter_mut().enumerate() {
+        if i.code == ebpf::op::LD | ebpf::op::DW && i.src == ebpf::op::PSEUDO_FUNC {
+            i.imm =
+                i32::try_from(len - at as i64 - 1).map_err(|_| Error::TooLarge(len as usize))?;
+            linked = true;
+        }
+    }
+    if linked {
+        Ok(())
+    } else {
+        Err(Error::Internal("a loop program without a bpf_loop call"))
+    }
+}
+
+/// What the filter and the loop callback must agree on.
+fn loop_plan(
+    main: &ir::Function,
+    callback: &ir::Function,
+    opts: &Options,
+) -> passes::lower::LoopPlan {
+    use passes::init::Values;
+    let a_x = Values::A | Values::X;
+    let carried = passes::init::run(callback, 0, a_x).0 | a_x;
+    let any = |pred: &dyn Fn(&ir::InstData) -> bool| {
+        [main, callback]
+            .iter()
+            .any(|f| f.layout.iter().any(|&b| f.block_insts(b).any(pred)))
+    };
+    let random = callback.layout.iter().any(|&b| {
+        callback.block_insts(b).any(
+            |i| matches!(i, ir::InstData::LoadAncillary { ad } if *ad == cbpf::ancillary::RANDOM),
+        )
+    });
+    passes::lower::LoopPlan {
+        carried: Values(carried),
+        uses_len: any(&|i| matches!(i, ir::InstData::LoadLen { .. })),
+        packet_loads: any(&|i| {
+            matches!(
+                i,
+                ir::InstData::LoadAbs { .. }
+                    | ir::InstData::LoadInd { .. }
+                    | ir::InstData::LoadMsh { .. }
+            )
+        }),
+        detect_cycles: carried == a_x && !random,
+        max_passes: opts.max_loop_iterations.min(ebpf::BPF_MAX_LOOPS),
+    }
 }

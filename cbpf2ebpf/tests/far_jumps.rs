@@ -6,16 +6,20 @@
 
 use cbpf2ebpf::cbpf::{op, Insn};
 use cbpf2ebpf::ebpf::{self, op as eop};
-use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options, Translation};
+use cbpf2ebpf::{libpcap, translate, Hook, LoopForm, Mode, Options, Translation};
 use xcap_runner::{Engine, Filter, RunFilter};
 
 fn options(mode: Mode, iterations: u32, linear_fast_path: bool, gotol: bool) -> Options {
     Options {
         mode,
         hook: Hook::Offline,
+        // The unrolled form: far jumps need thousands of copies of the
+        // loop body (the callback form has none).
+        loops: LoopForm::Unrolled,
         max_loop_iterations: iterations,
         linear_fast_path,
         gotol,
+        ..Options::default()
     }
 }
 

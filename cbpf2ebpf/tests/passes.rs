@@ -136,22 +136,72 @@ fn a_and_x_are_zeroed_only_when_read_first() {
 }
 
 #[test]
-fn loop_bound_scales_the_unrolled_code() {
+fn unrolled_passes_scale_the_code_and_the_callback_stays_one_pass() {
     let prog = libpcap::compile("ip6 protochain 6", libpcap::DLT_EN10MB, 262144).unwrap();
-    let size = |n| {
-        translate(
-            &prog,
-            &Options {
-                hook: Hook::Offline,
-                max_loop_iterations: n,
-                ..Options::default()
-            },
-        )
-        .unwrap()
-        .insns
-        .len()
+    let translate_with = |opts: Options| translate(&prog, &opts).unwrap();
+    let callback_form = |n| {
+        translate_with(Options {
+            hook: Hook::Offline,
+            unrolled_loop_passes: n,
+            ..Options::default()
+        })
     };
-    assert!(size(4) < size(8) && size(8) < size(16));
+    let (t0, t4, t8) = (callback_form(0), callback_form(4), callback_form(8));
+    let main_len = |t: &cbpf2ebpf::Translation| t.callback.unwrap();
+    let callback_len = |t: &cbpf2ebpf::Translation| t.insns.len() - t.callback.unwrap();
+    assert!(main_len(&t0) < main_len(&t4) && main_len(&t4) < main_len(&t8));
+    assert_eq!(callback_len(&t0), callback_len(&t8));
+    // The unrolled form: one function, each pass a copy.
+    let unrolled = |n| {
+        translate_with(Options {
+            hook: Hook::Offline,
+            loops: cbpf2ebpf::LoopForm::Unrolled,
+            max_loop_iterations: n,
+            ..Options::default()
+        })
+    };
+    let (u4, u8, u16) = (unrolled(4), unrolled(8), unrolled(16));
+    assert!(u4.insns.len() < u8.insns.len() && u8.insns.len() < u16.insns.len());
+    assert_eq!(u16.callback, None);
+    // No loop, no callback.
+    let plain = libpcap::compile("tcp port 80", libpcap::DLT_EN10MB, 262144).unwrap();
+    assert_eq!(
+        translate(&plain, &Options::default()).unwrap().callback,
+        None
+    );
+}
+
+#[test]
+fn every_protochain_loop_stops_when_its_state_repeats() {
+    // libpcap's protochain carries only A and X from pass to pass (its
+    // scratch word is written before it is read), so the callback can
+    // find a repeated state: where libpcap never returns, the filter
+    // returns 0 within a few passes of the repeat.
+    for expr in [
+        "ip6 protochain 6",
+        "protochain 17",
+        "ip protochain 58",
+        "ip6 protochain 6 and ip protochain 17",
+    ] {
+        for dlt in [libpcap::DLT_EN10MB, libpcap::DLT_RAW] {
+            let prog = libpcap::compile(expr, dlt, 262144).unwrap();
+            let t = translate(&prog, &Options::default()).unwrap();
+            assert!(t.callback.is_some() && t.stats.cycle_detection, "{expr}");
+        }
+    }
+    // A loop that carries a scratch word (a counter) has no such check.
+    let counter = [
+        Insn::new(op::LD | op::IMM, 0, 0, 5),
+        Insn::new(op::ST, 0, 0, 3),
+        Insn::new(op::LD | op::MEM, 0, 0, 3),
+        Insn::new(op::JMP | op::JEQ | op::K, 3, 0, 0),
+        Insn::new(op::ALU | op::SUB | op::K, 0, 0, 1),
+        Insn::new(op::ST, 0, 0, 3),
+        Insn::new(op::JMP | op::JA, 0, 0, (-5i32) as u32),
+        Insn::new(op::RET | op::K, 0, 0, 1),
+    ];
+    let t = translate(&counter, &Options::default()).unwrap();
+    assert!(t.callback.is_some() && !t.stats.cycle_detection);
 }
 
 #[test]

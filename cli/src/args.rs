@@ -58,8 +58,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = HookArg::Offline)]
     pub hook: HookArg,
 
-    /// How many times a backward jump (`ip6 protochain`) may be taken
-    #[arg(long, value_name = "N", default_value_t = cbpf2ebpf::DEFAULT_LOOP_ITERATIONS)]
+    /// The most calls of the filter's bpf_loop callback, two passes of a
+    /// loop each (`protochain`, or a raw program's backward jumps); past
+    /// them the filter returns 0. The default, bpf_loop's limit, decides
+    /// no `protochain` verdict on packets up to 1 MiB
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cbpf2ebpf::DEFAULT_LOOP_ITERATIONS,
+        value_parser = clap::value_parser!(u32).range(1..=cbpf2ebpf::ebpf::BPF_MAX_LOOPS as i64)
+    )]
     pub max_loop_iterations: u32,
 
     /// Link type to compile for (EN10MB, RAW, LINUX_SLL, IPV4, IPV6, or a

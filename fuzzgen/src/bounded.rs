@@ -1,25 +1,48 @@
-//! A step-counting model of libpcap's `bpf_filter()`, used only to decide
-//! whether a program terminates on a packet within the translator's loop
-//! bound before handing it to libpcap (whose interpreter loops forever on
-//! some `ip6 protochain` programs, see the AH note below) and whose answer
-//! is then checked against libpcap's own.
+//! A step-counting model of libpcap's `bpf_filter()`, used to decide
+//! whether a program ends on a packet before handing it to libpcap (whose
+//! interpreter loops forever on some `protochain` programs, see the AH note
+//! below), and whose answer is then checked against libpcap's own.
 //!
 //! libpcap 1.10's `protochain` code for AH sets `X = (P[X+1] + 2) * 4`,
 //! dropping the previous offset, so a packet whose AH header points back to
-//! an earlier header makes libpcap's interpreter loop forever (the translated
-//! filter returns 0 after `max_loop_iterations` backward jumps, by design).
+//! an earlier header makes libpcap's interpreter loop forever. The model
+//! sees that as a state (position, A, X, scratch words) met twice at a
+//! backward jump: the program is deterministic, so it never ends. The
+//! translated filter returns 0 there.
+
+use std::collections::HashSet;
 
 use cbpf2ebpf::cbpf::op::*;
 use cbpf2ebpf::cbpf::Insn;
 
+/// What libpcap's interpreter does with a program on a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// It returns this value.
+    Ends(u32),
+    /// It never returns: a state repeats at a backward jump.
+    Endless,
+    /// The model gave up after this many backward jumps.
+    TooLong,
+}
+
 /// The result of `prog` on the packet, or `None` if its path takes more
-/// than `max_back` backward jumps (where the translation returns 0 by
-/// design and libpcap may never return).
+/// than `max_back` backward jumps or never ends.
 pub fn run(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Option<u32> {
+    match model(prog, p, wirelen, max_back) {
+        Run::Ends(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// Runs `prog` on the packet, at most `max_back` backward jumps.
+pub fn model(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Run {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; 16];
     let mut back = 0u32;
     let mut pc = 0usize;
+    // States at backward jumps: (pc, A, X, M).
+    let mut seen: HashSet<(usize, u32, u32, [u32; 16])> = HashSet::new();
     let load = |off: u64, size: u64| -> Option<u32> {
         if off + size > p.len() as u64 {
             return None;
@@ -37,18 +60,20 @@ pub fn run(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Option<u32> 
         _ => 1,
     };
     loop {
-        let i = *prog.get(pc)?;
+        let Some(&i) = prog.get(pc) else {
+            return Run::Ends(0);
+        };
         pc += 1;
         match i.class() {
-            RET => return Some(if i.rval() == A { a } else { i.k }),
+            RET => return Run::Ends(if i.rval() == A { a } else { i.k }),
             LD => match i.mode() {
                 ABS => match load(i.k as u64, size(&i)) {
                     Some(v) => a = v,
-                    None => return Some(0),
+                    None => return Run::Ends(0),
                 },
                 IND => match load(x as u64 + i.k as u64, size(&i)) {
                     Some(v) => a = v,
-                    None => return Some(0),
+                    None => return Run::Ends(0),
                 },
                 LEN => a = wirelen,
                 MEM => a = mem[i.k as usize & 15],
@@ -59,7 +84,7 @@ pub fn run(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Option<u32> 
                 MEM => x = mem[i.k as usize & 15],
                 MSH => match load(i.k as u64, 1) {
                     Some(v) => x = (v & 0xf) << 2,
-                    None => return Some(0),
+                    None => return Run::Ends(0),
                 },
                 _ => x = i.k,
             },
@@ -71,7 +96,10 @@ pub fn run(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Option<u32> 
                     if off < 0 {
                         back += 1;
                         if back > max_back {
-                            return None;
+                            return Run::TooLong;
+                        }
+                        if !seen.insert((pc, a, x, mem)) {
+                            return Run::Endless;
                         }
                     }
                     pc = (pc as i64 + off as i64) as usize;
@@ -92,7 +120,7 @@ pub fn run(prog: &[Insn], p: &[u8], wirelen: u32, max_back: u32) -> Option<u32> 
                     ADD => a.wrapping_add(v),
                     SUB => a.wrapping_sub(v),
                     MUL => a.wrapping_mul(v),
-                    DIV | MOD if v == 0 => return Some(0),
+                    DIV | MOD if v == 0 => return Run::Ends(0),
                     DIV => a / v,
                     MOD => a % v,
                     AND => a & v,

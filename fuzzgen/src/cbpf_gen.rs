@@ -9,13 +9,14 @@
 //!   interpreter's `mem[]` is uninitialised): a data-flow pass rewrites reads
 //!   of possibly unwritten words;
 //! - backward `ja`s are guarded by a countdown in scratch word 15, set once
-//!   at entry to at most [`DEFAULT_LOOP_ITERATIONS`] and only ever
-//!   decremented, so no path takes more backward jumps than that; no jump
-//!   lands inside a guard.
+//!   at entry and only ever decremented, so no path takes more backward
+//!   jumps than that; no jump lands inside a guard. Budgets are up to 32,
+//!   and [`lengthen_loops`] makes some of them up to [`MAX_BUDGET`] (the
+//!   translator's loop callback must stay exact on every one; none come
+//!   near `bpf_loop`'s 2^23).
 
 use cbpf2ebpf::cbpf::op::*;
 use cbpf2ebpf::cbpf::{ancillary, Insn};
-use cbpf2ebpf::DEFAULT_LOOP_ITERATIONS;
 
 use crate::packet::{self, Packet};
 use crate::Src;
@@ -25,6 +26,9 @@ const COUNTER: u32 = 15;
 
 /// Most body instructions generated.
 pub const MAX_BODY: usize = 48;
+
+/// The largest backward-jump budget of a generated program.
+pub const MAX_BUDGET: u32 = 100_000;
 
 fn load_offset(s: &mut Src) -> u32 {
     match s.below(10) {
@@ -124,7 +128,8 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
     // Guards: (start pc, pc of the backward ja).
     let mut guards: Vec<(usize, usize)> = Vec::new();
     if loops {
-        let budget = s.below(DEFAULT_LOOP_ITERATIONS as usize + 1) as u32;
+        // Made longer by `lengthen_loops`, after everything else is read.
+        let budget = s.below(33) as u32;
         prog.push(Insn::new(LD | IMM, 0, 0, budget));
         prog.push(Insn::new(ST, 0, 0, COUNTER));
     }
@@ -214,6 +219,23 @@ pub fn program(s: &mut Src) -> Vec<Insn> {
     }
     fix_scratch_reads(&mut prog);
     prog
+}
+
+/// Now and then a longer budget for a program with loops, from the input's
+/// last bytes: read after the program and its packets, so that inputs
+/// written before it existed (the regression corpus) decode as they did.
+pub fn lengthen_loops(prog: &mut [Insn], s: &mut Src) {
+    let has_loops =
+        prog.len() > 2 && prog[0].code == LD | IMM && prog[1].code == ST && prog[1].k == COUNTER;
+    if !has_loops {
+        return;
+    }
+    let budget = match s.byte() {
+        0..=127 => return,
+        128..=223 => 33 + s.below(2_000),
+        _ => s.below(MAX_BUDGET as usize + 1),
+    };
+    prog[0].k = budget as u32;
 }
 
 /// For each pc, the scratch words written on every path into it (`None`:

@@ -219,8 +219,9 @@ fn ipv4(s: &mut Src, p: &mut Vec<u8>) {
     };
     put16(p, frag);
     p.push(64); // TTL
-    let proto = *s.pick(&[6u8, 6, 17, 17, 1, 2, 132, 4, 41, 47, 103, 112, 0]);
+    let proto = *s.pick(&[6u8, 6, 17, 17, 1, 2, 132, 4, 41, 47, 103, 112, 0, 51]);
     let proto = if s.chance(16) { s.byte() } else { proto };
+    let proto_at = p.len();
     p.push(proto);
     put16(p, 0); // checksum
     let (a, b) = (v4(s), v4(s));
@@ -229,6 +230,32 @@ fn ipv4(s: &mut Src, p: &mut Vec<u8>) {
     for _ in 20..(ihl as usize * 4).max(20) {
         p.push(s.byte());
     }
+    let proto = if proto == 51 {
+        // AH headers, the only ones `ip protochain` walks (libpcap takes
+        // (length + 2) * 4 as the next header's offset from the IP header,
+        // so a chain past the first one sends it back, or round forever).
+        let mut next_at = proto_at;
+        let count = match *s.pick(&[1usize, 1, 2, 3, 99]) {
+            99 => 4 + s.below(200),
+            n => n,
+        };
+        for _ in 0..count {
+            p[next_at] = 51;
+            next_at = p.len();
+            p.push(0);
+            let len = *s.pick(&[1u8, 1, 2, 3, 4]);
+            let len = if s.chance(32) { s.byte() } else { len };
+            p.push(len);
+            for _ in 2..(len as usize + 2) * 4 {
+                p.push(if s.chance(64) { s.byte() } else { 0 });
+            }
+        }
+        let last = *s.pick(&[6u8, 17, 1, 51]);
+        p[next_at] = last;
+        last
+    } else {
+        proto
+    };
     l4(s, p, proto, false);
     let total = (p.len() - start) as u16;
     p[start + 2..start + 4].copy_from_slice(&total.to_be_bytes());
@@ -245,9 +272,16 @@ fn ipv6(s: &mut Src, p: &mut Vec<u8>) {
     let (a, b) = (v6(s), v6(s));
     p.extend_from_slice(&a);
     p.extend_from_slice(&b);
-    // Extension headers: hop-by-hop, routing, fragment, destination, AH.
+    // Extension headers: hop-by-hop, routing, fragment, destination, AH;
+    // now and then a chain longer than the translator unrolls (libpcap's
+    // protochain loop has no bound).
     let mut next_at = next_at;
-    for _ in 0..*s.pick(&[0usize, 0, 0, 1, 1, 2, 3, 5]) {
+    let count = match *s.pick(&[0usize, 0, 0, 1, 1, 2, 3, 5, 6, 99]) {
+        6 => 6 + s.below(60),
+        99 => 6 + s.below(400),
+        n => n,
+    };
+    for _ in 0..count {
         let h = *s.pick(&[0u8, 43, 44, 60, 51]);
         p[next_at] = h;
         next_at = p.len();

@@ -251,37 +251,91 @@ impl<'a> Elf<'a> {
     }
 
     /// Writes the object back with each section's contents taken from
-    /// `contents` (same indexing as `sections`): a fresh layout, header,
-    /// sections in their original order, then the section header table.
-    pub fn write(&self, contents: &[Vec<u8>]) -> Vec<u8> {
-        let ehsize = std::mem::size_of::<Ehdr>();
-        let mut out =
-            Vec::with_capacity(ehsize + contents.iter().map(Vec::len).sum::<usize>() + 4096);
-        out.resize(ehsize, 0);
-        let mut headers = Vec::with_capacity(self.sections.len());
-        for (s, data) in self.sections.iter().zip(contents) {
-            let mut hdr = s.hdr;
-            let ty = s.sh_type();
-            if ty != elf::SHT_NULL && ty != elf::SHT_NOBITS {
-                let align = s.hdr.sh_addralign.get(LE).clamp(1, 4096) as usize;
-                let pad = out.len().next_multiple_of(align) - out.len();
-                out.resize(out.len() + pad, 0);
-                hdr.sh_offset = U64::new(LE, out.len() as u64);
-                hdr.sh_size = U64::new(LE, data.len() as u64);
-                out.extend_from_slice(data);
+    /// `contents` (same indexing as `sections`) and `extra` sections after
+    /// them: a fresh layout, header, sections in order, then the section
+    /// header table. The names of `extra` go into the section name table.
+    pub fn write(&self, contents: &[Vec<u8>], extra: &[NewSection]) -> Vec<u8> {
+        let mut contents = contents.to_vec();
+        let mut all = Vec::with_capacity(self.sections.len() + extra.len());
+        all.extend(self.sections.iter().map(|s| s.hdr));
+        let shstrndx = usize::from(self.header.e_shstrndx.get(LE));
+        for x in extra {
+            let mut hdr = x.hdr;
+            if let Some(names) = contents.get_mut(shstrndx) {
+                hdr.sh_name = object::U32::new(LE, names.len() as u32);
+                names.extend_from_slice(x.name.as_bytes());
+                names.push(0);
             }
-            headers.push(hdr);
+            all.push(hdr);
+            contents.push(x.data.clone());
         }
-        out.resize(out.len().next_multiple_of(8), 0);
         let mut header = self.header;
-        header.e_shoff = U64::new(LE, out.len() as u64);
-        header.e_phoff = U64::new(LE, 0);
-        for h in &headers {
-            out.extend_from_slice(object::pod::bytes_of(h));
-        }
-        out[..ehsize].copy_from_slice(object::pod::bytes_of(&header));
-        out
+        header.e_shnum = object::U16::new(LE, all.len() as u16);
+        write_sections(&header, &all, &contents)
     }
+}
+
+/// A section added to an object.
+pub(crate) struct NewSection {
+    pub name: String,
+    pub hdr: Shdr,
+    pub data: Vec<u8>,
+}
+
+impl NewSection {
+    /// `SHT_REL` relocations (`data`) for section `target`, against
+    /// symbol table `symtab`.
+    pub fn rel(name: &str, symtab: usize, target: usize, data: Vec<u8>) -> Self {
+        let u32v = |v: u32| object::U32::new(LE, v);
+        let u64v = |v: u64| U64::new(LE, v);
+        NewSection {
+            name: name.to_owned(),
+            hdr: Shdr {
+                sh_name: u32v(0),
+                sh_type: u32v(elf::SHT_REL),
+                sh_flags: u64v(u64::from(elf::SHF_INFO_LINK)),
+                sh_addr: u64v(0),
+                sh_offset: u64v(0),
+                sh_size: u64v(0),
+                sh_link: u32v(symtab as u32),
+                sh_info: u32v(target as u32),
+                sh_addralign: u64v(8),
+                sh_entsize: u64v(16),
+            },
+            data,
+        }
+    }
+}
+
+/// Lays out `header`, the sections (`headers`, `contents`) and the section
+/// header table.
+fn write_sections(header: &Ehdr, headers: &[Shdr], contents: &[Vec<u8>]) -> Vec<u8> {
+    let ehsize = std::mem::size_of::<Ehdr>();
+    let mut out = Vec::with_capacity(ehsize + contents.iter().map(Vec::len).sum::<usize>() + 4096);
+    out.resize(ehsize, 0);
+    let mut out_headers = Vec::with_capacity(headers.len());
+    for (s, data) in headers.iter().zip(contents) {
+        let mut hdr = *s;
+        let ty = s.sh_type.get(LE);
+        if ty != elf::SHT_NULL && ty != elf::SHT_NOBITS {
+            let align = s.sh_addralign.get(LE).clamp(1, 4096) as usize;
+            let pad = out.len().next_multiple_of(align) - out.len();
+            out.resize(out.len() + pad, 0);
+            hdr.sh_offset = U64::new(LE, out.len() as u64);
+            hdr.sh_size = U64::new(LE, data.len() as u64);
+            out.extend_from_slice(data);
+        }
+        out_headers.push(hdr);
+    }
+    out.resize(out.len().next_multiple_of(8), 0);
+    let mut header = *header;
+    header.e_shoff = U64::new(LE, out.len() as u64);
+    header.e_phoff = U64::new(LE, 0);
+    for h in &out_headers {
+        out.extend_from_slice(object::pod::bytes_of(h));
+    }
+    out[..ehsize].copy_from_slice(object::pod::bytes_of(&header));
+    out
 }
 
 pub(crate) fn machine_name(machine: u16) -> &'static str {
@@ -305,6 +359,30 @@ pub(crate) fn machine_name(machine: u16) -> &'static str {
 pub(crate) const SYM_SIZE: usize = 24;
 pub(crate) const SYM_VALUE: usize = 8;
 pub(crate) const SYM_SIZE_FIELD: usize = 16;
+
+pub(crate) const STT_NOTYPE: u8 = elf::STT_NOTYPE;
+
+/// Sets the value and size (and the type, if given) of symbol entry `at`
+/// (a byte offset) of a symbol table.
+pub(crate) fn set_symbol(table: &mut [u8], at: usize, value: u64, size: u64, st_type: Option<u8>) {
+    table[at + SYM_VALUE..at + SYM_VALUE + 8].copy_from_slice(&value.to_le_bytes());
+    table[at + SYM_SIZE_FIELD..at + SYM_SIZE_FIELD + 8].copy_from_slice(&size.to_le_bytes());
+    if let Some(t) = st_type {
+        table[at + 4] = (table[at + 4] & 0xf0) | t;
+    }
+}
+
+/// An `Elf64_Sym` for a global, hidden function in section `shndx`.
+pub(crate) fn func_symbol(name: u32, shndx: usize, value: u64, size: u64) -> [u8; SYM_SIZE] {
+    let mut b = [0u8; SYM_SIZE];
+    b[..4].copy_from_slice(&name.to_le_bytes());
+    b[4] = (elf::STB_GLOBAL << 4) | elf::STT_FUNC;
+    b[5] = elf::STV_HIDDEN;
+    b[6..8].copy_from_slice(&(shndx as u16).to_le_bytes());
+    b[SYM_VALUE..SYM_VALUE + 8].copy_from_slice(&value.to_le_bytes());
+    b[SYM_SIZE_FIELD..SYM_SIZE_FIELD + 8].copy_from_slice(&size.to_le_bytes());
+    b
+}
 
 /// Encodes one `Elf64_Rel`.
 pub(crate) fn rel_bytes(r: &Rel) -> [u8; 16] {

@@ -48,7 +48,12 @@
 //! constant steps (compiled code addresses each stack object from its lowest
 //! byte). A function that offsets a stack pointer by a register, or a
 //! callee that uses `r10` in any other way, is refused, as are callees that
-//! call BPF functions, take function addresses or use legacy packet loads.
+//! call BPF functions or use legacy packet loads.
+//!
+//! A callee may take the address of another function (a filter's loop
+//! callback, for `bpf_loop`): that function stays a subprogram of the
+//! program, the inlined `ld_imm64`s point at its new place, and its frame
+//! counts on top of the caller's and the body's against the 512 bytes.
 
 use std::ops::Range;
 
@@ -139,9 +144,17 @@ pub fn inline_calls(prog: &[Insn], callee: usize) -> Result<Inlined, Error> {
             }
             let caller = (depth + 7) / 8 * 8;
             let shift = caller + 8 * saved.len() as i64;
-            if shift + body.frame > MAX_STACK {
+            // The kernel counts each frame of a call chain rounded up to 32
+            // bytes; a callback's frame comes on top of its caller's.
+            let callbacks = body.callback_frame(prog, &starts)?;
+            let chain = if callbacks > 0 {
+                round32(shift + body.frame) + round32(callbacks)
+            } else {
+                shift + body.frame
+            };
+            if chain > MAX_STACK {
                 return Err(refuse(format!(
-                    "the caller's frame ({depth} bytes) and the filter's ({} bytes) exceed {MAX_STACK} bytes",
+                    "the caller's frame ({depth} bytes), the filter's ({} bytes) and its callback's ({callbacks} bytes) exceed {MAX_STACK} bytes",
                     body.frame
                 )));
             }
@@ -170,7 +183,7 @@ pub fn inline_calls(prog: &[Insn], callee: usize) -> Result<Inlined, Error> {
         }
         new_pos[i] = out.len();
         if let Some((_, site)) = next_site.next_if(|(s, _)| *s == i) {
-            body.emit(prog, site, &mut out)?;
+            body.emit(prog, site, &mut out, &mut fixups)?;
             i += 1;
             continue;
         }
@@ -201,6 +214,10 @@ pub fn inline_calls(prog: &[Insn], callee: usize) -> Result<Inlined, Error> {
         insns: out,
         sites: sites.len(),
     })
+}
+
+fn round32(n: i64) -> i64 {
+    (n + 31) / 32 * 32
 }
 
 fn refuse(why: String) -> Error {
@@ -492,9 +509,14 @@ impl Body {
                         }
                     }
                 },
-                op::LD if x.code == LD_IMM64 && x.src == PSEUDO_FUNC => {
-                    return Err(at("takes a function's address"))
+                op::LD
+                    if x.code == LD_IMM64
+                        && x.src == PSEUDO_FUNC
+                        && target(prog, i).is_none_or(|t| range.contains(&t)) =>
+                {
+                    return Err(at("takes the address of a place inside itself"));
                 }
+                op::LD if x.code == LD_IMM64 && x.src == PSEUDO_FUNC => {}
                 op::LD if x.code != LD_IMM64 => return Err(at("is a legacy packet load")),
                 _ => {}
             }
@@ -547,8 +569,32 @@ impl Body {
         self.range.len()
     }
 
-    /// Appends the body for one call site to `out`.
-    fn emit(&self, prog: &[Insn], site: &Site, out: &mut Vec<Insn>) -> Result<(), Error> {
+    /// The largest frame of the functions whose address the body takes
+    /// (they call nothing themselves: the translator's loop callbacks).
+    fn callback_frame(&self, prog: &[Insn], starts: &[usize]) -> Result<i64, Error> {
+        let mut frame = 0;
+        for i in slots(prog, self.range.clone()) {
+            let x = prog[i];
+            if x.code != LD_IMM64 || x.src != PSEUDO_FUNC {
+                continue;
+            }
+            let t = target(prog, i).expect("checked in analyse");
+            let k = starts.partition_point(|&s| s <= t);
+            let end = starts.get(k).copied().unwrap_or(prog.len());
+            frame = frame.max(frame_depth(prog, t..end, Indexed::NonNegative)?.max(1));
+        }
+        Ok(frame)
+    }
+
+    /// Appends the body for one call site to `out`; function addresses go
+    /// to `fixups` as (slot in `out`, function's old slot).
+    fn emit(
+        &self,
+        prog: &[Insn],
+        site: &Site,
+        out: &mut Vec<Insn>,
+        fixups: &mut Vec<(usize, usize)>,
+    ) -> Result<(), Error> {
         let slot = |k: usize| -> Result<i16, Error> {
             i16::try_from(-(site.caller + 8 * (k as i64 + 1)))
                 .map_err(|_| refuse("stack offset out of range".into()))
@@ -575,6 +621,9 @@ impl Body {
             }
             if jump && o != op::CALL {
                 jumps.push((out.len(), target(prog, i).unwrap() - start));
+            }
+            if x.code == LD_IMM64 && x.src == PSEUDO_FUNC {
+                fixups.push((out.len(), target(prog, i).unwrap()));
             }
             let mut y = x;
             let rename = |r: u8| {

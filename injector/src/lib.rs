@@ -136,6 +136,7 @@ const INSN: u64 = 8;
 const CALL: u8 = 0x85;
 const LD_IMM64: u8 = 0x18;
 const PSEUDO_CALL: u8 = 1;
+const PSEUDO_FUNC: u8 = 4;
 
 /// A sized function symbol in a code section.
 struct Func {
@@ -197,7 +198,10 @@ fn set_imm(data: &mut [u8], off: u64, imm: i32) {
     data[o..o + 4].copy_from_slice(&imm.to_le_bytes());
 }
 
-fn check_filter(stub: &str, insns: &[Insn]) -> Result<(), Error> {
+/// Checks a filter's instructions; returns where its callbacks start (the
+/// functions after the first, reached through `ld_imm64` of their address,
+/// as `cbpf2ebpf` lays out a loop callback).
+fn check_filter(stub: &str, insns: &[Insn]) -> Result<Vec<usize>, Error> {
     let bad = |detail: String| Error::BadFilter {
         stub: stub.to_owned(),
         detail,
@@ -212,12 +216,21 @@ fn check_filter(stub: &str, insns: &[Insn]) -> Result<(), Error> {
             cbpf2ebpf::MAX_EBPF_INSNS
         )));
     }
+    let starts = ebpf::function_starts(insns);
     let mut i = 0;
     while i < insns.len() {
         let x = insns[i];
         if x.code == LD_IMM64 {
-            if x.src != 0 {
-                return Err(bad(format!("instruction {i} loads a map or function address (ld_imm64 src {}), which needs a relocation", x.src)));
+            let target = i as i64 + 1 + i64::from(x.imm);
+            match x.src {
+                0 => {}
+                PSEUDO_FUNC if target > 0 && starts.binary_search(&(target as usize)).is_ok() => {}
+                PSEUDO_FUNC => {
+                    return Err(bad(format!(
+                        "instruction {i} takes the address of instruction {target}, not of a function after the filter's first"
+                    )))
+                }
+                src => return Err(bad(format!("instruction {i} loads a map or other address (ld_imm64 src {src}), which needs a relocation"))),
             }
             if i + 1 == insns.len() {
                 return Err(bad("it ends in the first half of an ld_imm64".into()));
@@ -232,7 +245,28 @@ fn check_filter(stub: &str, insns: &[Insn]) -> Result<(), Error> {
         }
         i += 1;
     }
-    Ok(())
+    Ok(starts[1..].to_vec())
+}
+
+/// The name of a stub's `k`-th callback symbol (1-based).
+fn callback_name(stub_symbol: &str, k: usize) -> String {
+    if k == 1 {
+        format!("xcap_loop.{stub_symbol}")
+    } else {
+        format!("xcap_loop{k}.{stub_symbol}")
+    }
+}
+
+/// A stub with callbacks: where they go and which symbols name them.
+struct CallbackPlan {
+    /// The stub's function (index into `funcs`).
+    func: usize,
+    /// The filter's instructions.
+    insns: Vec<Insn>,
+    /// Slot where each callback starts.
+    starts: Vec<usize>,
+    /// The symbol of each callback: one of an earlier splice's, else new.
+    symbols: Vec<usize>,
 }
 
 /// Replaces the body of each named stub by its filter. See the crate docs.
@@ -468,6 +502,11 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
 
     let mut stubs: Vec<(usize, StubReport)> = Vec::new(); // (func, report)
     let mut edits: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
+    let mut plans: Vec<CallbackPlan> = Vec::new();
+    // Symbols appended for callbacks: (name, section).
+    let mut new_syms: Vec<(String, usize)> = Vec::new();
+    // Symbols of an earlier splice's callbacks that this one rewrites.
+    let mut rewritten: Vec<usize> = Vec::new();
     for &(name, insns) in filters {
         let matching: Vec<usize> = (0..funcs.len())
             .filter(|&f| names::matches(&syms[funcs[f].sym].name, name))
@@ -519,7 +558,13 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                 ),
             });
         }
-        check_filter(name, insns)?;
+        let callbacks = check_filter(name, insns)?;
+        if !callbacks.is_empty() && ext.is_none() {
+            return Err(Error::BadFilter {
+                stub: name.into(),
+                detail: "it has a loop callback, and the kernel wants BTF func_info for a program that takes a callback's address, but the object has no .BTF.ext (build it with debug info: clang -g, or rustc -C debuginfo=2 with bpf-linker --btf)".into(),
+            });
+        }
         if let (Some((_, ext)), Some(btf)) = (&ext, &btf) {
             if let Some(ty) = btf::func_type_at(ext, &sec.name, func.start) {
                 btf.check_filter_func(ty)
@@ -541,10 +586,57 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                 symbol: sym.name.clone(),
             });
         }
+        // An earlier splice's callbacks of this stub follow its body: they
+        // are replaced with it, and their symbols reused.
+        let mut end = func.end;
+        let mut old_callbacks = Vec::new();
+        for k in 1.. {
+            let cb_name = callback_name(&sym.name, k);
+            let Some(g) = funcs
+                .iter()
+                .position(|g| syms[g.sym].name == cb_name && g.section == func.section)
+            else {
+                break;
+            };
+            if funcs[g].start != end {
+                return Err(Error::Malformed(format!(
+                    "callback `{cb_name}` does not follow its stub's body"
+                )));
+            }
+            end = funcs[g].end;
+            old_callbacks.push(funcs[g].sym);
+        }
+        rewritten.extend(&old_callbacks);
+        // Function addresses get relocations against the callbacks'
+        // symbols: their `imm` is the loader's to fill.
+        let mut body = insns.to_vec();
+        if !callbacks.is_empty() {
+            let mut symbols = Vec::new();
+            for k in 0..callbacks.len() {
+                symbols.push(match old_callbacks.get(k) {
+                    Some(&sym) => sym,
+                    None => {
+                        new_syms.push((callback_name(&sym.name, k + 1), func.section));
+                        syms.len() + new_syms.len() - 1
+                    }
+                });
+            }
+            for x in body.iter_mut() {
+                if x.code == LD_IMM64 && x.src == PSEUDO_FUNC {
+                    x.imm = 0;
+                }
+            }
+            plans.push(CallbackPlan {
+                func: f,
+                insns: insns.to_vec(),
+                starts: callbacks.clone(),
+                symbols,
+            });
+        }
         edits.entry(func.section).or_default().push(Edit {
             start: func.start,
-            end: func.end,
-            new: ebpf::to_bytes(insns),
+            end,
+            new: ebpf::to_bytes(&body),
         });
         stubs.push((
             f,
@@ -648,16 +740,61 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
         }
     }
 
-    // Relocations of edited sections.
+    // Callbacks: where they went, and a relocation for each address taken.
+    let mut callback_syms: HashMap<usize, (u64, u64)> = HashMap::new(); // symbol -> (value, size)
+    let mut stub_sizes: HashMap<usize, u64> = HashMap::new(); // stub symbol -> size
+    let mut added_rels: BTreeMap<usize, Vec<Rel>> = BTreeMap::new();
+    for plan in &plans {
+        let func = &funcs[plan.func];
+        let start =
+            shift(edits_of(func.section), func.start).expect("a body starts outside others");
+        stub_sizes.insert(func.sym, plan.starts[0] as u64 * INSN);
+        for (k, &cb) in plan.starts.iter().enumerate() {
+            let end = plan.starts.get(k + 1).copied().unwrap_or(plan.insns.len());
+            let placed = (start + cb as u64 * INSN, (end - cb) as u64 * INSN);
+            callback_syms.insert(plan.symbols[k], placed);
+        }
+        for (i, x) in plan.insns.iter().enumerate() {
+            if x.code == LD_IMM64 && x.src == PSEUDO_FUNC {
+                let target = (i as i64 + 1 + i64::from(x.imm)) as usize;
+                let k = plan.starts.binary_search(&target).expect("checked");
+                added_rels.entry(func.section).or_default().push(Rel {
+                    offset: start + i as u64 * INSN,
+                    sym: plan.symbols[k] as u32,
+                    kind: R_BPF_64_64,
+                });
+            }
+        }
+    }
+
+    // Relocations of edited sections; a section that had none and now
+    // takes a callback's address gets a relocation section.
+    let mut extra_sections: Vec<elf::NewSection> = Vec::new();
     for (&si, es) in &edits {
+        let added = added_rels.get(&si).map_or(&[][..], |v| &v[..]);
         if let Some((ri, rs)) = obj.rels_for(si) {
-            let mut out = Vec::with_capacity(rs.rels.len() * 16);
+            let mut out = Vec::with_capacity((rs.rels.len() + added.len()) * 16);
             for r in &rs.rels {
                 if let Some(off) = shift(es, r.offset) {
                     out.extend_from_slice(&elf::rel_bytes(&Rel { offset: off, ..*r }));
                 }
             }
+            for r in added {
+                out.extend_from_slice(&elf::rel_bytes(r));
+            }
             contents[ri] = out;
+        } else if !added.is_empty() {
+            let st = obj.symtab.ok_or_else(|| {
+                Error::Unsupported(
+                    "an object without a symbol table cannot take a loop filter".into(),
+                )
+            })?;
+            extra_sections.push(elf::NewSection::rel(
+                &format!(".rel{}", secs[si].name),
+                st,
+                si,
+                added.iter().flat_map(elf::rel_bytes).collect(),
+            ));
         }
     }
 
@@ -682,6 +819,19 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                 continue;
             };
             let stub = stubs.iter().find(|(f, _)| funcs[*f].sym == i);
+            let at = i * elf::SYM_SIZE;
+            // A callback, placed after its stub's new body, or an earlier
+            // splice's callback left without a function: a plain label.
+            if let Some(&(value, size)) = callback_syms.get(&i) {
+                elf::set_symbol(&mut contents[st], at, value, size, None);
+                continue;
+            }
+            if rewritten.contains(&i) {
+                let at_stub = es.iter().find(|e| e.start < s.value && s.value < e.end);
+                let value = at_stub.and_then(|e| shift(es, e.start)).unwrap_or(0);
+                elf::set_symbol(&mut contents[st], at, value, 0, Some(elf::STT_NOTYPE));
+                continue;
+            }
             let value = match shift(es, s.value) {
                 Some(v) => v,
                 None if s.is_func() => {
@@ -700,7 +850,10 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                 .unwrap(),
             };
             let size = match stub {
-                Some((_, r)) => r.new_insns as u64 * INSN,
+                Some((_, r)) => stub_sizes
+                    .get(&i)
+                    .copied()
+                    .unwrap_or(r.new_insns as u64 * INSN),
                 None => s.size,
             };
             if stub.is_none()
@@ -714,12 +867,17 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                     s.name
                 )));
             }
-            let at = i * elf::SYM_SIZE;
-            let data = &mut contents[st];
-            data[at + elf::SYM_VALUE..at + elf::SYM_VALUE + 8]
-                .copy_from_slice(&value.to_le_bytes());
-            data[at + elf::SYM_SIZE_FIELD..at + elf::SYM_SIZE_FIELD + 8]
-                .copy_from_slice(&size.to_le_bytes());
+            elf::set_symbol(&mut contents[st], at, value, size, None);
+        }
+        // New callbacks: global (appended after the local symbols) and
+        // hidden, which libbpf takes for static.
+        let strtab = secs[st].hdr.sh_link.get(object::LittleEndian) as usize;
+        for (n, (name, sec)) in new_syms.iter().enumerate() {
+            let (value, size) = callback_syms[&(syms.len() + n)];
+            let name_off = contents[strtab].len() as u32;
+            contents[strtab].extend_from_slice(name.as_bytes());
+            contents[strtab].push(0);
+            contents[st].extend_from_slice(&elf::func_symbol(name_off, *sec, value, size));
         }
     }
 
@@ -770,6 +928,30 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
                         kept.push(r);
                     }
                 }
+                // Each callback: the records its stub has, moved to it
+                // (its func_info names the stub's BTF FUNC: static, and the
+                // kernel checks no argument of a static callback).
+                if kind != btf::Kind::CoreRelo {
+                    for plan in plans
+                        .iter()
+                        .filter(|p| secs[funcs[p.func].section].name == block.name)
+                    {
+                        let es = &edits[&funcs[plan.func].section];
+                        let stub_at = shift(es, funcs[plan.func].start).unwrap() as u32;
+                        let Some(template) = kept.iter().find(|r| r.insn_off() == stub_at).cloned()
+                        else {
+                            continue;
+                        };
+                        for sym in &plan.symbols {
+                            let mut r = btf::Record {
+                                old_pos: None,
+                                ..template.clone()
+                            };
+                            r.set_insn_off(callback_syms[sym].0 as u32);
+                            kept.push(r);
+                        }
+                    }
+                }
                 kept.sort_by_key(|r| r.insn_off());
                 block.records = kept;
             }
@@ -809,7 +991,7 @@ pub fn splice(elf: &[u8], filters: &[(&str, &[Insn])]) -> Result<Spliced, Error>
     progs.sort_by(|a, b| (&a.section, &a.name).cmp(&(&b.section, &b.name)));
 
     Ok(Spliced {
-        elf: obj.write(&contents),
+        elf: obj.write(&contents, &extra_sections),
         programs: progs,
         stubs: stubs.into_iter().map(|(_, r)| r).collect(),
     })

@@ -148,8 +148,21 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
             2,
         ],
     );
+    // IPv6 with 40 hop-by-hop headers before TCP or UDP: past the
+    // filter's unrolled passes of `ip6 protochain`, into its callback.
+    let chain = |last: u8| {
+        let mut p = vec![0x60, 0, 0, 0, 1, 84, 0, 64];
+        p.resize(40, 0xfe);
+        for h in 0..40 {
+            p.extend_from_slice(&[if h == 39 { last } else { 0 }, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        p.resize(p.len() + 20, 0);
+        eth(0x86dd, &p)
+    };
     vec![
         ("icmp", icmp),
+        ("ipv6-40-hops-tcp", chain(6)),
+        ("ipv6-40-hops-udp", chain(17)),
         ("tcp-syn-80", tcp(80, 0x02)),
         ("tcp-ack-443", tcp(443, 0x10)),
         ("udp-53", udp(53)),
@@ -220,6 +233,23 @@ fn program_objects_load_with_bpftool() {
             "sched_cls",
             "xcap_tc",
         ),
+        // A loop: the filter's callback lands in .text.
+        (
+            "ip6 protochain 6",
+            ProgramKind::Xdp,
+            Mode::Direct,
+            false,
+            "xdp",
+            "xcap_xdp",
+        ),
+        (
+            "ip6 protochain 17",
+            ProgramKind::Tc,
+            Mode::Skb,
+            false,
+            "sched_cls",
+            "xcap_tc",
+        ),
         // A big filter: 200 hosts.
         (
             "__hosts__",
@@ -245,12 +275,24 @@ fn program_objects_load_with_bpftool() {
         };
         let b = blob(&expr, &opts);
         let bytes = b.program_object(kind, invert).unwrap();
-        // The filter is inlined: no .text function, no call.
+        // The filter is inlined: no .text function, no call; only a loop
+        // callback there.
         let elf = object::File::parse(&bytes[..]).unwrap();
-        assert!(
-            object::Object::section_by_name(&elf, ".text").is_none(),
-            "{expr}: the filter was not inlined"
-        );
+        let text_functions: Vec<String> = object::Object::symbols(&elf)
+            .filter(|s| {
+                object::ObjectSymbol::kind(s) == object::SymbolKind::Text
+                    && object::ObjectSymbol::section_index(s)
+                        == object::Object::section_by_name(&elf, ".text")
+                            .map(|t| object::ObjectSection::index(&t))
+            })
+            .map(|s| object::ObjectSymbol::name(&s).unwrap().to_string())
+            .collect();
+        let want: &[&str] = if b.callback().is_some() {
+            &["xcap_filter_loop"]
+        } else {
+            &[]
+        };
+        assert_eq!(text_functions, want, "{expr}: the filter was not inlined");
         let obj = dir.file(&format!("p{i}.o"), &bytes);
         let (got_ty, got_name, btf) = bpftool_load(&obj);
         assert_eq!((got_ty.as_str(), got_name.as_str()), (ty, name), "{expr}");
@@ -299,6 +341,7 @@ fn blob_errors() {
 fn far_jumps_in_blobs_are_jump_islands_unless_gotol_is_asked_for() {
     // 1000 unrolled protochain iterations: 45,000 instructions, far jumps.
     let opts = BlobOptions {
+        loops: cbpf2ebpf::LoopForm::Unrolled,
         max_loop_iterations: 1000,
         ..BlobOptions::default()
     };
@@ -589,6 +632,7 @@ fn function_object_links_into_c_caller() {
         "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0",
         "udp port 53 or arp or icmp6",
         "not ip",
+        "ip6 protochain 6",
     ]
     .iter()
     .enumerate()

@@ -287,3 +287,50 @@ fn every_call_site_gets_its_own_copy() {
         ]
     );
 }
+
+/// A filter that hands a callback to `bpf_loop` is inlined: the callback
+/// stays a function of the program, and the inlined `ld_imm64` of its
+/// address points at its new place; one whose frame with the callback's
+/// would pass 512 bytes is refused.
+#[test]
+fn a_body_that_takes_a_callbacks_address_keeps_the_callback() {
+    let [a0, a1] = Insn::ld_func_addr(R2, 4); // 3 -> 8, the callback
+    let prog = [
+        call(1),                          // 0: -> 2
+        Insn::exit(),                     // 1
+        Insn::mov64_imm(R1, 4),           // 2: filter
+        a0,                               // 3
+        a1,                               // 4
+        Insn::mov64_imm(R3, 0),           // 5
+        Insn::call_helper(181),           // 6: bpf_loop
+        Insn::exit(),                     // 7
+        Insn::st_imm(op::DW, R10, -8, 0), // 8: callback
+        Insn::mov64_imm(R0, 1),           // 9
+        Insn::exit(),                     // 10
+    ];
+    let out = inline_calls(&prog, 2).unwrap();
+    assert_eq!(out.sites, 1);
+    let [b0, b1] = Insn::ld_func_addr(R2, 4); // 1 -> 6
+    assert_eq!(
+        out.insns,
+        [
+            Insn::mov64_imm(R1, 4),
+            b0,
+            b1,
+            Insn::mov64_imm(R3, 0),
+            Insn::call_helper(181),
+            Insn::exit(),
+            Insn::st_imm(op::DW, R10, -8, 0),
+            Insn::mov64_imm(R0, 1),
+            Insn::exit(),
+        ]
+    );
+    // The caller's 400 bytes, the filter's and the callback's 200: over.
+    let mut deep = prog.to_vec();
+    deep[8] = Insn::st_imm(op::DW, R10, -200, 0);
+    deep.insert(0, Insn::st_imm(op::DW, R10, -400, 0));
+    // Everything after slot 0 moved by one: the call still reaches the
+    // filter (relative), and so does the address the callback.
+    let e = inline_calls(&deep, 3).unwrap_err().to_string();
+    assert!(e.contains("callback's (200 bytes)"), "{e}");
+}

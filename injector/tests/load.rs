@@ -229,8 +229,11 @@ fn without_fentry(elf: &[u8]) -> Vec<u8> {
 /// private mount namespace with its own bpffs, and checks that `prog` got
 /// its BTF.
 fn bpftool_loadall(elf: &[u8], prog: &str) {
+    // Unique per call: tests run in parallel, some on the same program.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "xcap-injector-bpftool-{}-{prog}",
+        "xcap-injector-bpftool-{}-{n}-{prog}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
@@ -274,5 +277,110 @@ fn spliced_objects_load_with_bpftool() {
         ],
     )
     .unwrap();
+    bpftool_loadall(&s.elf, capture::PROG_XDP);
+}
+
+/// `ip6 protochain 6` as a filter with its loop callback (direct mode for
+/// XDP and the C fixture's programs, skb mode for the capture template's TC
+/// program), and packets: IPv6 + `hops` hop-by-hop headers + TCP.
+mod loops {
+    use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
+
+    pub fn protochain(mode: Mode, hook: Hook) -> Vec<cbpf2ebpf::ebpf::Insn> {
+        let prog = libpcap::compile("ip6 protochain 6", libpcap::DLT_EN10MB, 262144).unwrap();
+        let t = translate(
+            &prog,
+            &Options {
+                mode,
+                hook,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert!(t.callback.is_some());
+        t.insns
+    }
+
+    pub fn ipv6(hops: usize, last: u8) -> Vec<u8> {
+        let mut p = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        let body = hops * 8 + 20;
+        p.extend_from_slice(&(body as u16).to_be_bytes());
+        p.extend_from_slice(&[if hops > 0 { 0 } else { last }, 64]);
+        p.resize(14 + 40, 0);
+        for h in 0..hops {
+            let next = if h + 1 == hops { last } else { 0 };
+            p.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        p.resize(p.len() + 20, 0);
+        p
+    }
+}
+
+/// A filter with a loop callback (a second function, reached through
+/// `bpf_loop`) splices into the capture template and into the C fixture
+/// with BTF: aya and libbpf (bpftool) load them, the kernel gets func_info
+/// for the callback, and the programs count 40-header chains as libpcap
+/// does; without BTF, splice says why it cannot.
+#[test]
+fn loop_filters_splice_and_load_with_aya_and_bpftool() {
+    use cbpf2ebpf::{Hook, Mode};
+    let xdp_filter = loops::protochain(Mode::Direct, Hook::Xdp);
+    let tc_filter = loops::protochain(Mode::Skb, Hook::TcIngress);
+    let s = splice(
+        capture::OBJECT,
+        &[
+            (capture::STUB_XDP, &xdp_filter),
+            (capture::STUB_TC, &tc_filter),
+        ],
+    )
+    .unwrap();
+    // Spliced again (the callbacks' symbols are reused), it still loads.
+    let s = splice(
+        &s.elf,
+        &[
+            (capture::STUB_XDP, &xdp_filter),
+            (capture::STUB_TC, &tc_filter),
+        ],
+    )
+    .unwrap();
+    let packets = [
+        loops::ipv6(0, 6),
+        loops::ipv6(40, 6),
+        loops::ipv6(40, 17),
+        loops::ipv6(3, 6),
+        loops::ipv6(200, 6),
+    ];
+    let mut ebpf = load(&s.elf);
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_XDP, &packets, XDP_PASS),
+        4
+    );
+    assert_eq!(
+        run_capture(&mut ebpf, capture::PROG_TC, &packets, TC_ACT_UNSPEC),
+        4
+    );
+
+    let with_btf = splice(&build_c_fixture(true), &[("xcap_filter", &xdp_filter)]).unwrap();
+    let mut ebpf = load(&with_btf.elf);
+    let fd = xdp(&mut ebpf, "xdp_filter", true)
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    for (p, want) in packets
+        .iter()
+        .zip([XDP_PASS, XDP_PASS, XDP_DROP, XDP_PASS, XDP_PASS])
+    {
+        assert_eq!(test_run(&fd, p), want);
+    }
+    bpftool_loadall(&with_btf.elf, "xdp_filter");
+
+    let err = splice(&build_c_fixture(false), &[("xcap_filter", &xdp_filter)]).unwrap_err();
+    assert!(err.to_string().contains("BTF"), "{err}");
+
+    // Last: libbpf loads every program of the template, and Linux 6.1
+    // refuses its consume_skb tracepoint program (one argument there).
     bpftool_loadall(&s.elf, capture::PROG_XDP);
 }

@@ -93,7 +93,21 @@ pub fn load_program(prog_type: ProgType, insns: &[Insn], name: &str) -> Result<F
 /// (for error messages).
 fn load(prog_type: ProgType, insns: &[Insn], name: &str, wrapper_len: usize) -> Result<Fd> {
     let bytes = cbpf2ebpf::ebpf::to_bytes(insns);
+    // A callback's address (a filter's loop) needs BTF func_info, static,
+    // for every function.
+    let (btf, func_info) = if cbpf2ebpf::ebpf::takes_function_address(insns) {
+        let starts = cbpf2ebpf::ebpf::function_starts(insns);
+        let names: Vec<String> = (0..starts.len()).map(|i| format!("xcap_f{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut log = vec![0u8; 64 << 10];
+        let btf = bpf_sys::btf_load(&bpf_sys::static_funcs_btf(&names), Some(&mut log))
+            .map_err(|e| syscall_error("BPF_BTF_LOAD", e))?;
+        (Some(btf), bpf_sys::static_func_info(&starts))
+    } else {
+        (None, Vec::new())
+    };
     let spec = bpf_sys::ProgLoad {
+        func_info: btf.as_ref().map(|b| (b.as_fd(), &func_info[..])),
         name,
         prog_type: prog_type.0,
         insns: &bytes,

@@ -32,6 +32,11 @@
 //!   range: the destination is zeroed and the result is `-EFAULT`.
 //! - `bpf_get_prandom_u32` (7): a fixed pseudo-random sequence, restarted
 //!   every run. `bpf_get_smp_processor_id` (8): 0.
+//! - `bpf_loop` (181): `r2` must be a function's address (`ld_imm64` with
+//!   `BPF_PSEUDO_FUNC`), called in a new frame with `r1` = index and
+//!   `r2` = the `r3` given, at most `r1` times (more than 2^23: `-E2BIG`
+//!   and no call), until it returns 1; it must return 0 or 1, as the
+//!   verifier insists. Returns the number of calls; `r6`-`r9` survive.
 //!
 //! A helper's destination must lie in the stack, else the run stops with an
 //! error. Other helpers are refused when the program is checked.
@@ -40,8 +45,8 @@
 //!
 //! All of ALU/ALU64 (with the v4 signed division, `movsx` and `bswap`),
 //! JMP/JMP32 (with `gotol`), LDX (with sign-extending loads), ST, STX,
-//! `ld_imm64` with a plain constant, helper calls and bpf2bpf calls (8 frames
-//! at most). The program is checked first with the kernel verifier's
+//! `ld_imm64` with a plain constant or a function's address, helper calls
+//! and bpf2bpf calls (8 frames at most, callbacks included). The program is checked first with the kernel verifier's
 //! encoding rules (reserved fields zero, constant shifts in range, no
 //! constant division by zero, jumps inside the program and not into the
 //! middle of `ld_imm64`), so a malformed instruction fails here too.
@@ -60,6 +65,9 @@ pub const PACKET_BASE: u64 = 0x0000_1000_0000_0000;
 pub const STACK_BASE: u64 = 0x0000_2000_0000_0000;
 /// Virtual address of the context (`r1`).
 pub const CTX_BASE: u64 = 0x0000_3000_0000_0000;
+/// Virtual address of instruction 0, for function addresses (`bpf_loop`
+/// callbacks); nothing may be loaded from or stored there.
+pub const CODE_BASE: u64 = 0x0000_4000_0000_0000;
 
 /// `struct __sk_buff`: its size and the offsets of `data` and `data_end`.
 const SKB_CTX_BYTES: usize = 192;
@@ -73,6 +81,8 @@ pub const MAX_FRAMES: usize = 8;
 pub const MAX_STEPS: u64 = 1 << 26;
 
 const EFAULT: i64 = 14;
+const E2BIG: i64 = 7;
+const EINVAL: i64 = 22;
 const MEMSX: u8 = 0x80;
 const SDIV_OFF: i16 = 1;
 
@@ -132,6 +142,11 @@ impl VmFilter {
     /// Runs the filter on `packet` with wire length `wirelen`; returns the
     /// low 32 bits of `r0`, as the kernel's test run does.
     pub fn run(&self, packet: &[u8], wirelen: u32) -> Result<u32> {
+        Ok(self.run_counted(packet, wirelen)?.0)
+    }
+
+    /// [`VmFilter::run`], and how many instructions ran.
+    pub fn run_counted(&self, packet: &[u8], wirelen: u32) -> Result<(u32, u64)> {
         let (start, end) = match self.mode {
             Mode::Direct | Mode::Probe => (PACKET_BASE, PACKET_BASE + packet.len() as u64),
             Mode::Skb => (0, packet.len() as u64),
@@ -155,13 +170,15 @@ impl VmFilter {
             stack: vec![0u8; FRAME_BYTES * MAX_FRAMES],
             reg: [0; 11],
             rng: 0x2545_f491_4f6c_dd1d,
+            steps: 0,
         };
         m.reg[1] = CTX_BASE;
         m.reg[2] = start;
         m.reg[3] = end;
         m.reg[4] = wirelen as u64;
         m.reg[10] = STACK_BASE + (FRAME_BYTES * MAX_FRAMES) as u64;
-        Ok(m.exec()? as u32)
+        let r0 = m.exec(0, 1)?;
+        Ok((r0 as u32, m.steps))
     }
 }
 
@@ -224,8 +241,15 @@ fn check(p: &[Insn]) -> std::result::Result<(), VmError> {
                 if i.code != op::LD | op::DW | op::IMM {
                     return err(pc, format!("unsupported LD instruction {:#04x}", i.code));
                 }
-                if i.src != 0 {
-                    return err(pc, "ld_imm64 of a map or other pseudo value");
+                match i.src {
+                    0 => {}
+                    op::PSEUDO_FUNC => {
+                        target(pc, i.imm as i64)?;
+                        if p[pc + 1].imm != 0 {
+                            return reserved();
+                        }
+                    }
+                    _ => return err(pc, "ld_imm64 of a map or other pseudo value"),
                 }
                 if i.off != 0 || i.dst == 10 {
                     return reserved();
@@ -339,6 +363,7 @@ fn check(p: &[Insn]) -> std::result::Result<(), VmError> {
                                         | helper::GET_SMP_PROCESSOR_ID
                                         | helper::SKB_LOAD_BYTES
                                         | helper::PROBE_READ_KERNEL
+                                        | helper::LOOP
                                 ) {
                                     return err(pc, format!("helper {} is not supported", i.imm));
                                 }
@@ -388,6 +413,9 @@ fn check(p: &[Insn]) -> std::result::Result<(), VmError> {
         if i.class() == op::LD {
             seen[pc + 1] = true;
             work.push(pc + 2);
+            if i.src == op::PSEUDO_FUNC {
+                work.push((pc as i64 + 1 + i.imm as i64) as usize);
+            }
         } else if jump && o == op::EXIT {
         } else if jump && o == op::JA {
             let rel = if i.class() == op::JMP {
@@ -432,6 +460,8 @@ struct Machine<'a> {
     stack: Vec<u8>,
     reg: [u64; 11],
     rng: u64,
+    /// Instructions executed in this run, callbacks included.
+    steps: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -550,17 +580,17 @@ impl Machine<'_> {
         format!("{addr:#x}")
     }
 
-    fn exec(&mut self) -> std::result::Result<u64, VmError> {
+    /// Runs the function at `pc` until it returns; `depth` frames are in
+    /// use, its own included.
+    fn exec(&mut self, mut pc: usize, depth: usize) -> std::result::Result<u64, VmError> {
         let p = self.insns;
-        let mut pc = 0usize;
         let mut frames: Vec<(usize, [u64; 4])> = Vec::new();
-        let mut steps = 0u64;
         loop {
             if pc >= p.len() {
                 return err(pc, "fell off the end of the program");
             }
-            steps += 1;
-            if steps > MAX_STEPS {
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
                 return err(pc, format!("more than {MAX_STEPS} instructions executed"));
             }
             let i = p[pc];
@@ -569,8 +599,12 @@ impl Machine<'_> {
             let mut next = pc + 1;
             match class {
                 op::LD => {
-                    let hi = p[pc + 1].imm as u32 as u64;
-                    self.reg[d] = (hi << 32) | i.imm as u32 as u64;
+                    self.reg[d] = if i.src == op::PSEUDO_FUNC {
+                        CODE_BASE + (pc as i64 + 1 + i.imm as i64) as u64
+                    } else {
+                        let hi = p[pc + 1].imm as u32 as u64;
+                        (hi << 32) | i.imm as u32 as u64
+                    };
                     next = pc + 2;
                 }
                 op::LDX => {
@@ -607,7 +641,7 @@ impl Machine<'_> {
                             next = (pc as i64 + 1 + rel) as usize;
                         }
                         op::CALL if i.src == op::PSEUDO_CALL => {
-                            if frames.len() + 1 >= MAX_FRAMES {
+                            if depth + frames.len() >= MAX_FRAMES {
                                 return err(pc, format!("more than {MAX_FRAMES} nested calls"));
                             }
                             frames.push((
@@ -618,7 +652,7 @@ impl Machine<'_> {
                             next = (pc as i64 + 1 + i.imm as i64) as usize;
                         }
                         op::CALL => {
-                            self.reg[0] = self.call_helper(pc, i.imm)?;
+                            self.reg[0] = self.call_helper(pc, i.imm, depth + frames.len())?;
                             // r1-r5 are dead after a call: make a use visible.
                             for r in 1..=5 {
                                 self.reg[r] = 0xdead_beef_dead_beef;
@@ -749,9 +783,16 @@ impl Machine<'_> {
         }
     }
 
-    fn call_helper(&mut self, pc: usize, id: i32) -> std::result::Result<u64, VmError> {
+    /// `depth`: the frames in use, the caller's included.
+    fn call_helper(
+        &mut self,
+        pc: usize,
+        id: i32,
+        depth: usize,
+    ) -> std::result::Result<u64, VmError> {
         let [_, r1, r2, r3, r4, ..] = self.reg;
         Ok(match id {
+            helper::LOOP => self.bpf_loop(pc, r1 as u32, r2, r3, r4, depth)?,
             helper::GET_PRANDOM_U32 => {
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 7;
@@ -801,6 +842,49 @@ impl Machine<'_> {
             }
             _ => return err(pc, format!("helper {id} is not supported")),
         })
+    }
+}
+
+impl Machine<'_> {
+    /// `bpf_loop(nr, callback, ctx, flags)`.
+    fn bpf_loop(
+        &mut self,
+        pc: usize,
+        nr: u32,
+        callback: u64,
+        ctx: u64,
+        flags: u64,
+        depth: usize,
+    ) -> std::result::Result<u64, VmError> {
+        let target = callback.wrapping_sub(CODE_BASE);
+        if target >= self.insns.len() as u64 {
+            return err(pc, "bpf_loop: r2 is not a function's address");
+        }
+        if flags != 0 {
+            return Ok((-EINVAL) as u64);
+        }
+        if nr > cbpf2ebpf::ebpf::BPF_MAX_LOOPS {
+            return Ok((-E2BIG) as u64);
+        }
+        if depth >= MAX_FRAMES {
+            return err(pc, format!("more than {MAX_FRAMES} nested calls"));
+        }
+        let saved: [u64; 5] = self.reg[6..11].try_into().unwrap();
+        let mut calls = 0u64;
+        for index in 0..nr as u64 {
+            self.reg[1] = index;
+            self.reg[2] = ctx;
+            self.reg[10] = saved[4] - FRAME_BYTES as u64;
+            let r0 = self.exec(target as usize, depth + 1)?;
+            calls += 1;
+            match r0 {
+                0 => {}
+                1 => break,
+                _ => return err(pc, format!("bpf_loop callback returned {r0}, not 0 or 1")),
+            }
+        }
+        self.reg[6..11].copy_from_slice(&saved);
+        Ok(calls)
     }
 }
 

@@ -4,6 +4,8 @@
 //! Tests fail, never skip, when the corpus is missing: set `XCAP_CORPUS`
 //! to point elsewhere.
 
+pub mod chains;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -972,3 +972,82 @@ fn unknown_options_are_one_line() {
         assert!(err.starts_with("xcap: "), "{err}");
     }
 }
+
+/// A file with an IPv6 chain of 60 headers ending in TCP, a packet whose AH
+/// header leads back to itself (libpcap's interpreter never returns on
+/// it: `tcpdump -r` hangs), and one of 60 headers ending in UDP: `xcap -r`
+/// with either engine writes the first only, and returns at once.
+#[test]
+fn protochain_past_libpcaps_endless_walk() {
+    let scratch = scratch_dir();
+    let chain = |hops: usize, last: u8| {
+        let mut f = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
+        f.extend_from_slice(&[if hops > 0 { 0 } else { last }, 64]);
+        f.resize(14 + 40, 0xfe);
+        for h in 0..hops {
+            f.extend_from_slice(&[if h + 1 == hops { last } else { 0 }, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        f.resize(f.len() + 20, 0);
+        f
+    };
+    // AH first, at offset 40 of the IPv6 header, length 8: libpcap's next
+    // offset is (8 + 2) * 4 = 40, the same AH again.
+    let mut ah = chain(0, 51);
+    ah.truncate(14 + 40);
+    ah.extend_from_slice(&[51, 8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+    ah.resize(14 + 40 + 40, 0);
+    let packets = [chain(60, 6), ah, chain(60, 17)];
+    // pcap: a global header (microseconds, Ethernet), then each record.
+    let mut file = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        file.extend_from_slice(&v.to_le_bytes());
+    }
+    for (n, p) in packets.iter().enumerate() {
+        for v in [1_700_000_000 + n as u32, 0, p.len() as u32, p.len() as u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(p);
+    }
+    let input = scratch.join("ah-loop.pcap");
+    std::fs::write(&input, &file).unwrap();
+    // tcpdump catches SIGTERM and would stop at the next packet, which
+    // never comes: only SIGKILL ends it.
+    let started = std::time::Instant::now();
+    let stuck = run(Command::new("timeout")
+        .args(["-s", "KILL", "3"])
+        .arg(tcpdump_path())
+        .args([
+            "-r",
+            input.to_str().unwrap(),
+            "-w",
+            "/dev/null",
+            "ip6 protochain 6",
+        ]));
+    assert!(
+        !stuck.status.success() && started.elapsed().as_secs() >= 3,
+        "tcpdump -r returned: {:?}",
+        stuck.status
+    );
+    xcap_bin(); // built before the clock starts
+    for engine in ["kernel", "vm"] {
+        let out = scratch.join(format!("ah-loop-{engine}.pcap"));
+        let started = std::time::Instant::now();
+        let res = xcap(&[
+            "-r",
+            input.to_str().unwrap(),
+            "--engine",
+            engine,
+            "-w",
+            out.to_str().unwrap(),
+            "ip6 protochain 6",
+        ]);
+        assert!(res.status.success(), "{engine}: {}", stderr_of(&res));
+        assert!(started.elapsed().as_secs() < 3, "{engine}: slow");
+        let written = std::fs::read(&out).unwrap();
+        assert_eq!(count_records(&written), 1, "{engine}");
+        assert_eq!(&written[24 + 16..], &packets[0][..], "{engine}");
+    }
+}

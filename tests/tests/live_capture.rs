@@ -1586,3 +1586,89 @@ fn packets_from_every_cpu_come_out_in_time_order() {
         );
     }
 }
+
+/// `ip6 protochain 6` on chains longer than the filter's unrolled passes:
+/// the rest of each walk runs in the filter's `bpf_loop` callback, the
+/// filter inlined into the capture programs. xcap captures exactly what
+/// tcpdump captures (tcpdump filters `protochain` in user space: the
+/// kernel refuses its backward jump).
+#[test]
+fn protochain_on_long_chains_at_xdp_captures_what_tcpdump_captures() {
+    protochain_on_long_chains("--xdp");
+}
+
+#[test]
+fn protochain_on_long_chains_at_tc_captures_what_tcpdump_captures() {
+    protochain_on_long_chains("--tc");
+}
+
+fn protochain_on_long_chains(hook: &str) {
+    let _guard = serial();
+    let net = Net::new();
+    // 300 headers: 2.5 KB.
+    sh(&format!(
+        "ip -n {} link set {TX_IF} mtu 9000; ip -n {} link set {RX_IF} mtu 9000",
+        net.tx, net.rx
+    ));
+    let mut frames = Vec::new();
+    for hops in [0usize, 1, 3, 5, 8, 20, 40, 100, 300] {
+        for last in [6u8, 17] {
+            let mut f = Vec::new();
+            f.extend_from_slice(&net.rx_mac);
+            f.extend_from_slice(&net.tx_mac);
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
+            f.extend_from_slice(&[if hops > 0 { 0 } else { last }, 64]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            for h in 0..hops {
+                let next = if h + 1 == hops { last } else { 60 };
+                f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            f.resize(f.len() + 20, 0);
+            frames.push(f);
+        }
+    }
+    let (ours, theirs) = (
+        net.path("chains.xcap.pcap"),
+        net.path("chains.tcpdump.pcap"),
+    );
+    let mut td = Command::new("ip");
+    td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
+    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"])
+        .arg(&theirs)
+        .arg("ip6 protochain 6");
+    let mut td = Proc::start(td);
+    td.wait_listening("tcpdump");
+    let xc = xcap_listening(
+        &net.rx,
+        [
+            "-i",
+            RX_IF,
+            hook,
+            "-Q",
+            "in",
+            "-v",
+            "-w",
+            ours.to_str().unwrap(),
+            "ip6 protochain 6",
+        ],
+    );
+    in_ns(&net.tx, move || send_frames(TX_IF, &frames))
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    xc.signal(libc::SIGINT);
+    td.signal(libc::SIGINT);
+    let (code, lines) = xc.finish("xcap");
+    assert_eq!(code, 0, "{hook}: {}", lines.join("\n"));
+    td.finish("tcpdump");
+    let sizes = lines
+        .iter()
+        .find(|l| l.contains("eBPF instructions at"))
+        .unwrap_or_else(|| panic!("no filter line with -v: {}", lines.join("\n")));
+    assert!(sizes.contains("(inlined)"), "{hook}: {sizes}");
+    let (ours, theirs) = (read_pcap(&ours), read_pcap(&theirs));
+    assert_eq!(theirs.len(), 9, "{hook}: tcpdump saw {} of 9", theirs.len());
+    assert_eq!(ours, theirs, "{hook}: {}", lines.join("\n"));
+}

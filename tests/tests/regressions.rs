@@ -3,7 +3,7 @@
 //! all three access modes, against libpcap's interpreter.
 
 use cbpf2ebpf::cbpf::{op, Insn};
-use cbpf2ebpf::{ebpf, libpcap, translate, Hook, Mode, Options};
+use cbpf2ebpf::{ebpf, libpcap, translate, Hook, LoopForm, Mode, Options};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::{assert_matches_libpcap, eth_ipv4, host_list};
 
@@ -140,7 +140,9 @@ fn far_jumps_load_as_islands_on_every_kernel_and_as_gotol_where_it_exists() {
     let opts = Options {
         mode: Mode::Skb,
         hook: Hook::Offline,
+        loops: LoopForm::Unrolled,
         max_loop_iterations: 600,
+        unrolled_loop_passes: 0,
         // The linear fast path would double the code (and the verifier's
         // work) past its limit.
         linear_fast_path: false,
@@ -367,39 +369,27 @@ fn protochain_walks_extension_headers() {
 #[test]
 fn backward_jumps_past_the_bound_return_zero_or_error_clearly() {
     let prog = compile("ip6 protochain 6");
-    let t = translate(
-        &prog,
-        &Options {
-            max_loop_iterations: 2,
-            hook: Hook::Offline,
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    assert!(
-        t.insns.len()
-            < translate(
-                &prog,
-                &Options {
-                    hook: Hook::Offline,
-                    ..Options::default()
-                }
-            )
-            .unwrap()
-            .insns
-            .len()
-    );
-    // A loop that never ends in libpcap becomes "return 0" after the bound.
+    let unrolled = |n| Options {
+        loops: LoopForm::Unrolled,
+        max_loop_iterations: n,
+        hook: Hook::Offline,
+        ..Options::default()
+    };
+    let t = translate(&prog, &unrolled(2)).unwrap();
+    assert!(t.insns.len() < translate(&prog, &unrolled(32)).unwrap().insns.len());
+    // A loop that never ends in libpcap: unrolled, "return 0" after the
+    // bound; as a callback, 0 once its state repeats, in every engine.
     let spin = [Insn::new(op::JMP | op::JA, 0, 0, 0xffff_ffff)];
-    let t = translate(
-        &spin,
-        &Options {
-            hook: Hook::Offline,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let t = translate(&spin, &unrolled(32)).unwrap();
     assert_eq!(t.insns.len(), 2, "{}", ebpf::disassemble(&t.insns));
+    for variant in xcap_tests::VARIANTS {
+        let t = translate(&spin, &variant.options()).unwrap();
+        assert!(t.callback.is_some());
+        for engine in Engine::ALL {
+            let f = Filter::load(engine, &t.insns, variant.mode).unwrap();
+            assert_eq!(f.run(&[0; 60], 60).unwrap(), 0, "{engine}/{}", variant.name);
+        }
+    }
 }
 
 #[test]

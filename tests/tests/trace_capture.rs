@@ -512,3 +512,54 @@ fn bad_hooks_fail_with_one_line_and_attach_nothing() {
         "do not apply",
     );
 }
+
+/// A filter with a loop (`ip6 protochain 6`) at a tracepoint: probe mode,
+/// its `bpf_loop` callback loaded by aya with the object's BTF. IPv6
+/// frames with chains of 0 to 100 destination-options headers, sent raw
+/// from A: `netif_receive_skb` in B sees each, and xcap prints exactly the
+/// ones whose chain ends in TCP.
+#[test]
+fn protochain_at_a_tracepoint_walks_long_chains() {
+    let _g = serial();
+    let net = Net::new();
+    let p = Proc::start(&["--trace", "netif_receive_skb", "ip6 protochain 6"]);
+    let mut frames = Vec::new();
+    for hops in [0usize, 3, 8, 40, 100] {
+        for last in [6u8, 17] {
+            let mut f = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a, 0x86, 0xdd];
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
+            f.extend_from_slice(&[if hops > 0 { 60 } else { last }, 64]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            for h in 0..hops {
+                let next = if h + 1 == hops { last } else { 60 };
+                f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            f.resize(f.len() + 20, 0);
+            let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+            frames.push(format!("'{hex}'"));
+        }
+    }
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('va',0))\nfor h in [{}]:\n  s.send(bytes.fromhex(h))\n",
+        frames.join(",")
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.a, "python3", "-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    let seen: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" netif_receive_skb ") && l.contains("fd00:3::1"))
+        .collect();
+    assert_eq!(seen.len(), 5, "the 5 chains ending in TCP:\n{out}");
+    assert!(xcap_tracing_programs().is_empty());
+}

@@ -282,6 +282,7 @@ fn ld_imm64(first: &Insn, second: &Insn) -> String {
         PSEUDO_MAP_VALUE => {
             format!("r{} = map[fd:{}]+{} ll", first.dst, first.imm, second.imm)
         }
+        crate::ebpf::op::PSEUDO_FUNC => format!("r{} = func pc{:+} ll", first.dst, first.imm),
         src => format!("r{} = 0x{value:x} ll (src {src})", first.dst),
     }
 }

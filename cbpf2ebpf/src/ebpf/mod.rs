@@ -88,6 +88,9 @@ pub mod op {
 
     /// `src` of a call instruction that calls a BPF function (bpf2bpf).
     pub const PSEUDO_CALL: u8 = 1;
+    /// `src` of an `ld_imm64` whose `imm` is the relative offset of a BPF
+    /// function (a callback's address, as for `bpf_loop`).
+    pub const PSEUDO_FUNC: u8 = 4;
 }
 
 /// Kernel helper numbers used by the translated code.
@@ -96,7 +99,13 @@ pub mod helper {
     pub const GET_SMP_PROCESSOR_ID: i32 = 8;
     pub const SKB_LOAD_BYTES: i32 = 26;
     pub const PROBE_READ_KERNEL: i32 = 113;
+    /// `bpf_loop(nr_loops, callback, ctx, flags)`, Linux 5.17+.
+    pub const LOOP: i32 = 181;
 }
+
+/// `bpf_loop` runs a callback at most this many times (`BPF_MAX_LOOPS`);
+/// asked for more, it fails with `-E2BIG` without running it.
+pub const BPF_MAX_LOOPS: u32 = 1 << 23;
 
 impl Insn {
     pub const fn new(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Self {
@@ -201,6 +210,14 @@ impl Insn {
     pub const fn exit() -> Self {
         Self::new(op::JMP | op::EXIT, 0, 0, 0, 0)
     }
+    /// `ld_imm64` of the address of the function `rel` slots after the
+    /// second slot (`BPF_PSEUDO_FUNC`): two slots.
+    pub fn ld_func_addr(dst: Reg, rel: i32) -> [Self; 2] {
+        [
+            Self::new(op::LD | op::DW | op::IMM, dst, op::PSEUDO_FUNC, 0, rel),
+            Self::new(0, 0, 0, 0, 0),
+        ]
+    }
     /// `ld_imm64`: two slots.
     pub fn ld_imm64(dst: Reg, v: u64) -> [Self; 2] {
         [
@@ -208,6 +225,42 @@ impl Insn {
             Self::new(0, 0, 0, 0, (v >> 32) as u32 as i32),
         ]
     }
+}
+
+/// Where the functions of a program start: slot 0 and every target of a
+/// bpf2bpf call or of a function's address (`BPF_PSEUDO_FUNC`), sorted, as
+/// the kernel splits a program into subprograms. Targets outside the
+/// program are left out.
+pub fn function_starts(insns: &[Insn]) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut i = 0;
+    while i < insns.len() {
+        let x = insns[i];
+        let call = x.code == op::JMP | op::CALL && x.src == op::PSEUDO_CALL;
+        let func = x.code == op::LD | op::DW | op::IMM && x.src == op::PSEUDO_FUNC;
+        if call || func {
+            let t = i as i64 + 1 + i64::from(x.imm);
+            if (0..insns.len() as i64).contains(&t) {
+                starts.push(t as usize);
+            }
+        }
+        i += if x.code == op::LD | op::DW | op::IMM {
+            2
+        } else {
+            1
+        };
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// Whether a program takes a function's address (a `bpf_loop` callback):
+/// the kernel then wants BTF func_info for each of its functions.
+pub fn takes_function_address(insns: &[Insn]) -> bool {
+    insns
+        .iter()
+        .any(|x| x.code == op::LD | op::DW | op::IMM && x.src == op::PSEUDO_FUNC)
 }
 
 /// Encodes instructions as the bytes of an ELF `.text` section or a

@@ -63,12 +63,18 @@ const ANY: u64 = u64::MAX;
 
 /// What every path past `term` guarantees, given its successors' values:
 /// a `return 0` guarantees anything, another return nothing.
+/// Leaving for the loop callback, or for its next pass, guarantees
+/// nothing either (the loop may load anything, or nothing, first).
 fn guaranteed_after(term: &Terminator, guaranteed: &SecondaryMap<Block, u64>) -> u64 {
     match *term {
         Terminator::ReturnK(0) => ANY,
         Terminator::ReturnK(_) | Terminator::ReturnA => 0,
+        Terminator::Enter(_) | Terminator::Continue(_) => 0,
         Terminator::Jump(t) => guaranteed[t],
         Terminator::Branch {
+            then, otherwise, ..
+        }
+        | Terminator::Resume {
             then, otherwise, ..
         } => guaranteed[then].min(guaranteed[otherwise]),
     }

@@ -53,12 +53,15 @@ fn uses_defs(inst: &InstData) -> (u32, u32) {
     }
 }
 
-/// The values some path reads before writing them.
-pub fn run(func: &Function) -> Values {
+/// The values some path reads before writing them, when the function
+/// starts with `entry` defined (the loop callback loads what the loop
+/// carries) and leaving for a loop pass ([`Terminator::Enter`],
+/// [`Terminator::Continue`]) reads `carried`.
+pub fn run(func: &Function, entry: u32, carried: u32) -> Values {
     // Forward over the DAG: a value is defined on entry to a block only if
     // every predecessor defines it.
     let mut defined_in: SecondaryMap<Block, Option<u32>> = SecondaryMap::new();
-    defined_in[func.entry()] = Some(0);
+    defined_in[func.entry()] = Some(entry);
     let mut undefined_reads = 0u32;
     for &b in &func.layout {
         let mut defined = defined_in[b].unwrap_or(0);
@@ -72,6 +75,7 @@ pub fn run(func: &Function) -> Values {
                 Values::A | if operand == Operand::X { Values::X } else { 0 }
             }
             Terminator::ReturnA => Values::A,
+            Terminator::Enter(_) | Terminator::Continue(_) => carried,
             _ => 0,
         };
         undefined_reads |= term_uses & !defined;

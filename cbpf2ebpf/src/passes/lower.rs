@@ -51,6 +51,81 @@ mod stack {
 
 const _: () = assert!((-(stack::PREFIX as i32)) as usize <= crate::STACK_BYTES);
 
+/// The loop's state in the filter's frame, passed to `bpf_loop` by address
+/// and read and written by the callback through it. It lies over skb
+/// mode's prefix copy, which the filter no longer reads once the loop runs
+/// (nothing in direct and probe modes).
+mod loop_ctx {
+    /// Offset of the state from the filter's frame pointer.
+    pub const BASE: i16 = -232;
+    // Fields, from BASE. u64: the filter's arguments.
+    pub const CTX: i16 = 0;
+    pub const START: i16 = 8;
+    pub const END: i16 = 16;
+    pub const WIRELEN: i16 = 24;
+    // u32: the state a pass starts with.
+    pub const A: i16 = 32;
+    pub const X: i16 = 36;
+    /// The header the next pass starts at.
+    pub const RESUME: i16 = 40;
+    /// What the filter returns: written once, by the pass that returns.
+    pub const RET: i16 = 44;
+    /// The state saved for cycle detection (`SAVED_RESUME` = u32::MAX:
+    /// none yet).
+    pub const SAVED_RESUME: i16 = 48;
+    pub const SAVED_A: i16 = 52;
+    pub const SAVED_X: i16 = 56;
+    /// `M[i]` at `MEM + 4 * i`, the carried ones only.
+    pub const MEM: i16 = 64;
+    pub const LEN: i16 = MEM + 64;
+}
+
+const _: () = assert!(loop_ctx::BASE + loop_ctx::LEN <= stack::PREFIX_OK);
+const _: () = assert!((-(loop_ctx::BASE as i32)) as usize <= crate::STACK_BYTES);
+const _: () = assert!(loop_ctx::BASE % 8 == 0);
+
+/// The loop callback's own frame: the filter's layout (scratch words,
+/// lengths, the helper buffer) without the prefix copy, and two slots.
+mod callback_stack {
+    /// The loop state's address (the callback's second argument).
+    pub const LOOP: i16 = -104;
+    /// The pass's index (the callback's first argument).
+    pub const INDEX: i16 = -112;
+}
+
+const _: () = assert!((-(callback_stack::INDEX as i32)) as usize <= crate::CALLBACK_STACK_BYTES);
+
+/// Cycle detection starts at this pass of the callback (a power of two):
+/// the passes of an ordinary chain of headers pay nothing for it.
+const CYCLE_CHECK_FROM: i32 = 16;
+
+/// What the filter and its loop callback agree on.
+#[derive(Clone, Debug)]
+pub struct LoopPlan {
+    /// What a pass carries to the next (A and X always, and the scratch
+    /// words some pass reads before writing).
+    pub carried: Values,
+    /// Either function reads `len`.
+    pub uses_len: bool,
+    /// Either function loads packet bytes.
+    pub packet_loads: bool,
+    /// A pass starting in the state a previous one started in means the
+    /// loop never ends: only when the state is A and X, and no pass reads
+    /// a random number.
+    pub detect_cycles: bool,
+    /// `bpf_loop`'s count: the most passes.
+    pub max_passes: u32,
+}
+
+/// Which function is being lowered.
+#[derive(Clone, Copy)]
+pub enum Frame<'p> {
+    /// The filter, and the plan of its loop callback if it has one.
+    Filter(Option<&'p LoopPlan>),
+    /// The loop callback.
+    Callback(&'p LoopPlan),
+}
+
 /// See `Lower::prefix_indexed`.
 const MAX_PREFIX_INDEXED_LOADS: usize = 8;
 
@@ -121,6 +196,7 @@ pub fn run(
     guards: &Guards,
     swaps: &Swaps,
     opts: &Options,
+    frame: Frame<'_>,
 ) -> Result<Vec<Item>, Error> {
     let regs = match opts.mode {
         Mode::Direct => DIRECT,
@@ -143,8 +219,10 @@ pub fn run(
         fail_used: false,
         landings: Vec::new(),
         prefix_indexed: false,
+        frame,
+        prefix: matches!(frame, Frame::Filter(_)),
     };
-    l.prefix_indexed = l.indexed_loads() <= MAX_PREFIX_INDEXED_LOADS;
+    l.prefix_indexed = l.prefix && l.indexed_loads() <= MAX_PREFIX_INDEXED_LOADS;
     // Every `return 0` (failed checks and the program's own empty
     // `ret #0` blocks) shares one exit placed last, so that jumps to it
     // are forward jumps from everywhere.
@@ -161,8 +239,11 @@ pub fn run(
     l.fail = l.new_label();
     let labels = l.block_labels(&is_zero);
     let hybrid = opts.mode == Mode::Skb && linear_fast_path(opts) && l.has_packet_loads();
+    if let Frame::Callback(plan) = frame {
+        l.callback_prologue(plan);
+    }
     l.prologue();
-    if opts.mode == Mode::Skb && l.has_packet_loads() && !hybrid {
+    if opts.mode == Mode::Skb && l.has_packet_loads() && !hybrid && l.prefix {
         l.copy_prefix();
     }
     if hybrid {
@@ -219,7 +300,9 @@ pub fn run(
         // Between the two paths, so every jump stays forward.
         for (landing, target) in std::mem::take(&mut l.landings) {
             l.items.push(Item::Bind(landing));
-            l.copy_prefix();
+            if l.prefix {
+                l.copy_prefix();
+            }
             l.jump(Insn::ja(0), target);
         }
     }
@@ -229,10 +312,19 @@ pub fn run(
     }
     if l.fail_used {
         l.items.push(Item::Bind(l.fail));
-        l.emit(Insn::mov32_imm(R0, 0));
+        // The callback returns 0 by stopping the loop: the result was
+        // set to 0 before it started, and only a return writes it.
+        let stop = matches!(frame, Frame::Callback(_)) as i32;
+        l.emit(Insn::mov32_imm(R0, stop));
         l.emit(Insn::exit());
     }
     Ok(l.items)
+}
+
+/// The scratch words a loop carries from pass to pass.
+fn carried_slots(plan: &LoopPlan) -> impl Iterator<Item = i16> {
+    let carried = plan.carried;
+    (0..16i16).filter(move |&slot| carried.has(Values::mem(slot as u32)))
 }
 
 /// Whether skb mode may read the linear part directly: the context must be
@@ -267,6 +359,10 @@ struct Lower<'a> {
     /// on X that the verifier explores both ways, so only in functions with
     /// few of them (unrolled `protochain` loops have hundreds).
     prefix_indexed: bool,
+    frame: Frame<'a>,
+    /// Skb mode: the function copies the packet's first bytes to its stack
+    /// (the filter; the callback's frame has no room for them).
+    prefix: bool,
 }
 
 /// The byte-swap width for a load, if any (packets are big-endian).
@@ -439,6 +535,25 @@ impl<'a> Lower<'a> {
         self.labels[b].expect("every block in the layout has a label")
     }
 
+    /// The loop's plan, in either function.
+    fn plan(&self) -> Option<&'a LoopPlan> {
+        match self.frame {
+            Frame::Filter(plan) => plan,
+            Frame::Callback(plan) => Some(plan),
+        }
+    }
+
+    /// Whether this function or its loop reads `len` (the filter hands it
+    /// over).
+    fn needs_len(&self) -> bool {
+        self.uses_len() || self.plan().is_some_and(|p| p.uses_len)
+    }
+
+    /// Whether this function or its loop reads the packet.
+    fn needs_packet(&self) -> bool {
+        self.has_packet_loads() || self.plan().is_some_and(|p| p.packet_loads)
+    }
+
     fn uses_len(&self) -> bool {
         self.func.layout.iter().any(|&b| {
             self.func
@@ -479,31 +594,36 @@ impl<'a> Lower<'a> {
             Mode::Direct => {}
             Mode::Skb => {
                 self.emit(Insn::mov64_reg(r.ctx, R1));
-                if self.has_packet_loads() {
+                if self.needs_packet() {
                     self.emit(Insn::mov64_reg(r.start, R2));
-                    if linear_fast_path(self.opts) {
+                    if linear_fast_path(self.opts) && self.has_packet_loads() {
                         // For enter_linear_fast_path.
                         self.emit(Insn::mov64_reg(R5, R3));
                     }
                     self.emit(Insn::alu64_reg(op::SUB, R3, R2));
                     self.emit(Insn::stx(op::DW, R10, R3, stack::CAPLEN));
                 }
-                if self.uses_len() {
+                if self.needs_len() {
                     self.emit(Insn::stx(op::DW, R10, R4, stack::WIRELEN));
                 }
             }
             Mode::Probe => {
-                if self.has_packet_loads() {
+                if self.needs_packet() {
                     self.emit(Insn::mov64_reg(r.start, R2));
                     self.emit(Insn::mov64_reg(r.caplen, R3));
                     self.emit(Insn::alu64_reg(op::SUB, r.caplen, R2));
                 }
-                if self.uses_len() {
+                if self.needs_len() {
                     self.emit(Insn::stx(op::DW, R10, R4, stack::WIRELEN));
                 }
             }
         }
-        let undefined = init::run(self.func);
+        // The callback's state came from the filter (callback_prologue).
+        let carried = match self.frame {
+            Frame::Callback(_) => return,
+            Frame::Filter(plan) => plan.map_or(0, |p| p.carried.0),
+        };
+        let undefined = init::run(self.func, 0, carried);
         if undefined.has(Values::A) {
             self.emit(Insn::mov32_imm(r.a, 0));
         }
@@ -705,7 +825,7 @@ impl<'a> Lower<'a> {
                 }
                 let done = self.new_label();
                 let last = stack::PREFIX_LEN as u64 - size.bytes() as u64;
-                if self.access == Mode::Skb && (k as u64) <= last {
+                if self.access == Mode::Skb && self.prefix && (k as u64) <= last {
                     // Within the prefix copy: read the stack. The guards
                     // already checked `offset + size <= caplen`, and the
                     // copy holds min(caplen, PREFIX_LEN) bytes.
@@ -908,29 +1028,212 @@ impl<'a> Lower<'a> {
         }
     }
 
+    /// `r0 = value; exit`: in the callback, 0 runs the next pass and 1
+    /// stops the loop.
+    fn stop_loop(&mut self, value: i32) {
+        self.emit(Insn::mov32_imm(R0, value));
+        self.emit(Insn::exit());
+    }
+
+    /// The filter leaves its unrolled passes: it saves the loop's state and
+    /// its own arguments in the loop state, runs the callback with
+    /// `bpf_loop` from header `header` and returns what the loop returned
+    /// (0 if it never did within `max_passes`).
+    fn enter_loop(&mut self, plan: &LoopPlan, header: u32) {
+        let r = self.regs;
+        let at = |f: i16| loop_ctx::BASE + f;
+        self.emit(Insn::stx(op::W, R10, r.a, at(loop_ctx::A)));
+        self.emit(Insn::stx(op::W, R10, r.x, at(loop_ctx::X)));
+        for slot in carried_slots(plan) {
+            self.emit(Insn::ldx(op::W, R0, R10, stack::MEM + 4 * slot));
+            self.emit(Insn::stx(op::W, R10, R0, at(loop_ctx::MEM + 4 * slot)));
+        }
+        self.emit(Insn::st_imm(
+            op::W,
+            R10,
+            at(loop_ctx::RESUME),
+            header as i32,
+        ));
+        self.emit(Insn::st_imm(op::W, R10, at(loop_ctx::RET), 0));
+        self.emit(Insn::st_imm(op::W, R10, at(loop_ctx::SAVED_RESUME), -1));
+        // The arguments, in the mode's terms (skb mode's offsets even on
+        // its fast path, whose packet pointers the callback makes again).
+        match self.opts.mode {
+            Mode::Direct => {
+                self.emit(Insn::stx(op::DW, R10, R1, at(loop_ctx::CTX)));
+                self.emit(Insn::stx(op::DW, R10, R2, at(loop_ctx::START)));
+                self.emit(Insn::stx(op::DW, R10, R3, at(loop_ctx::END)));
+                if plan.uses_len {
+                    self.emit(Insn::stx(op::DW, R10, R4, at(loop_ctx::WIRELEN)));
+                }
+            }
+            Mode::Skb | Mode::Probe => {
+                if self.opts.mode == Mode::Skb {
+                    self.emit(Insn::stx(op::DW, R10, SKB.ctx, at(loop_ctx::CTX)));
+                }
+                if plan.packet_loads {
+                    let start = SKB.start;
+                    const _: () = assert!(SKB.start == PROBE.start);
+                    self.emit(Insn::stx(op::DW, R10, start, at(loop_ctx::START)));
+                    if self.opts.mode == Mode::Skb {
+                        self.emit(Insn::ldx(op::DW, R0, R10, stack::CAPLEN));
+                    } else {
+                        self.emit(Insn::mov64_reg(R0, PROBE.caplen));
+                    }
+                    self.emit(Insn::alu64_reg(op::ADD, R0, start));
+                    self.emit(Insn::stx(op::DW, R10, R0, at(loop_ctx::END)));
+                }
+                if plan.uses_len {
+                    self.emit(Insn::ldx(op::DW, R0, R10, stack::WIRELEN));
+                    self.emit(Insn::stx(op::DW, R10, R0, at(loop_ctx::WIRELEN)));
+                }
+            }
+        }
+        self.emit(Insn::mov32_imm(R1, plan.max_passes as i32));
+        // The callback follows the filter; translate() sets the distance.
+        self.emit_all(Insn::ld_func_addr(R2, 0));
+        self.emit(Insn::mov64_reg(R3, R10));
+        self.emit(Insn::alu64_imm(op::ADD, R3, loop_ctx::BASE as i32));
+        self.emit(Insn::mov64_imm(R4, 0));
+        self.emit(Insn::call_helper(helper::LOOP));
+        self.emit(Insn::ldx(op::W, R0, R10, at(loop_ctx::RET)));
+        self.emit(Insn::exit());
+    }
+
+    /// The callback's first instructions (`r1` = pass index, `r2` = the
+    /// loop state): the state into its registers and scratch words, then
+    /// the filter's arguments as the filter received them, for
+    /// [`Self::prologue`].
+    fn callback_prologue(&mut self, plan: &LoopPlan) {
+        let r = self.regs;
+        self.emit(Insn::stx(op::DW, R10, R2, callback_stack::LOOP));
+        if plan.detect_cycles {
+            self.emit(Insn::stx(op::DW, R10, R1, callback_stack::INDEX));
+        }
+        self.emit(Insn::mov64_reg(R0, R2));
+        self.emit(Insn::ldx(op::W, r.a, R0, loop_ctx::A));
+        self.emit(Insn::ldx(op::W, r.x, R0, loop_ctx::X));
+        for slot in carried_slots(plan) {
+            self.emit(Insn::ldx(op::W, R1, R0, loop_ctx::MEM + 4 * slot));
+            self.emit(Insn::stx(op::W, R10, R1, stack::MEM + 4 * slot));
+        }
+        if self.opts.mode != Mode::Probe {
+            self.emit(Insn::ldx(op::DW, R1, R0, loop_ctx::CTX));
+        }
+        if self.needs_packet() {
+            self.emit(Insn::ldx(op::DW, R2, R0, loop_ctx::START));
+            self.emit(Insn::ldx(op::DW, R3, R0, loop_ctx::END));
+        }
+        if self.needs_len() {
+            self.emit(Insn::ldx(op::DW, R4, R0, loop_ctx::WIRELEN));
+        }
+    }
+
+    /// The end of a pass: the state into the loop state, the next pass to
+    /// start at `header`. With cycle detection (Brent's: the state saved
+    /// at each power-of-two pass, compared at every later one), a pass
+    /// that would start as the saved one did ends the loop with 0: libpcap
+    /// would run forever.
+    fn continue_loop(&mut self, plan: &LoopPlan, header: u32) {
+        let r = self.regs;
+        self.emit(Insn::ldx(op::DW, R0, R10, callback_stack::LOOP));
+        self.emit(Insn::stx(op::W, R0, r.a, loop_ctx::A));
+        self.emit(Insn::stx(op::W, R0, r.x, loop_ctx::X));
+        for slot in carried_slots(plan) {
+            self.emit(Insn::ldx(op::W, R1, R10, stack::MEM + 4 * slot));
+            self.emit(Insn::stx(op::W, R0, R1, loop_ctx::MEM + 4 * slot));
+        }
+        self.emit(Insn::st_imm(op::W, R0, loop_ctx::RESUME, header as i32));
+        if plan.detect_cycles {
+            let (differ, done) = (self.new_label(), self.new_label());
+            self.emit(Insn::ldx(op::DW, R1, R10, callback_stack::INDEX));
+            self.jump(Insn::jmp_imm(op::JLT, R1, CYCLE_CHECK_FROM, 0), done);
+            self.emit(Insn::ldx(op::W, R2, R0, loop_ctx::SAVED_RESUME));
+            self.jump(Insn::jmp32_imm(op::JNE, R2, header as i32, 0), differ);
+            self.emit(Insn::ldx(op::W, R2, R0, loop_ctx::SAVED_A));
+            self.jump(Insn::jmp32_reg(op::JNE, R2, r.a, 0), differ);
+            self.emit(Insn::ldx(op::W, R2, R0, loop_ctx::SAVED_X));
+            self.jump(Insn::jmp32_reg(op::JNE, R2, r.x, 0), differ);
+            self.stop_loop(1);
+            self.items.push(Item::Bind(differ));
+            // index & (index - 1) == 0: a power of two, save.
+            self.emit(Insn::mov64_reg(R2, R1));
+            self.emit(Insn::alu64_imm(op::ADD, R2, -1));
+            self.emit(Insn::alu64_reg(op::AND, R2, R1));
+            self.jump(Insn::jmp_imm(op::JNE, R2, 0, 0), done);
+            self.emit(Insn::st_imm(
+                op::W,
+                R0,
+                loop_ctx::SAVED_RESUME,
+                header as i32,
+            ));
+            self.emit(Insn::stx(op::W, R0, r.a, loop_ctx::SAVED_A));
+            self.emit(Insn::stx(op::W, R0, r.x, loop_ctx::SAVED_X));
+            self.items.push(Item::Bind(done));
+        }
+        self.stop_loop(0);
+    }
+
     fn terminator(&mut self, block: Block, term: Terminator, next: Option<Block>) {
         let r = self.regs;
-        match term {
-            Terminator::ReturnK(k) => {
+        match (term, self.frame) {
+            (Terminator::ReturnK(0), Frame::Callback(_)) => self.jump_fail(Insn::ja(0)),
+            (Terminator::ReturnK(k), Frame::Callback(_)) => {
+                self.emit(Insn::ldx(op::DW, R0, R10, callback_stack::LOOP));
+                self.emit(Insn::st_imm(op::W, R0, loop_ctx::RET, k as i32));
+                self.stop_loop(1);
+            }
+            (Terminator::ReturnA, Frame::Callback(_)) => {
+                self.emit(Insn::ldx(op::DW, R0, R10, callback_stack::LOOP));
+                self.emit(Insn::stx(op::W, R0, r.a, loop_ctx::RET));
+                self.stop_loop(1);
+            }
+            (Terminator::ReturnK(k), _) => {
                 self.mov_u32(R0, k);
                 self.emit(Insn::exit());
             }
-            Terminator::ReturnA => {
+            (Terminator::ReturnA, _) => {
                 self.emit(Insn::mov32_reg(R0, r.a));
                 self.emit(Insn::exit());
             }
-            Terminator::Jump(t) => {
+            (Terminator::Enter(header), Frame::Filter(Some(plan))) => self.enter_loop(plan, header),
+            (Terminator::Continue(header), Frame::Callback(plan)) => {
+                self.continue_loop(plan, header)
+            }
+            (Terminator::Enter(_) | Terminator::Continue(_), _) => {
+                unreachable!("loop exits only in the functions of a loop plan")
+            }
+            (
+                Terminator::Resume {
+                    header,
+                    then,
+                    otherwise,
+                },
+                _,
+            ) => {
+                self.emit(Insn::ldx(op::DW, R0, R10, callback_stack::LOOP));
+                self.emit(Insn::ldx(op::W, R0, R0, loop_ctx::RESUME));
+                let (lt, lf) = (self.label_of(then), self.label_of(otherwise));
+                self.jump(Insn::jmp32_imm(op::JEQ, R0, header as i32, 0), lt);
+                if Some(otherwise) != next {
+                    self.jump(Insn::ja(0), lf);
+                }
+            }
+            (Terminator::Jump(t), _) => {
                 if Some(t) != next {
                     let l = self.label_of(t);
                     self.jump(Insn::ja(0), l);
                 }
             }
-            Terminator::Branch {
-                cond,
-                operand,
-                then,
-                otherwise,
-            } => {
+            (
+                Terminator::Branch {
+                    cond,
+                    operand,
+                    then,
+                    otherwise,
+                },
+                _,
+            ) => {
                 // Against a raw (wire-order) value, compare a swapped constant.
                 let operand = match (operand, self.swaps.raw_branches[block]) {
                     (Operand::K(k), Some(Size::H)) if cond == Cond::Eq && k > 0xffff => {

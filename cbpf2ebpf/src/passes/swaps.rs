@@ -175,7 +175,11 @@ fn walk(func: &Function, mut on_use: impl FnMut(UseSite, &[Def])) {
                 operand: Operand::K(_),
                 ..
             } => on_use(UseSite::Compatible(b), &defs),
-            Terminator::Branch { .. } | Terminator::ReturnA => on_use(UseSite::Other, &defs),
+            // Handing A to the loop callback: it must be in host order.
+            Terminator::Branch { .. }
+            | Terminator::ReturnA
+            | Terminator::Enter(_)
+            | Terminator::Continue(_) => on_use(UseSite::Other, &defs),
             _ => {}
         }
         for s in func.blocks[b].term.successors() {

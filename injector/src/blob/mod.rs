@@ -89,6 +89,11 @@ pub struct BlobOptions {
     /// libpcap's netmask (host byte order) for `ip broadcast`;
     /// `0xffffffff` (unknown) makes such filters fail to compile.
     pub netmask: u32,
+    /// How loops are translated ([`cbpf2ebpf::LoopForm`]): the default
+    /// callback form needs `bpf_loop` (Linux 5.17+) in the kernel that
+    /// loads the blob; the unrolled form loads anywhere but is exact only
+    /// within `max_loop_iterations` passes.
+    pub loops: cbpf2ebpf::LoopForm,
     /// See [`cbpf2ebpf::Options::max_loop_iterations`].
     pub max_loop_iterations: u32,
     /// Far jumps as `gotol` ([`cbpf2ebpf::Options::gotol`]). Off by
@@ -107,6 +112,7 @@ impl Default for BlobOptions {
             hook: Hook::None,
             snaplen: 262_144,
             netmask: 0xffff_ffff,
+            loops: cbpf2ebpf::LoopForm::Callback,
             max_loop_iterations: cbpf2ebpf::DEFAULT_LOOP_ITERATIONS,
             gotol: false,
         }
@@ -127,6 +133,7 @@ impl BlobOptions {
         Options {
             mode: self.mode,
             hook: self.hook,
+            loops: self.loops,
             max_loop_iterations: self.max_loop_iterations,
             gotol: self.gotol,
             ..Options::default()
@@ -138,6 +145,8 @@ impl BlobOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterBlob {
     insns: Vec<Insn>,
+    /// Where the loop callback starts in `insns`, if there is one.
+    callback: Option<usize>,
     mode: Mode,
     hook: Hook,
     source: String,
@@ -163,6 +172,7 @@ impl FilterBlob {
         let t = cbpf2ebpf::translate(prog, &opts.translate_options())?;
         Ok(FilterBlob {
             insns: t.insns,
+            callback: t.callback,
             mode: opts.mode,
             hook: opts.hook,
             source: format!("cBPF program of {} instructions", prog.len()),
@@ -170,9 +180,16 @@ impl FilterBlob {
         })
     }
 
-    /// The filter function, entry first (the ABI of [`cbpf2ebpf`]).
+    /// The filter function, entry first (the ABI of [`cbpf2ebpf`]), and
+    /// its loop callback after it if it has one (see
+    /// [`cbpf2ebpf::Translation::callback`]).
     pub fn insns(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// Where the loop callback starts in [`FilterBlob::insns`].
+    pub fn callback(&self) -> Option<usize> {
+        self.callback
     }
 
     /// The instructions as bytes (`struct bpf_insn[]`, little-endian).

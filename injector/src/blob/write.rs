@@ -7,6 +7,8 @@ use object::{
     SymbolKind, SymbolScope,
 };
 
+use cbpf2ebpf::ebpf::{op, Insn};
+
 use super::btf::{Btf, BtfExt, LineInfo, Linkage, TypeId};
 use super::{BlobError, FilterBlob, ProgramKind};
 
@@ -33,14 +35,131 @@ fn filter_proto(btf: &mut Btf) -> TypeId {
     )
 }
 
-fn new_object() -> Object<'static> {
-    Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little)
+/// The BTF prototype of a loop callback: `long (__u64 index, void *ctx)`.
+fn callback_proto(btf: &mut Btf) -> TypeId {
+    let long = btf.int("long", 8, true);
+    let u64_ = btf.int("unsigned long long", 8, false);
+    let void_ptr = btf.ptr(0);
+    btf.func_proto(long, &[("index", u64_), ("ctx", void_ptr)])
 }
 
-fn code_section(obj: &mut Object<'_>, name: &str, bytes: &[u8]) -> SectionId {
-    let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Text);
-    obj.append_section_data(id, bytes, 8);
-    id
+/// Code cut at its first function's end: the first function (`head`), the
+/// loop callbacks after it (`tail`, for `.text`), and each `ld_imm64` of a
+/// callback's address in `head` as (slot in head, slot in tail).
+struct Split {
+    head: Vec<Insn>,
+    tail: Vec<Insn>,
+    /// Where each callback starts in `tail`.
+    starts: Vec<usize>,
+    refs: Vec<(usize, usize)>,
+}
+
+fn split(code: &[Insn]) -> Split {
+    let starts = cbpf2ebpf::ebpf::function_starts(code);
+    let cut = starts.get(1).copied().unwrap_or(code.len());
+    let mut refs = Vec::new();
+    let mut head = code[..cut].to_vec();
+    for (i, x) in head.iter_mut().enumerate() {
+        if x.code == op::LD | op::DW | op::IMM && x.src == op::PSEUDO_FUNC {
+            refs.push((i, (i as i64 + 1 + i64::from(x.imm)) as usize - cut));
+            // The relocation's section symbol plus imm: filled in by the
+            // caller of split, as a byte offset in `.text`.
+            x.imm = 0;
+        }
+    }
+    Split {
+        head,
+        tail: code[cut..].to_vec(),
+        starts: starts[1..].iter().map(|s| s - cut).collect(),
+        refs,
+    }
+}
+
+/// Defines `split`'s callbacks, which lie in `.text` at byte `at`: a
+/// local function symbol, a static BTF FUNC, a func_info and a line_info
+/// record each (the kernel wants func_info for every function of a program
+/// that takes a callback's address).
+fn define_callbacks(
+    obj: &mut Object<'_>,
+    btf: &mut Btf,
+    ext: &mut BtfExt,
+    split: &Split,
+    text: SectionId,
+    at: u64,
+    name: &str,
+) {
+    if split.starts.is_empty() {
+        return;
+    }
+    let proto = callback_proto(btf);
+    let text_name = btf.string(".text");
+    for (k, &start) in split.starts.iter().enumerate() {
+        let end = split.starts.get(k + 1).copied().unwrap_or(split.tail.len());
+        let suffix = if k == 0 { String::new() } else { k.to_string() };
+        let cb_name = format!("{name}_loop{suffix}");
+        let value = at + start as u64 * 8;
+        obj.add_symbol(Symbol {
+            name: cb_name.as_bytes().to_vec(),
+            value,
+            size: (end - start) as u64 * 8,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Compilation,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::Elf {
+                st_info: (elf::STB_LOCAL << 4) | elf::STT_FUNC,
+                st_other: elf::STV_DEFAULT,
+            },
+        });
+        let func = btf.func(&cb_name, proto, Linkage::Static);
+        ext.func(text_name, value as u32, func);
+        let l = line(
+            btf,
+            value as u32,
+            &format!("{cb_name}: a pass of the filter's loop"),
+        );
+        ext.line(text_name, l);
+    }
+}
+
+/// Relocates `split.head`'s references to its callbacks (in `.text` at
+/// byte `at`) where the head lies: section `head_sec` at byte `head_at`.
+/// They are relative to `.text`'s section symbol, as clang refers to
+/// static functions (libbpf and aya both follow it). Returns the head
+/// with each `imm` set for its relocation.
+fn relocate_callbacks(
+    obj: &mut Object<'_>,
+    split: &Split,
+    text: SectionId,
+    at: u64,
+    head_sec: SectionId,
+    head_at: u64,
+) -> Result<Vec<Insn>, BlobError> {
+    let mut head = split.head.clone();
+    if split.refs.is_empty() {
+        return Ok(head);
+    }
+    let section_sym = obj.section_symbol(text);
+    for &(slot, target) in &split.refs {
+        head[slot].imm = (at + target as u64 * 8) as i32;
+        obj.add_relocation(
+            head_sec,
+            Relocation {
+                offset: head_at + slot as u64 * 8,
+                symbol: section_sym,
+                addend: 0,
+                flags: RelocationFlags::Elf {
+                    r_type: elf::R_BPF_64_64,
+                },
+            },
+        )
+        .map_err(|e| BlobError::Write(e.to_string()))?;
+    }
+    Ok(head)
+}
+
+fn new_object() -> Object<'static> {
+    Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little)
 }
 
 fn func_symbol(
@@ -95,23 +214,38 @@ fn finish(obj: Object<'_>) -> Result<Vec<u8>, BlobError> {
 
 pub(super) fn function_object(blob: &FilterBlob, name: &str) -> Result<Vec<u8>, BlobError> {
     let mut obj = new_object();
-    let code = blob.bytes();
-    let text = code_section(&mut obj, ".text", &code);
+    let mut btf = Btf::default();
+    let mut ext = BtfExt::default();
+    let split = split(blob.insns());
+    let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+    let filter_bytes = split.head.len() * 8;
+    // The callbacks after the filter; their addresses relocated.
+    define_callbacks(
+        &mut obj,
+        &mut btf,
+        &mut ext,
+        &split,
+        text,
+        filter_bytes as u64,
+        name,
+    );
+    let head = relocate_callbacks(&mut obj, &split, text, filter_bytes as u64, text, 0)?;
+    let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
+    code.extend(cbpf2ebpf::ebpf::to_bytes(&split.tail));
+    obj.append_section_data(text, &code, 8);
     func_symbol(
         &mut obj,
         name,
         text,
-        code.len(),
+        filter_bytes,
         elf::STB_GLOBAL,
         elf::STV_HIDDEN,
     );
 
-    let mut btf = Btf::default();
     let proto = filter_proto(&mut btf);
     // Global: libbpf's linker resolves externs only against non-static
     // BTF functions; libbpf makes it static at load (hidden symbol).
     let func = btf.func(name, proto, Linkage::Global);
-    let mut ext = BtfExt::default();
     let sec = btf.string(".text");
     ext.func(sec, 0, func);
     let l = line(&mut btf, 0, &format!("xcap filter: {}", blob.source()));
@@ -144,17 +278,56 @@ pub(super) fn program_object(
     linked[call].imm = (entry.len() - call - 1) as i32;
     linked.extend_from_slice(blob.insns());
     let inlined = crate::inline::inline_calls(&linked, entry.len()).ok();
+    // A loop callback goes to .text either way: libbpf takes functions
+    // from .text only. The entry's or the filter's references to it are
+    // relocated against .text.
+    let text = match (&inlined, blob.callback()) {
+        (None, _) | (_, Some(_)) => {
+            Some(obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text))
+        }
+        _ => None,
+    };
+    // The entry, with the filter inlined and its callbacks cut off.
+    let entry_split = inlined.as_ref().map(|done| split(&done.insns));
     let filter = match inlined {
-        Some(_) => None,
+        Some(_) => {
+            if let (Some(text), Some(s)) = (text, &entry_split) {
+                obj.append_section_data(text, &cbpf2ebpf::ebpf::to_bytes(&s.tail), 8);
+                define_callbacks(
+                    &mut obj,
+                    &mut btf,
+                    &mut ext,
+                    s,
+                    text,
+                    0,
+                    PROGRAM_FILTER_NAME,
+                );
+            }
+            None
+        }
         None => {
+            let text = text.expect("made above");
+            let s = split(blob.insns());
+            let filter_bytes = s.head.len() * 8;
+            define_callbacks(
+                &mut obj,
+                &mut btf,
+                &mut ext,
+                &s,
+                text,
+                filter_bytes as u64,
+                PROGRAM_FILTER_NAME,
+            );
+            let head = relocate_callbacks(&mut obj, &s, text, filter_bytes as u64, text, 0)?;
+            let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
+            code.extend(cbpf2ebpf::ebpf::to_bytes(&s.tail));
+            obj.append_section_data(text, &code, 8);
             let filter_proto = filter_proto(&mut btf);
-            let code = blob.bytes();
-            let text = code_section(&mut obj, ".text", &code);
             let filter = func_symbol(
                 &mut obj,
                 PROGRAM_FILTER_NAME,
                 text,
-                code.len(),
+                filter_bytes,
                 elf::STB_LOCAL,
                 elf::STV_DEFAULT,
             );
@@ -172,12 +345,15 @@ pub(super) fn program_object(
     let ctx = btf.fwd_struct(kind.ctx_struct());
     let ctx_ptr = btf.ptr(ctx);
     let proto = btf.func_proto(int, &[("ctx", ctx_ptr)]);
-    let entry_bytes = match &inlined {
-        Some(done) => cbpf2ebpf::ebpf::to_bytes(&done.insns),
-        None => cbpf2ebpf::ebpf::to_bytes(&entry),
-    };
     for e in kind.entries() {
-        let sec = code_section(&mut obj, e.section, &entry_bytes);
+        let sec = obj.add_section(Vec::new(), e.section.as_bytes().to_vec(), SectionKind::Text);
+        let code = match (&entry_split, text) {
+            (Some(s), Some(text)) => relocate_callbacks(&mut obj, s, text, 0, sec, 0)?,
+            (Some(s), None) => s.head.clone(),
+            (None, _) => entry.clone(),
+        };
+        let entry_bytes = cbpf2ebpf::ebpf::to_bytes(&code);
+        obj.append_section_data(sec, &entry_bytes, 8);
         func_symbol(
             &mut obj,
             e.name,
