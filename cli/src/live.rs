@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use capture::savefile::{Format, InterfaceDesc, Writer};
-use capture::{Capture, Config, DirectionFilter, HookKind, HookPoint, Packet, XdpMode};
+use capture::{
+    Capture, Config, DirectionFilter, HookKind, HookPoint, Packet, TcAttach, TcAttachChoice,
+    XdpMode,
+};
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::args::RunArgs;
@@ -150,6 +153,33 @@ pub fn buffer_pages(live: &LiveArgs) -> usize {
     }
 }
 
+/// The environment variable that chooses how TC programs are attached.
+const TC_ATTACH_VAR: &str = "XCAP_TC_ATTACH";
+
+/// `XCAP_TC_ATTACH=tcx|clsact` (unset or empty: TCX where the kernel has
+/// it, clsact filters elsewhere). A testing aid above all: `clsact` runs
+/// the fallback of kernels before 6.6 on a newer one.
+fn tc_attach_choice() -> Result<TcAttachChoice> {
+    match std::env::var(TC_ATTACH_VAR).as_deref() {
+        Err(_) | Ok("") => Ok(TcAttachChoice::Auto),
+        Ok("tcx") => Ok(TcAttachChoice::Tcx),
+        Ok("clsact") => Ok(TcAttachChoice::Clsact),
+        Ok(other) => bail!("{TC_ATTACH_VAR}={other}: tcx or clsact"),
+    }
+}
+
+/// How the program at `hook` was attached, for `-v` ("tcx link", or a
+/// clsact filter and why).
+fn attach_method(cap: &Capture, hook: &str) -> Option<String> {
+    let tc = cap.tc_attach?;
+    let how = tc.describe(hook);
+    Some(match tc {
+        TcAttach::Tcx => how,
+        TcAttach::Clsact { forced: true } => format!("{how}, by {TC_ATTACH_VAR}=clsact"),
+        TcAttach::Clsact { forced: false } => format!("{how}, no TCX before Linux 6.6"),
+    })
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DirectionArg {
     In,
@@ -265,6 +295,7 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         promiscuous: !live.no_promiscuous,
         // Only -v prints it, and counting costs on every packet.
         count_seen: live.verbose > 0,
+        tc_attach: tc_attach_choice()?,
         ..Config::default()
     };
 
@@ -336,6 +367,13 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
         }
     };
 
+    // They changed the system: say so, verbose or not.
+    if !cap.stale_tc_filters_removed().is_empty() {
+        eprintln!(
+            "xcap: removed tc filters left by an xcap that was killed: {}",
+            cap.stale_tc_filters_removed().join(", ")
+        );
+    }
     if !cap.skipped_interfaces().is_empty() {
         let names: Vec<String> = cap
             .skipped_interfaces()
@@ -360,7 +398,10 @@ pub fn run(args: &RunArgs, source: Source) -> Result<ExitCode> {
             .ebpf_insns
             .iter()
             .zip(&cap.linkage)
-            .map(|((h, n), (_, l))| format!("{n} eBPF instructions at {h} ({l})"))
+            .map(|((h, n), (_, l))| match attach_method(&cap, h) {
+                Some(how) => format!("{n} eBPF instructions at {h} ({l}; {how})"),
+                None => format!("{n} eBPF instructions at {h} ({l})"),
+            })
             .collect();
         eprintln!(
             "xcap: filter {:?}: {} cBPF instructions{} -> {}",
