@@ -4,27 +4,30 @@
 //! dev D ingress pref 1 bpf da fd F name N` would.
 //!
 //! - **Where**: the clsact qdisc is created only when the interface has
-//!   none (and then removed at the end, if nothing else is on it). An
-//!   interface whose ingress slot holds another qdisc (`ingress`), or a
-//!   clsact with a shared filter block, is refused.
+//!   none, and removed by the last xcap to leave it, if nothing else is on
+//!   it then. An interface whose ingress slot holds another qdisc
+//!   (`ingress`), or a clsact with a shared filter block, is refused.
 //! - **Order**: filters run by priority, lowest first. tcpdump sees a
 //!   received packet before TC ingress and a sent one after TC egress, so
 //!   xcap's ingress filter takes priority 1 (first) and its egress filter
 //!   65535 (last), as its TCX links go first and last. Each is protocol
 //!   `all`, kind `bpf`, handle chosen by the kernel.
 //! - **Ownership**: each filter is named `PROGRAM:KEY`, with `+clsact`
-//!   appended when that xcap created the qdisc; `KEY` is `PID.RANDOM`, and
-//!   a datagram socket bound to the abstract name `xcap-tc-owner:KEY` lives
-//!   as long as the xcap that made the filter. Abstract socket names belong
-//!   to the network namespace, as the interfaces do, so any xcap there can
-//!   tell whether a filter's owner still runs (the name is taken) whatever
-//!   its PID namespace, and a reused PID never looks alive.
-//! - **The end**: xcap removes the filters named with its key, then the
-//!   qdisc if it created it and no filter is left on it. Filters survive a
-//!   SIGKILL; the next xcap that attaches this way removes, on every
-//!   interface of its network namespace with a clsact qdisc, the xcap
-//!   filters whose owner is gone (and the qdisc, when that owner had
-//!   created it and it is now empty).
+//!   appended when an xcap made the qdisc: this one, or one whose marked
+//!   filters were on it when this one came (so the mark passes from xcap to
+//!   xcap while they overlap, and a user's qdisc never gets it). `KEY` is
+//!   `PID.RANDOM`, and a datagram socket bound to the abstract name
+//!   `xcap-tc-owner:KEY` lives as long as the xcap that made the filter.
+//!   Abstract socket names belong to the network namespace, as the
+//!   interfaces do, so any xcap there can tell whether a filter's owner
+//!   still runs (the name is taken) whatever its PID namespace, and a
+//!   reused PID never looks alive.
+//! - **The end**: xcap removes the filters named with its key, then, if
+//!   its filters were marked and no filter at all is left on the qdisc,
+//!   the qdisc. Filters survive a SIGKILL; the next xcap that attaches
+//!   this way removes, on every interface of its network namespace with a
+//!   clsact qdisc, the xcap filters whose owner is gone (and the qdisc,
+//!   when they were marked and it is then empty).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -223,13 +226,16 @@ fn delete_clsact(nl: &mut Route, ifindex: u32) -> Result<(), netlink::Error> {
     nl.request(msg)
 }
 
-/// An xcap filter's name: its program, the owner's key, and whether that
-/// xcap created the qdisc.
-fn filter_name(program: &str, key: &str, created: bool) -> String {
-    format!("{program}:{key}{}", if created { CREATED_MARK } else { "" })
+/// An xcap filter's name: its program, the owner's key, and whether an
+/// xcap made the qdisc.
+fn filter_name(program: &str, key: &str, xcaps_qdisc: bool) -> String {
+    format!(
+        "{program}:{key}{}",
+        if xcaps_qdisc { CREATED_MARK } else { "" }
+    )
 }
 
-/// (owner key, created the qdisc) of an xcap filter's name.
+/// (owner key, an xcap made the qdisc) of an xcap filter's name.
 fn parse_name(name: &str) -> Option<(&str, bool)> {
     let (program, rest) = name.split_once(':')?;
     if !program.starts_with(NAME_PREFIX) {
@@ -323,7 +329,7 @@ fn interface_exists(ifindex: u32) -> bool {
 
 /// Removes the interface's xcap filters that `doomed` picks by owner key.
 /// Returns what it removed ("IFACE SIDE NAME"), and whether one of them
-/// was made by the xcap that created the qdisc.
+/// was marked (an xcap made the qdisc).
 fn remove_filters(
     nl: &mut Route,
     ifindex: u32,
@@ -354,8 +360,8 @@ fn remove_filters(
 }
 
 /// Removes, on every interface in `ifindexes` (those with a clsact qdisc),
-/// the xcap filters whose owner is gone, and the qdisc where such an owner
-/// had created it and nothing is left on it.
+/// the xcap filters whose owner is gone, and the qdisc where they were
+/// marked and nothing is left on it.
 fn sweep(nl: &mut Route, ifindexes: &[u32]) -> Result<Vec<String>, netlink::Error> {
     let mut removed = Vec::new();
     for &ifindex in ifindexes {
@@ -368,11 +374,52 @@ fn sweep(nl: &mut Route, ifindexes: &[u32]) -> Result<Vec<String>, netlink::Erro
     Ok(removed)
 }
 
+/// A refused filter, in one line: a priority of xcap's taken by a filter
+/// of another kind or protocol is named.
+fn filter_error(side: Side, e: netlink::Error) -> String {
+    let clash = e.errno() == Some(libc::EINVAL)
+        && e.reason.as_deref().is_some_and(|r| {
+            r.contains("priority") || r.contains("kind") || r.contains("protocol")
+        });
+    if clash {
+        format!(
+            "tc priority {} (xcap's: {} on {}) holds a filter of another kind or protocol: {e}",
+            side.prio(),
+            if side == Side::Ingress {
+                "the first"
+            } else {
+                "the last"
+            },
+            side.name()
+        )
+    } else {
+        format!("adding a clsact cls_bpf filter: {e}")
+    }
+}
+
+/// Whether an xcap made the interface's qdisc: one of the xcap filters on
+/// it is marked.
+fn xcaps_qdisc(nl: &mut Route, ifindex: u32) -> Result<bool, netlink::Error> {
+    for side in Side::BOTH {
+        let marked = filters(nl, ifindex, side)?.iter().any(|f| {
+            f.name
+                .as_deref()
+                .and_then(parse_name)
+                .is_some_and(|(_, mark)| mark)
+        });
+        if marked {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// An interface xcap attached to.
 struct Hooked {
     ifindex: u32,
-    /// This xcap created its clsact qdisc.
-    created: bool,
+    /// An xcap made its clsact qdisc (this one, or one on it when this one
+    /// came): the last to leave removes it, if it is empty.
+    xcaps_qdisc: bool,
 }
 
 /// xcap's filters of one capture; dropping it removes them (see the
@@ -423,15 +470,46 @@ impl Session {
         prog: BorrowedFd<'_>,
         program: &str,
     ) -> Result<(), String> {
-        let created = match self.hooked.iter().find(|h| h.ifindex == ifindex) {
-            Some(h) => h.created,
-            None => {
-                let created = self.ensure_clsact(ifindex)?;
-                self.hooked.push(Hooked { ifindex, created });
-                created
+        let mut again = true;
+        loop {
+            let xcaps_qdisc = match self.hooked.iter().find(|h| h.ifindex == ifindex) {
+                Some(h) => h.xcaps_qdisc,
+                None => {
+                    let xcaps_qdisc = self.ensure_clsact(ifindex)?;
+                    self.hooked.push(Hooked {
+                        ifindex,
+                        xcaps_qdisc,
+                    });
+                    xcaps_qdisc
+                }
+            };
+            let name = filter_name(program, &self.owner.key, xcaps_qdisc);
+            let err = match self.add_filter(ifindex, side, prog, &name) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // The last xcap on it may have removed the qdisc meanwhile:
+            // make it again, once.
+            if again && matches!(err.errno(), Some(libc::EINVAL | libc::ENOENT)) {
+                self.slots =
+                    slot_qdiscs(&mut self.nl).map_err(|e| format!("listing qdiscs: {e}"))?;
+                if !self.slots.iter().any(|q| q.ifindex == ifindex) {
+                    self.hooked.retain(|h| h.ifindex != ifindex);
+                    again = false;
+                    continue;
+                }
             }
-        };
-        let name = filter_name(program, &self.owner.key, created);
+            return Err(filter_error(side, err));
+        }
+    }
+
+    fn add_filter(
+        &mut self,
+        ifindex: u32,
+        side: Side,
+        prog: BorrowedFd<'_>,
+        name: &str,
+    ) -> Result<(), netlink::Error> {
         let info = (u32::from(side.prio()) << 16) | u32::from(ETH_P_ALL);
         let mut msg = Msg::new(
             netlink::RTM_NEWTFILTER,
@@ -441,29 +519,15 @@ impl Session {
         msg.attr_str(TCA_KIND, "bpf")
             .nest(TCA_OPTIONS)
             .attr_u32(TCA_BPF_FD, prog.as_raw_fd() as u32)
-            .attr_str(TCA_BPF_NAME, &name)
+            .attr_str(TCA_BPF_NAME, name)
             .attr_u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)
             .attr_u32(TCA_BPF_FLAGS_GEN, TCA_CLS_FLAGS_SKIP_HW)
             .end_nest();
-        self.nl.request(msg).map_err(|e| {
-            let clash = e.errno() == Some(libc::EINVAL)
-                && e.reason.as_deref().is_some_and(|r| {
-                    r.contains("priority") || r.contains("kind") || r.contains("protocol")
-                });
-            if clash {
-                format!(
-                    "tc priority {} (xcap's: {} on {}) holds a filter of another kind or protocol: {e}",
-                    side.prio(),
-                    if side == Side::Ingress { "the first" } else { "the last" },
-                    side.name()
-                )
-            } else {
-                format!("adding a clsact cls_bpf filter: {e}")
-            }
-        })
+        self.nl.request(msg)
     }
 
-    /// Makes sure the interface has a clsact qdisc; whether it made it.
+    /// Makes sure the interface has a clsact qdisc; whether an xcap made
+    /// it (this one now, or one whose marked filters are on it).
     fn ensure_clsact(&mut self, ifindex: u32) -> Result<bool, String> {
         for _ in 0..2 {
             match self.slots.iter().find(|q| q.ifindex == ifindex) {
@@ -476,7 +540,10 @@ impl Session {
                 Some(q) if q.shared_block => {
                     return Err("its clsact qdisc uses a shared filter block; xcap does not attach there".into())
                 }
-                Some(_) => return Ok(false),
+                Some(_) => {
+                    return xcaps_qdisc(&mut self.nl, ifindex)
+                        .map_err(|e| format!("listing tc filters: {e}"))
+                }
                 None => {}
             }
             let mut msg = Msg::new(
@@ -498,15 +565,15 @@ impl Session {
         Err("creating a clsact qdisc: it keeps changing".into())
     }
 
-    /// Removes this capture's filters, and the qdiscs it created that are
-    /// then empty. Returns what could not be removed (interfaces that went
+    /// Removes this capture's filters, and the qdiscs an xcap made that
+    /// are then empty. Returns what could not be removed (interfaces that went
     /// away took everything with them).
     fn remove(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let key = self.owner.key.clone();
         for h in std::mem::take(&mut self.hooked) {
             let result = remove_filters(&mut self.nl, h.ifindex, |k| k == key).and_then(|_| {
-                if h.created && clsact_empty(&mut self.nl, h.ifindex)? {
+                if h.xcaps_qdisc && clsact_empty(&mut self.nl, h.ifindex)? {
                     delete_clsact(&mut self.nl, h.ifindex)?;
                 }
                 Ok(())

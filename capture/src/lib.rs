@@ -937,6 +937,16 @@ fn attach(
         hook: what.into(),
         message: e.to_string(),
     };
+    // TCX asked for where there is none (TcAttachChoice::Tcx).
+    let tcx_err = |what: &str, e: std::io::Error| {
+        let mut err = attach_err(what, e);
+        if let Error::Attach { message, .. } = &mut err {
+            if link::have_tcx(fd).ok() == Some(false) {
+                message.push_str(" (no TCX in this kernel: it came with Linux 6.6)");
+            }
+        }
+        err
+    };
     let (link, what) = match hook {
         Hook::Xdp => {
             let try_mode = |flags: u32| link::create(fd, ifindex, link::BPF_XDP, flags);
@@ -971,12 +981,12 @@ fn attach(
         }
         Hook::TcIngress => (
             link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
-                .map_err(|e| attach_err("tc ingress", e))?,
+                .map_err(|e| tcx_err("tc ingress", e))?,
             "tc ingress",
         ),
         _ => (
             link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
-                .map_err(|e| attach_err("tc egress", e))?,
+                .map_err(|e| tcx_err("tc egress", e))?,
             "tc egress",
         ),
     };
