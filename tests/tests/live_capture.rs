@@ -856,6 +856,25 @@ fn assert_no_qdisc(ns: &str, ifname: &str) {
     );
 }
 
+/// After SIGKILLs of TC captures: where they were clsact filters, which
+/// outlive the process, the next xcap's start removes them (as a user's
+/// next start would), and its own go at its exit.
+fn after_kills(net: &Net) {
+    if expect_clsact(None) {
+        let next = xcap_listening(&net.rx, ["-i", RX_IF, "--tc", "icmp"]);
+        assert!(
+            next.lines
+                .iter()
+                .any(|l| l.contains("removed tc filters left by an xcap that was killed")),
+            "{}",
+            next.lines.join("\n")
+        );
+        next.signal(libc::SIGINT);
+        let (code, lines) = next.finish("the next xcap");
+        assert_eq!(code, 0, "{}", lines.join("\n"));
+    }
+}
+
 /// The checks of [`assert_nothing_attached`] see what xcap attaches.
 fn assert_attached(net: &Net, xdp: bool) {
     let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
@@ -1024,10 +1043,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         std::thread::sleep(Duration::from_millis(100));
         if !xdp && expect_clsact(None) {
             assert_attached(&net, false);
-            let next = xcap_listening(&net.rx, ["-i", RX_IF, hook, "icmp"]);
-            next.signal(libc::SIGINT);
-            let (code, lines) = next.finish("the next xcap");
-            assert_eq!(code, 0, "{}", lines.join("\n"));
+            after_kills(&net);
         }
         assert_nothing_attached(&net);
     }
@@ -1634,6 +1650,7 @@ fn promiscuous_mode_while_capturing_unless_p() {
         let _ = x.finish("xcap");
         assert_eq!(promiscuity(&net.rx, RX_IF), 0, "after xcap {all:?}");
     }
+    after_kills(&net);
     assert_nothing_attached(&net);
 }
 
