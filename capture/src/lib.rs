@@ -60,7 +60,7 @@ pub mod clsact;
 pub mod compile;
 pub mod iface;
 pub mod link;
-mod netlink;
+pub mod netlink;
 pub mod object;
 pub mod perf;
 pub mod ring;

@@ -114,6 +114,18 @@ impl Net {
             tx = net.tx,
             rx = net.rx
         ));
+        // No neighbour probes at random times: an entry that is used goes
+        // to DELAY and, 5 s later, sends a unicast ARP or NDP probe, which
+        // can fall where one capture runs and the other not yet (starts
+        // take seconds in a software-emulated guest). An hour's delay keeps
+        // every probe out of the tests; traffic() still makes ARP and NDP
+        // by flushing the caches.
+        for (ns, ifname) in [(&net.tx, TX_IF), (&net.rx, RX_IF)] {
+            sh(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv4.neigh.{ifname}.delay_first_probe_time=3600 \
+                 net.ipv6.neigh.{ifname}.delay_first_probe_time=3600"
+            ));
+        }
         net.tx_mac = mac_of(&net.tx, TX_IF);
         net.rx_mac = mac_of(&net.rx, RX_IF);
         // Let the MLD reports of the new addresses go by.
