@@ -12,6 +12,10 @@
 //!   xcap's ingress filter takes priority 1 (first) and its egress filter
 //!   65535 (last), as its TCX links go first and last. Each is protocol
 //!   `all`, kind `bpf`, handle chosen by the kernel.
+//! - **Verdict**: the programs return `TC_ACT_UNSPEC` (-1, TCX's
+//!   `TCX_NEXT`). For a direct-action cls_bpf filter that means no
+//!   decision: the next program of the filter, then the next filter, runs;
+//!   when none decides, the packet goes on as if there were no filter.
 //! - **Ownership**: each filter is named `PROGRAM:KEY`, with `+clsact`
 //!   appended when an xcap made the qdisc: this one, or one whose marked
 //!   filters were on it when this one came (so the mark passes from xcap to
@@ -365,11 +369,19 @@ fn remove_filters(
 fn sweep(nl: &mut Route, ifindexes: &[u32]) -> Result<Vec<String>, netlink::Error> {
     let mut removed = Vec::new();
     for &ifindex in ifindexes {
-        let (r, creator) = remove_filters(nl, ifindex, |key| !owner_alive(key))?;
-        if creator && clsact_empty(nl, ifindex)? {
-            delete_clsact(nl, ifindex)?;
+        let result =
+            remove_filters(nl, ifindex, |key| !owner_alive(key)).and_then(|(r, marked)| {
+                if marked && clsact_empty(nl, ifindex)? {
+                    delete_clsact(nl, ifindex)?;
+                }
+                Ok(r)
+            });
+        match result {
+            Ok(r) => removed.extend(r),
+            // Gone since the listing, and what was on it with it.
+            Err(_) if !interface_exists(ifindex) => {}
+            Err(e) => return Err(e),
         }
-        removed.extend(r);
     }
     Ok(removed)
 }

@@ -1155,11 +1155,17 @@ fn pcapng_count_and_stdout() {
         tcpdump = tcpdump_path().display()
     );
     let mut pipe = Command::new("sh");
-    pipe.args(["-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = pipe.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    pipe.args(["-c", &script]);
+    // Sent once xcap listens (a fixed wait was too short in a loaded,
+    // software-emulated guest, and -c 3 then waited for ever).
+    let mut p = Proc::start_to(pipe, Stdio::piped());
+    p.wait_listening("xcap -w - | tcpdump -r -");
+    let mut stdout = p.child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
     in_ns(&net.tx, || {
         let u = UdpSocket::bind("0.0.0.0:0").unwrap();
         for _ in 0..3 {
@@ -1169,15 +1175,15 @@ fn pcapng_count_and_stdout() {
     })
     .join()
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, lines) = p.finish("xcap -w - | tcpdump -r -");
+    let text = reading.join().unwrap();
     assert_eq!(
         text.lines()
             .filter(|l| l.contains("> 10.200.0.2.5555: UDP"))
             .count(),
         3,
         "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines.join("\n")
     );
     assert_nothing_attached(&net);
 }
