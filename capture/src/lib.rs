@@ -7,7 +7,9 @@
 //! 2. for TC, and an expression that compiles on a dead handle, starts
 //!    making the TCX links on another thread, with a program that does
 //!    nothing (each link waits for an RCU grace period in the kernel; this
-//!    way they wait while the next steps run);
+//!    way they wait while the next steps run); that thread first asks
+//!    whether the kernel has TCX at all ([`link::have_tcx`]), and makes no
+//!    link where it has not;
 //! 3. compiles the expression with libpcap on a live handle of the first
 //!    interface (exactly the program tcpdump would give the kernel; see
 //!    [`live_filter`]);
@@ -30,7 +32,11 @@
 //!    links (first on ingress, last on egress, so xcap sees what tcpdump
 //!    sees), which need no qdisc and leave qdiscs and tc filters alone.
 //!    Links die with the process, so nothing stays attached, even after
-//!    SIGKILL.
+//!    SIGKILL. Where the kernel has no TCX (before 6.6), or when asked
+//!    ([`TcAttachChoice::Clsact`]), TC goes through direct-action cls_bpf
+//!    filters on a clsact qdisc instead ([`clsact`]): first and last too
+//!    (priorities 1 and 65535), removed at the end; a SIGKILL leaves them
+//!    until the next such start removes them.
 //!
 //! The consumer takes [`Batch`]es with [`Capture::recv_timeout`], calls
 //! [`Capture::detach`] when it wants to stop, keeps receiving until the
@@ -50,10 +56,12 @@
 //! ```
 
 pub mod btf;
+pub mod clsact;
 pub mod iface;
 pub mod kernel;
 pub mod link;
 pub mod live_filter;
+pub mod netlink;
 pub mod object;
 pub mod perf;
 pub mod ring;
@@ -102,6 +110,10 @@ pub enum Error {
     /// The kernel lacks something the programs need ([`kernel`]).
     #[error("{0}")]
     Kernel(String),
+    /// Setting up clsact attachment (rtnetlink, the sweep of what killed
+    /// xcaps left).
+    #[error("tc (clsact): {0}")]
+    Clsact(String),
     #[error("capture buffer: {0}")]
     Buffer(String),
 }
@@ -134,6 +146,45 @@ pub enum Direction {
 pub enum HookPoint {
     Xdp,
     Tc,
+}
+
+/// How TC programs get attached, as asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TcAttachChoice {
+    /// TCX links where the kernel has TCX (6.6+), clsact filters elsewhere.
+    #[default]
+    Auto,
+    /// TCX links or an error.
+    Tcx,
+    /// clsact filters even where TCX exists (a testing aid: it runs the
+    /// fallback of older kernels on a new one).
+    Clsact,
+}
+
+/// How a capture's TC programs are attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcAttach {
+    /// TCX links: first on ingress, last on egress.
+    Tcx,
+    /// Direct-action cls_bpf filters on a clsact qdisc ([`clsact`]): the
+    /// kernel has no TCX, or `forced` by [`TcAttachChoice::Clsact`].
+    Clsact { forced: bool },
+}
+
+impl TcAttach {
+    /// What attaches a program at `hook` ("tc ingress", "tc egress"):
+    /// "tcx link", or "clsact cls_bpf pref 1" and "... pref 65535".
+    pub fn describe(self, hook: &str) -> String {
+        let side = if hook.ends_with("egress") {
+            clsact::Side::Egress
+        } else {
+            clsact::Side::Ingress
+        };
+        match self {
+            TcAttach::Tcx => "tcx link".into(),
+            TcAttach::Clsact { .. } => format!("clsact cls_bpf pref {}", side.prio()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -175,6 +226,8 @@ pub struct Config {
     /// default; `-p` turns it off), so that a NIC hands over frames for
     /// other hosts too. Not with `any`, as libpcap.
     pub promiscuous: bool,
+    /// TCX links or clsact filters.
+    pub tc_attach: TcAttachChoice,
 }
 
 impl Default for Config {
@@ -193,6 +246,7 @@ impl Default for Config {
             tc_pull: 0,
             count_seen: true,
             promiscuous: false,
+            tc_attach: TcAttachChoice::Auto,
         }
     }
 }
@@ -379,6 +433,10 @@ pub struct Capture {
     object: object::Loaded,
     /// Closing a link detaches its program.
     links: Vec<OwnedFd>,
+    /// TC without TCX: xcap's clsact filters, removed when it is dropped.
+    clsact: Option<clsact::Session>,
+    /// How TC programs were attached (`None` at XDP).
+    pub tc_attach: Option<TcAttach>,
     readers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     rx: Option<Receiver<Batch>>,
@@ -505,8 +563,9 @@ impl Capture {
         let early = cfg.hook == HookKind::Tc
             && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
         let mut attaching = PendingLinks(early.then(|| {
-            let (interfaces, hooks, mode) = (interfaces.clone(), hooks.clone(), cfg.xdp_mode);
-            std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, mode))
+            let (interfaces, hooks) = (interfaces.clone(), hooks.clone());
+            let choice = cfg.tc_attach;
+            std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
         }));
         let compiled =
             live_filter::compile_on_interface(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
@@ -599,6 +658,8 @@ impl Capture {
         let mut cap = Capture {
             object,
             links: Vec::new(),
+            clsact: None,
+            tc_attach: None,
             readers,
             shared,
             rx: Some(rx),
@@ -623,49 +684,101 @@ impl Capture {
             }
         }
         // On error `cap` is dropped: its links close and its readers stop.
-        cap.attach(&hooks, attaching.wait(), cfg.xdp_mode)?;
+        cap.attach(&hooks, attaching.wait(), cfg)?;
         Ok(cap)
     }
 
     /// Attaches the capture programs, or switches the links made early to
-    /// them.
+    /// them; where TC goes through clsact, adds the filters instead.
     fn attach(
         &mut self,
         hooks: &[(Hook, &'static str, &'static str)],
-        early: Option<Result<Links, Error>>,
-        mode: XdpMode,
+        early: Option<Result<(TcAttach, Links), Error>>,
+        cfg: &Config,
     ) -> Result<(), Error> {
         let pairs = link_order(&self.interfaces, hooks);
+        let object = &self.object;
         let program = |name: &str| {
-            self.object
+            object
                 .program(name)
                 .ok_or_else(|| Error::Load(format!("no program {name}")))
         };
-        match early {
+        let (tc, links) = match early {
             Some(made) => {
-                for (&(n, h), (link, what)) in pairs.iter().zip(made?) {
-                    let iface = &mut self.interfaces[n];
-                    iface.attached.push(what.to_owned());
-                    link::update(link.as_fd(), program(hooks[h].2)?).map_err(|e| {
-                        Error::Attach {
-                            iface: iface.name.clone(),
-                            hook: what.into(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    self.links.push(link);
-                }
+                let (tc, links) = made?;
+                (Some(tc), links)
             }
-            None => {
-                for (n, h) in pairs {
-                    let prog = program(hooks[h].2)?;
-                    let (link, what) = attach(&self.interfaces[n], hooks[h].0, prog, mode)?;
-                    self.links.push(link);
-                    self.interfaces[n].attached.push(what.to_owned());
-                }
+            None if cfg.hook == HookKind::Tc => {
+                let probe = program(hooks[0].2)?;
+                (Some(tc_attach_mode(cfg.tc_attach, probe)?), Vec::new())
             }
+            None => (None, Vec::new()),
+        };
+        self.tc_attach = tc;
+        if let Some(TcAttach::Clsact { .. }) = tc {
+            return self.attach_clsact(hooks, &pairs);
+        }
+        if !links.is_empty() {
+            for (&(n, h), (link, what)) in pairs.iter().zip(links) {
+                let iface = &mut self.interfaces[n];
+                iface.attached.push(what.to_owned());
+                link::update(link.as_fd(), program(hooks[h].2)?).map_err(|e| Error::Attach {
+                    iface: iface.name.clone(),
+                    hook: what.into(),
+                    message: e.to_string(),
+                })?;
+                self.links.push(link);
+            }
+            return Ok(());
+        }
+        for (n, h) in pairs {
+            let prog = program(hooks[h].2)?;
+            let (link, what) = attach(&self.interfaces[n], hooks[h].0, prog, cfg.xdp_mode)?;
+            self.links.push(link);
+            self.interfaces[n].attached.push(what.to_owned());
         }
         Ok(())
+    }
+
+    /// TC through clsact: removes what killed xcaps left, then adds a
+    /// filter per (interface, hook). The session is kept from the start,
+    /// so an error removes the filters already added.
+    fn attach_clsact(
+        &mut self,
+        hooks: &[(Hook, &'static str, &'static str)],
+        pairs: &[(usize, usize)],
+    ) -> Result<(), Error> {
+        let session = self
+            .clsact
+            .insert(clsact::Session::new().map_err(Error::Clsact)?);
+        for &(n, h) in pairs {
+            let (hook, _, name) = hooks[h];
+            let prog = self
+                .object
+                .program(name)
+                .ok_or_else(|| Error::Load(format!("no program {name}")))?;
+            let side = if hook == Hook::TcEgress {
+                clsact::Side::Egress
+            } else {
+                clsact::Side::Ingress
+            };
+            let iface = &mut self.interfaces[n];
+            session
+                .attach(iface.ifindex, side, prog, name)
+                .map_err(|message| Error::Attach {
+                    iface: iface.name.clone(),
+                    hook: hook.name().into(),
+                    message,
+                })?;
+            iface.attached.push(hook.name().to_owned());
+        }
+        Ok(())
+    }
+
+    /// With clsact attachment: the filters of killed xcaps that this start
+    /// removed ("IFACE SIDE NAME").
+    pub fn stale_tc_filters_removed(&self) -> &[String] {
+        self.clsact.as_ref().map_or(&[], |s| &s.swept[..])
     }
 
     /// The interfaces, with what is attached to each.
@@ -708,6 +821,9 @@ impl Capture {
     /// stop. Packets keep arriving through [`Capture::recv_timeout`] until
     /// it reports `Disconnected`.
     pub fn detach(&mut self) {
+        // Filters first: the links' detach waits for programs in flight,
+        // which covers both.
+        self.clsact = None;
         detach_links(&mut self.detached, &mut self.links, &self.shared);
     }
 
@@ -725,15 +841,16 @@ impl Drop for Capture {
     }
 }
 
-/// Links being made on another thread. Dropping it waits for them, so a
-/// start that fails has closed every link by the time it returns.
-struct PendingLinks(Option<JoinHandle<Result<Links, Error>>>);
+/// Links being made on another thread (none where TC goes through
+/// clsact). Dropping it waits for them, so a start that fails has closed
+/// every link by the time it returns.
+struct PendingLinks(Option<JoinHandle<Result<(TcAttach, Links), Error>>>);
 
 /// Link fds, each with where it is attached ("tc ingress", ...).
 type Links = Vec<(OwnedFd, &'static str)>;
 
 impl PendingLinks {
-    fn wait(&mut self) -> Option<Result<Links, Error>> {
+    fn wait(&mut self) -> Option<Result<(TcAttach, Links), Error>> {
         let handle = self.0.take()?;
         Some(
             handle
@@ -763,15 +880,35 @@ fn link_order(
         .collect()
 }
 
-/// Links for every (interface, hook) in [`link_order`], with a program
-/// that does nothing. An error closes the links made so far.
+/// How TC programs get attached: as asked, or TCX where the kernel has it
+/// (asked with `probe`, a TC program).
+fn tc_attach_mode(choice: TcAttachChoice, probe: BorrowedFd<'_>) -> Result<TcAttach, Error> {
+    match choice {
+        TcAttachChoice::Tcx => Ok(TcAttach::Tcx),
+        TcAttachChoice::Clsact => Ok(TcAttach::Clsact { forced: true }),
+        TcAttachChoice::Auto => match link::have_tcx(probe) {
+            Ok(true) => Ok(TcAttach::Tcx),
+            Ok(false) => Ok(TcAttach::Clsact { forced: false }),
+            Err(e) => Err(Error::Load(format!(
+                "cannot tell whether the kernel has TCX: {e}"
+            ))),
+        },
+    }
+}
+
+/// TCX links for every (interface, TC hook) in [`link_order`], with a
+/// program that does nothing; none where TC goes through clsact. An error
+/// closes the links made so far.
 fn attach_placeholders(
     interfaces: &[Interface],
     hooks: &[(Hook, &'static str, &'static str)],
-    mode: XdpMode,
-) -> Result<Links, Error> {
-    let xdp = hooks.iter().any(|h| h.0 == Hook::Xdp);
-    let placeholder = object::placeholder(xdp)?;
+    choice: TcAttachChoice,
+) -> Result<(TcAttach, Links), Error> {
+    let placeholder = object::placeholder(false)?;
+    let tc = tc_attach_mode(choice, placeholder.as_fd())?;
+    if tc != TcAttach::Tcx {
+        return Ok((tc, Vec::new()));
+    }
     // All at once: each link waits for a grace period, and waits that
     // start together end together (one after another, each would also
     // wait out the one in progress when it asked).
@@ -780,7 +917,7 @@ fn attach_placeholders(
             .into_iter()
             .map(|(n, h)| {
                 let placeholder = placeholder.as_fd();
-                scope.spawn(move || attach(&interfaces[n], hooks[h].0, placeholder, mode))
+                scope.spawn(move || attach(&interfaces[n], hooks[h].0, placeholder, XdpMode::Auto))
             })
             .collect();
         pending
@@ -789,7 +926,8 @@ fn attach_placeholders(
                 p.join()
                     .unwrap_or_else(|_| Err(Error::Load("the attaching thread panicked".into())))
             })
-            .collect()
+            .collect::<Result<Links, Error>>()
+            .map(|links| (tc, links))
     })
 }
 
@@ -807,6 +945,16 @@ fn attach(
         iface: iface.name.clone(),
         hook: what.into(),
         message: e.to_string(),
+    };
+    // TCX asked for where there is none (TcAttachChoice::Tcx).
+    let tcx_err = |what: &str, e: std::io::Error| {
+        let mut err = attach_err(what, e);
+        if let Error::Attach { message, .. } = &mut err {
+            if link::have_tcx(fd).ok() == Some(false) {
+                message.push_str(" (no TCX in this kernel: it came with Linux 6.6)");
+            }
+        }
+        err
     };
     let (link, what) = match hook {
         Hook::Xdp => {
@@ -842,12 +990,12 @@ fn attach(
         }
         Hook::TcIngress => (
             link::create(fd, ifindex, link::BPF_TCX_INGRESS, link::BPF_F_BEFORE)
-                .map_err(|e| attach_err("tc ingress", e))?,
+                .map_err(|e| tcx_err("tc ingress", e))?,
             "tc ingress",
         ),
         _ => (
             link::create(fd, ifindex, link::BPF_TCX_EGRESS, link::BPF_F_AFTER)
-                .map_err(|e| attach_err("tc egress", e))?,
+                .map_err(|e| tcx_err("tc egress", e))?,
             "tc egress",
         ),
     };

@@ -13,6 +13,13 @@
 //! TCP to port 8080) sent through packet sockets; the kernel moves a received tag out of
 //! the packet before TC and tcpdump see it, and both put it back.
 //!
+//! At TC, xcap attaches with TCX links where the kernel has TCX (6.6+) and
+//! with clsact cls_bpf filters elsewhere; the tests expect what the kernel
+//! they run on gives, and the `clsact_*` and `tc_through_clsact_*` tests
+//! force the clsact path (`XCAP_TC_ATTACH=clsact`) so that a TCX kernel
+//! covers it too. `XCAP_TC_ATTACH=clsact` in the tests' environment runs
+//! every TC test through clsact (xcap inherits it).
+//!
 //! Needs root, tcpdump, tshark and ping; every refusal by the kernel is a
 //! failure, never a skip.
 
@@ -107,6 +114,18 @@ impl Net {
             tx = net.tx,
             rx = net.rx
         ));
+        // No neighbour probes at random times: an entry that is used goes
+        // to DELAY and, 5 s later, sends a unicast ARP or NDP probe, which
+        // can fall where one capture runs and the other not yet (starts
+        // take seconds in a software-emulated guest). An hour's delay keeps
+        // every probe out of the tests; traffic() still makes ARP and NDP
+        // by flushing the caches.
+        for (ns, ifname) in [(&net.tx, TX_IF), (&net.rx, RX_IF)] {
+            sh(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv4.neigh.{ifname}.delay_first_probe_time=3600 \
+                 net.ipv6.neigh.{ifname}.delay_first_probe_time=3600"
+            ));
+        }
         net.tx_mac = mac_of(&net.tx, TX_IF);
         net.rx_mac = mac_of(&net.rx, RX_IF);
         // Let the MLD reports of the new addresses go by.
@@ -453,8 +472,20 @@ impl Proc {
 
 /// Starts xcap in namespace `ns` with `args` and waits until it listens.
 fn xcap_listening<S: AsRef<std::ffi::OsStr>>(ns: &str, args: impl IntoIterator<Item = S>) -> Proc {
+    xcap_attached_by(ns, None, args)
+}
+
+/// [`xcap_listening`] with `XCAP_TC_ATTACH` set to `tc_attach`.
+fn xcap_attached_by<S: AsRef<std::ffi::OsStr>>(
+    ns: &str,
+    tc_attach: Option<&str>,
+    args: impl IntoIterator<Item = S>,
+) -> Proc {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).arg(xcap_bin()).args(args);
+    if let Some(how) = tc_attach {
+        cmd.env(TC_ATTACH, how);
+    }
     let mut p = Proc::start(cmd);
     p.wait_listening("xcap");
     p
@@ -528,7 +559,8 @@ impl Setup {
 
 /// One round: tcpdump and xcap on the receiving side with `filter`, the
 /// traffic, SIGINT, and the comparison. Returns how many packets matched.
-fn round(net: &Net, setup: Setup, filter: &str) -> usize {
+/// `tc_attach` goes to xcap as `XCAP_TC_ATTACH`.
+fn round(net: &Net, setup: Setup, filter: &str, tc_attach: Option<&str>) -> usize {
     let tag = format!(
         "{setup:?}-{}",
         filter.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
@@ -548,6 +580,9 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
     td.wait_listening("tcpdump");
     let mut xc = Command::new("ip");
     xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
+    if let Some(how) = tc_attach {
+        xc.env(TC_ATTACH, how);
+    }
     // -v: the filter's sizes and linkage, and every counter at the end.
     xc.args(["-v", "-i", RX_IF])
         .args(setup.xcap_args())
@@ -573,9 +608,22 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
         .find(|l| l.contains("eBPF instructions at"))
         .unwrap_or_else(|| panic!("no filter line with -v: {}", xlines.join("\n")));
     assert!(
-        sizes.matches("(inlined)").count() == sizes.matches("eBPF instructions at").count(),
+        sizes.matches("(inlined").count() == sizes.matches("eBPF instructions at").count(),
         "{sizes}"
     );
+    // And says how each TC hook is attached.
+    if !matches!(setup, Setup::Xdp) {
+        let how = if expect_clsact(tc_attach) {
+            "; clsact cls_bpf pref "
+        } else {
+            "; tcx link)"
+        };
+        assert_eq!(
+            sizes.matches(how).count(),
+            sizes.matches("eBPF instructions at").count(),
+            "{sizes}"
+        );
+    }
 
     let mut theirs = read_pcap(&tcpdump_file);
     let mut ours = read_pcap(&xcap_file);
@@ -639,12 +687,17 @@ fn round(net: &Net, setup: Setup, filter: &str) -> usize {
 }
 
 fn check_hook(setup: Setup) {
+    check_hook_attached(setup, None);
+}
+
+/// [`check_hook`] with `XCAP_TC_ATTACH` set to `tc_attach`.
+fn check_hook_attached(setup: Setup, tc_attach: Option<&str>) {
     let _guard = serial();
     let net = Net::new();
     let mut report = Vec::new();
     for f in FILTERS {
         let filter = f.replace("{TX_MAC}", &mac_text(&net.tx_mac));
-        let n = round(&net, setup, &filter);
+        let n = round(&net, setup, &filter, tc_attach);
         assert!(
             n > 0,
             "{setup:?} '{filter}': the traffic has packets for it, but none were captured"
@@ -675,6 +728,77 @@ fn tc_both_directions_capture_what_tcpdump_captures() {
     check_hook(Setup::TcInOut);
 }
 
+/// The fallback of kernels without TCX, forced: both hooks, as filters on
+/// a clsact qdisc.
+#[test]
+fn tc_through_clsact_captures_what_tcpdump_captures() {
+    check_hook_attached(Setup::TcInOut, Some("clsact"));
+}
+
+const TC_ATTACH: &str = "XCAP_TC_ATTACH";
+
+/// Whether this kernel has TCX: BPF_PROG_QUERY of TCX ingress on loopback
+/// is refused with EINVAL where it has not (before 6.6).
+fn kernel_has_tcx() -> bool {
+    // SAFETY: bpf() on a zeroed attr (target_ifindex 1: loopback).
+    unsafe {
+        let mut attr = [0u32; 16];
+        attr[0] = 1;
+        attr[1] = 46;
+        let r = libc::syscall(libc::SYS_bpf, 16, attr.as_mut_ptr(), 64u32);
+        let e = std::io::Error::last_os_error();
+        match (r, e.raw_os_error()) {
+            (0, _) => true,
+            (_, Some(libc::EINVAL)) => false,
+            _ => panic!("BPF_PROG_QUERY: {e}"),
+        }
+    }
+}
+
+/// Whether xcap, given `XCAP_TC_ATTACH=tc_attach` (or what the tests'
+/// environment says), attaches at TC through clsact filters.
+fn expect_clsact(tc_attach: Option<&str>) -> bool {
+    let env = std::env::var(TC_ATTACH).ok();
+    match tc_attach.or(env.as_deref()) {
+        Some("clsact") => true,
+        Some("tcx") => false,
+        _ => !kernel_has_tcx(),
+    }
+}
+
+/// `tc filter show` of `dir` on `ifname`: the lines of filters (not of
+/// their lists), in the kernel's order.
+fn tc_filters(ns: &str, ifname: &str, dir: &str) -> Vec<String> {
+    let out = run(Command::new("tc").args(["-n", ns, "filter", "show", "dev", ifname, dir]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" handle "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// xcap's filters among [`tc_filters`].
+fn xcap_filters(ns: &str, ifname: &str, dir: &str) -> Vec<String> {
+    tc_filters(ns, ifname, dir)
+        .into_iter()
+        .filter(|l| l.contains(" xcap_tc"))
+        .collect()
+}
+
+/// `tc qdisc show` and `tc filter show` of both directions, as printed.
+fn tc_state(ns: &str, ifname: &str) -> String {
+    let mut text = String::new();
+    for what in [
+        &["qdisc", "show", "dev", ifname][..],
+        &["filter", "show", "dev", ifname, "ingress"],
+        &["filter", "show", "dev", ifname, "egress"],
+    ] {
+        let out = run(Command::new("tc").args(["-n", ns]).args(what));
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text
+}
+
 /// How many programs are attached to `ifname` in namespace `ns` with
 /// `attach_type` (BPF_PROG_QUERY; 46 = TCX ingress, 47 = TCX egress).
 fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
@@ -689,7 +813,11 @@ fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
             attr[0] = ifindex; // target_ifindex
             attr[1] = attach_type;
             let r = libc::syscall(libc::SYS_bpf, 16, attr.as_mut_ptr(), 64u32); // BPF_PROG_QUERY
-            assert_eq!(r, 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
+            let e = std::io::Error::last_os_error();
+            if r != 0 && e.raw_os_error() == Some(libc::EINVAL) && !kernel_has_tcx() {
+                return 0; // no TCX, so no TCX program either
+            }
+            assert_eq!(r, 0, "BPF_PROG_QUERY: {e}");
             attr[6] // prog_cnt
         }
     })
@@ -697,12 +825,13 @@ fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
     .unwrap()
 }
 
-/// Neither an XDP program, nor TCX programs, nor tc filters on the
-/// receiving interface.
+/// Neither an XDP program, nor TCX programs, nor a clsact (or ingress)
+/// qdisc, nor tc filters on the receiving interface.
 fn assert_nothing_attached(net: &Net) {
     if !Path::new(&format!("/var/run/netns/{}", net.rx)).exists() {
         return;
     }
+    assert_no_qdisc(&net.rx, RX_IF);
     let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
     let text = String::from_utf8_lossy(&link.stdout);
     assert!(
@@ -729,12 +858,44 @@ fn assert_nothing_attached(net: &Net) {
     }
 }
 
+/// No clsact or ingress qdisc on `ifname`.
+fn assert_no_qdisc(ns: &str, ifname: &str) {
+    let q = run(Command::new("tc").args(["-n", ns, "qdisc", "show", "dev", ifname]));
+    let text = String::from_utf8_lossy(&q.stdout);
+    assert!(
+        !text.contains("clsact") && !text.contains("ingress"),
+        "qdisc left on {ifname}: {text}"
+    );
+}
+
+/// After SIGKILLs of TC captures: where they were clsact filters, which
+/// outlive the process, the next xcap's start removes them (as a user's
+/// next start would), and its own go at its exit.
+fn after_kills(net: &Net) {
+    if expect_clsact(None) {
+        let next = xcap_listening(&net.rx, ["-i", RX_IF, "--tc", "icmp"]);
+        assert!(
+            next.lines
+                .iter()
+                .any(|l| l.contains("removed tc filters left by an xcap that was killed")),
+            "{}",
+            next.lines.join("\n")
+        );
+        next.signal(libc::SIGINT);
+        let (code, lines) = next.finish("the next xcap");
+        assert_eq!(code, 0, "{}", lines.join("\n"));
+    }
+}
+
 /// The checks of [`assert_nothing_attached`] see what xcap attaches.
 fn assert_attached(net: &Net, xdp: bool) {
     let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
     let text = String::from_utf8_lossy(&link.stdout);
     if xdp {
         assert!(text.contains(" xdp"), "no XDP program: {text}");
+    } else if expect_clsact(None) {
+        assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 1);
+        assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 1);
     } else {
         assert_eq!(tcx_programs(&net.rx, RX_IF, 46), 1);
         assert_eq!(tcx_programs(&net.rx, RX_IF, 47), 1);
@@ -879,6 +1040,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
     assert_nothing_attached(&net);
 
     // SIGKILL: the kernel closes the links, so nothing stays attached.
+    // clsact filters stay, until the next xcap's start removes them.
     for (hook, xdp) in [("--tc", false), ("--xdp", true)] {
         let mut x = Command::new("ip");
         x.args(["netns", "exec", &net.rx])
@@ -891,6 +1053,10 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         let (code, _) = x.finish("xcap after SIGKILL");
         assert_eq!(code, -1);
         std::thread::sleep(Duration::from_millis(100));
+        if !xdp && expect_clsact(None) {
+            assert_attached(&net, false);
+            after_kills(&net);
+        }
         assert_nothing_attached(&net);
     }
 }
@@ -989,11 +1155,17 @@ fn pcapng_count_and_stdout() {
         tcpdump = tcpdump_path().display()
     );
     let mut pipe = Command::new("sh");
-    pipe.args(["-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = pipe.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    pipe.args(["-c", &script]);
+    // Sent once xcap listens (a fixed wait was too short in a loaded,
+    // software-emulated guest, and -c 3 then waited for ever).
+    let mut p = Proc::start_to(pipe, Stdio::piped());
+    p.wait_listening("xcap -w - | tcpdump -r -");
+    let mut stdout = p.child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
     in_ns(&net.tx, || {
         let u = UdpSocket::bind("0.0.0.0:0").unwrap();
         for _ in 0..3 {
@@ -1003,15 +1175,15 @@ fn pcapng_count_and_stdout() {
     })
     .join()
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, lines) = p.finish("xcap -w - | tcpdump -r -");
+    let text = reading.join().unwrap();
     assert_eq!(
         text.lines()
             .filter(|l| l.contains("> 10.200.0.2.5555: UDP"))
             .count(),
         3,
         "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines.join("\n")
     );
     assert_nothing_attached(&net);
 }
@@ -1038,12 +1210,18 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
     assert_eq!(count_line(&lines, "captured"), 3);
 
     // The interface goes away: xcap stops by itself, says so, and the file
-    // holds what was captured.
-    for (hook, name) in [("--xdp", "gone-xdp.pcap"), ("--tc", "gone-tc.pcap")] {
+    // holds what was captured; with clsact filters too (they go with the
+    // interface, and xcap has nothing left to remove).
+    for (hook, name, tc_attach) in [
+        ("--xdp", "gone-xdp.pcap", None),
+        ("--tc", "gone-tc.pcap", None),
+        ("--tc", "gone-clsact.pcap", Some("clsact")),
+    ] {
         let n = Net::new();
         let file = n.path(name);
-        let x = xcap_listening(
+        let x = xcap_attached_by(
             &n.rx,
+            tc_attach,
             ["-i", RX_IF, hook, "-w", file.to_str().unwrap(), "icmp"],
         );
         sh(&format!(
@@ -1058,6 +1236,11 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
             lines
                 .iter()
                 .any(|l| l.contains("xr0: the interface disappeared")),
+            "{}",
+            lines.join("\n")
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("may be left")),
             "{}",
             lines.join("\n")
         );
@@ -1485,6 +1668,7 @@ fn promiscuous_mode_while_capturing_unless_p() {
         let _ = x.finish("xcap");
         assert_eq!(promiscuity(&net.rx, RX_IF), 0, "after xcap {all:?}");
     }
+    after_kills(&net);
     assert_nothing_attached(&net);
 }
 
@@ -1667,8 +1851,263 @@ fn protochain_on_long_chains(hook: &str) {
         .iter()
         .find(|l| l.contains("eBPF instructions at"))
         .unwrap_or_else(|| panic!("no filter line with -v: {}", lines.join("\n")));
-    assert!(sizes.contains("(inlined)"), "{hook}: {sizes}");
+    assert!(sizes.contains("(inlined"), "{hook}: {sizes}");
     let (ours, theirs) = (read_pcap(&ours), read_pcap(&theirs));
     assert_eq!(theirs.len(), 9, "{hook}: tcpdump saw {} of 9", theirs.len());
     assert_eq!(ours, theirs, "{hook}: {}", lines.join("\n"));
+}
+
+/// Pings `count` times from the sending side (`-W 1`: replies may not come).
+fn ping(net: &Net, count: u32) {
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &net.tx, "ping", "-q", "-W", "1", "-i", "0.2", "-c",
+        ])
+        .arg(count.to_string())
+        .arg("10.200.0.2")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+}
+
+/// Stops a capture with SIGINT; its stderr lines after a clean exit.
+fn stop(x: Proc) -> Vec<String> {
+    x.signal(libc::SIGINT);
+    let (code, lines) = x.finish("xcap");
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    lines
+}
+
+const CLSACT: Option<&str> = Some("clsact");
+
+/// A user's no-match cBPF filter (`tc filter ... bpf bytecode`): returns 0,
+/// so classification goes on.
+const NO_MATCH: &str = "1,6 0 0 0,";
+
+/// With clsact filters: xcap's go at priority 1 on ingress and 65535 on
+/// egress while it runs, and at exit nothing of xcap's is left: no filter,
+/// and no qdisc where xcap made it; a user's own clsact qdisc and filters
+/// stay exactly as they were, and packets still pass xcap's filters
+/// (TC_ACT_UNSPEC goes on to the next filter).
+#[test]
+fn clsact_filters_go_at_exit_and_a_users_qdisc_and_filters_stay() {
+    let _guard = serial();
+    let net = Net::new();
+
+    // No qdisc before: xcap makes it and removes it.
+    let x = xcap_attached_by(&net.rx, CLSACT, ["-v", "-i", RX_IF, "--tc", "icmp"]);
+    let (ingress, egress) = (
+        xcap_filters(&net.rx, RX_IF, "ingress"),
+        xcap_filters(&net.rx, RX_IF, "egress"),
+    );
+    assert!(
+        ingress.len() == 1
+            && ingress[0].contains("pref 1 bpf")
+            && ingress[0].contains("direct-action"),
+        "{ingress:?}"
+    );
+    assert!(
+        egress.len() == 1
+            && egress[0].contains("pref 65535 bpf")
+            && egress[0].contains("direct-action"),
+        "{egress:?}"
+    );
+    // The qdisc's creator says so in its filters' names.
+    assert!(ingress[0].contains("+clsact"), "{ingress:?}");
+    ping(&net, 2);
+    let lines = stop(x);
+    assert_eq!(count_line(&lines, "captured"), 4, "{}", lines.join("\n"));
+    assert_nothing_attached(&net);
+
+    // A user's clsact qdisc with a filter on each side.
+    sh(&format!(
+        "set -e; tc -n {ns} qdisc add dev {RX_IF} clsact
+         tc -n {ns} filter add dev {RX_IF} ingress pref 5 bpf bytecode '{NO_MATCH}'
+         tc -n {ns} filter add dev {RX_IF} egress pref 7 bpf bytecode '{NO_MATCH}'",
+        ns = net.rx
+    ));
+    let before = tc_state(&net.rx, RX_IF);
+    let x = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    let ingress = tc_filters(&net.rx, RX_IF, "ingress");
+    assert!(
+        ingress.len() == 2 && ingress[0].contains(" xcap_tc:") && !ingress[0].contains("+clsact"),
+        "xcap's first, not the qdisc's creator: {ingress:?}"
+    );
+    let egress = tc_filters(&net.rx, RX_IF, "egress");
+    assert!(
+        egress.len() == 2 && egress[1].contains(" xcap_tc_egress:"),
+        "xcap's last: {egress:?}"
+    );
+    ping(&net, 2);
+    let lines = stop(x);
+    assert_eq!(count_line(&lines, "captured"), 4, "{}", lines.join("\n"));
+    assert_eq!(tc_state(&net.rx, RX_IF), before);
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx));
+    assert_nothing_attached(&net);
+}
+
+/// With clsact filters, what tcpdump sees: xcap's ingress filter runs
+/// before a user's filter that drops every packet (tcpdump sees a
+/// received packet before TC), and its egress filter after one that drops
+/// every packet (tcpdump sees a sent packet after TC): the same packets
+/// as tcpdump, and the user's filters still do their work after xcap's.
+#[test]
+fn clsact_filters_see_what_tcpdump_sees_around_a_users_dropping_filters() {
+    let _guard = serial();
+    let net = Net::new();
+    // The drops take ARP too: fixed neighbours.
+    sh(&format!(
+        "set -e; ip -n {tx} neigh replace 10.200.0.2 lladdr {rx_mac} dev {TX_IF}
+         ip -n {rx} neigh replace 10.200.0.1 lladdr {tx_mac} dev {RX_IF}
+         tc -n {rx} qdisc add dev {RX_IF} clsact
+         tc -n {rx} filter add dev {RX_IF} ingress pref 5 bpf da bytecode '1,6 0 0 2,'
+         tc -n {rx} filter add dev {RX_IF} egress pref 7 bpf da bytecode '1,6 0 0 2,'",
+        tx = net.tx,
+        rx = net.rx,
+        rx_mac = mac_text(&net.rx_mac),
+        tx_mac = mac_text(&net.tx_mac),
+    ));
+    let (theirs, ours) = (net.path("drop.tcpdump.pcap"), net.path("drop.xcap.pcap"));
+    let mut td = Command::new("ip");
+    td.args(["netns", "exec", &net.rx])
+        .arg(tcpdump_path())
+        .args([
+            "-i",
+            RX_IF,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Q",
+            "inout",
+            "-w",
+        ])
+        .arg(&theirs)
+        .arg("icmp");
+    let mut td = Proc::start(td);
+    td.wait_listening("tcpdump");
+    let x = xcap_attached_by(
+        &net.rx,
+        CLSACT,
+        ["-i", RX_IF, "--tc", "-w", ours.to_str().unwrap(), "icmp"],
+    );
+    // In: requests that the user's filter drops after xcap's.
+    ping(&net, 3);
+    // Out: requests that the user's filter drops before xcap's.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.rx,
+            "ping",
+            "-q",
+            "-W",
+            "1",
+            "-i",
+            "0.2",
+            "-c",
+            "3",
+            "10.200.0.1",
+        ])
+        .stdout(Stdio::null())
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = stop(x);
+    td.signal(libc::SIGINT);
+    let (code, tlines) = td.finish("tcpdump");
+    assert_eq!(code, 0, "{}", tlines.join("\n"));
+    let (mut theirs, mut ours) = (read_pcap(&theirs), read_pcap(&ours));
+    theirs.sort();
+    ours.sort();
+    assert_eq!(theirs.len(), 3, "tcpdump: received requests only");
+    assert_eq!(ours, theirs, "{}", lines.join("\n"));
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx));
+    assert_nothing_attached(&net);
+}
+
+/// SIGKILL leaves clsact filters (only links die with the process); the
+/// next xcap's start removes them, on every interface of its network
+/// namespace (here loopback too, which it does not capture), says so, and
+/// leaves those of an xcap that still runs alone.
+#[test]
+fn clsact_filters_of_a_killed_xcap_go_at_the_next_start_and_a_running_ones_stay() {
+    let _guard = serial();
+    let net = Net::new();
+    let killed = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "-i", "lo", "--tc", "icmp"]);
+    let running = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    killed.signal(libc::SIGKILL);
+    let (code, _) = killed.finish("xcap after SIGKILL");
+    assert_eq!(code, -1);
+    // What a SIGKILL leaves: its filters (loopback: ingress only, as each
+    // packet crosses both) and the qdiscs it created.
+    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 2);
+    assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 2);
+    assert_eq!(xcap_filters(&net.rx, "lo", "ingress").len(), 1);
+
+    let next = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    let said = next
+        .lines
+        .iter()
+        .find(|l| l.contains("removed tc filters left by an xcap that was killed"))
+        .unwrap_or_else(|| panic!("{}", next.lines.join("\n")))
+        .clone();
+    assert_eq!(said.matches(" xcap_tc").count(), 3, "{said}");
+    assert!(said.contains("lo ingress xcap_tc:"), "{said}");
+    assert_no_qdisc(&net.rx, "lo");
+    // The running one's and the new one's.
+    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 2);
+    assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 2);
+    stop(next);
+    // The running one still captures, on its own filters.
+    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 1);
+    ping(&net, 1);
+    let lines = stop(running);
+    assert_eq!(count_line(&lines, "captured"), 2, "{}", lines.join("\n"));
+    assert_nothing_attached(&net);
+    assert_no_qdisc(&net.rx, "lo");
+}
+
+/// With clsact filters, refusals are one line, exit 1, and leave nothing
+/// of xcap's: a priority of xcap's held by a filter of another protocol
+/// (found after the ingress filters went on, and a qdisc xcap made on
+/// another interface), and an `ingress` qdisc where clsact must go. The
+/// user's setup stays as it was.
+#[test]
+fn clsact_refusals_are_one_line_and_leave_the_users_setup_alone() {
+    let _guard = serial();
+    let net = Net::new();
+    sh(&format!(
+        "set -e; tc -n {ns} qdisc add dev {RX_IF} clsact
+         tc -n {ns} filter add dev {RX_IF} egress pref 65535 protocol ip bpf bytecode '{NO_MATCH}'",
+        ns = net.rx
+    ));
+    let before = tc_state(&net.rx, RX_IF);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &net.rx])
+        .arg(xcap_bin())
+        .args(["-i", "lo", "-i", RX_IF, "--tc", "icmp"])
+        .env(TC_ATTACH, "clsact")
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    one_error_line(
+        &out,
+        "xr0: cannot attach at tc egress: tc priority 65535 (xcap's: the last on egress) holds a filter of another kind or protocol",
+    );
+    assert_eq!(tc_state(&net.rx, RX_IF), before);
+    assert_no_qdisc(&net.rx, "lo");
+    assert!(xcap_filters(&net.rx, "lo", "ingress").is_empty());
+
+    sh(&format!(
+        "set -e; tc -n {ns} qdisc del dev {RX_IF} clsact; tc -n {ns} qdisc add dev {RX_IF} ingress",
+        ns = net.rx
+    ));
+    let before = tc_state(&net.rx, RX_IF);
+    let out = cmd.output().unwrap();
+    one_error_line(
+        &out,
+        "xr0: cannot attach at tc ingress: its 'ingress' qdisc leaves no room for clsact",
+    );
+    assert_eq!(tc_state(&net.rx, RX_IF), before);
+    assert_no_qdisc(&net.rx, "lo");
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} ingress", net.rx));
+    assert_nothing_attached(&net);
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use capture::savefile::{Format, InterfaceDesc, Writer};
-use capture::{Capture, Config, Direction, HookKind, HookPoint, Packet, Stats, Waker};
+use capture::{
+    Capture, Config, Direction, HookKind, HookPoint, Packet, Stats, TcAttach, TcAttachChoice, Waker,
+};
 
 use crate::link::Link;
 use crate::plan::{self, Hook};
@@ -20,6 +22,33 @@ use crate::source::Source;
 
 /// How often the consumer looks for a vanished interface.
 const VANISHED_CHECK: Duration = Duration::from_millis(200);
+
+/// The environment variable that chooses how TC programs are attached.
+const TC_ATTACH_VAR: &str = "XCAP_TC_ATTACH";
+
+/// `XCAP_TC_ATTACH=tcx|clsact` (unset or empty: TCX where the kernel has
+/// it, clsact filters elsewhere). A testing aid above all: `clsact` runs
+/// the fallback of kernels before 6.6 on a newer one.
+fn tc_attach_choice() -> Result<TcAttachChoice> {
+    match std::env::var(TC_ATTACH_VAR).as_deref() {
+        Err(_) | Ok("") => Ok(TcAttachChoice::Auto),
+        Ok("tcx") => Ok(TcAttachChoice::Tcx),
+        Ok("clsact") => Ok(TcAttachChoice::Clsact),
+        Ok(other) => bail!("{TC_ATTACH_VAR}={other}: tcx or clsact"),
+    }
+}
+
+/// How the program at `hook` was attached, for `-v` ("tcx link", or a
+/// clsact filter and why).
+fn attach_method(cap: &Capture, hook: &str) -> Option<String> {
+    let tc = cap.tc_attach?;
+    let how = tc.describe(hook);
+    Some(match tc {
+        TcAttach::Tcx => how,
+        TcAttach::Clsact { forced: true } => format!("{how}, by {TC_ATTACH_VAR}=clsact"),
+        TcAttach::Clsact { forced: false } => format!("{how}, no TCX before Linux 6.6"),
+    })
+}
 
 /// The capture library's configuration for the plan; with no `-i`, the
 /// first interface libpcap finds.
@@ -46,6 +75,7 @@ pub fn config(plan: &plan::Capture) -> Result<Config> {
         tc_pull: plan.tc_pull,
         // Only -v prints it, and counting costs on every packet.
         count_seen: plan.verbose,
+        tc_attach: tc_attach_choice()?,
         ..Config::default()
     })
 }
@@ -117,6 +147,14 @@ impl Source for Live {
     }
 
     fn announce(&self) {
+        // They changed the system: say so, verbose or not.
+        let removed = self.cap.stale_tc_filters_removed();
+        if !removed.is_empty() {
+            eprintln!(
+                "xcap: removed tc filters left by an xcap that was killed: {}",
+                removed.join(", ")
+            );
+        }
         let skipped = self.cap.skipped_interfaces();
         if !skipped.is_empty() {
             let names: Vec<String> = skipped
@@ -206,7 +244,10 @@ fn announce_filter(cap: &Capture, filter: &str) {
         .ebpf_insns
         .iter()
         .zip(&cap.linkage)
-        .map(|((h, n), (_, l))| format!("{n} eBPF instructions at {h} ({l})"))
+        .map(|((h, n), (_, l))| match attach_method(cap, h) {
+            Some(how) => format!("{n} eBPF instructions at {h} ({l}; {how})"),
+            None => format!("{n} eBPF instructions at {h} ({l})"),
+        })
         .collect();
     eprintln!(
         "xcap: filter {:?}: {} cBPF instructions{} -> {}",
