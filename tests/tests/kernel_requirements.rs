@@ -19,13 +19,14 @@ fn kernel_version() -> (u32, u32) {
 }
 
 /// xcap with `args`, in a network namespace of its own whose loopback is
-/// up, with a ping on it so that a capture that started has a packet;
+/// up, pinged until xcap ends so that a capture that started (slowly, in
+/// an emulated guest) has a packet;
 /// its last line of stderr counts the xcap programs it left loaded.
 fn xcap_in_own_netns(args: &str) -> Output {
     let script = format!(
         "count() {{ bpftool prog show 2>/dev/null | grep -c ' name xcap_'; }}; before=$(count); \
-         ip link set lo up; ping -c 3 -i 0.3 127.0.0.1 >/dev/null 2>&1 & \
-         timeout 10 {} {args}; status=$?; wait; \
+         ip link set lo up; ping -i 0.2 127.0.0.1 >/dev/null 2>&1 & pinger=$!; \
+         timeout 60 {} {args}; status=$?; kill $pinger; wait; \
          echo \"programs left $(( $(count) - before ))\" >&2; exit $status",
         xcap_bin().display()
     );
