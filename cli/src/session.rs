@@ -1,6 +1,6 @@
 //! A run from a source to a sink.
 //!
-//! A capture in the kernel ([`capture`]) runs until `-c` packets are
+//! A capture in the kernel ([`capture()`]) runs until `-c` packets are
 //! written, a signal (SIGINT, SIGTERM), a write error or the source's own
 //! end; then the readers drain what the programs wrote, and tcpdump's
 //! counters go to stderr. A file ([`read_file`]) is read as `tcpdump -r`

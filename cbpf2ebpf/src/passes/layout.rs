@@ -6,7 +6,7 @@
 //! - `gotol` (32-bit offset, Linux 6.6 and 6.1.72+): a conditional jump
 //!   becomes "if cond skip one; skip the gotol; gotol target". Jumps are
 //!   widened one at a time until every offset fits.
-//! - jump islands ([`islands`]), for every kernel: the jump goes to a
+//! - jump islands (the `islands` module), for every kernel: the jump goes to a
 //!   nearby `ja` that continues toward the target, as many hops as needed.
 //!
 //! Either way, a program whose jumps all fit comes out the same.

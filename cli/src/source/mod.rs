@@ -1,5 +1,5 @@
 //! Where packets come from: a live capture at XDP or TC ([`live`]), a
-//! capture at tracing hooks ([`trace`]), or a capture file ([`file`]).
+//! capture at tracing hooks ([`trace`]), or a capture file ([`mod@file`]).
 //! The two captures run in the kernel and are driven the same way by a
 //! session ([`Source`]); a file is read as `tcpdump -r` reads it.
 
