@@ -203,7 +203,7 @@ fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
                 f.as_ptr().cast(),
                 f.len(),
                 0,
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::ptr::from_ref(&sll).cast::<libc::sockaddr>(),
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             );
             assert_eq!(

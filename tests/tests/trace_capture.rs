@@ -184,6 +184,7 @@ impl Proc {
     /// SIGINT, then the exit status and stdout.
     fn finish(self) -> (i32, String) {
         std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill on our child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let out = self.child.wait_with_output().expect("wait");
         (
