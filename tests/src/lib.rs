@@ -14,11 +14,13 @@ use cbpf2ebpf::libpcap;
 
 /// The corpus folder: `$XCAP_CORPUS`, else `shared/corpus` beside the repo.
 pub fn corpus_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XCAP_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = repo.join("../shared/corpus");
+    let dir = match std::env::var_os("XCAP_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            repo.join("../shared/corpus")
+        }
+    };
     assert!(
         dir.is_dir(),
         "test corpus not found at {} (set XCAP_CORPUS)",

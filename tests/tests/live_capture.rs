@@ -828,9 +828,11 @@ fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
 /// Neither an XDP program, nor TCX programs, nor a clsact (or ingress)
 /// qdisc, nor tc filters on the receiving interface.
 fn assert_nothing_attached(net: &Net) {
-    if !Path::new(&format!("/var/run/netns/{}", net.rx)).exists() {
-        return;
-    }
+    assert!(
+        Path::new(&format!("/var/run/netns/{}", net.rx)).exists(),
+        "namespace {} is gone: nothing left to check",
+        net.rx
+    );
     assert_no_qdisc(&net.rx, RX_IF);
     let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
     let text = String::from_utf8_lossy(&link.stdout);
