@@ -1,10 +1,14 @@
 //! Shared helpers for xcap's integration tests: the real-data corpus in
-//! `../shared/corpus` (libpcap's filter tests, tcpdump's capture files).
+//! `../shared/corpus` (libpcap's filter tests, tcpdump's capture files),
+//! the programs the tests run ([`process`]) and the network namespaces
+//! they send packets in ([`netns`]).
 //!
 //! Tests fail, never skip, when the corpus is missing: set `XCAP_CORPUS`
 //! to point elsewhere.
 
 pub mod chains;
+pub mod netns;
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -440,6 +444,18 @@ pub fn xcap_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// `out` is xcap's refusal: exit status 1 and one line on stderr,
+/// `xcap: ...`, that contains `want`.
+pub fn assert_one_error_line(out: &std::process::Output, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "status; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("xcap: ") && err.contains(want),
+        "wanted '{want}': {err}"
+    );
 }
 
 /// Prints a line of the test report: to stdout, and appended to the file
