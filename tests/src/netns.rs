@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crate::process::run_text;
+use crate::TempDir;
 
 /// Two network namespaces and a scratch folder, deleted on drop (the
 /// namespaces take their interfaces, programs and qdiscs with them).
@@ -23,24 +24,22 @@ pub struct Pair {
     /// This pair's number in the test process (0, 1, ...), for names and
     /// addresses of its own.
     pub n: usize,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Pair {
-    /// Two new namespaces, `{tag}-{pid}-{n}-a` and `-b`, and the folder
-    /// `{tag}-{pid}-{n}` in the temporary directory.
+    /// Two new namespaces, `{tag}-{pid}-{n}-a` and `-b`, and a scratch
+    /// folder ([`TempDir`]).
     pub fn new(tag: &str) -> Pair {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let base = format!("{tag}-{}-{n}", std::process::id());
-        let dir = std::env::temp_dir().join(&base);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         // Made before the namespaces, so that a failure deletes what exists.
         let pair = Pair {
             a: format!("{base}-a"),
             b: format!("{base}-b"),
             n,
-            dir,
+            dir: TempDir::new(tag),
         };
         for ns in [&pair.a, &pair.b] {
             run_text(Command::new("ip").args(["netns", "add", ns]));
@@ -65,9 +64,9 @@ impl Pair {
         }
     }
 
-    /// A file in the scratch folder.
+    /// A file's path in the scratch folder.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.dir.path(name)
     }
 }
 
@@ -76,7 +75,6 @@ impl Drop for Pair {
         for ns in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -838,7 +838,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
 }
 
 #[test]
-fn pcapng_count_and_stdout() {
+fn pcapng_files_carry_interfaces_directions_and_verdicts_and_w_dash_streams_to_tcpdump() {
     let _guard = serial();
     let net = Net::new();
     // -c 2: stops by itself; pcapng with its interface block and flags.
