@@ -31,6 +31,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use xcap_tests::chains::padded_ipv6;
 use xcap_tests::netns::{exec, in_ns, mac_of, mac_text, send_frames, spawn_in, Pair};
 use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
 use xcap_tests::{assert_one_error_line, tcpdump_path, xcap_bin};
@@ -1539,16 +1540,8 @@ fn protochain_on_long_chains(hook: &str) {
             let mut f = Vec::new();
             f.extend_from_slice(&net.rx_mac);
             f.extend_from_slice(&net.tx_mac);
-            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-            f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
-            f.extend_from_slice(&[if hops > 0 { 0 } else { last }, 64]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-            for h in 0..hops {
-                let next = if h + 1 == hops { last } else { 60 };
-                f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
-            }
-            f.resize(f.len() + 20, 0);
+            f.extend_from_slice(&[0x86, 0xdd]);
+            f.extend(padded_ipv6(2, 0, hops, last));
             frames.push(f);
         }
     }

@@ -17,6 +17,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use xcap_tests::chains::padded_ipv6;
 use xcap_tests::netns::{exec, in_ns, send_frames, Pair};
 use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
 use xcap_tests::{assert_one_error_line, xcap_bin};
@@ -412,16 +413,7 @@ fn protochain_at_a_tracepoint_walks_long_chains() {
     for hops in [0usize, 3, 8, 40, 100] {
         for last in [6u8, 17] {
             let mut f = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a, 0x86, 0xdd];
-            f.extend_from_slice(&[0x60, 0, 0, 0]);
-            f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
-            f.extend_from_slice(&[if hops > 0 { 60 } else { last }, 64]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-            for h in 0..hops {
-                let next = if h + 1 == hops { last } else { 60 };
-                f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
-            }
-            f.resize(f.len() + 20, 0);
+            f.extend(padded_ipv6(3, 60, hops, last));
             frames.push(f);
         }
     }
