@@ -24,7 +24,7 @@ use cbpf2ebpf::libpcap;
 use cbpf2ebpf::{Hook, Mode};
 use injector::blob::{compile_filter, BlobError, BlobOptions, FilterBlob, ProgramKind};
 use xcap_tests::netns::{exec, in_ns, mac_of, mac_text, Pair};
-use xcap_tests::process::{output, run_text, with_bpffs};
+use xcap_tests::process::{bpftool_link, output, run_text, with_bpffs};
 use xcap_tests::TempDir;
 
 fn blob(expr: &str, opts: &BlobOptions) -> FilterBlob {
@@ -534,13 +534,7 @@ fn function_object_links_into_c_caller() {
             &b.function_object("xcap_match").unwrap(),
         );
         let linked = dir.path(&format!("linked{n}.o"));
-        run_text(
-            Command::new("bpftool")
-                .args(["gen", "object"])
-                .arg(&linked)
-                .arg(&caller)
-                .arg(&filter),
-        );
+        bpftool_link(&linked, &[&caller, &filter]);
 
         // Load every program, then run each on every packet.
         let mut script = format!("bpftool prog loadall {} \"$D/progs\"", linked.display());

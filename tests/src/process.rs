@@ -7,6 +7,7 @@
 //! installs them all) fails the test.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -51,6 +52,15 @@ pub fn with_bpffs(script: &str) -> String {
         "set -e; D=$(mktemp -d); mount -t bpf bpf \"$D\"; {script}; umount \"$D\"; rmdir \"$D\""
     );
     run_text(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &full]))
+}
+
+/// Links BPF objects into `out` with libbpf's linker (`bpftool gen
+/// object`), as a C user of xcap's filter objects would.
+pub fn bpftool_link(out: &Path, inputs: &[&Path]) {
+    run(Command::new("bpftool")
+        .args(["gen", "object"])
+        .arg(out)
+        .args(inputs));
 }
 
 /// The test binary's one turn, held for a whole test by tests that must not

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use xcap_tests::process::{output, run_text, with_bpffs};
+use xcap_tests::process::{bpftool_link, output, run_text, with_bpffs};
 use xcap_tests::{xcap_bin, TempDir};
 
 fn xcap(args: &[&str]) -> Output {
@@ -105,13 +105,7 @@ fn function_object_links_and_loads() {
     let filter = dir.path("filter.o");
     compile(&["tcp dst port 80", "--name", "xcap_match"], &filter);
     let linked = dir.path("linked.o");
-    run_text(
-        Command::new("bpftool")
-            .args(["gen", "object"])
-            .arg(&linked)
-            .arg(&caller)
-            .arg(&filter),
-    );
+    bpftool_link(&linked, &[&caller, &filter]);
     let shown = with_bpffs(&format!(
         "bpftool prog loadall {} \"$D/progs\"; bpftool prog show pinned \"$D/progs/xdp_caller\"; bpftool prog dump xlated pinned \"$D/progs/tc_caller\"; rm -r \"$D/progs\"",
         linked.display()
@@ -128,13 +122,7 @@ fn function_object_links_and_loads() {
     let other = dir.path("other.o");
     compile(&["tcp", "--name", "other_name"], &other);
     let bad = dir.path("bad.o");
-    run_text(
-        Command::new("bpftool")
-            .args(["gen", "object"])
-            .arg(&bad)
-            .arg(&caller)
-            .arg(&other),
-    );
+    bpftool_link(&bad, &[&caller, &other]);
     let o = output(Command::new("unshare").args([
         "-m",
         "sh",
