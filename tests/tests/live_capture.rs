@@ -20,8 +20,10 @@
 //! covers it too. `XCAP_TC_ATTACH=clsact` in the tests' environment runs
 //! every TC test through clsact (xcap inherits it).
 //!
-//! Needs root, tcpdump, tshark and ping; every refusal by the kernel is a
-//! failure, never a skip.
+//! Needs root and the tools scripts/setup.sh installs (tcpdump, tshark,
+//! ping, tc, trafgen); the namespaces and processes come from tests/src
+//! (netns.rs, process.rs). Every refusal by the kernel is a failure, never
+//! a skip.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

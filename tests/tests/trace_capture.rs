@@ -7,8 +7,9 @@
 //! neighbour of A that does not exist), with nftables rules: B's input chain
 //! drops `udp dport 9999`, A's output chain drops `udp dport 9999` to .3
 //! (a locally made skb without a MAC header: captured as RAW). The traffic
-//! is UDP sent from A with python3. The namespaces are deleted when the test
-//! ends, however it ends.
+//! is UDP sent from A with python3 (the `comm` the drops name) and, for
+//! `protochain`, raw frames. The namespaces are deleted when the test ends,
+//! however it ends.
 //!
 //! Tracing hooks see every namespace, so the tests run one at a time and
 //! each uses its own subnet. Needs root, nft, python3, tshark and bpftool;
