@@ -74,7 +74,7 @@ struct PcapHandle {
     _private: [u8; 0],
 }
 
-extern "C" {
+unsafe extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut PcapHandle;
     fn pcap_create(source: *const c_char, errbuf: *mut c_char) -> *mut PcapHandle;
     fn pcap_set_snaplen(p: *mut PcapHandle, snaplen: c_int) -> c_int;
@@ -174,7 +174,8 @@ pub unsafe fn compile_on(
     let expr =
         CString::new(expr).map_err(|_| CompileError::new("expression contains a NUL byte"))?;
     let _guard = lock();
-    compile_on_handle(handle.cast(), &expr, optimize, netmask)
+    // SAFETY: the caller gives an open handle; we hold the lock.
+    unsafe { compile_on_handle(handle.cast(), &expr, optimize, netmask) }
 }
 
 /// The snapshot length of an open handle.
@@ -182,7 +183,8 @@ pub unsafe fn compile_on(
 /// # Safety
 /// `handle` must be a valid, open `pcap_t`.
 pub unsafe fn snapshot(handle: *mut std::ffi::c_void) -> i32 {
-    pcap_snapshot(handle.cast())
+    // SAFETY: the caller gives an open handle.
+    unsafe { pcap_snapshot(handle.cast()) }
 }
 
 /// Compiles `expr` as libpcap does for a live capture on `interface`.
@@ -269,28 +271,36 @@ unsafe fn compile_on_handle(
         len: 0,
         insns: std::ptr::null_mut(),
     };
-    let result = if pcap_compile(handle, &mut prog, expr.as_ptr(), optimize as c_int, netmask) != 0
-    {
-        let message = pcap_geterr(handle);
-        Err(CompileError::new(if message.is_null() {
+    // SAFETY: a valid handle (the caller's word), a NUL-terminated
+    // expression and a program struct for libpcap to fill.
+    let failed =
+        unsafe { pcap_compile(handle, &mut prog, expr.as_ptr(), optimize as c_int, netmask) } != 0;
+    if failed {
+        // SAFETY: the handle's error text, NUL-terminated, or null.
+        let message = unsafe { pcap_geterr(handle) };
+        return Err(CompileError::new(if message.is_null() {
             "pcap_compile failed".to_string()
         } else {
-            CStr::from_ptr(message).to_string_lossy().into_owned()
-        }))
+            // SAFETY: non-null: a C string that lives as long as the handle.
+            unsafe { CStr::from_ptr(message) }
+                .to_string_lossy()
+                .into_owned()
+        }));
+    }
+    let insns = if prog.insns.is_null() {
+        &[][..]
     } else {
-        let insns = if prog.insns.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(prog.insns, prog.len as usize)
-        };
-        let copy = insns
-            .iter()
-            .map(|c| Insn::new(c.code, c.jt, c.jf, c.k))
-            .collect();
-        pcap_freecode(&mut prog);
-        Ok(copy)
+        // SAFETY: pcap_compile succeeded: `len` instructions at `insns`,
+        // ours until pcap_freecode.
+        unsafe { std::slice::from_raw_parts(prog.insns, prog.len as usize) }
     };
-    result
+    let copy = insns
+        .iter()
+        .map(|c| Insn::new(c.code, c.jt, c.jf, c.k))
+        .collect();
+    // SAFETY: the program pcap_compile filled, freed once, after the copy.
+    unsafe { pcap_freecode(&mut prog) };
+    Ok(copy)
 }
 
 /// The link type called `name` (`EN10MB`, `DLT_RAW`, `linux_sll`; case

@@ -7,19 +7,7 @@ use std::process::Command;
 
 use cbpf2ebpf::cbpf::{dump, parse, Insn};
 use cbpf2ebpf::libpcap;
-
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/libpcap-accept.json"
-);
-
-/// The corpus sits beside the repository (`/work/shared`); the scratch
-/// workspace used during development reaches it by absolute path.
-fn corpus_text() -> Option<String> {
-    [CORPUS, "/work/shared/corpus/libpcap-accept.json"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-}
+use xcap_tests::{corpus_dir, tcpdump_path};
 
 fn assert_same_as_bpf_image(prog: &[Insn], what: &str) {
     let ours = dump::dump_d(prog);
@@ -37,10 +25,8 @@ fn assert_same_as_bpf_image(prog: &[Insn], what: &str) {
 /// for its DLT, optimised and not.
 #[test]
 fn corpus_listings_match_bpf_image() {
-    let Some(text) = corpus_text() else {
-        eprintln!("corpus not found at {CORPUS}; skipping");
-        return;
-    };
+    let path = corpus_dir().join("libpcap-accept.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let corpus: serde_json::Value = serde_json::from_str(&text).unwrap();
     let blocks = corpus["blocks"].as_array().unwrap();
     let (mut compared, mut programs, mut insns, mut not_compiled, mut skipped) = (0, 0, 0, 0, 0);
@@ -138,17 +124,22 @@ fn every_opcode_matches_bpf_image() {
     }
 }
 
-fn tcpdump(flag: &str, linktype: &str, expr: &str) -> Option<String> {
-    let out = Command::new("tcpdump")
+/// `tcpdump FLAG -y LINKTYPE EXPR`'s listing.
+fn tcpdump(flag: &str, linktype: &str, expr: &str) -> String {
+    let out = Command::new(tcpdump_path())
         .args([flag, "-y", linktype, expr])
         .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_else(|e| panic!("tcpdump: {e}"));
+    assert!(
+        out.status.success(),
+        "tcpdump {flag} -y {linktype} {expr:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Byte-for-byte against the installed tcpdump, if there is one.
+/// Byte-for-byte against the installed tcpdump (scripts/setup.sh installs
+/// it; without it the test fails).
 #[test]
 fn dumps_match_tcpdump() {
     let cases = [
@@ -162,24 +153,20 @@ fn dumps_match_tcpdump() {
         ("LINUX_SLL", "inbound and ifindex 3"),
         ("RAW", "udp and len < 100"),
     ];
-    if tcpdump("-d", "EN10MB", "ip").is_none() {
-        eprintln!("tcpdump not usable here; skipping");
-        return;
-    }
     for (dlt, expr) in cases {
         let prog =
             libpcap::compile(expr, libpcap::linktype_from_name(dlt).unwrap(), 262_144).unwrap();
         assert_eq!(
-            tcpdump("-d", dlt, expr).unwrap(),
+            tcpdump("-d", dlt, expr),
             dump::dump_d(&prog),
             "-d {dlt} {expr}"
         );
         assert_eq!(
-            tcpdump("-dd", dlt, expr).unwrap(),
+            tcpdump("-dd", dlt, expr),
             dump::dump_dd(&prog),
             "-dd {dlt} {expr}"
         );
-        let ddd = tcpdump("-ddd", dlt, expr).unwrap();
+        let ddd = tcpdump("-ddd", dlt, expr);
         assert_eq!(ddd, dump::dump_ddd(&prog), "-ddd {dlt} {expr}");
         assert_eq!(parse::parse_auto(&ddd).unwrap(), prog);
     }

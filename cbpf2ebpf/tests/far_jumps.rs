@@ -4,10 +4,11 @@
 //! and libpcap's interpreter. The kernel runs them in
 //! tests/tests/regressions.rs.
 
-use cbpf2ebpf::cbpf::{op, Insn};
+use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::ebpf::{self, op as eop};
 use cbpf2ebpf::{libpcap, translate, Hook, LoopForm, Mode, Options, Translation};
 use xcap_runner::{Engine, Filter, RunFilter};
+use xcap_tests::{far_jump_blocks, random_packets};
 
 fn options(mode: Mode, iterations: u32, linear_fast_path: bool, gotol: bool) -> Options {
     Options {
@@ -162,46 +163,13 @@ fn unrolled_protochain_loops_give_the_same_verdicts_through_islands_as_with_goto
     }
 }
 
-/// `n` blocks, each testing a word of the packet and jumping on a match to
-/// its own `ret #(i + 1)`. Translated (the returns land next to their
-/// blocks), each block's failed bounds check is a jump to the shared
-/// `return 0` at the end: thousands of far jumps in skb and probe mode
-/// (12,000 blocks: 10,674 in skb mode, to 41 targets), 40 in direct mode.
-fn many_targets(n: u32) -> Vec<Insn> {
-    let mut prog = Vec::new();
-    for i in 0..n {
-        let ja_at = prog.len() as u32 + 3;
-        prog.push(Insn::new(op::LD | op::W | op::ABS, 0, 0, 14 + i % 40));
-        prog.push(Insn::new(op::ALU | op::AND | op::K, 0, 0, 0x0300_00ff));
-        prog.push(Insn::new(op::JMP | op::JEQ | op::K, 0, 1, (i * 7) & 0xff));
-        // To ret #(i + 1): past the other blocks, `ret #0` and i returns.
-        let target = 4 * n + 1 + i;
-        prog.push(Insn::new(op::JMP | op::JA, 0, 0, target - ja_at - 1));
-    }
-    prog.push(Insn::new(op::RET | op::K, 0, 0, 0));
-    for i in 0..n {
-        prog.push(Insn::new(op::RET | op::K, 0, 0, i + 1));
-    }
-    prog
-}
-
 #[test]
 fn thousands_of_far_jumps_reach_their_targets_through_islands() {
-    let prog = many_targets(12_000);
-    let mut packets = Vec::new();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for n in 0..200 {
-        let mut p = Vec::new();
-        for _ in 0..70 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            p.push(x as u8);
-        }
-        let len = p.len() as u32;
-        let cut = if n % 10 == 9 { 40 } else { p.len() };
-        packets.push((p[..cut].to_vec(), len, 0));
-    }
+    let prog = far_jump_blocks(12_000);
+    let packets: Vec<_> = random_packets(200, 70)
+        .into_iter()
+        .map(|(p, len)| (p, len, 0))
+        .collect();
     for mode in [Mode::Direct, Mode::Skb, Mode::Probe] {
         let (wide, isl, verdicts) = same_verdicts(&prog, options(mode, 32, true, true), &packets);
         // Each match is a different block's return.

@@ -38,6 +38,7 @@ pub fn local_time(secs: i64, usecs: i64) -> String {
     let t: libc::time_t = secs as libc::time_t;
     // SAFETY: localtime_r writes only into `tm`; a zeroed tm is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to locals, valid for the call.
     let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
     if !ok {
         return format!("{secs}.{usecs:06}");

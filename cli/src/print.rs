@@ -151,6 +151,7 @@ fn local_date_time(secs: i64, usecs: i64) -> String {
     let t: libc::time_t = secs as libc::time_t;
     // SAFETY: localtime_r writes only into `tm`; a zeroed tm is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to locals, valid for the call.
     if unsafe { libc::localtime_r(&t, &mut tm).is_null() } {
         return format!("{secs}.{usecs:06}");
     }

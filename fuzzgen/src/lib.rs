@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 
 use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
-use xcap_runner::{Engine, Error as RunError, Filter, RunFilter};
+use xcap_runner::{Engine, Filter, RunFilter};
 
 pub use packet::Packet;
 
@@ -202,8 +202,6 @@ pub fn compare(
         'engine: for &engine in engines {
             let filter = match Filter::load(engine, &t.insns, mode) {
                 Ok(f) => f,
-                // Not root: the kernel stage cannot run here.
-                Err(RunError::PermissionDenied) => continue,
                 Err(e)
                     if known::skipping()
                         && known::classify(prog, mode, &e.to_string()).is_some() =>

@@ -3,7 +3,7 @@
 //! every `expr` and `cbpf` entry in the user-space VM *and* in the kernel
 //! (BPF_PROG_TEST_RUN: the verifier must accept every translation and the
 //! results must match libpcap's), every `parsers` entry through the parsers
-//! and the injector. Without root the kernel stage is skipped (reported).
+//! and the injector. Without root the kernel stage fails: it never skips.
 
 use std::path::PathBuf;
 

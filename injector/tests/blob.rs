@@ -16,74 +16,16 @@
 //! fails the test.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::time::Duration;
 
 use cbpf2ebpf::libpcap;
 use cbpf2ebpf::{Hook, Mode};
 use injector::blob::{compile_filter, BlobError, BlobOptions, FilterBlob, ProgramKind};
-
-static UNIQUE: AtomicUsize = AtomicUsize::new(0);
-
-fn unique() -> String {
-    format!(
-        "{}{}",
-        std::process::id() % 100_000,
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("xcap-blob-{}", unique()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs a command; panics if it cannot start (tool missing) or fails.
-fn run(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("can't run {cmd:?}: {e} (scripts/setup.sh installs the tools)"))
-}
-
-/// Runs `script` (sh, `set -e`) in a private mount namespace where `$D` is
-/// a fresh bpffs: pins made there vanish with the namespace.
-fn with_bpffs(script: &str) -> String {
-    let full = format!(
-        "set -e; D=$(mktemp -d); mount -t bpf bpf \"$D\"; {script}; umount \"$D\"; rmdir \"$D\""
-    );
-    run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &full]))
-}
+use xcap_tests::netns::{exec, in_ns, mac_of, mac_text, Pair};
+use xcap_tests::process::{bpftool_link, output, run_text, with_bpffs};
+use xcap_tests::TempDir;
 
 fn blob(expr: &str, opts: &BlobOptions) -> FilterBlob {
     compile_filter(expr, opts).unwrap_or_else(|e| panic!("{expr}: {e}"))
@@ -199,7 +141,7 @@ fn bpftool_load(obj: &Path) -> (String, String, bool) {
 
 #[test]
 fn program_objects_load_with_bpftool() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-blob");
     let cases: &[(&str, ProgramKind, Mode, bool, &str, &str)] = &[
         (
             "icmp",
@@ -301,7 +243,7 @@ fn program_objects_load_with_bpftool() {
 }
 
 #[test]
-fn blob_errors() {
+fn blobs_refuse_bad_expressions_programs_and_names_with_the_reason() {
     let xdp = BlobOptions::for_program(ProgramKind::Xdp);
     assert!(
         matches!(compile_filter("tcp port", &xdp), Err(BlobError::Compile(m)) if m.contains("syntax error"))
@@ -366,8 +308,7 @@ fn far_jumps_in_blobs_are_jump_islands_unless_gotol_is_asked_for() {
 /// (10.201.0.2/24), with static neighbour entries (so a filter may drop
 /// ARP). Deleted on drop, also when the test panics.
 struct VethPair {
-    ns_a: String,
-    ns_b: String,
+    pair: Pair,
     dev_b: String,
 }
 
@@ -377,35 +318,13 @@ const TCP_PORT: u16 = 80;
 
 impl VethPair {
     fn new() -> Self {
-        let id = unique();
-        let pair = VethPair {
-            ns_a: format!("xcap-blob-{id}-a"),
-            ns_b: format!("xcap-blob-{id}-b"),
-            dev_b: format!("xb{id}"),
-        };
-        let dev_a = format!("xa{id}");
-        // Registered before anything can fail, so Drop cleans up.
-        run(Command::new("ip").args(["netns", "add", &pair.ns_a]));
-        run(Command::new("ip").args(["netns", "add", &pair.ns_b]));
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            &dev_a,
-            "netns",
-            &pair.ns_a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &pair.dev_b,
-            "netns",
-            &pair.ns_b,
-        ]));
-        for (ns, dev, addr) in [
-            (&pair.ns_a, &dev_a, ADDR_A),
-            (&pair.ns_b, &pair.dev_b, ADDR_B),
-        ] {
-            run(Command::new("ip").args([
+        let pair = Pair::new("xcap-blob");
+        // Names of their own: the tests run in parallel.
+        let id = format!("{}{}", std::process::id() % 100_000, pair.n);
+        let (dev_a, dev_b) = (format!("xa{id}"), format!("xb{id}"));
+        pair.link(&dev_a, &dev_b);
+        for (ns, dev, addr) in [(&pair.a, &dev_a, ADDR_A), (&pair.b, &dev_b, ADDR_B)] {
+            run_text(Command::new("ip").args([
                 "-n",
                 ns,
                 "addr",
@@ -414,20 +333,15 @@ impl VethPair {
                 "dev",
                 dev,
             ]));
-            run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
-            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
         }
-        let mac = |ns: &str, dev: &str| {
-            let out = run(Command::new("ip").args(["-n", ns, "-o", "link", "show", dev]));
-            let at = out.find("link/ether ").expect("veth MAC") + "link/ether ".len();
-            out[at..at + 17].to_string()
-        };
-        let (mac_a, mac_b) = (mac(&pair.ns_a, &dev_a), mac(&pair.ns_b, &pair.dev_b));
+        pair.up(&dev_a, &dev_b);
+        let mac_a = mac_text(&mac_of(&pair.a, &dev_a));
+        let mac_b = mac_text(&mac_of(&pair.b, &dev_b));
         for (ns, dev, addr, mac) in [
-            (&pair.ns_a, &dev_a, ADDR_B, &mac_b),
-            (&pair.ns_b, &pair.dev_b, ADDR_A, &mac_a),
+            (&pair.a, &dev_a, ADDR_B, &mac_b),
+            (&pair.b, &dev_b, ADDR_A, &mac_a),
         ] {
-            run(Command::new("ip").args([
+            run_text(Command::new("ip").args([
                 "-n",
                 ns,
                 "neigh",
@@ -441,25 +355,23 @@ impl VethPair {
                 "permanent",
             ]));
         }
-        pair
+        VethPair { pair, dev_b }
     }
 
     fn ip_b(&self, args: &[&str]) -> String {
-        run(Command::new("ip").args(["-n", &self.ns_b]).args(args))
+        run_text(Command::new("ip").args(["-n", &self.pair.b]).args(args))
     }
 
     fn tc_b(&self, args: &str) -> String {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.ns_b, "tc"])
-            .args(args.split_whitespace()))
+        run_text(exec(&self.pair.b, "tc").args(args.split_whitespace()))
     }
 
     /// Whether two pings from A to B get answers.
     fn ping_passes(&self) -> bool {
-        let out = output(Command::new("ip").args([
-            "netns", "exec", &self.ns_a, "ping", "-q", "-n", "-c", "2", "-i", "0.2", "-W", "1",
-            ADDR_B,
-        ]));
+        let out = output(
+            exec(&self.pair.a, "ping")
+                .args(["-q", "-n", "-c", "2", "-i", "0.2", "-W", "1", ADDR_B]),
+        );
         match out.status.code() {
             Some(0) => true,
             Some(1) => false,
@@ -471,7 +383,7 @@ impl VethPair {
     /// 1.5 s (a dropped SYN is retransmitted only after 1 s).
     fn tcp_passes(&self, listener: &TcpListener) -> bool {
         let addr: SocketAddr = format!("{ADDR_B}:{TCP_PORT}").parse().unwrap();
-        let result = in_netns(&self.ns_a, || {
+        let result = in_ns(&self.pair.a, move || {
             TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
         });
         // Empty the backlog.
@@ -485,7 +397,7 @@ impl VethPair {
     }
 
     fn listen_b(&self) -> TcpListener {
-        in_netns(&self.ns_b, || TcpListener::bind((ADDR_B, TCP_PORT))).expect("listen in B")
+        in_ns(&self.pair.b, || TcpListener::bind((ADDR_B, TCP_PORT))).expect("listen in B")
     }
 
     /// (ping passes, TCP passes)
@@ -494,36 +406,9 @@ impl VethPair {
     }
 }
 
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting the namespaces deletes the veth pair, its XDP program and
-        // its qdiscs.
-        for ns in [&self.ns_a, &self.ns_b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// Runs `f` on a thread that has entered the network namespace `ns`
-/// (sockets it creates stay there).
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: plain syscall on an fd we own; affects this thread only.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
 #[test]
-fn xdp_program_on_veth() {
-    let dir = TempDir::new();
+fn xdp_object_attached_by_ip_passes_icmp_and_drops_tcp_and_inverted_the_reverse() {
+    let dir = TempDir::new("xcap-blob");
     let b = blob("icmp", &BlobOptions::for_program(ProgramKind::Xdp));
     let pass = dir.file("xdp.o", &b.program_object(ProgramKind::Xdp, false).unwrap());
     let invert = dir.file(
@@ -560,8 +445,8 @@ fn xdp_program_on_veth() {
 }
 
 #[test]
-fn tc_program_on_veth() {
-    let dir = TempDir::new();
+fn tc_object_attached_by_tc_passes_icmp_and_drops_tcp_and_inverted_the_reverse() {
+    let dir = TempDir::new("xcap-blob");
     let b = blob("icmp", &BlobOptions::for_program(ProgramKind::Tc));
     let pass = dir.file("tc.o", &b.program_object(ProgramKind::Tc, false).unwrap());
     let invert = dir.file(
@@ -607,21 +492,23 @@ fn tc_program_on_veth() {
 fn build_caller(dir: &TempDir) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blob_caller.c");
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    let out = dir.0.join("caller.o");
-    run(Command::new("clang")
-        .args(["-O2", "-g", "-target", "bpf", "-c", "-I"])
-        .arg(&include)
-        // Debian keeps <asm/types.h> under the multiarch directory.
-        .args(["-I", "/usr/include/x86_64-linux-gnu"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out));
+    let out = dir.path("caller.o");
+    run_text(
+        Command::new("clang")
+            .args(["-O2", "-g", "-target", "bpf", "-c", "-I"])
+            .arg(&include)
+            // Debian keeps <asm/types.h> under the multiarch directory.
+            .args(["-I", "/usr/include/x86_64-linux-gnu"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out),
+    );
     out
 }
 
 #[test]
 fn function_object_links_into_c_caller() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-blob");
     let caller = build_caller(&dir);
     let packets = packets();
     for (i, (_, p)) in packets.iter().enumerate() {
@@ -646,12 +533,8 @@ fn function_object_links_into_c_caller() {
             &format!("filter{n}.o"),
             &b.function_object("xcap_match").unwrap(),
         );
-        let linked = dir.0.join(format!("linked{n}.o"));
-        run(Command::new("bpftool")
-            .args(["gen", "object"])
-            .arg(&linked)
-            .arg(&caller)
-            .arg(&filter));
+        let linked = dir.path(&format!("linked{n}.o"));
+        bpftool_link(&linked, &[&caller, &filter]);
 
         // Load every program, then run each on every packet.
         let mut script = format!("bpftool prog loadall {} \"$D/progs\"", linked.display());
@@ -659,7 +542,7 @@ fn function_object_links_into_c_caller() {
             for i in 0..packets.len() {
                 script += &format!(
                     "; printf '{prog} {i} '; bpftool prog run pinned \"$D/progs/{prog}\" data_in {} | grep -o 'Return value: [0-9]*'",
-                    dir.0.join(format!("pkt{i}.bin")).display()
+                    dir.path(&format!("pkt{i}.bin")).display()
                 );
             }
         }
@@ -717,11 +600,13 @@ fn function_object_symbol_is_global_hidden_with_global_btf() {
         }
         other => panic!("{other:?}"),
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-blob");
     let f = dir.file("f.o", &elf);
-    let dump = run(Command::new("bpftool")
-        .args(["btf", "dump", "file"])
-        .arg(&f));
+    let dump = run_text(
+        Command::new("bpftool")
+            .args(["btf", "dump", "file"])
+            .arg(&f),
+    );
     assert!(
         dump.contains("FUNC 'my_filter' type_id=") && dump.contains("linkage=global"),
         "{dump}"

@@ -112,6 +112,26 @@ fn push_chain(p: &mut Vec<u8>, chain: &[Ext], last: u8) {
     }
 }
 
+/// What the live and tracing tests send: IPv6 from fd00:NET::1 to
+/// fd00:NET::2 with `hops` 8-byte extension headers (the first of kind
+/// `first`, the rest destination options; each holds a PadN option, so the
+/// kernel parses them as valid), then 20 zero bytes of `last`'s header. No
+/// link header.
+pub fn padded_ipv6(net: u8, first: u8, hops: usize, last: u8) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
+    p.extend_from_slice(&[if hops > 0 { first } else { last }, 64]);
+    for host in [1, 2] {
+        p.extend_from_slice(&[0xfd, 0, 0, net, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, host]);
+    }
+    for h in 0..hops {
+        let next = if h + 1 == hops { last } else { 60 };
+        p.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    p.resize(p.len() + 20, 0);
+    p
+}
+
 /// A random chain of `n` headers: mostly the shortest of each kind, now
 /// and then a long one; AH only with `ah`.
 pub fn random_chain(rng: &mut Rng, n: usize, ah: bool) -> Vec<Ext> {

@@ -1,10 +1,14 @@
 //! Shared helpers for xcap's integration tests: the real-data corpus in
-//! `../shared/corpus` (libpcap's filter tests, tcpdump's capture files).
+//! `../shared/corpus` (libpcap's filter tests, tcpdump's capture files),
+//! the programs the tests run ([`process`]) and the network namespaces
+//! they send packets in ([`netns`]).
 //!
 //! Tests fail, never skip, when the corpus is missing: set `XCAP_CORPUS`
 //! to point elsewhere.
 
 pub mod chains;
+pub mod netns;
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,17 +18,71 @@ use cbpf2ebpf::libpcap;
 
 /// The corpus folder: `$XCAP_CORPUS`, else `shared/corpus` beside the repo.
 pub fn corpus_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XCAP_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = repo.join("../shared/corpus");
+    let dir = match std::env::var_os("XCAP_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            repo.join("../shared/corpus")
+        }
+    };
     assert!(
         dir.is_dir(),
         "test corpus not found at {} (set XCAP_CORPUS)",
         dir.display()
     );
     dir
+}
+
+/// A scratch folder in the temporary directory, `{tag}-{pid}-{n}`, removed
+/// on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    /// A file's path in it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `bytes` to the file `name` in it; the file's path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Calls `f(worker, n)` for every `n` in `0..count` on two threads (the
+/// build machine's cores), each taking the next `n` when done with one;
+/// `worker` (0 or 1) tells them apart.
+pub fn on_two_threads(count: usize, f: impl Fn(usize, usize) + Sync) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for worker in 0..2 {
+            let (next, f) = (&next, &f);
+            s.spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    break;
+                }
+                f(worker, n);
+            });
+        }
+    });
 }
 
 /// One captured packet.
@@ -211,10 +269,11 @@ pub fn host_list(n: usize) -> String {
 }
 
 /// `n` blocks, each testing a word of the packet and jumping on a match to
-/// its own `ret #(i + 1)`. Translated for direct access (12,000 blocks:
-/// 72,000 eBPF instructions), the blocks' failed bounds checks jump to the
-/// shared `return 0` at the end, past 32,767 instructions from the first
-/// 40 blocks.
+/// its own `ret #(i + 1)`. Translated (the returns land next to their
+/// blocks), each block's failed bounds check is a jump to the shared
+/// `return 0` at the end: 12,000 blocks make 72,000 eBPF instructions for
+/// direct access, with 40 jumps past 32,767 instructions, and thousands in
+/// skb and probe mode (10,674 in skb mode, to 41 targets).
 pub fn far_jump_blocks(n: u32) -> Vec<Insn> {
     use cbpf2ebpf::cbpf::op;
     let mut prog = Vec::new();
@@ -438,6 +497,18 @@ pub fn xcap_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// `out` is xcap's refusal: exit status 1 and one line on stderr,
+/// `xcap: ...`, that contains `want`.
+pub fn assert_one_error_line(out: &std::process::Output, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "status; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("xcap: ") && err.contains(want),
+        "wanted '{want}': {err}"
+    );
 }
 
 /// Prints a line of the test report: to stdout, and appended to the file

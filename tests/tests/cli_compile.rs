@@ -5,53 +5,11 @@
 //! Needs root, bpftool, clang and unshare (the tests fail without them).
 //! Real traffic through these objects is tested in `injector/tests/blob.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use xcap_tests::xcap_bin;
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "xcap-cli-compile-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("can't run {cmd:?}: {e}"))
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use xcap_tests::process::{bpftool_link, output, run_text, with_bpffs};
+use xcap_tests::{xcap_bin, TempDir};
 
 fn xcap(args: &[&str]) -> Output {
     output(Command::new(xcap_bin()).args(args))
@@ -74,14 +32,6 @@ fn compile(args: &[&str], out: &Path) {
     );
 }
 
-/// Runs `script` in a private mount namespace with a fresh bpffs at `$D`.
-fn with_bpffs(script: &str) -> String {
-    let full = format!(
-        "set -e; D=$(mktemp -d); mount -t bpf bpf \"$D\"; {script}; umount \"$D\"; rmdir \"$D\""
-    );
-    run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &full]))
-}
-
 /// `bpftool prog load`, then the loaded program's `bpftool prog show`.
 fn bpftool_load(obj: &Path) -> String {
     with_bpffs(&format!(
@@ -92,7 +42,7 @@ fn bpftool_load(obj: &Path) -> String {
 
 #[test]
 fn programs_load_with_bpftool() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-cli-compile");
     let cases: &[(&[&str], &str)] = &[
         (&["icmp", "--program", "xdp"], "xdp  name xcap_xdp"),
         (
@@ -140,24 +90,22 @@ fn programs_load_with_bpftool() {
 
 #[test]
 fn function_object_links_and_loads() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-cli-compile");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../injector");
     let caller = dir.path("caller.o");
-    run(Command::new("clang")
-        .args(["-O2", "-g", "-target", "bpf", "-c", "-I"])
-        .arg(fixtures.join("include"))
-        .args(["-I", "/usr/include/x86_64-linux-gnu"])
-        .arg(fixtures.join("tests/fixtures/blob_caller.c"))
-        .arg("-o")
-        .arg(&caller));
+    run_text(
+        Command::new("clang")
+            .args(["-O2", "-g", "-target", "bpf", "-c", "-I"])
+            .arg(fixtures.join("include"))
+            .args(["-I", "/usr/include/x86_64-linux-gnu"])
+            .arg(fixtures.join("tests/fixtures/blob_caller.c"))
+            .arg("-o")
+            .arg(&caller),
+    );
     let filter = dir.path("filter.o");
     compile(&["tcp dst port 80", "--name", "xcap_match"], &filter);
     let linked = dir.path("linked.o");
-    run(Command::new("bpftool")
-        .args(["gen", "object"])
-        .arg(&linked)
-        .arg(&caller)
-        .arg(&filter));
+    bpftool_link(&linked, &[&caller, &filter]);
     let shown = with_bpffs(&format!(
         "bpftool prog loadall {} \"$D/progs\"; bpftool prog show pinned \"$D/progs/xdp_caller\"; bpftool prog dump xlated pinned \"$D/progs/tc_caller\"; rm -r \"$D/progs\"",
         linked.display()
@@ -174,11 +122,7 @@ fn function_object_links_and_loads() {
     let other = dir.path("other.o");
     compile(&["tcp", "--name", "other_name"], &other);
     let bad = dir.path("bad.o");
-    run(Command::new("bpftool")
-        .args(["gen", "object"])
-        .arg(&bad)
-        .arg(&caller)
-        .arg(&other));
+    bpftool_link(&bad, &[&caller, &other]);
     let o = output(Command::new("unshare").args([
         "-m",
         "sh",
@@ -204,7 +148,7 @@ fn writes_to_stdout() {
 
 #[test]
 fn errors_are_one_line_and_exit_1() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("xcap-cli-compile");
     let out = dir.path("x.o");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[

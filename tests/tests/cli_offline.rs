@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use xcap_tests::{corpus_dir, tcpdump_path, xcap_bin};
+use xcap_tests::{corpus_dir, on_two_threads, tcpdump_path, xcap_bin};
 
 /// Filters users type, plus the shapes with special semantics offline:
 /// backward jumps (`protochain`), netmask 0 (`ip broadcast`), ancillary
@@ -140,83 +140,73 @@ fn offline_equals_tcpdump(engine: &str) {
     let cases: Vec<(usize, &str)> = (0..files.len())
         .flat_map(|f| EXPRESSIONS.iter().map(move |e| (f, *e)))
         .collect();
-    let next = AtomicUsize::new(0);
     let compared = AtomicUsize::new(0);
     let packets = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..2 {
-            let (scratch, files, cases) = (&scratch, &files, &cases);
-            let (next, compared, packets, failures) = (&next, &compared, &packets, &failures);
-            s.spawn(move || loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(f, expr)) = cases.get(n) else {
-                    break;
-                };
-                let file = files[f].to_str().unwrap();
-                let ours = scratch.join(format!("xcap-{t}.pcap"));
-                let theirs = scratch.join(format!("tcpdump-{t}.pcap"));
-                let _ = std::fs::remove_file(&ours);
-                let _ = std::fs::remove_file(&theirs);
-                let xo = xcap(&[
-                    "-r",
-                    file,
-                    "-w",
-                    ours.to_str().unwrap(),
-                    "--engine",
-                    engine,
-                    expr,
-                ]);
-                let to = tcpdump(&["-r", file, "-w", theirs.to_str().unwrap(), expr]);
-                assert_no_panic(&xo, &format!("{file} {expr:?}"));
-                let label = format!(
-                    "{engine}: -r {} {expr:?}",
-                    files[f].file_name().unwrap().to_string_lossy()
-                );
-                let mut problems = Vec::new();
-                if xo.status.code() != to.status.code() {
+    on_two_threads(cases.len(), |t, n| {
+        let (f, expr) = cases[n];
+        let file = files[f].to_str().unwrap();
+        let ours = scratch.join(format!("xcap-{t}.pcap"));
+        let theirs = scratch.join(format!("tcpdump-{t}.pcap"));
+        let _ = std::fs::remove_file(&ours);
+        let _ = std::fs::remove_file(&theirs);
+        let xo = xcap(&[
+            "-r",
+            file,
+            "-w",
+            ours.to_str().unwrap(),
+            "--engine",
+            engine,
+            expr,
+        ]);
+        let to = tcpdump(&["-r", file, "-w", theirs.to_str().unwrap(), expr]);
+        assert_no_panic(&xo, &format!("{file} {expr:?}"));
+        let label = format!(
+            "{engine}: -r {} {expr:?}",
+            files[f].file_name().unwrap().to_string_lossy()
+        );
+        let mut problems = Vec::new();
+        if xo.status.code() != to.status.code() {
+            problems.push(format!(
+                "exit {:?} vs tcpdump {:?}; xcap said {}",
+                xo.status.code(),
+                to.status.code(),
+                stderr_of(&xo)
+            ));
+        }
+        if error_lines(&xo, "xcap").len() > 1 {
+            problems.push(format!("more than one error line: {}", stderr_of(&xo)));
+        }
+        match (std::fs::read(&ours), std::fs::read(&theirs)) {
+            (Ok(a), Ok(b)) if a == b => {
+                packets.fetch_add(count_records(&b), Ordering::Relaxed);
+            }
+            (Ok(a), Ok(b)) => {
+                problems.push(format!("files differ ({} vs {} bytes)", a.len(), b.len()))
+            }
+            // Both refused the filter (`inbound` on a savefile):
+            // the same message.
+            (Err(_), Err(_)) if to.status.code() == Some(1) => {
+                if error_lines(&xo, "xcap") != error_lines(&to, "tcpdump") {
                     problems.push(format!(
-                        "exit {:?} vs tcpdump {:?}; xcap said {}",
-                        xo.status.code(),
-                        to.status.code(),
-                        stderr_of(&xo)
+                        "different errors: {} / {}",
+                        stderr_of(&xo),
+                        stderr_of(&to)
                     ));
                 }
-                if error_lines(&xo, "xcap").len() > 1 {
-                    problems.push(format!("more than one error line: {}", stderr_of(&xo)));
-                }
-                match (std::fs::read(&ours), std::fs::read(&theirs)) {
-                    (Ok(a), Ok(b)) if a == b => {
-                        packets.fetch_add(count_records(&b), Ordering::Relaxed);
-                    }
-                    (Ok(a), Ok(b)) => {
-                        problems.push(format!("files differ ({} vs {} bytes)", a.len(), b.len()))
-                    }
-                    // Both refused the filter (`inbound` on a savefile):
-                    // the same message.
-                    (Err(_), Err(_)) if to.status.code() == Some(1) => {
-                        if error_lines(&xo, "xcap") != error_lines(&to, "tcpdump") {
-                            problems.push(format!(
-                                "different errors: {} / {}",
-                                stderr_of(&xo),
-                                stderr_of(&to)
-                            ));
-                        }
-                    }
-                    (a, b) => problems.push(format!(
-                        "output missing: xcap {:?}, tcpdump {:?}",
-                        a.err(),
-                        b.err()
-                    )),
-                }
-                compared.fetch_add(1, Ordering::Relaxed);
-                if !problems.is_empty() {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{label}: {}", problems.join("; ")));
-                }
-            });
+            }
+            (a, b) => problems.push(format!(
+                "output missing: xcap {:?}, tcpdump {:?}",
+                a.err(),
+                b.err()
+            )),
+        }
+        compared.fetch_add(1, Ordering::Relaxed);
+        if !problems.is_empty() {
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("{label}: {}", problems.join("; ")));
         }
     });
     let failures = failures.into_inner().unwrap();

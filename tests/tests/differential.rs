@@ -16,7 +16,7 @@ use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::{
-    accept_expressions, compile_distinct, l3_packets, report, sample, sample_every,
+    accept_expressions, compile_distinct, l3_packets, on_two_threads, report, sample, sample_every,
     tcpdump_packets, Packet, Variant, EXTRA_EXPRESSIONS, VARIANTS,
 };
 
@@ -62,25 +62,17 @@ fn differential(label: &str, dlt: i32, exprs: &[String], packets: Vec<Packet>) {
     for engine in [Engine::Vm, Engine::Kernel, Engine::KernelInlined] {
         for variant in VARIANTS {
             let tally = Tally::default();
-            let next = AtomicUsize::new(0);
-            std::thread::scope(|s| {
-                for _ in 0..2 {
-                    s.spawn(|| loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((prog, names)) = programs.get(n) else {
-                            break;
-                        };
-                        check_program(
-                            engine,
-                            variant,
-                            prog,
-                            &names[0],
-                            packets,
-                            &expected[n],
-                            &tally,
-                        );
-                    });
-                }
+            on_two_threads(programs.len(), |_, n| {
+                let (prog, names) = &programs[n];
+                check_program(
+                    engine,
+                    variant,
+                    prog,
+                    &names[0],
+                    packets,
+                    &expected[n],
+                    &tally,
+                );
             });
             let mismatches = tally.mismatches.into_inner().unwrap();
             report(&format!(

@@ -6,6 +6,7 @@
 
 use std::process::{Command, Output};
 
+use xcap_tests::process::output;
 use xcap_tests::{report, xcap_bin};
 
 /// (major, minor) of the running kernel.
@@ -30,10 +31,7 @@ fn xcap_in_own_netns(args: &str) -> Output {
          echo \"programs left $(( $(count) - before ))\" >&2; exit $status",
         xcap_bin().display()
     );
-    Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .output()
-        .expect("unshare")
+    output(Command::new("unshare").args(["-n", "sh", "-c", &script]))
 }
 
 #[test]

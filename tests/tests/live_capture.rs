@@ -20,20 +20,23 @@
 //! covers it too. `XCAP_TC_ATTACH=clsact` in the tests' environment runs
 //! every TC test through clsact (xcap inherits it).
 //!
-//! Needs root, tcpdump, tshark and ping; every refusal by the kernel is a
-//! failure, never a skip.
+//! Needs root and the tools scripts/setup.sh installs (tcpdump, tshark,
+//! ping, tc, trafgen); the namespaces and processes come from tests/src
+//! (netns.rs, process.rs). Every refusal by the kernel is a failure, never
+//! a skip.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xcap_tests::{tcpdump_path, xcap_bin};
+use xcap_tests::chains::padded_ipv6;
+use xcap_tests::netns::{exec, in_ns, mac_of, mac_text, send_frames, spawn_in, Pair};
+use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
+use xcap_tests::{assert_one_error_line, tcpdump_path, xcap_bin};
 
 /// The filters every hook is checked with; `ether host` gets the sending
 /// side's MAC address.
@@ -48,36 +51,11 @@ const FILTERS: &[&str] = &[
     "vlan 100 and tcp",
 ];
 
-/// One test at a time: the captures are timed against each other.
-static SERIAL: Mutex<()> = Mutex::new(());
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn sh(script: &str) -> Output {
-    run(Command::new("sh").args(["-c", script]))
-}
-
-/// Two namespaces and a veth pair, deleted on drop.
+/// The sending (tx) and receiving (rx) namespaces, joined by a veth pair.
 struct Net {
-    tx: String,
-    rx: String,
+    pair: Pair,
     tx_mac: [u8; 6],
     rx_mac: [u8; 6],
-    dir: PathBuf,
 }
 
 const TX_IF: &str = "xt0";
@@ -85,135 +63,54 @@ const RX_IF: &str = "xr0";
 
 impl Net {
     fn new() -> Net {
-        let k = NEXT.fetch_add(1, Ordering::SeqCst);
-        let base = format!("xcl{}-{k}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("xcap-live-{base}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut net = Net {
-            tx: format!("{base}-tx"),
-            rx: format!("{base}-rx"),
-            tx_mac: [0; 6],
-            rx_mac: [0; 6],
-            dir,
-        };
-        for ns in [&net.tx, &net.rx] {
-            run(Command::new("ip").args(["netns", "add", ns]));
+        let pair = Pair::new("xcap-live");
+        let (tx, rx) = (&pair.a, &pair.b);
+        for ns in [tx, rx] {
             // No router solicitations or DAD: no IPv6 chatter at random times.
             sh(&format!(
                 "ip netns exec {ns} sysctl -qw net.ipv6.conf.default.router_solicitations=0 \
                  net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0"
             ));
         }
+        pair.link(TX_IF, RX_IF);
         sh(&format!(
-            "set -e; ip link add {TX_IF} netns {tx} type veth peer name {RX_IF} netns {rx}
-             ip -n {tx} link set {TX_IF} addrgenmode none; ip -n {rx} link set {RX_IF} addrgenmode none
+            "ip -n {tx} link set {TX_IF} addrgenmode none; ip -n {rx} link set {RX_IF} addrgenmode none
              ip -n {tx} addr add 10.200.0.1/24 dev {TX_IF}; ip -n {rx} addr add 10.200.0.2/24 dev {RX_IF}
-             ip -n {tx} addr add fd00:200::1/64 dev {TX_IF} nodad; ip -n {rx} addr add fd00:200::2/64 dev {RX_IF} nodad
-             ip -n {tx} link set lo up; ip -n {rx} link set lo up
-             ip -n {tx} link set {TX_IF} up; ip -n {rx} link set {RX_IF} up",
-            tx = net.tx,
-            rx = net.rx
+             ip -n {tx} addr add fd00:200::1/64 dev {TX_IF} nodad; ip -n {rx} addr add fd00:200::2/64 dev {RX_IF} nodad"
         ));
+        pair.up(TX_IF, RX_IF);
         // No neighbour probes at random times: an entry that is used goes
         // to DELAY and, 5 s later, sends a unicast ARP or NDP probe, which
         // can fall where one capture runs and the other not yet (starts
         // take seconds in a software-emulated guest). An hour's delay keeps
         // every probe out of the tests; traffic() still makes ARP and NDP
         // by flushing the caches.
-        for (ns, ifname) in [(&net.tx, TX_IF), (&net.rx, RX_IF)] {
+        for (ns, ifname) in [(tx, TX_IF), (rx, RX_IF)] {
             sh(&format!(
                 "ip netns exec {ns} sysctl -qw net.ipv4.neigh.{ifname}.delay_first_probe_time=3600 \
                  net.ipv6.neigh.{ifname}.delay_first_probe_time=3600"
             ));
         }
-        net.tx_mac = mac_of(&net.tx, TX_IF);
-        net.rx_mac = mac_of(&net.rx, RX_IF);
+        let (tx_mac, rx_mac) = (mac_of(tx, TX_IF), mac_of(rx, RX_IF));
         // Let the MLD reports of the new addresses go by.
         std::thread::sleep(Duration::from_millis(2500));
-        net
+        Net {
+            pair,
+            tx_mac,
+            rx_mac,
+        }
+    }
+
+    fn tx(&self) -> &str {
+        &self.pair.a
+    }
+
+    fn rx(&self) -> &str {
+        &self.pair.b
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.tx, &self.rx] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn mac_of(ns: &str, ifname: &str) -> [u8; 6] {
-    let out = run(Command::new("ip").args(["-n", ns, "-o", "link", "show", ifname]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let at = text.find("link/ether ").expect("link/ether") + "link/ether ".len();
-    let mut mac = [0u8; 6];
-    for (i, part) in text[at..at + 17].split(':').enumerate() {
-        mac[i] = u8::from_str_radix(part, 16).unwrap();
-    }
-    mac
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Runs `f` on a thread that has joined network namespace `ns`.
-fn in_ns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a namespace fd; affects this thread only.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
-
-/// Sends raw Ethernet frames on `ifname` (in the calling thread's namespace).
-fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
-    let name = std::ffi::CString::new(ifname).unwrap();
-    // SAFETY: plain socket calls with valid buffers.
-    unsafe {
-        let ifindex = libc::if_nametoindex(name.as_ptr());
-        assert!(ifindex != 0, "no {ifname}");
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(
-            fd >= 0,
-            "packet socket: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
-        sll.sll_halen = 6;
-        for f in frames {
-            let n = libc::sendto(
-                fd,
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                f.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        libc::close(fd);
+        self.pair.path(name)
     }
 }
 
@@ -294,11 +191,12 @@ fn arp_frame(src: &[u8; 6], ip: [u8; 4]) -> Vec<u8> {
 fn traffic(net: &Net) {
     sh(&format!(
         "ip -n {} neigh flush dev {TX_IF}; ip -n {} neigh flush dev {RX_IF}",
-        net.tx, net.rx
+        net.tx(),
+        net.rx()
     ));
     // Receiving side: TCP servers on 443 (two connections) and 8443, UDP 5000.
     let (ready_tx, ready_rx) = mpsc::channel();
-    let server = in_ns(&net.rx, move || {
+    let server = spawn_in(net.rx(), move || {
         let l443 = TcpListener::bind("0.0.0.0:443").unwrap();
         let l8443 = TcpListener::bind("0.0.0.0:8443").unwrap();
         let udp = UdpSocket::bind("0.0.0.0:5000").unwrap();
@@ -345,7 +243,7 @@ fn traffic(net: &Net) {
         .recv_timeout(Duration::from_secs(5))
         .expect("servers ready");
     let (tx_mac, rx_mac) = (net.tx_mac, net.rx_mac);
-    let client = in_ns(&net.tx, move || {
+    let client = spawn_in(net.tx(), move || {
         let talk = |port: u16, data: &[u8]| {
             let mut s = TcpStream::connect(("10.200.0.2", port)).unwrap();
             s.write_all(data).unwrap();
@@ -372,7 +270,7 @@ fn traffic(net: &Net) {
     });
     client.join().expect("client");
     server.join().expect("server");
-    in_ns(&net.rx, move || {
+    in_ns(net.rx(), move || {
         send_frames(
             RX_IF,
             &[
@@ -380,94 +278,13 @@ fn traffic(net: &Net) {
                 arp_frame(&rx_mac, [10, 200, 0, 2]),
             ],
         )
-    })
-    .join()
-    .unwrap();
+    });
     sh(&format!(
         "ip netns exec {tx} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null
          ip netns exec {tx} ping -q -c 1 -s 1200 10.200.0.2 >/dev/null
          ip netns exec {tx} ping -q -6 -c 2 -i 0.2 fd00:200::2 >/dev/null",
-        tx = net.tx
+        tx = net.tx()
     ));
-}
-
-/// A capture process whose stderr is watched for its "listening on" line.
-struct Proc {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Proc {
-    fn start(cmd: Command) -> Proc {
-        Proc::start_to(cmd, Stdio::null())
-    }
-
-    /// As [`Proc::start`], with stdout going to `out`.
-    fn start_to(mut cmd: Command, out: Stdio) -> Proc {
-        cmd.stdout(out).stderr(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            stderr: rx,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Waits for a stderr line containing "listening on"; panics with what
-    /// the process said if it exits or stays silent.
-    fn wait_listening(&mut self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) => {
-                    let done = l.contains("listening on");
-                    self.lines.push(l);
-                    if done {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait().unwrap();
-        panic!("{what} did not start ({status}): {}", self.lines.join("\n"));
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill on our child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Waits for the exit; returns the status code and all stderr lines.
-    fn finish(mut self, what: &str) -> (i32, Vec<String>) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("{what} did not stop: {}", self.lines.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(500)) {
-            self.lines.push(l);
-        }
-        (status.code().unwrap_or(-1), self.lines)
-    }
 }
 
 /// Starts xcap in namespace `ns` with `args` and waits until it listens.
@@ -481,13 +298,23 @@ fn xcap_attached_by<S: AsRef<std::ffi::OsStr>>(
     tc_attach: Option<&str>,
     args: impl IntoIterator<Item = S>,
 ) -> Proc {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns]).arg(xcap_bin()).args(args);
+    let mut cmd = exec(ns, xcap_bin());
+    cmd.args(args);
     if let Some(how) = tc_attach {
         cmd.env(TC_ATTACH, how);
     }
     let mut p = Proc::start(cmd);
     p.wait_listening("xcap");
+    p
+}
+
+/// Starts tcpdump in namespace `ns` with `args`, writing `file` with
+/// `filter`, and waits until it listens.
+fn tcpdump_writing(ns: &str, args: &[&str], file: &Path, filter: &str) -> Proc {
+    let mut cmd = exec(ns, tcpdump_path());
+    cmd.args(args).arg("-w").arg(file).arg(filter);
+    let mut p = Proc::start(cmd);
+    p.wait_listening("tcpdump");
     p
 }
 
@@ -569,28 +396,14 @@ fn round(net: &Net, setup: Setup, filter: &str, tc_attach: Option<&str>) -> usiz
         net.path(&format!("{tag}.tcpdump.pcap")),
         net.path(&format!("{tag}.xcap.pcap")),
     );
-    let mut td = Command::new("ip");
-    td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
-    td.args(["-i", RX_IF, "-n", "-U", "--immediate-mode", "-s", "262144"])
-        .args(setup.tcpdump_args())
-        .arg("-w")
-        .arg(&tcpdump_file)
-        .arg(filter);
-    let mut td = Proc::start(td);
-    td.wait_listening("tcpdump");
-    let mut xc = Command::new("ip");
-    xc.args(["netns", "exec", &net.rx]).arg(xcap_bin());
-    if let Some(how) = tc_attach {
-        xc.env(TC_ATTACH, how);
-    }
+    let mut tcpdump_args = vec!["-i", RX_IF, "-n", "-U", "--immediate-mode", "-s", "262144"];
+    tcpdump_args.extend(setup.tcpdump_args());
+    let td = tcpdump_writing(net.rx(), &tcpdump_args, &tcpdump_file, filter);
     // -v: the filter's sizes and linkage, and every counter at the end.
-    xc.args(["-v", "-i", RX_IF])
-        .args(setup.xcap_args())
-        .arg("-w")
-        .arg(&xcap_file)
-        .arg(filter);
-    let mut xc = Proc::start(xc);
-    xc.wait_listening("xcap");
+    let mut xcap_args = vec!["-v", "-i", RX_IF];
+    xcap_args.extend(setup.xcap_args());
+    xcap_args.extend(["-w", xcap_file.to_str().unwrap(), filter]);
+    let xc = xcap_attached_by(net.rx(), tc_attach, xcap_args);
     std::thread::sleep(Duration::from_millis(200));
 
     traffic(net);
@@ -821,35 +634,32 @@ fn tcx_programs(ns: &str, ifname: &str, attach_type: u32) -> u32 {
             attr[6] // prog_cnt
         }
     })
-    .join()
-    .unwrap()
 }
 
 /// Neither an XDP program, nor TCX programs, nor a clsact (or ingress)
 /// qdisc, nor tc filters on the receiving interface.
 fn assert_nothing_attached(net: &Net) {
-    if !Path::new(&format!("/var/run/netns/{}", net.rx)).exists() {
-        return;
-    }
-    assert_no_qdisc(&net.rx, RX_IF);
-    let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
-    let text = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        Path::new(&format!("/var/run/netns/{}", net.rx())).exists(),
+        "namespace {} is gone: nothing left to check",
+        net.rx()
+    );
+    assert_no_qdisc(net.rx(), RX_IF);
+    let text = run_text(Command::new("ip").args(["-n", net.rx(), "-d", "link", "show", RX_IF]));
     assert!(
         !text.contains(" xdp") && !text.contains("prog/xdp"),
         "XDP left attached: {text}"
     );
     for (t, what) in [(46, "ingress"), (47, "egress")] {
         assert_eq!(
-            tcx_programs(&net.rx, RX_IF, t),
+            tcx_programs(net.rx(), RX_IF, t),
             0,
             "TCX {what} programs left attached"
         );
     }
     for dir in ["ingress", "egress"] {
-        let tc = Command::new("tc")
-            .args(["-n", &net.rx, "filter", "show", "dev", RX_IF, dir])
-            .output()
-            .unwrap();
+        let tc =
+            output(Command::new("tc").args(["-n", net.rx(), "filter", "show", "dev", RX_IF, dir]));
         assert!(
             tc.stdout.is_empty(),
             "tc filters left: {}",
@@ -873,7 +683,7 @@ fn assert_no_qdisc(ns: &str, ifname: &str) {
 /// next start would), and its own go at its exit.
 fn after_kills(net: &Net) {
     if expect_clsact(None) {
-        let next = xcap_listening(&net.rx, ["-i", RX_IF, "--tc", "icmp"]);
+        let next = xcap_listening(net.rx(), ["-i", RX_IF, "--tc", "icmp"]);
         assert!(
             next.lines
                 .iter()
@@ -889,69 +699,53 @@ fn after_kills(net: &Net) {
 
 /// The checks of [`assert_nothing_attached`] see what xcap attaches.
 fn assert_attached(net: &Net, xdp: bool) {
-    let link = run(Command::new("ip").args(["-n", &net.rx, "-d", "link", "show", RX_IF]));
-    let text = String::from_utf8_lossy(&link.stdout);
+    let text = run_text(Command::new("ip").args(["-n", net.rx(), "-d", "link", "show", RX_IF]));
     if xdp {
         assert!(text.contains(" xdp"), "no XDP program: {text}");
     } else if expect_clsact(None) {
-        assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 1);
-        assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 1);
+        assert_eq!(xcap_filters(net.rx(), RX_IF, "ingress").len(), 1);
+        assert_eq!(xcap_filters(net.rx(), RX_IF, "egress").len(), 1);
     } else {
-        assert_eq!(tcx_programs(&net.rx, RX_IF, 46), 1);
-        assert_eq!(tcx_programs(&net.rx, RX_IF, 47), 1);
+        assert_eq!(tcx_programs(net.rx(), RX_IF, 46), 1);
+        assert_eq!(tcx_programs(net.rx(), RX_IF, 47), 1);
     }
 }
 
+/// xcap with `args` in namespace `ns`, run to its end.
 fn xcap_in(ns: &str, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(xcap_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn one_error_line(out: &Output, want: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "status; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("xcap: ") && err.contains(want),
-        "wanted '{want}': {err}"
-    );
+    output(exec(ns, xcap_bin()).args(args).stdin(Stdio::null()))
 }
 
 #[test]
 fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
     let _guard = serial();
     let net = Net::new();
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", "nosuch0", "--xdp", "icmp"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", "nosuch0", "--xdp", "icmp"]),
         "nosuch0: No such device exists",
     );
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", "nosuch0", "--tc", "icmp"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", "nosuch0", "--tc", "icmp"]),
         "nosuch0: No such device exists",
     );
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", "any", "--xdp", "icmp"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", "any", "--xdp", "icmp"]),
         "xcap: -i any is for --tc",
     );
     assert_nothing_attached(&net);
     // libpcap's text, as tcpdump prints it.
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", RX_IF, "--xdp", "tcp port"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", RX_IF, "--xdp", "tcp port"]),
         "xcap: can't parse filter expression: syntax error",
     );
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", RX_IF, "--tc", "ip and frobnicate"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", RX_IF, "--tc", "ip and frobnicate"]),
         "xcap: syntax error in filter expression",
     );
     assert_nothing_attached(&net);
-    one_error_line(
+    assert_one_error_line(
         &xcap_in(
-            &net.rx,
+            net.rx(),
             &[
                 "-i",
                 RX_IF,
@@ -963,45 +757,41 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         ),
         "No such file or directory",
     );
-    one_error_line(
+    assert_one_error_line(
         &xcap_in(
-            &net.rx,
+            net.rx(),
             &["-i", RX_IF, "--tc", "-w", "/nonexistent/dir/x.pcap", "icmp"],
         ),
         "No such file or directory",
     );
     assert_nothing_attached(&net);
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", RX_IF, "--xdp", "-Q", "out", "icmp"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", RX_IF, "--xdp", "-Q", "out", "icmp"]),
         "XDP sees received packets only",
     );
     // Ring buffers are a power of two pages; found after the TC links
     // are made, which must go again.
-    one_error_line(
+    assert_one_error_line(
         &xcap_in(
-            &net.rx,
+            net.rx(),
             &["-i", RX_IF, "--tc", "--buffer-pages", "3", "icmp"],
         ),
         "must be a power of two pages",
     );
     assert_nothing_attached(&net);
     // Without privileges (nobody, no capabilities).
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.rx,
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(xcap_bin())
-        .args(["-i", RX_IF, "--xdp", "icmp"])
-        .output()
-        .unwrap();
-    one_error_line(
+    let out = output(
+        exec(net.rx(), "setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(xcap_bin())
+            .args(["-i", RX_IF, "--xdp", "icmp"]),
+    );
+    assert_one_error_line(
         &out,
         "needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN",
     );
@@ -1009,28 +799,22 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
 
     // An XDP program already there (another xcap): refused, and the first
     // one keeps running.
-    let mut first = Command::new("ip");
-    first
-        .args(["netns", "exec", &net.rx])
-        .arg(xcap_bin())
-        .args(["-i", RX_IF, "--xdp", "icmp"]);
-    let mut first = Proc::start(first);
-    first.wait_listening("first xcap");
+    let first = xcap_listening(net.rx(), ["-i", RX_IF, "--xdp", "icmp"]);
     assert_attached(&net, true);
-    one_error_line(
-        &xcap_in(&net.rx, &["-i", RX_IF, "--xdp", "icmp"]),
+    assert_one_error_line(
+        &xcap_in(net.rx(), &["-i", RX_IF, "--xdp", "icmp"]),
         "an XDP program is already attached",
     );
-    one_error_line(
+    assert_one_error_line(
         &xcap_in(
-            &net.rx,
+            net.rx(),
             &["-i", RX_IF, "--xdp", "--xdp-mode", "generic", "icmp"],
         ),
         "an XDP program is already attached",
     );
     sh(&format!(
         "ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
-        net.tx
+        net.tx()
     ));
     std::thread::sleep(Duration::from_millis(200));
     first.signal(libc::SIGTERM);
@@ -1042,12 +826,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
     // SIGKILL: the kernel closes the links, so nothing stays attached.
     // clsact filters stay, until the next xcap's start removes them.
     for (hook, xdp) in [("--tc", false), ("--xdp", true)] {
-        let mut x = Command::new("ip");
-        x.args(["netns", "exec", &net.rx])
-            .arg(xcap_bin())
-            .args(["-i", RX_IF, hook, "icmp"]);
-        let mut x = Proc::start(x);
-        x.wait_listening("xcap");
+        let x = xcap_listening(net.rx(), ["-i", RX_IF, hook, "icmp"]);
         assert_attached(&net, xdp);
         x.signal(libc::SIGKILL);
         let (code, _) = x.finish("xcap after SIGKILL");
@@ -1062,13 +841,13 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
 }
 
 #[test]
-fn pcapng_count_and_stdout() {
+fn pcapng_files_carry_interfaces_directions_and_verdicts_and_w_dash_streams_to_tcpdump() {
     let _guard = serial();
     let net = Net::new();
     // -c 2: stops by itself; pcapng with its interface block and flags.
     let file = net.path("two.pcapng");
     let x = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             RX_IF,
@@ -1082,7 +861,7 @@ fn pcapng_count_and_stdout() {
     );
     sh(&format!(
         "ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
-        net.tx
+        net.tx()
     ));
     let (code, lines) = x.finish("xcap -c 2");
     assert_eq!(code, 0, "{}", lines.join("\n"));
@@ -1115,7 +894,7 @@ fn pcapng_count_and_stdout() {
     // XDP pcapng: the verdict option; tcpdump reads it too.
     let file = net.path("xdp.pcapng");
     let x = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             RX_IF,
@@ -1130,7 +909,7 @@ fn pcapng_count_and_stdout() {
     );
     sh(&format!(
         "ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
-        net.tx
+        net.tx()
     ));
     let (code, lines) = x.finish("xcap --xdp -c 1");
     assert_eq!(code, 0, "{}", lines.join("\n"));
@@ -1150,7 +929,7 @@ fn pcapng_count_and_stdout() {
     // -w - | tcpdump -r -: streamed, readable while it runs.
     let script = format!(
         "ip netns exec {rx} {xcap} -i {RX_IF} --tc -U -c 3 -w - udp | {tcpdump} -n -r - 2>/dev/null",
-        rx = net.rx,
+        rx = net.rx(),
         xcap = xcap_bin().display(),
         tcpdump = tcpdump_path().display()
     );
@@ -1158,25 +937,16 @@ fn pcapng_count_and_stdout() {
     pipe.args(["-c", &script]);
     // Sent once xcap listens (a fixed wait was too short in a loaded,
     // software-emulated guest, and -c 3 then waited for ever).
-    let mut p = Proc::start_to(pipe, Stdio::piped());
+    let mut p = Proc::start_keeping_stdout(pipe);
     p.wait_listening("xcap -w - | tcpdump -r -");
-    let mut stdout = p.child.stdout.take().unwrap();
-    let reading = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    in_ns(&net.tx, || {
+    in_ns(net.tx(), || {
         let u = UdpSocket::bind("0.0.0.0:0").unwrap();
         for _ in 0..3 {
             u.send_to(b"x", "10.200.0.2:5555").unwrap();
             std::thread::sleep(Duration::from_millis(50));
         }
-    })
-    .join()
-    .unwrap();
-    let (_, lines) = p.finish("xcap -w - | tcpdump -r -");
-    let text = reading.join().unwrap();
+    });
+    let (_, lines, text) = p.finish_with_stdout("xcap -w - | tcpdump -r -");
     assert_eq!(
         text.lines()
             .filter(|l| l.contains("> 10.200.0.2.5555: UDP"))
@@ -1195,12 +965,12 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
     // SIGTERM: a complete file.
     let file = net.path("term.pcap");
     let x = xcap_listening(
-        &net.rx,
+        net.rx(),
         ["-i", RX_IF, "--xdp", "-w", file.to_str().unwrap(), "icmp"],
     );
     sh(&format!(
         "ip netns exec {} ping -q -c 3 -i 0.2 10.200.0.2 >/dev/null",
-        net.tx
+        net.tx()
     ));
     std::thread::sleep(Duration::from_millis(200));
     x.signal(libc::SIGTERM);
@@ -1220,16 +990,16 @@ fn interface_deleted_and_sigterm_leave_complete_files() {
         let n = Net::new();
         let file = n.path(name);
         let x = xcap_attached_by(
-            &n.rx,
+            n.rx(),
             tc_attach,
             ["-i", RX_IF, hook, "-w", file.to_str().unwrap(), "icmp"],
         );
         sh(&format!(
             "ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
-            n.tx
+            n.tx()
         ));
         std::thread::sleep(Duration::from_millis(200));
-        sh(&format!("ip -n {} link del {RX_IF}", n.rx));
+        sh(&format!("ip -n {} link del {RX_IF}", n.rx()));
         let (code, lines) = x.finish("xcap after the interface went away");
         assert_eq!(code, 1, "{}", lines.join("\n"));
         assert!(
@@ -1262,18 +1032,18 @@ fn xdp_multi_buffer_packets_are_captured_whole() {
     let net = Net::new();
     sh(&format!(
         "ip -n {} link set {TX_IF} mtu 9000; ip -n {} link set {RX_IF} mtu 9000",
-        net.tx, net.rx
+        net.tx(),
+        net.rx()
     ));
     let (ours, theirs) = (net.path("frags.xcap.pcap"), net.path("frags.tcpdump.pcap"));
-    let mut td = Command::new("ip");
-    td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
-    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"])
-        .arg(&theirs)
-        .arg("greater 5000");
-    let mut td = Proc::start(td);
-    td.wait_listening("tcpdump");
+    let td = tcpdump_writing(
+        net.rx(),
+        &["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode"],
+        &theirs,
+        "greater 5000",
+    );
     let xc = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             RX_IF,
@@ -1285,7 +1055,7 @@ fn xdp_multi_buffer_packets_are_captured_whole() {
     );
     sh(&format!(
         "ip netns exec {} ping -q -c 2 -i 0.2 -s 8000 10.200.0.2 >/dev/null",
-        net.tx
+        net.tx()
     ));
     std::thread::sleep(Duration::from_millis(300));
     xc.signal(libc::SIGINT);
@@ -1326,15 +1096,14 @@ fn tc_filters_non_linear_skbs_as_tcpdump_does() {
     let bytes: Vec<String> = frame.iter().map(|b| format!("{b:#04x}")).collect();
     std::fs::write(&conf, format!("{{ {} }}\n", bytes.join(", "))).unwrap();
     let (ours, theirs) = (net.path("mmap.xcap.pcap"), net.path("mmap.tcpdump.pcap"));
-    let mut td = Command::new("ip");
-    td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
-    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"])
-        .arg(&theirs)
-        .arg("udp port 9");
-    let mut td = Proc::start(td);
-    td.wait_listening("tcpdump");
+    let td = tcpdump_writing(
+        net.rx(),
+        &["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode"],
+        &theirs,
+        "udp port 9",
+    );
     let xc = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             RX_IF,
@@ -1346,15 +1115,10 @@ fn tc_filters_non_linear_skbs_as_tcpdump_does() {
             "udp port 9",
         ],
     );
-    let sent = run(Command::new("ip")
-        .args(["netns", "exec", &net.tx, "trafgen", "-o", TX_IF, "-i"])
+    run(exec(net.tx(), "trafgen")
+        .args(["-o", TX_IF, "-i"])
         .arg(&conf)
         .args(["-n", "20", "--cpus", "1", "--no-sock-mem", "--no-cpu-stats"]));
-    assert!(
-        sent.status.success(),
-        "trafgen: {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
     std::thread::sleep(Duration::from_millis(300));
     xc.signal(libc::SIGINT);
     td.signal(libc::SIGINT);
@@ -1395,11 +1159,9 @@ fn full_buffers_lose_packets_counted_exactly() {
         let mut args = vec!["-v", "-i", RX_IF, hook, "-Q", "in", "--buffer-pages", "1"];
         args.extend(wakeup);
         args.extend(["-w", file.to_str().unwrap(), "udp port 9"]);
-        let xc = xcap_listening(&net.rx, args);
+        let xc = xcap_listening(net.rx(), args);
         let frames = vec![frame.clone(); SENT];
-        in_ns(&net.tx, move || send_frames(TX_IF, &frames))
-            .join()
-            .unwrap();
+        in_ns(net.tx(), move || send_frames(TX_IF, &frames));
         std::thread::sleep(Duration::from_millis(300));
         xc.signal(libc::SIGINT);
         let (code, lines) = xc.finish("xcap");
@@ -1435,7 +1197,7 @@ fn tc_captures_large_gso_packets_whole() {
     let net = Net::new();
     let file = net.path("gso.pcap");
     let xc = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             "lo",
@@ -1450,7 +1212,7 @@ fn tc_captures_large_gso_packets_whole() {
         ],
     );
     const BYTES: usize = 3_000_000;
-    in_ns(&net.rx, || {
+    in_ns(net.rx(), || {
         let listener = TcpListener::bind("127.0.0.1:5555").unwrap();
         let sink = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
@@ -1462,9 +1224,7 @@ fn tc_captures_large_gso_packets_whole() {
         c.write_all(&vec![0x5a; BYTES]).unwrap();
         drop(c);
         assert_eq!(sink.join().unwrap(), BYTES);
-    })
-    .join()
-    .unwrap();
+    });
     std::thread::sleep(Duration::from_millis(300));
     xc.signal(libc::SIGINT);
     let (code, lines) = xc.finish("xcap");
@@ -1530,7 +1290,7 @@ fn idle_readers_sleep_until_the_next_packet_wakes_them() {
         // handed over), while the kernel still wakes readers by watermark
         // only, so a reader that sleeps is woken by its flag or not at all.
         let x = xcap_listening(
-            &net.rx,
+            net.rx(),
             [
                 "-i",
                 RX_IF,
@@ -1541,7 +1301,7 @@ fn idle_readers_sleep_until_the_next_packet_wakes_them() {
                 "icmp",
             ],
         );
-        let pid = x.child.id();
+        let pid = x.pid();
         for round in 1..=2 {
             // Idle: the readers stop polling after their first empty wait.
             std::thread::sleep(Duration::from_millis(300));
@@ -1557,7 +1317,7 @@ fn idle_readers_sleep_until_the_next_packet_wakes_them() {
             // it over while xcap runs (not only at the final drain).
             sh(&format!(
                 "ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
-                net.tx
+                net.tx()
             ));
             let want = round * per_ping;
             assert_eq!(
@@ -1571,21 +1331,6 @@ fn idle_readers_sleep_until_the_next_packet_wakes_them() {
         assert_eq!(code, 0, "{}", lines.join("\n"));
         assert_eq!(read_pcap(&file).len(), 2 * per_ping);
     }
-}
-
-/// Starts `program` in namespace `ns` with `args`, writing `file`, and
-/// waits until it listens.
-fn start_writing(ns: &str, program: &Path, what: &str, args: &[&str], file: &Path) -> Proc {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns])
-        .arg(program)
-        .args(args)
-        .arg("-w")
-        .arg(file)
-        .arg("icmp");
-    let mut p = Proc::start(cmd);
-    p.wait_listening(what);
-    p
 }
 
 /// The packets of a pcap file from the network header on (`link` bytes
@@ -1609,19 +1354,22 @@ fn loopback_and_any_capture_each_packet_once_as_tcpdump() {
     for (iface, tcpdump_link, want) in [("lo", 14, 6), ("any", 20, 10)] {
         let theirs_file = net.path(&format!("{iface}.tcpdump.pcap"));
         let ours_file = net.path(&format!("{iface}.xcap.pcap"));
-        let tcpdump = start_writing(
-            &net.rx,
-            &tcpdump_path(),
-            "tcpdump",
+        let tcpdump = tcpdump_writing(
+            net.rx(),
             &["-i", iface, "-n", "-U", "--immediate-mode", "-s", "262144"],
             &theirs_file,
+            "icmp",
         );
-        let xcap = start_writing(&net.rx, &xcap_bin(), "xcap", &["-i", iface], &ours_file);
+        let xcap = xcap_listening(
+            net.rx(),
+            ["-i", iface, "-w", ours_file.to_str().unwrap(), "icmp"],
+        );
         std::thread::sleep(Duration::from_millis(200));
         sh(&format!(
             "ip netns exec {} ping -q -c 3 -i 0.2 127.0.0.1 >/dev/null; \
              ip netns exec {} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null",
-            net.rx, net.tx
+            net.rx(),
+            net.tx()
         ));
         std::thread::sleep(Duration::from_millis(300));
         xcap.signal(libc::SIGINT);
@@ -1660,13 +1408,13 @@ fn promiscuous_mode_while_capturing_unless_p() {
         let mut all = vec!["-i", RX_IF];
         all.extend(args);
         all.push("icmp");
-        let x = xcap_listening(&net.rx, &all);
-        assert_eq!(promiscuity(&net.rx, RX_IF), want, "xcap {all:?}");
+        let x = xcap_listening(net.rx(), &all);
+        assert_eq!(promiscuity(net.rx(), RX_IF), want, "xcap {all:?}");
         // Killed, as well as stopped: the kernel ends the membership with
         // the socket that holds it.
         x.signal(libc::SIGKILL);
         let _ = x.finish("xcap");
-        assert_eq!(promiscuity(&net.rx, RX_IF), 0, "after xcap {all:?}");
+        assert_eq!(promiscuity(net.rx(), RX_IF), 0, "after xcap {all:?}");
     }
     after_kills(&net);
     assert_nothing_attached(&net);
@@ -1680,15 +1428,8 @@ fn printed_lines_are_tcpdumps_on_one_interface_and_on_any() {
         let mut procs = Vec::new();
         for (name, program) in [("tcpdump", tcpdump_path()), ("xcap", xcap_bin())] {
             let path = net.path(&format!("{name}-{iface}.txt"));
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &net.rx]).arg(program).args([
-                "-t",
-                "-n",
-                "-l",
-                "-i",
-                iface,
-                "icmp or arp",
-            ]);
+            let mut cmd = exec(net.rx(), program);
+            cmd.args(["-t", "-n", "-l", "-i", iface, "icmp or arp"]);
             let mut p = Proc::start_to(cmd, Stdio::from(File::create(&path).unwrap()));
             p.wait_listening(name);
             procs.push((p, path));
@@ -1698,8 +1439,8 @@ fn printed_lines_are_tcpdumps_on_one_interface_and_on_any() {
             "ip -n {rx} neigh flush dev {RX_IF}; ip -n {tx} neigh flush dev {TX_IF}; \
              ip netns exec {tx} ping -q -c 2 -i 0.2 10.200.0.2 >/dev/null; \
              ip netns exec {rx} ping -q -c 1 127.0.0.1 >/dev/null",
-            rx = net.rx,
-            tx = net.tx
+            rx = net.rx(),
+            tx = net.tx()
         ));
         std::thread::sleep(Duration::from_millis(300));
         let mut texts = Vec::new();
@@ -1742,7 +1483,7 @@ fn packets_from_every_cpu_come_out_in_time_order() {
     for hook in ["--xdp", "--tc"] {
         let file = net.path(&format!("order{hook}.pcap"));
         let x = xcap_listening(
-            &net.rx,
+            net.rx(),
             ["-i", RX_IF, hook, "-w", file.to_str().unwrap(), "icmp"],
         );
         // Each ping from another CPU: the receive path runs on the
@@ -1753,7 +1494,7 @@ fn packets_from_every_cpu_come_out_in_time_order() {
                 format!(
                     "taskset -c {} ip netns exec {} ping -q -c 1 10.200.0.2 >/dev/null",
                     i % cpus,
-                    net.tx
+                    net.tx()
                 )
             })
             .collect();
@@ -1792,7 +1533,8 @@ fn protochain_on_long_chains(hook: &str) {
     // 300 headers: 2.5 KB.
     sh(&format!(
         "ip -n {} link set {TX_IF} mtu 9000; ip -n {} link set {RX_IF} mtu 9000",
-        net.tx, net.rx
+        net.tx(),
+        net.rx()
     ));
     let mut frames = Vec::new();
     for hops in [0usize, 1, 3, 5, 8, 20, 40, 100, 300] {
@@ -1800,16 +1542,8 @@ fn protochain_on_long_chains(hook: &str) {
             let mut f = Vec::new();
             f.extend_from_slice(&net.rx_mac);
             f.extend_from_slice(&net.tx_mac);
-            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-            f.extend_from_slice(&((hops * 8 + 20) as u16).to_be_bytes());
-            f.extend_from_slice(&[if hops > 0 { 0 } else { last }, 64]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-            f.extend_from_slice(&[0xfd, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-            for h in 0..hops {
-                let next = if h + 1 == hops { last } else { 60 };
-                f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
-            }
-            f.resize(f.len() + 20, 0);
+            f.extend_from_slice(&[0x86, 0xdd]);
+            f.extend(padded_ipv6(2, 0, hops, last));
             frames.push(f);
         }
     }
@@ -1817,15 +1551,14 @@ fn protochain_on_long_chains(hook: &str) {
         net.path("chains.xcap.pcap"),
         net.path("chains.tcpdump.pcap"),
     );
-    let mut td = Command::new("ip");
-    td.args(["netns", "exec", &net.rx]).arg(tcpdump_path());
-    td.args(["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode", "-w"])
-        .arg(&theirs)
-        .arg("ip6 protochain 6");
-    let mut td = Proc::start(td);
-    td.wait_listening("tcpdump");
+    let td = tcpdump_writing(
+        net.rx(),
+        &["-i", RX_IF, "-Q", "in", "-U", "--immediate-mode"],
+        &theirs,
+        "ip6 protochain 6",
+    );
     let xc = xcap_listening(
-        &net.rx,
+        net.rx(),
         [
             "-i",
             RX_IF,
@@ -1838,9 +1571,7 @@ fn protochain_on_long_chains(hook: &str) {
             "ip6 protochain 6",
         ],
     );
-    in_ns(&net.tx, move || send_frames(TX_IF, &frames))
-        .join()
-        .unwrap();
+    in_ns(net.tx(), move || send_frames(TX_IF, &frames));
     std::thread::sleep(Duration::from_millis(300));
     xc.signal(libc::SIGINT);
     td.signal(libc::SIGINT);
@@ -1857,17 +1588,15 @@ fn protochain_on_long_chains(hook: &str) {
     assert_eq!(ours, theirs, "{hook}: {}", lines.join("\n"));
 }
 
-/// Pings `count` times from the sending side (`-W 1`: replies may not come).
-fn ping(net: &Net, count: u32) {
-    let _ = Command::new("ip")
-        .args([
-            "netns", "exec", &net.tx, "ping", "-q", "-W", "1", "-i", "0.2", "-c",
-        ])
-        .arg(count.to_string())
-        .arg("10.200.0.2")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+/// Pings `to` `count` times from namespace `ns` (`-W 1`: replies may not
+/// come, and the exit status is not looked at).
+fn ping(ns: &str, to: &str, count: u32) {
+    output(
+        exec(ns, "ping")
+            .args(["-q", "-W", "1", "-i", "0.2", "-c"])
+            .arg(count.to_string())
+            .arg(to),
+    );
 }
 
 /// Stops a capture with SIGINT; its stderr lines after a clean exit.
@@ -1895,10 +1624,10 @@ fn clsact_filters_go_at_exit_and_a_users_qdisc_and_filters_stay() {
     let net = Net::new();
 
     // No qdisc before: xcap makes it and removes it.
-    let x = xcap_attached_by(&net.rx, CLSACT, ["-v", "-i", RX_IF, "--tc", "icmp"]);
+    let x = xcap_attached_by(net.rx(), CLSACT, ["-v", "-i", RX_IF, "--tc", "icmp"]);
     let (ingress, egress) = (
-        xcap_filters(&net.rx, RX_IF, "ingress"),
-        xcap_filters(&net.rx, RX_IF, "egress"),
+        xcap_filters(net.rx(), RX_IF, "ingress"),
+        xcap_filters(net.rx(), RX_IF, "egress"),
     );
     assert!(
         ingress.len() == 1
@@ -1914,7 +1643,7 @@ fn clsact_filters_go_at_exit_and_a_users_qdisc_and_filters_stay() {
     );
     // The qdisc's creator says so in its filters' names.
     assert!(ingress[0].contains("+clsact"), "{ingress:?}");
-    ping(&net, 2);
+    ping(net.tx(), "10.200.0.2", 2);
     let lines = stop(x);
     assert_eq!(count_line(&lines, "captured"), 4, "{}", lines.join("\n"));
     assert_nothing_attached(&net);
@@ -1924,25 +1653,25 @@ fn clsact_filters_go_at_exit_and_a_users_qdisc_and_filters_stay() {
         "set -e; tc -n {ns} qdisc add dev {RX_IF} clsact
          tc -n {ns} filter add dev {RX_IF} ingress pref 5 bpf bytecode '{NO_MATCH}'
          tc -n {ns} filter add dev {RX_IF} egress pref 7 bpf bytecode '{NO_MATCH}'",
-        ns = net.rx
+        ns = net.rx()
     ));
-    let before = tc_state(&net.rx, RX_IF);
-    let x = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
-    let ingress = tc_filters(&net.rx, RX_IF, "ingress");
+    let before = tc_state(net.rx(), RX_IF);
+    let x = xcap_attached_by(net.rx(), CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    let ingress = tc_filters(net.rx(), RX_IF, "ingress");
     assert!(
         ingress.len() == 2 && ingress[0].contains(" xcap_tc:") && !ingress[0].contains("+clsact"),
         "xcap's first, not the qdisc's creator: {ingress:?}"
     );
-    let egress = tc_filters(&net.rx, RX_IF, "egress");
+    let egress = tc_filters(net.rx(), RX_IF, "egress");
     assert!(
         egress.len() == 2 && egress[1].contains(" xcap_tc_egress:"),
         "xcap's last: {egress:?}"
     );
-    ping(&net, 2);
+    ping(net.tx(), "10.200.0.2", 2);
     let lines = stop(x);
     assert_eq!(count_line(&lines, "captured"), 4, "{}", lines.join("\n"));
-    assert_eq!(tc_state(&net.rx, RX_IF), before);
-    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx));
+    assert_eq!(tc_state(net.rx(), RX_IF), before);
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx()));
     assert_nothing_attached(&net);
 }
 
@@ -1962,54 +1691,27 @@ fn clsact_filters_see_what_tcpdump_sees_around_a_users_dropping_filters() {
          tc -n {rx} qdisc add dev {RX_IF} clsact
          tc -n {rx} filter add dev {RX_IF} ingress pref 5 bpf da bytecode '1,6 0 0 2,'
          tc -n {rx} filter add dev {RX_IF} egress pref 7 bpf da bytecode '1,6 0 0 2,'",
-        tx = net.tx,
-        rx = net.rx,
+        tx = net.tx(),
+        rx = net.rx(),
         rx_mac = mac_text(&net.rx_mac),
         tx_mac = mac_text(&net.tx_mac),
     ));
     let (theirs, ours) = (net.path("drop.tcpdump.pcap"), net.path("drop.xcap.pcap"));
-    let mut td = Command::new("ip");
-    td.args(["netns", "exec", &net.rx])
-        .arg(tcpdump_path())
-        .args([
-            "-i",
-            RX_IF,
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-Q",
-            "inout",
-            "-w",
-        ])
-        .arg(&theirs)
-        .arg("icmp");
-    let mut td = Proc::start(td);
-    td.wait_listening("tcpdump");
+    let td = tcpdump_writing(
+        net.rx(),
+        &["-i", RX_IF, "-n", "-U", "--immediate-mode", "-Q", "inout"],
+        &theirs,
+        "icmp",
+    );
     let x = xcap_attached_by(
-        &net.rx,
+        net.rx(),
         CLSACT,
         ["-i", RX_IF, "--tc", "-w", ours.to_str().unwrap(), "icmp"],
     );
     // In: requests that the user's filter drops after xcap's.
-    ping(&net, 3);
+    ping(net.tx(), "10.200.0.2", 3);
     // Out: requests that the user's filter drops before xcap's.
-    let _ = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.rx,
-            "ping",
-            "-q",
-            "-W",
-            "1",
-            "-i",
-            "0.2",
-            "-c",
-            "3",
-            "10.200.0.1",
-        ])
-        .stdout(Stdio::null())
-        .status();
+    ping(net.rx(), "10.200.0.1", 3);
     std::thread::sleep(Duration::from_millis(300));
     let lines = stop(x);
     td.signal(libc::SIGINT);
@@ -2020,7 +1722,7 @@ fn clsact_filters_see_what_tcpdump_sees_around_a_users_dropping_filters() {
     ours.sort();
     assert_eq!(theirs.len(), 3, "tcpdump: received requests only");
     assert_eq!(ours, theirs, "{}", lines.join("\n"));
-    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx));
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} clsact", net.rx()));
     assert_nothing_attached(&net);
 }
 
@@ -2032,18 +1734,18 @@ fn clsact_filters_see_what_tcpdump_sees_around_a_users_dropping_filters() {
 fn clsact_filters_of_a_killed_xcap_go_at_the_next_start_and_a_running_ones_stay() {
     let _guard = serial();
     let net = Net::new();
-    let killed = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "-i", "lo", "--tc", "icmp"]);
-    let running = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    let killed = xcap_attached_by(net.rx(), CLSACT, ["-i", RX_IF, "-i", "lo", "--tc", "icmp"]);
+    let running = xcap_attached_by(net.rx(), CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
     killed.signal(libc::SIGKILL);
     let (code, _) = killed.finish("xcap after SIGKILL");
     assert_eq!(code, -1);
     // What a SIGKILL leaves: its filters (loopback: ingress only, as each
     // packet crosses both) and the qdiscs it created.
-    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 2);
-    assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 2);
-    assert_eq!(xcap_filters(&net.rx, "lo", "ingress").len(), 1);
+    assert_eq!(xcap_filters(net.rx(), RX_IF, "ingress").len(), 2);
+    assert_eq!(xcap_filters(net.rx(), RX_IF, "egress").len(), 2);
+    assert_eq!(xcap_filters(net.rx(), "lo", "ingress").len(), 1);
 
-    let next = xcap_attached_by(&net.rx, CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
+    let next = xcap_attached_by(net.rx(), CLSACT, ["-i", RX_IF, "--tc", "icmp"]);
     let said = next
         .lines
         .iter()
@@ -2052,18 +1754,18 @@ fn clsact_filters_of_a_killed_xcap_go_at_the_next_start_and_a_running_ones_stay(
         .clone();
     assert_eq!(said.matches(" xcap_tc").count(), 3, "{said}");
     assert!(said.contains("lo ingress xcap_tc:"), "{said}");
-    assert_no_qdisc(&net.rx, "lo");
+    assert_no_qdisc(net.rx(), "lo");
     // The running one's and the new one's.
-    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 2);
-    assert_eq!(xcap_filters(&net.rx, RX_IF, "egress").len(), 2);
+    assert_eq!(xcap_filters(net.rx(), RX_IF, "ingress").len(), 2);
+    assert_eq!(xcap_filters(net.rx(), RX_IF, "egress").len(), 2);
     stop(next);
     // The running one still captures, on its own filters.
-    assert_eq!(xcap_filters(&net.rx, RX_IF, "ingress").len(), 1);
-    ping(&net, 1);
+    assert_eq!(xcap_filters(net.rx(), RX_IF, "ingress").len(), 1);
+    ping(net.tx(), "10.200.0.2", 1);
     let lines = stop(running);
     assert_eq!(count_line(&lines, "captured"), 2, "{}", lines.join("\n"));
     assert_nothing_attached(&net);
-    assert_no_qdisc(&net.rx, "lo");
+    assert_no_qdisc(net.rx(), "lo");
 }
 
 /// With clsact filters, refusals are one line, exit 1, and leave nothing
@@ -2078,36 +1780,34 @@ fn clsact_refusals_are_one_line_and_leave_the_users_setup_alone() {
     sh(&format!(
         "set -e; tc -n {ns} qdisc add dev {RX_IF} clsact
          tc -n {ns} filter add dev {RX_IF} egress pref 65535 protocol ip bpf bytecode '{NO_MATCH}'",
-        ns = net.rx
+        ns = net.rx()
     ));
-    let before = tc_state(&net.rx, RX_IF);
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &net.rx])
-        .arg(xcap_bin())
-        .args(["-i", "lo", "-i", RX_IF, "--tc", "icmp"])
+    let before = tc_state(net.rx(), RX_IF);
+    let mut cmd = exec(net.rx(), xcap_bin());
+    cmd.args(["-i", "lo", "-i", RX_IF, "--tc", "icmp"])
         .env(TC_ATTACH, "clsact")
         .stdin(Stdio::null());
-    let out = cmd.output().unwrap();
-    one_error_line(
+    let out = output(&mut cmd);
+    assert_one_error_line(
         &out,
         "xr0: cannot attach at tc egress: tc priority 65535 (xcap's: the last on egress) holds a filter of another kind or protocol",
     );
-    assert_eq!(tc_state(&net.rx, RX_IF), before);
-    assert_no_qdisc(&net.rx, "lo");
-    assert!(xcap_filters(&net.rx, "lo", "ingress").is_empty());
+    assert_eq!(tc_state(net.rx(), RX_IF), before);
+    assert_no_qdisc(net.rx(), "lo");
+    assert!(xcap_filters(net.rx(), "lo", "ingress").is_empty());
 
     sh(&format!(
         "set -e; tc -n {ns} qdisc del dev {RX_IF} clsact; tc -n {ns} qdisc add dev {RX_IF} ingress",
-        ns = net.rx
+        ns = net.rx()
     ));
-    let before = tc_state(&net.rx, RX_IF);
-    let out = cmd.output().unwrap();
-    one_error_line(
+    let before = tc_state(net.rx(), RX_IF);
+    let out = output(&mut cmd);
+    assert_one_error_line(
         &out,
         "xr0: cannot attach at tc ingress: its 'ingress' qdisc leaves no room for clsact",
     );
-    assert_eq!(tc_state(&net.rx, RX_IF), before);
-    assert_no_qdisc(&net.rx, "lo");
-    sh(&format!("tc -n {} qdisc del dev {RX_IF} ingress", net.rx));
+    assert_eq!(tc_state(net.rx(), RX_IF), before);
+    assert_no_qdisc(net.rx(), "lo");
+    sh(&format!("tc -n {} qdisc del dev {RX_IF} ingress", net.rx()));
     assert_nothing_attached(&net);
 }

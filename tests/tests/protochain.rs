@@ -19,7 +19,7 @@ use cbpf2ebpf::{libpcap, translate, LoopForm, Options};
 use xcap_fuzzgen::bounded::{self, Run};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::chains::{self, Captured, Ext, Rng};
-use xcap_tests::{report, VARIANTS};
+use xcap_tests::{on_two_threads, report, VARIANTS};
 
 const SNAPLEN: u32 = 262144;
 
@@ -113,47 +113,38 @@ fn compare(label: &str, dlt: i32, packets: &[Captured], engines: &[Engine]) {
         .collect();
     let expected: Vec<Vec<Option<u32>>> =
         programs.iter().map(|(_, p)| expected(p, packets)).collect();
-    let endless: usize = expected.iter().flatten().filter(|e| e.is_none()).count();
     for &engine in engines {
         for variant in VARIANTS {
             let tally = Tally::default();
-            let next = AtomicUsize::new(0);
-            std::thread::scope(|s| {
-                for _ in 0..2 {
-                    s.spawn(|| loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((expr, prog)) = programs.get(n) else {
-                            break;
-                        };
-                        let fail = |m: String| tally.mismatches.lock().unwrap().push(m);
-                        let t = match translate(prog, &variant.options()) {
-                            Ok(t) => t,
-                            Err(e) => return fail(format!("`{expr}`: translation: {e}")),
-                        };
-                        let f = match Filter::load(engine, &t.insns, variant.mode) {
-                            Ok(f) => f,
-                            Err(e) => return fail(format!("`{expr}`: load: {e}")),
-                        };
-                        for (p, want) in packets.iter().zip(&expected[n]) {
-                            if p.data.len() > f.max_packet_len() {
-                                tally.too_large.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            tally.cases.fetch_add(1, Ordering::Relaxed);
-                            if want.is_none() {
-                                tally.endless.fetch_add(1, Ordering::Relaxed);
-                            }
-                            let want = want.unwrap_or(0);
-                            match f.run(&p.data, p.wirelen) {
-                                Ok(got) if got == want => {}
-                                Ok(got) => fail(format!(
-                                    "`{expr}` on {}: libpcap {want}, ours {got}",
-                                    p.what
-                                )),
-                                Err(e) => fail(format!("`{expr}` on {}: {e}", p.what)),
-                            }
-                        }
-                    });
+            on_two_threads(programs.len(), |_, n| {
+                let (expr, prog) = &programs[n];
+                let fail = |m: String| tally.mismatches.lock().unwrap().push(m);
+                let t = match translate(prog, &variant.options()) {
+                    Ok(t) => t,
+                    Err(e) => return fail(format!("`{expr}`: translation: {e}")),
+                };
+                let f = match Filter::load(engine, &t.insns, variant.mode) {
+                    Ok(f) => f,
+                    Err(e) => return fail(format!("`{expr}`: load: {e}")),
+                };
+                for (p, want) in packets.iter().zip(&expected[n]) {
+                    if p.data.len() > f.max_packet_len() {
+                        tally.too_large.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    tally.cases.fetch_add(1, Ordering::Relaxed);
+                    if want.is_none() {
+                        tally.endless.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let want = want.unwrap_or(0);
+                    match f.run(&p.data, p.wirelen) {
+                        Ok(got) if got == want => {}
+                        Ok(got) => fail(format!(
+                            "`{expr}` on {}: libpcap {want}, ours {got}",
+                            p.what
+                        )),
+                        Err(e) => fail(format!("`{expr}` on {}: {e}", p.what)),
+                    }
                 }
             });
             let mismatches = tally.mismatches.into_inner().unwrap();
@@ -181,7 +172,6 @@ fn compare(label: &str, dlt: i32, packets: &[Captured], engines: &[Engine]) {
             );
         }
     }
-    let _ = endless;
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub(super) struct Ethtool {
 fn ethtool_ioctl(sock: &OwnedFd, iface: &str, buf: &mut [u64]) -> std::io::Result<()> {
     let mut ifr = Ifreq {
         name: [0; 16],
-        data: buf.as_mut_ptr() as *mut libc::c_void,
+        data: buf.as_mut_ptr().cast::<libc::c_void>(),
         _pad: [0; 16],
     };
     for (d, s) in ifr.name.iter_mut().zip(iface.bytes().take(15)) {

@@ -30,7 +30,7 @@ impl Input {
         let capture = Capture::from_file(path).map_err(|e| anyhow!("{}", pcap_message(&e)))?;
         let linktype = capture.get_datalink().0;
         // SAFETY: a valid, open pcap_t owned by `capture`.
-        let snaplen = unsafe { libpcap::snapshot(capture.as_ptr() as *mut c_void) };
+        let snaplen = unsafe { libpcap::snapshot(capture.as_ptr().cast::<c_void>()) };
         let lt = pcap::Linktype(linktype);
         let lt_text = match (lt.get_name(), lt.get_description()) {
             (Ok(name), Ok(desc)) => format!("{name} ({desc})"),
@@ -59,7 +59,7 @@ impl Input {
     fn compile_on_savefile(&self, expr: &str) -> Result<Vec<Insn>> {
         // tcpdump passes a C string: it ends at the first NUL.
         let expr = expr.split('\0').next().unwrap_or_default();
-        let handle = self.capture.as_ptr() as *mut c_void;
+        let handle = self.capture.as_ptr().cast::<c_void>();
         // SAFETY: `handle` is open for the lifetime of `self`.
         unsafe { libpcap::compile_on(handle, expr, true, 0) }.map_err(|e| anyhow!("{e}"))
     }
