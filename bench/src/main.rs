@@ -18,6 +18,16 @@ const WITH_VALUE: [&str; 7] = [
     "--setups",
     "--dump",
 ];
+/// Options whose value is a positive number (whole, but for `--seconds`).
+const NUMBERS: [&str; 4] = ["--seconds", "--runs", "--prog-rounds", "--rate"];
+
+fn positive(option: &str, value: &str) -> bool {
+    if option == "--seconds" {
+        value.parse::<f64>().is_ok_and(|v| v > 0.0)
+    } else {
+        value.parse::<u64>().is_ok_and(|v| v > 0)
+    }
+}
 const FLAGS: [&str; 3] = ["--filters-only", "--capture-only", "--quick"];
 
 fn main() -> Result<()> {
@@ -70,15 +80,20 @@ impl Args {
     /// Every argument known, every option with its value.
     fn check(&self) -> Check {
         let args = &self.0;
+        // Help wins wherever it stands, even where an option expects a value
+        // (`--xcap --help` must not start a benchmark run).
+        if args.iter().any(|a| a == "-h" || a == "--help") {
+            return Check::Help;
+        }
         let mut i = 0;
         while i < args.len() {
             let a = args[i].as_str();
-            if a == "-h" || a == "--help" {
-                return Check::Help;
-            }
             if WITH_VALUE.contains(&a) {
-                if i + 1 >= args.len() {
+                let Some(value) = args.get(i + 1) else {
                     return Check::Bad(format!("{a} needs a value"));
+                };
+                if NUMBERS.contains(&a) && !positive(a, value) {
+                    return Check::Bad(format!("{a} needs a positive number, not {value:?}"));
                 }
                 i += 2;
             } else if FLAGS.contains(&a) {

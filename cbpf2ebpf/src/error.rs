@@ -5,7 +5,7 @@ use thiserror::Error;
 pub enum Error {
     #[error("empty program")]
     Empty,
-    #[error("program has {0} instructions; the limit is 4096")]
+    #[error("program has {0} instructions; the limit is 65,536")]
     TooManyInsns(usize),
     #[error("instruction {pc}: invalid opcode {code:#06x}")]
     BadOpcode { pc: usize, code: u16 },
