@@ -69,7 +69,20 @@ pub const OFF_VALID: usize = 11;
 /// and a constant test here is pruned by the verifier.
 pub const OFF_KFREE_SKB_ARGS: usize = 12;
 pub const OFF_CONSUME_SKB_ARGS: usize = 13;
-pub const OFF_LEN: usize = 16;
+/// `struct xdp_buff` and what it points to, for `--xdp-hook`
+/// (`xdp_hook.rs`); `OFF_XDP_FLAGS` is `u32::MAX` before multi-buffer XDP.
+pub const OFF_XDP_DATA: usize = 14;
+pub const OFF_XDP_DATA_END: usize = 15;
+pub const OFF_XDP_HARD_START: usize = 16;
+pub const OFF_XDP_RXQ: usize = 17;
+pub const OFF_XDP_FRAME_SZ: usize = 18;
+pub const OFF_XDP_FLAGS: usize = 19;
+pub const OFF_RXQ_DEV: usize = 20;
+/// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`: where a multi-buffer
+/// frame's shared info sits below the end of its first buffer.
+pub const OFF_SHINFO_SIZE: usize = 21;
+pub const OFF_SHINFO_FRAGS_SIZE: usize = 22;
+pub const OFF_LEN: usize = 24;
 
 /// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
 #[unsafe(no_mangle)]
@@ -142,7 +155,8 @@ pub struct TraceHdr {
 static SCRATCH: PerCpuArray<TraceHdr, 1> = PerCpuArray::new();
 
 filter_stub!(
-    /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe mode).
+    /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe
+    /// mode); `--xdp-hook`'s programs run it too.
     xcap_filter_trace_l2
 );
 filter_stub!(
@@ -413,3 +427,6 @@ fentry_arg!(xcap_fentry_arg2, 2);
 fentry_arg!(xcap_fentry_arg3, 3);
 fentry_arg!(xcap_fentry_arg4, 4);
 fentry_arg!(xcap_fentry_arg5, 5);
+
+/// fentry and fexit on XDP programs (`--xdp-hook`).
+mod xdp_hook;

@@ -191,6 +191,12 @@ impl Btf {
         self.member_in(id, field, 0).map(|bits| bits / 8)
     }
 
+    /// Size in bytes of `struct name`.
+    pub fn struct_size(&self, name: &str) -> Option<u32> {
+        let id = self.find(name, KIND_STRUCT)?;
+        Some(self.types[id as usize].size_type)
+    }
+
     fn member_in(&self, id: u32, field: &str, depth: u32) -> Option<u32> {
         if depth > 8 {
             return None;
