@@ -2,6 +2,7 @@
 
 mod common;
 
+use capture_abi::live;
 use common::*;
 use injector::{capture, splice, Error};
 
@@ -69,7 +70,7 @@ fn stub_with_wrong_signature() {
 #[test]
 fn program_is_not_a_stub() {
     let f = first_byte_is_0x45();
-    let e = err(capture::OBJECT, &[(capture::PROG_XDP, &f)]);
+    let e = err(capture::OBJECT, &[(live::PROG_XDP, &f)]);
     assert!(matches!(e, Error::StubUnsupported { .. }), "{e}");
 }
 
@@ -77,7 +78,7 @@ fn program_is_not_a_stub() {
 fn bad_filters_and_duplicates() {
     let f = first_byte_is_0x45();
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &[])]),
+        err(capture::OBJECT, &[(live::STUB_XDP, &[])]),
         Error::BadFilter { .. }
     ));
     let call = [
@@ -85,7 +86,7 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &call)]),
+        err(capture::OBJECT, &[(live::STUB_XDP, &call)]),
         Error::BadFilter { .. }
     ));
     let map = cbpf2ebpf::ebpf::Insn::ld_imm64(1, 7);
@@ -95,12 +96,12 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &map)]),
+        err(capture::OBJECT, &[(live::STUB_XDP, &map)]),
         Error::BadFilter { .. }
     ));
     let e = err(
         capture::OBJECT,
-        &[(capture::STUB_XDP, &f), (capture::STUB_XDP, &f)],
+        &[(live::STUB_XDP, &f), (live::STUB_XDP, &f)],
     );
     assert!(matches!(e, Error::DuplicateStub(_)), "{e}");
 }
@@ -112,7 +113,7 @@ fn unknown_relocation_in_code() {
     let f = first_byte_is_0x45();
     let pos = find_rel(&obj, "xdp.frags");
     obj[pos + 8] = 2; // R_BPF_64_ABS64
-    let e = err(&obj, &[(capture::STUB_XDP, &f)]);
+    let e = err(&obj, &[(live::STUB_XDP, &f)]);
     assert!(matches!(e, Error::Relocation { .. }), "{e}");
 }
 
@@ -148,7 +149,7 @@ fn mutated_objects_never_panic() {
     };
     for obj in &objects {
         for cut in (0..obj.len()).step_by(97) {
-            let _ = splice(&obj[..cut], &[(capture::STUB_XDP, &f), ("xcap_filter", &f)]);
+            let _ = splice(&obj[..cut], &[(live::STUB_XDP, &f), ("xcap_filter", &f)]);
         }
         for _ in 0..3000 {
             let mut m = obj.clone();
@@ -156,7 +157,7 @@ fn mutated_objects_never_panic() {
                 let i = (next() % m.len() as u64) as usize;
                 m[i] = next() as u8;
             }
-            let _ = splice(&m, &[(capture::STUB_XDP, &f)]);
+            let _ = splice(&m, &[(live::STUB_XDP, &f)]);
             let _ = splice(&m, &[("xcap_filter", &f), ("xcap_filter_l3", &f)]);
         }
     }
