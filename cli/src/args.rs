@@ -210,6 +210,14 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
+    /// Once attached and the -w file is open, run as USER instead of root,
+    /// keeping only CAP_NET_ADMIN and CAP_BPF (and CAP_DAC_OVERRIDE for
+    /// -C/-G files in a folder USER cannot write); default: the user who
+    /// ran sudo, else `xcap` if it exists, else `nobody`; `-Z root` keeps
+    /// root (as tcpdump's -Z)
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
     /// TC: make this many bytes linear (bpf_skb_pull_data) before the
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]

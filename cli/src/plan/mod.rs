@@ -26,7 +26,7 @@ use crate::args::{
 };
 use crate::filter::Filter;
 
-pub use hooks::{Capture, Hook};
+pub use hooks::{Capture, Hook, RunAs};
 pub use output::{Output, Rotation};
 
 #[derive(Debug, PartialEq)]

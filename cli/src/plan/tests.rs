@@ -660,3 +660,17 @@ fn a_filter_object_runs_where_its_program_does_unless_told() {
         libpcap::linktype_from_name("RAW").unwrap()
     );
 }
+
+#[test]
+fn minus_z_names_the_user_a_capture_becomes_and_root_keeps_root() {
+    assert_eq!(capture_of(&["-i", "lo", "udp"]).run_as, RunAs::Default);
+    assert_eq!(
+        capture_of(&["-i", "lo", "-Z", "root", "udp"]).run_as,
+        RunAs::Root
+    );
+    assert_eq!(
+        capture_of(&["--trace", "kfree_skb", "-Z", "alice", "udp"]).run_as,
+        RunAs::User("alice".into())
+    );
+    assert!(error_of(&["-i", "lo", "-Z", "", "udp"]).contains("-Z needs a user name"));
+}
