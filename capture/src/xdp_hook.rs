@@ -1,5 +1,6 @@
 //! `--xdp-hook PROG`: which XDP programs to hook, and loading xcap's
-//! fentry and fexit programs on each (`capture-bpf/src/trace/xdp_hook.rs`).
+//! fentry and fexit programs on each (`capture-bpf/src/trace/xdp_hook.rs`;
+//! the contract is in `capture_abi::trace`).
 //!
 //! PROG is a program id, a pinned path, an interface (the XDP program
 //! attached there) or a program name. Each target must be an XDP program
@@ -12,15 +13,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::netlink::{self, attrs, Route};
 use crate::object::{LoadError, Maps};
 use crate::Error;
-
-/// The programs in the capture object.
-pub const ENTRY_PROGRAM: &str = "xcap_xdp_entry";
-pub const EXIT_PROGRAM: &str = "xcap_xdp_exit";
-/// Which program advances the packet sequence (see the BPF side).
-pub const GLOBAL_ENTRY_COUNTS: &str = "XCAP_XDP_ENTRY_COUNTS";
-/// Hook ids in the records (`TraceHdr::hook`).
-pub const HOOK_ENTRY: u16 = 48;
-pub const HOOK_EXIT: u16 = 49;
 
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWLINK: u16 = 16;
@@ -158,7 +150,8 @@ fn attached_xdp(ifindex: u32) -> Result<Option<u32>, netlink::Error> {
 /// Program `id`, checked.
 fn target(spec: &str, id: u32) -> Result<Target, Error> {
     let config = |m: String| Error::Config(format!("--xdp-hook {spec}: {m}"));
-    let fd = bpf_sys::prog_by_id(id).map_err(|e| config(format!("no program {id}: {e}")))?;
+    let fd =
+        bpf_sys::prog_by_id(id).map_err(|e| config(format!("no program has id {id} ({e})")))?;
     let info = bpf_sys::prog_info(fd.as_fd()).map_err(|e| config(format!("program {id}: {e}")))?;
     let what = format!("program {id} ({})", info.name);
     if info.prog_type != bpf_sys::PROG_TYPE_XDP {
@@ -192,7 +185,7 @@ pub fn load(
     target: &Target,
     inline: &[&[cbpf2ebpf::ebpf::Insn]],
 ) -> Result<OwnedFd, Error> {
-    let at = if program == ENTRY_PROGRAM {
+    let at = if program == capture_abi::trace::XDP_ENTRY_PROGRAM {
         "entry"
     } else {
         "exit"

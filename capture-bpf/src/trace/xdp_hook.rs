@@ -9,11 +9,11 @@
 //! Both get the `struct xdp_buff *` the XDP program's `xdp_md *` is (the
 //! verifier translates the type). Its fields and the device's are read
 //! with `bpf_probe_read_kernel` at offsets from the kernel's BTF
-//! ([`super::XCAP_TRACE_OFF`]); the filter is the tracing one for
+//! (`XCAP_TRACE_OFF`); the filter is the tracing one for
 //! EN10MB, in probe mode on the first buffer. `bpf_xdp_output` copies the
 //! captured bytes, every buffer of a multi-buffer frame included.
 //!
-//! The record is a [`TraceHdr`]: `skb` holds the packet id (CPU in the top
+//! The record is a [`TraceHdr`] (see `capture_abi::trace`): `skb` holds the packet id (CPU in the top
 //! 16 bits, a per-CPU sequence below: entry and exit of one run of the
 //! program see the same value, as both run on one CPU with nothing in
 //! between but the program), `reason` the verdict (exit only), `location`
@@ -31,25 +31,32 @@ use aya_ebpf::{
     macros::btf_map,
 };
 
-use super::super::{count, snaplen, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, EVENTS};
-use super::{
-    arg, off, rd_u32, rd_u64, xcap_filter_trace_l2, TraceHdr, LINK_EN10MB, OFF_DEV_IFINDEX,
-    OFF_DEV_ND_NET, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE, OFF_SHINFO_SIZE,
-    OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END, OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START,
-    OFF_XDP_RXQ, SCRATCH,
+use capture_abi::{
+    trace::{
+        TraceHdr, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
+        OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE, OFF_SHINFO_SIZE, OFF_VALID,
+        OFF_XDP_DATA, OFF_XDP_DATA_END, OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START,
+        OFF_XDP_RXQ, XDP_ENTRY_PROGRAM, XDP_EXIT_PROGRAM,
+    },
+    COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN,
 };
 
-pub const HOOK_XDP_ENTRY: u16 = 48;
-pub const HOOK_XDP_EXIT: u16 = 49;
+use super::super::{count, snaplen, EVENTS};
+use super::{arg, off, rd_u32, rd_u64, xcap_filter_trace_l2, SCRATCH};
 
 /// 1: the entry program advances the packet sequence; 0: the exit program
 /// does (only exits are hooked). Set by the loader.
 #[unsafe(no_mangle)]
 static XCAP_XDP_ENTRY_COUNTS: u32 = 1;
+abi_name!(
+    capture_abi::trace::GLOBAL_XDP_ENTRY_COUNTS,
+    stringify!(XCAP_XDP_ENTRY_COUNTS)
+);
 
 /// The per-CPU packet sequence behind packet ids.
 #[btf_map(name = "XCAP_XDP_SEQ")]
 static SEQ: PerCpuArray<u64, 1> = PerCpuArray::new();
+abi_name!(capture_abi::trace::XDP_SEQ_MAP, "XCAP_XDP_SEQ");
 
 /// `XDP_FLAGS_HAS_FRAGS` in `xdp_buff.flags`.
 const XDP_FLAGS_HAS_FRAGS: u32 = 1;
@@ -191,6 +198,7 @@ pub fn xcap_xdp_entry(ctx: *mut c_void) -> i32 {
     unsafe { capture_xdp_buff(ctx, HOOK_XDP_ENTRY, 0, entry_counts()) };
     0
 }
+abi_name!(XDP_ENTRY_PROGRAM, stringify!(xcap_xdp_entry));
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "fexit")]
@@ -202,3 +210,4 @@ pub fn xcap_xdp_exit(ctx: *mut c_void) -> i32 {
     }
     0
 }
+abi_name!(XDP_EXIT_PROGRAM, stringify!(xcap_xdp_exit));
