@@ -35,6 +35,8 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use btf::write::{BtfWriter, Linkage};
+
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
@@ -177,42 +179,17 @@ impl Default for ProgLoad<'_> {
 /// of one whose subprograms use LD_ABS; it checks no argument of a static
 /// function against its prototype.
 pub fn static_funcs_btf(names: &[&str]) -> Vec<u8> {
-    let mut strings = b"\0int\0".to_vec();
-    let mut types: Vec<u32> = vec![
-        // 1: INT "int", 4 bytes, signed, 32 bits.
-        1,
-        1 << 24,
-        4,
-        0x0100_0020,
-        // 2: FUNC_PROTO returning int, no parameters.
-        0,
-        13 << 24,
-        1,
-    ];
+    let mut btf = BtfWriter::default();
+    let int = btf.int("int", 4, true);
+    let proto = btf.func_proto(int, &[]);
     for name in names {
-        let off = strings.len() as u32;
         let clean: String = name
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        strings.extend_from_slice(clean.as_bytes());
-        strings.push(0);
-        // FUNC, static linkage, type 2.
-        types.extend_from_slice(&[off, 12 << 24, 2]);
+        btf.func(&clean, proto, Linkage::Static);
     }
-    let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xeb9fu16.to_le_bytes());
-    b.push(1); // version
-    b.push(0); // flags
-    b.extend_from_slice(&24u32.to_le_bytes()); // hdr_len
-    b.extend_from_slice(&0u32.to_le_bytes()); // type_off
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes()); // str_off
-    b.extend_from_slice(&(strings.len() as u32).to_le_bytes());
-    b.extend_from_slice(&type_bytes);
-    b.extend_from_slice(&strings);
-    b
+    btf.to_bytes()
 }
 
 /// func_info records for functions starting at `starts` (slot indices,
