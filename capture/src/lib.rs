@@ -16,7 +16,7 @@
 //! 4. translates it with `cbpf2ebpf` once per hook used (`Hook::Xdp` in
 //!    direct mode, `Hook::TcIngress`/`Hook::TcEgress` in skb mode: they
 //!    differ in what `inbound`/`outbound` and the VLAN loads read);
-//! 5. splices the filters into `injector::capture::OBJECT` and loads its
+//! 5. splices the filters into the capture programs ([`programs`]) and loads its
 //!    maps and programs ([`object`]), the snap length in `.rodata`;
 //! 6. creates one BPF ring buffer per online CPU ([`ring`]), puts each in
 //!    the programs' array of rings at its CPU's index, and starts the reader
@@ -63,6 +63,7 @@ pub mod live_filter;
 pub mod netlink;
 pub mod object;
 pub mod perf;
+pub mod programs;
 pub mod ring;
 pub mod savefile;
 mod sys;
@@ -79,7 +80,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
 use cbpf2ebpf::Hook;
-use injector::capture as obj;
 
 /// Why a capture could not start. Every message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -588,8 +588,7 @@ impl Capture {
             .collect();
         let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
             filters.iter().map(|(s, f)| (*s, &f[..])).collect();
-        let spliced =
-            injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
+        let spliced = programs::splice(&stubs)?;
 
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.

@@ -33,10 +33,9 @@ use capture_abi::trace::{
     STACKS_MAP, STUB_L2, STUB_L3, TRACEPOINTS, TRACE_HDR_BYTES,
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
-use injector::capture as obj;
 
 use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{perf, Error, Shared, Stats};
+use crate::{perf, programs, Error, Shared, Stats};
 use btf::Btf;
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
@@ -375,8 +374,7 @@ impl TraceCapture {
             (LinkType::Ethernet, l2.len(), f2.len()),
             (LinkType::Raw, l3.len(), f3.len()),
         ];
-        let spliced = injector::splice(obj::OBJECT, &[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])
-            .map_err(|e| Error::Load(e.to_string()))?;
+        let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
 
         let snaplen = cfg.snaplen;
         let stack = u32::from(cfg.stack);

@@ -119,6 +119,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub trace: TraceArgs,
 
+    /// -w files that rotate (-C, -G, -W, -z)
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+
     /// How packets are printed (-t, -e, -x, -X, -A)
     #[command(flatten)]
     pub print: PrintArgs,
@@ -206,10 +210,46 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
+    /// Once attached and the -w file is open, run as USER instead of root,
+    /// keeping only CAP_NET_ADMIN and CAP_BPF (and CAP_DAC_OVERRIDE for
+    /// -C/-G files in a folder USER cannot write); default: the user who
+    /// ran sudo, else `xcap` if it exists, else `nobody`; `-Z root` keeps
+    /// root (as tcpdump's -Z)
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
     /// TC: make this many bytes linear (bpf_skb_pull_data) before the
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub tc_pull: u32,
+}
+
+/// tcpdump's rotation of `-w` files.
+#[derive(Debug, Args, Default)]
+pub struct RotationArgs {
+    /// Before writing a packet, start a new -w file if this one is larger
+    /// than SIZE millions of bytes; files after the first are named FILE1,
+    /// FILE2, ... (as tcpdump)
+    #[arg(short = 'C', value_name = "SIZE", allow_hyphen_values = true)]
+    pub file_size: Option<String>,
+
+    /// Start a new -w file every SECONDS, at multiples of SECONDS on the
+    /// local clock (-G 3600: on the hour; tcpdump counts from its own start
+    /// and drifts); FILE may hold strftime(3) patterns (%Y%m%d-%H%M%S),
+    /// filled in with the file's start
+    #[arg(short = 'G', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub rotate_seconds: Option<String>,
+
+    /// With -C: a ring of COUNT files, reused in turn (their numbers
+    /// zero-padded to the width of COUNT-1); with -G alone: stop after
+    /// COUNT files
+    #[arg(short = 'W', value_name = "COUNT", allow_hyphen_values = true)]
+    pub file_count: Option<String>,
+
+    /// Run `CMD FILE` on each file a rotation closes (-C, -G), at the lowest
+    /// priority, e.g. -z gzip (as tcpdump, not on the file open at the end)
+    #[arg(short = 'z', value_name = "CMD")]
+    pub post_rotate: Option<String>,
 }
 
 /// Tracing-hook flags.

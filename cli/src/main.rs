@@ -42,6 +42,7 @@ mod link;
 mod out;
 mod plan;
 mod print;
+mod privileges;
 mod program;
 mod session;
 mod sink;

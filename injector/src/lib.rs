@@ -32,9 +32,6 @@
 mod elf;
 mod names;
 
-#[cfg(feature = "capture")]
-pub mod capture;
-
 // Each documented in its own file: filters as eBPF blobs (raw
 // instructions, a function object to link, a complete XDP or TC program);
 // loads of frozen settings replaced by their values in a linked program;

@@ -2,9 +2,10 @@
 
 mod common;
 
+use capture::programs;
 use capture_abi::live;
 use common::*;
-use injector::{capture, splice, Error};
+use injector::{splice, Error};
 
 fn err(elf: &[u8], stubs: &[(&str, &[cbpf2ebpf::ebpf::Insn])]) -> Error {
     let e = splice(elf, stubs).expect_err("splice should fail");
@@ -39,7 +40,7 @@ fn host_elf_is_not_bpf() {
 #[test]
 fn missing_stub_lists_candidates() {
     let f = first_byte_is_0x45();
-    let e = err(capture::OBJECT, &[("xcap_filter", &f)]);
+    let e = err(programs::OBJECT, &[("xcap_filter", &f)]);
     let msg = e.to_string();
     assert!(matches!(e, Error::StubMissing { .. }), "{msg}");
     assert!(
@@ -70,7 +71,7 @@ fn stub_with_wrong_signature() {
 #[test]
 fn program_is_not_a_stub() {
     let f = first_byte_is_0x45();
-    let e = err(capture::OBJECT, &[(live::PROG_XDP, &f)]);
+    let e = err(programs::OBJECT, &[(live::PROG_XDP, &f)]);
     assert!(matches!(e, Error::StubUnsupported { .. }), "{e}");
 }
 
@@ -78,7 +79,7 @@ fn program_is_not_a_stub() {
 fn bad_filters_and_duplicates() {
     let f = first_byte_is_0x45();
     assert!(matches!(
-        err(capture::OBJECT, &[(live::STUB_XDP, &[])]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &[])]),
         Error::BadFilter { .. }
     ));
     let call = [
@@ -86,7 +87,7 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(live::STUB_XDP, &call)]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &call)]),
         Error::BadFilter { .. }
     ));
     let map = cbpf2ebpf::ebpf::Insn::ld_imm64(1, 7);
@@ -96,11 +97,11 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(live::STUB_XDP, &map)]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &map)]),
         Error::BadFilter { .. }
     ));
     let e = err(
-        capture::OBJECT,
+        programs::OBJECT,
         &[(live::STUB_XDP, &f), (live::STUB_XDP, &f)],
     );
     assert!(matches!(e, Error::DuplicateStub(_)), "{e}");
@@ -109,7 +110,7 @@ fn bad_filters_and_duplicates() {
 #[test]
 fn unknown_relocation_in_code() {
     // Turn the capture object's first code relocation into an ABS64 one.
-    let mut obj = capture::OBJECT.to_vec();
+    let mut obj = programs::OBJECT.to_vec();
     let f = first_byte_is_0x45();
     let pos = find_rel(&obj, "xdp.frags");
     obj[pos + 8] = 2; // R_BPF_64_ABS64
@@ -139,7 +140,7 @@ fn find_rel(obj: &[u8], section: &str) -> usize {
 #[test]
 fn mutated_objects_never_panic() {
     let f = first_byte_is_0x45();
-    let objects = [capture::OBJECT.to_vec(), build_c_fixture(true)];
+    let objects = [programs::OBJECT.to_vec(), build_c_fixture(true)];
     let mut seed = 0x2545f4914f6cdd1du64;
     let mut next = move || {
         seed ^= seed << 13;

@@ -9,9 +9,10 @@ use aya::{
     programs::{SchedClassifier, Xdp},
     Ebpf, EbpfLoader,
 };
+use capture::programs;
 use capture_abi::live;
 use common::*;
-use injector::{capture, splice, Program};
+use injector::{splice, Program};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -94,7 +95,7 @@ fn capture_template_small_and_5000_instruction_filters() {
     let small = first_byte_is_0x45();
     let big = padded_skb(5000);
     let s = splice(
-        capture::OBJECT,
+        programs::OBJECT,
         &[(live::STUB_XDP, &small), (live::STUB_TC, &big)],
     )
     .unwrap();
@@ -120,7 +121,7 @@ fn capture_template_shrinks_and_grows() {
     let none = constant(0);
     let huge = padded(100_000);
     let s = splice(
-        capture::OBJECT,
+        programs::OBJECT,
         &[(live::STUB_TC, &none), (live::STUB_XDP, &huge)],
     )
     .unwrap();
@@ -138,7 +139,7 @@ fn capture_template_shrinks_and_grows() {
 #[test]
 fn capture_template_unspliced_matches_everything() {
     // The placeholder body passes the verifier and returns wirelen.
-    let mut ebpf = load(capture::OBJECT);
+    let mut ebpf = load(programs::OBJECT);
     assert_eq!(
         run_capture(&mut ebpf, live::PROG_XDP, &mixed_packets(), XDP_PASS),
         5
@@ -273,7 +274,7 @@ fn spliced_objects_load_with_bpftool() {
     .unwrap();
     bpftool_loadall(&s.elf, "xdp_filter");
     let s = splice(
-        capture::OBJECT,
+        programs::OBJECT,
         &[(live::STUB_XDP, &f), (live::STUB_TC, &padded_skb(300))],
     )
     .unwrap();
@@ -329,7 +330,7 @@ fn loop_filters_splice_and_load_with_aya_and_bpftool() {
     let xdp_filter = loops::protochain(Mode::Direct, Hook::Xdp);
     let tc_filter = loops::protochain(Mode::Skb, Hook::TcIngress);
     let s = splice(
-        capture::OBJECT,
+        programs::OBJECT,
         &[(live::STUB_XDP, &xdp_filter), (live::STUB_TC, &tc_filter)],
     )
     .unwrap();

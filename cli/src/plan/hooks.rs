@@ -35,6 +35,18 @@ pub struct Capture {
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
     pub flush_each_packet: bool,
+    /// `-Z`: who the capture runs as once attached.
+    pub run_as: RunAs,
+}
+
+/// Who a capture runs as once attached (`-Z`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// No `-Z`: the user who ran sudo, a user `xcap`, or `nobody`.
+    Default,
+    /// `-Z root`: stay root.
+    Root,
+    User(String),
 }
 
 /// Where a capture's filter runs.
@@ -99,7 +111,7 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     };
     let hooks = tracing_hooks(t)?;
     let snaplen = snaplen(args.snaplen.as_deref())?;
-    Ok(capture(args, hooks, expression, snaplen))
+    capture(args, hooks, expression, snaplen)
 }
 
 /// The tracepoints (empty names left out), then the `--fentry` function.
@@ -150,14 +162,14 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
         true => Hook::Xdp(xdp_mode(live.xdp_mode)),
         false => Hook::Tc,
     };
-    Ok(capture(args, vec![hook], expression, snaplen))
+    capture(args, vec![hook], expression, snaplen)
 }
 
 /// What live and tracing captures share.
-fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Capture {
+fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Result<Capture> {
     let live = &args.live;
     let flush_each_packet = live.packet_buffered || args.print.line_buffered;
-    Capture {
+    Ok(Capture {
         hooks,
         interfaces: live.interfaces.clone(),
         direction: direction(live),
@@ -168,10 +180,21 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Ca
         tc_pull: live.tc_pull,
         buffers: buffers(live, args.write.is_some(), flush_each_packet),
         verbose: live.verbose > 0,
-        output: output(args),
+        output: output(args)?,
         count: args.count,
         flush_each_packet,
-    }
+        run_as: run_as(live.user.as_deref())?,
+    })
+}
+
+/// `-Z USER`.
+fn run_as(user: Option<&str>) -> Result<RunAs> {
+    Ok(match user {
+        None => RunAs::Default,
+        Some("") => bail!("-Z needs a user name"),
+        Some("root") => RunAs::Root,
+        Some(name) => RunAs::User(name.to_owned()),
+    })
 }
 
 /// `-Q`; by default what the hook sees: received packets at XDP, both

@@ -26,8 +26,8 @@ use crate::args::{
 };
 use crate::filter::Filter;
 
-pub use hooks::{Capture, Hook};
-pub use output::Output;
+pub use hooks::{Capture, Hook, RunAs};
+pub use output::{Output, Rotation};
 
 #[derive(Debug, PartialEq)]
 pub enum Plan {
@@ -166,10 +166,22 @@ fn read_file(args: &RunArgs, path: &str, filter: Filter) -> Result<Plan> {
             max_loop_iterations: args.max_loop_iterations,
             ..Options::default()
         },
-        output: output::output(args),
+        output: file_output(args)?,
         count: args.count,
         flush_each_packet: args.print.line_buffered && args.write.is_none(),
     }))
+}
+
+/// `-r`'s `-w`: written by libpcap's savefile, as tcpdump's, in one file.
+fn file_output(args: &RunArgs) -> Result<Output> {
+    let output = output::output(args)?;
+    if let Output::File {
+        rotation: Some(_), ..
+    } = output
+    {
+        bail!("-C and -G rotate the files of a capture; with -r, xcap writes one file");
+    }
+    Ok(output)
 }
 
 /// `-d`/`--ebpf` without a file: compiled for `-y` and `-s`.
