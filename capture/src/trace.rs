@@ -37,9 +37,9 @@ use capture_abi::trace::{
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
-use crate::btf::Btf;
 use crate::savefile::{block, end_options, option, pad4, section_header};
 use crate::{perf, programs, xdp_hook, Error, Shared, Stats};
+use btf::Btf;
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
@@ -391,8 +391,9 @@ fn xdp_buff_offsets(btf: &Btf, o: &mut [u32; OFF_LEN]) {
     o[OFF_RXQ_DEV] = at("xdp_rxq_info", "dev");
     // SKB_DATA_ALIGN: to SMP_CACHE_BYTES, 64 on x86-64.
     o[OFF_SHINFO_SIZE] = btf
-        .struct_size("skb_shared_info")
-        .map_or(u32::MAX, |n| n.next_multiple_of(64));
+        .find("skb_shared_info", btf::Kind::Struct)
+        .and_then(|id| btf.get(id))
+        .map_or(u32::MAX, |t| t.size_or_type.next_multiple_of(64));
     o[OFF_SHINFO_FRAGS_SIZE] = at("skb_shared_info", "xdp_frags_size");
 }
 

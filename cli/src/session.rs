@@ -44,7 +44,9 @@ fn run<S: Source>(plan: &plan::Capture, start: impl FnOnce() -> Result<S>) -> Re
     if let Some(user) = &user {
         relinquish(user, &sink, plan.verbose)?;
     }
-    source.announce();
+    if !plan.quiet_stderr {
+        source.announce();
+    }
     let ended = consume(source, &mut sink, plan);
     Ok(ended.report(plan, S::SEEN))
 }
@@ -192,7 +194,9 @@ impl Ended {
         if let Some(failure) = &self.failure {
             eprintln!("xcap: {failure}");
         }
-        print_counters(self.captured, &self.stats, plan.verbose, seen);
+        if !plan.quiet_stderr {
+            print_counters(self.captured, &self.stats, plan.verbose, seen);
+        }
         let write_failed = report_write_error(self.write_error, self.to_files);
         if write_failed || self.failure.is_some() {
             return ExitCode::from(1);

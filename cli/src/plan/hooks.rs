@@ -37,6 +37,9 @@ pub struct Capture {
     pub flush_each_packet: bool,
     /// `-Z`: who the capture runs as once attached.
     pub run_as: RunAs,
+    /// Nothing on stderr but errors: no "listening on" line, no counters
+    /// (Wireshark shows an extcap's stderr as an error).
+    pub quiet_stderr: bool,
 }
 
 /// Who a capture runs as once attached (`-Z`).
@@ -211,6 +214,7 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         count: args.count,
         flush_each_packet,
         run_as: run_as(live.user.as_deref())?,
+        quiet_stderr: false,
     })
 }
 
