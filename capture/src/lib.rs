@@ -55,7 +55,6 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
-pub mod btf;
 pub mod clsact;
 mod follow;
 pub mod iface;
