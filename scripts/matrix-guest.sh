@@ -16,6 +16,7 @@ plan=(
   "kernel_requirements"
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"
   "trace_capture"
+  "attribution"
   "differential"
   "protochain"
   "regressions"

@@ -30,6 +30,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod cgroup;
+
 use std::borrow::Cow;
 use std::ffi::CStr;
 use std::io;
@@ -201,6 +203,11 @@ pub fn static_funcs_btf(names: &[&str]) -> Vec<u8> {
         types.extend_from_slice(&[off, 12 << 24, 2]);
     }
     let type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
+    btf_blob(&type_bytes, &strings)
+}
+
+/// A BTF blob: header, `types` (encoded), then `strings`.
+fn btf_blob(type_bytes: &[u8], strings: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&0xeb9fu16.to_le_bytes());
     b.push(1); // version
@@ -210,8 +217,8 @@ pub fn static_funcs_btf(names: &[&str]) -> Vec<u8> {
     b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes());
     b.extend_from_slice(&(type_bytes.len() as u32).to_le_bytes()); // str_off
     b.extend_from_slice(&(strings.len() as u32).to_le_bytes());
-    b.extend_from_slice(&type_bytes);
-    b.extend_from_slice(&strings);
+    b.extend_from_slice(type_bytes);
+    b.extend_from_slice(strings);
     b
 }
 
@@ -600,6 +607,12 @@ struct ElemAttr {
 /// value sizes (for per-CPU maps: the value size rounded up to 8, times the
 /// number of possible CPUs).
 pub fn map_update(map: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    map_update_flags(map, key, value, 0)
+}
+
+/// [`map_update`] with `BPF_*` update flags (`BPF_NOEXIST` = 1: only if
+/// there is no value at `key` yet).
+pub fn map_update_flags(map: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
     bpf(
         BPF_MAP_UPDATE_ELEM,
         &mut ElemAttr {
@@ -607,7 +620,7 @@ pub fn map_update(map: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
             _pad: 0,
             key: key.as_ptr() as u64,
             value: value.as_ptr() as u64,
-            flags: 0,
+            flags,
         },
     )
     .map(drop)

@@ -151,7 +151,7 @@ pub const HOOK_TC: u8 = 2;
 pub const DIR_IN: u8 = 1;
 pub const DIR_OUT: u8 = 2;
 
-/// The metadata header in front of the packet bytes of each sample (40
+/// The metadata header in front of the packet bytes of each sample (88
 /// bytes, host byte order unless noted).
 #[repr(C)]
 pub struct Hdr {
@@ -178,6 +178,12 @@ pub struct Hdr {
     /// TC: `skb->vlan_tci` (host order) and `skb->vlan_proto` (network order).
     pub vlan_tci: u16,
     pub vlan_proto: u16,
+    /// Who sent or receives the packet ([`owner`]), valid when
+    /// `owner_state` is `OWNER_FOUND`.
+    pub owner: owner::Owner,
+    /// `owner::OWNER_*`.
+    pub owner_state: u8,
+    pub _pad: [u8; 7],
 }
 
 /// Declares a filter stub: the function the injector replaces.
@@ -445,6 +451,15 @@ fn capture_xdp(ctx: &XdpContext, ret: u32) {
         pkt_type: zero as u8,
         vlan_tci: zero as u16,
         vlan_proto: zero as u16,
+        owner: owner::Owner {
+            pid: zero as u32,
+            tid: zero as u32,
+            cgroup: zero,
+            netns: zero,
+            comm: [zero as u8; 16],
+        },
+        owner_state: owner::OWNER_OFF,
+        _pad: [zero as u8; 7],
     };
     output(&hdr, |dst, len| unsafe {
         bpf_xdp_load_bytes(md, 0, dst, len)
@@ -477,29 +492,65 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
     };
     if ret != 0 {
         core::hint::cold_path();
-        count(COUNTER_MATCHED);
-        let hdr = unsafe {
-            Hdr {
-                ts_ns: bpf_ktime_get_tai_ns(),
-                ifindex: (*skb).ifindex,
-                wirelen,
-                caplen: min3(snaplen(), ret, wirelen),
-                cpu: bpf_get_smp_processor_id(),
-                queue: (*skb).queue_mapping,
-                filter_ret: ret,
-                hook: HOOK_TC,
-                direction,
-                vlan_present: (*skb).vlan_present as u8,
-                pkt_type: (*skb).pkt_type as u8,
-                vlan_tci: (*skb).vlan_tci as u16,
-                vlan_proto: (*skb).vlan_proto as u16,
-            }
-        };
-        output(&hdr, |dst, len| unsafe {
-            bpf_skb_load_bytes(skb as *const c_void, 0, dst, len)
-        });
+        capture_tc(ctx, direction, ret);
     }
     TC_ACT_UNSPEC
+}
+
+/// Writes the record of a packet the TC filter matched (`ret`: the
+/// filter's result), unless a process filter leaves it out.
+///
+/// Out of line, and the record in a function of its own: the kernel allows
+/// 512 bytes of stack along any chain of calls, the program's own frame
+/// holds the inlined filter's (up to 240 bytes), and the header (88 bytes,
+/// with the compiler's spills around its helper calls more than twice
+/// that) and the socket lookup's tuple must not add up on one chain.
+#[inline(never)]
+fn capture_tc(ctx: &TcContext, direction: u8, ret: u32) {
+    let zero = opaque(0);
+    let mut who = owner::Owner {
+        pid: zero as u32,
+        tid: zero as u32,
+        cgroup: zero,
+        netns: zero,
+        comm: [zero as u8; 16],
+    };
+    let state = owner::attribute(ctx.skb.skb, direction == DIR_IN, &mut who);
+    if !owner::selected(state, &who) {
+        return;
+    }
+    count(COUNTER_MATCHED);
+    write_tc_record(ctx, direction, ret, &who, state);
+}
+
+#[inline(never)]
+fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &owner::Owner, state: u8) {
+    let skb = ctx.skb.skb;
+    let wirelen = ctx.len();
+    let zero = opaque(0);
+    let hdr = unsafe {
+        Hdr {
+            ts_ns: bpf_ktime_get_tai_ns(),
+            ifindex: (*skb).ifindex,
+            wirelen,
+            caplen: min3(snaplen(), ret, wirelen),
+            cpu: bpf_get_smp_processor_id(),
+            queue: (*skb).queue_mapping,
+            filter_ret: ret,
+            hook: HOOK_TC,
+            direction,
+            vlan_present: (*skb).vlan_present as u8,
+            pkt_type: (*skb).pkt_type as u8,
+            vlan_tci: (*skb).vlan_tci as u16,
+            vlan_proto: (*skb).vlan_proto as u16,
+            owner: *who,
+            owner_state: state,
+            _pad: [zero as u8; 7],
+        }
+    };
+    output(&hdr, |dst, len| unsafe {
+        bpf_skb_load_bytes(skb as *const c_void, 0, dst, len)
+    });
 }
 
 /// TC ingress (attach with TCX ingress, or clsact ingress).
@@ -516,6 +567,9 @@ pub fn xcap_tc_egress(ctx: TcContext) -> i32 {
 
 /// Tracing hooks (tp_btf, fentry): issue 5.
 mod trace;
+
+/// Who sent each packet (attribution and process filters): issue 20.
+mod owner;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -55,13 +55,16 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
+pub mod attribution;
 pub mod btf;
+pub mod cgroups;
 pub mod clsact;
 pub mod iface;
 pub mod kernel;
 pub mod link;
 pub mod live_filter;
 pub mod netlink;
+pub mod netns;
 pub mod object;
 pub mod perf;
 pub mod ring;
@@ -228,6 +231,9 @@ pub struct Config {
     pub promiscuous: bool,
     /// TCX links or clsact filters.
     pub tc_attach: TcAttachChoice,
+    /// Attribute each packet to its process, and keep only the processes
+    /// selected (TC only; see [`attribution`]). `None`: no attribution.
+    pub who: Option<attribution::Who>,
 }
 
 impl Default for Config {
@@ -247,6 +253,7 @@ impl Default for Config {
             count_seen: true,
             promiscuous: false,
             tc_attach: TcAttachChoice::Auto,
+            who: None,
         }
     }
 }
@@ -273,6 +280,8 @@ pub struct Packet {
     pub vlan: Option<(u16, u16)>,
     /// The captured bytes.
     pub data: Bytes,
+    /// Who sent or receives it ([`Config::who`]).
+    pub owner: attribution::Owner,
 }
 
 /// What one reader hands over at a time.
@@ -456,12 +465,14 @@ pub struct Capture {
     pub linkage: Vec<(&'static str, object::Linkage)>,
     /// Whether the filter was compiled on a live handle.
     pub compiled_live: bool,
+    /// The owner programs and process filters, with [`Config::who`].
+    pub attribution: Option<attribution::Attribution>,
 }
 
 /// The interface name that means every interface (see [`iface`]).
 pub const ANY: &str = "any";
 
-const HDR_LEN: usize = 40;
+const HDR_LEN: usize = obj::HDR_LEN;
 const HOOK_XDP: u8 = 1;
 const DIR_OUT: u8 = 2;
 
@@ -520,6 +531,11 @@ impl Capture {
             return Err(Error::Config(
                 "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
                     .into(),
+            ));
+        }
+        if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
+            return Err(Error::Config(
+                "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
             ));
         }
         if !(1..=262_144).contains(&cfg.snaplen) {
@@ -587,7 +603,14 @@ impl Capture {
 
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.
-        let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        if cfg.who.is_some() {
+            programs.extend(obj::OWNER_PROGRAMS);
+        }
+        let (attributing, select) = match &cfg.who {
+            Some(who) => (1u32, who.select_bits()),
+            None => (0, 0),
+        };
         let rings = rings
             .join()
             .map_err(|_| Error::Buffer("the ring buffer thread panicked".into()))?
@@ -613,11 +636,14 @@ impl Capture {
                 ),
                 (obj::GLOBAL_WAKEUP_EVENTS, &wakeup_events.to_ne_bytes()),
                 (obj::GLOBAL_WAKEUP_BYTES, &wakeup_bytes.to_ne_bytes()),
+                (obj::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
+                (obj::GLOBAL_SELECT, &select.to_ne_bytes()),
             ],
             ring_bytes,
             HashMap::from([
                 (obj::RINGS_MAP.to_string(), rings.array),
                 (obj::ASLEEP_MAP.to_string(), rings.asleep),
+                (obj::OWNERS_MAP.to_string(), attribution::owners_map()?),
             ]),
         )?;
         let object = maps.load_programs(&programs, &bodies)?;
@@ -672,7 +698,12 @@ impl Capture {
             ebpf_insns,
             linkage,
             compiled_live: compiled.live,
+            attribution: None,
         };
+        // Owners recorded before any packet is.
+        if let Some(who) = &cfg.who {
+            cap.attribution = Some(attribution::Attribution::start(&cap.object, who)?);
+        }
         if cfg.promiscuous && !any {
             for i in &cap.interfaces {
                 let sock = iface::promiscuous(i.ifindex).map_err(|e| Error::Attach {
@@ -1169,6 +1200,7 @@ fn parse_sample(
         pkt_type: raw[35],
         vlan,
         data: Bytes::new(),
+        owner: attribution::parse_owner(raw),
     };
     Some((p, start, len))
 }

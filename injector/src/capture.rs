@@ -13,8 +13,8 @@
 //! filter result != 0) and records that could not be written
 //! ([`COUNTER_OUTPUT_ERRORS`]). A match writes a record to the BPF ring
 //! buffer of its CPU: [`RINGS_MAP`] is an array of maps, indexed by CPU, of
-//! ring buffers that the loader creates and puts there. A record is a
-//! 40-byte header (see `capture-bpf/src/main.rs`, `Hdr`) and the packet's
+//! ring buffers that the loader creates and puts there. A record is an
+//! 88-byte header (see `capture-bpf/src/main.rs`, `Hdr`) and the packet's
 //! first `min(snaplen, filter result, length)` bytes, in a record rounded
 //! up to a size class. The tracing programs send perf samples to
 //! [`EVENTS_MAP`] instead. [`GLOBAL_SNAPLEN`], [`GLOBAL_TC_PULL`],
@@ -62,3 +62,50 @@ pub const GLOBAL_WAKEUP_EVENTS: &str = "XCAP_WAKEUP_EVENTS";
 /// to its ring; with
 /// both 0 the kernel wakes it whenever it has caught up.
 pub const GLOBAL_WAKEUP_BYTES: &str = "XCAP_WAKEUP_BYTES";
+
+/// Attribution (`capture-bpf/src/owner.rs`): the socket storage map of
+/// each socket's owner, which the loader makes (with BTF, cloned on
+/// accept), and the programs that fill it, each with the cgroup hook it
+/// is linked to (`BPF_CGROUP_*`).
+pub const OWNERS_MAP: &str = "XCAP_OWNERS";
+/// The bytes of an owner record (`Owner`: pid, tid, cgroup id, netns
+/// cookie, comm), in the socket storage and in the record header.
+pub const OWNER_LEN: u32 = 40;
+pub const OWNER_PROGRAMS: [&str; 9] = [
+    "xcap_owner_create",
+    "xcap_owner_bind4",
+    "xcap_owner_bind6",
+    "xcap_owner_connect4",
+    "xcap_owner_connect6",
+    "xcap_owner_sendmsg4",
+    "xcap_owner_sendmsg6",
+    "xcap_owner_recvmsg4",
+    "xcap_owner_recvmsg6",
+];
+/// u32: 1 to attribute packets at TC (0: the code is dead, plain capture
+/// costs nothing more).
+pub const GLOBAL_ATTRIBUTION: &str = "XCAP_ATTRIBUTION";
+/// u32: which process filters apply (`SELECT_*` bits, ANDed).
+pub const GLOBAL_SELECT: &str = "XCAP_SELECT";
+pub const SELECT_PID: u32 = 1;
+pub const SELECT_COMM: u32 = 2;
+pub const SELECT_CGROUP: u32 = 4;
+/// Hash maps of what the process filters select: pids (u32 key), command
+/// names (16 bytes, NUL-padded), cgroup ids (u64); values are one byte.
+pub const SEL_PIDS_MAP: &str = "XCAP_SEL_PIDS";
+pub const SEL_COMMS_MAP: &str = "XCAP_SEL_COMMS";
+pub const SEL_CGROUPS_MAP: &str = "XCAP_SEL_CGROUPS";
+
+/// The record header of the XDP and TC programs (`Hdr`), in bytes: the
+/// packet's 40 bytes, then the owner ([`OWNER_LEN`] bytes at
+/// [`HDR_OWNER_AT`]) and its state ([`HDR_OWNER_STATE_AT`]: `OWNER_*`).
+pub const HDR_LEN: usize = 88;
+pub const HDR_OWNER_AT: usize = 40;
+pub const HDR_OWNER_STATE_AT: usize = 80;
+/// Attribution was off.
+pub const OWNER_OFF: u8 = 0;
+pub const OWNER_FOUND: u8 = 1;
+/// No local socket: forwarded, or addressed to no socket here.
+pub const OWNER_NO_SOCKET: u8 = 2;
+/// A socket with no owner recorded.
+pub const OWNER_UNKNOWN: u8 = 3;
