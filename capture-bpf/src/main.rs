@@ -57,6 +57,35 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
+use capture_abi::{
+    live::{Hdr, DIR_IN, DIR_OUT, HOOK_TC, HOOK_XDP},
+    owner::{Owner, OWNER_OFF},
+    COUNTERS_LEN, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, COUNTER_UNWOKEN,
+};
+
+/// Asserts, at compile time, that a name the kernel side must spell out
+/// (a map's `name = "..."`, a global's or program's identifier) is the one
+/// in `capture_abi`, which user space looks up.
+macro_rules! abi_name {
+    ($abi:expr, $name:expr) => {
+        const _: () = assert!($crate::same_str($abi, $name));
+    };
+}
+
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// `bpf_perf_event_output` is GPL-only: the kernel wants a GPL-compatible
 /// license string (aya assumes "GPL" without one, libbpf does not).
@@ -64,25 +93,16 @@ use aya_ebpf::{
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
-/// Indices into [`COUNTERS`].
-pub const COUNTER_SEEN: u32 = 0;
-pub const COUNTER_MATCHED: u32 = 1;
-/// The record could not be written (a full ring buffer, or a failed copy):
-/// the packet is lost.
-pub const COUNTER_OUTPUT_ERRORS: u32 = 2;
-/// Records (`XCAP_WAKEUP_EVENTS` mode) or bytes (`XCAP_WAKEUP_BYTES`)
-/// written since the last forced wakeup.
-pub const COUNTER_UNWOKEN: u32 = 3;
-pub const COUNTERS_LEN: u32 = 4;
-
 /// Per-CPU packet counters, indexed by `COUNTER_*`. A BTF map (`.maps`),
 /// so libbpf loads the object too (it refuses legacy `maps` definitions).
 #[btf_map(name = "XCAP_COUNTERS")]
 static COUNTERS: PerCpuArray<u64, { COUNTERS_LEN as usize }> = PerCpuArray::new();
+abi_name!(capture_abi::COUNTERS_MAP, "XCAP_COUNTERS");
 
 /// One perf buffer per CPU, for the tracing programs; user space opens them.
 #[btf_map(name = "XCAP_EVENTS")]
 static EVENTS: PerfEventArray = PerfEventArray::new();
+abi_name!(capture_abi::EVENTS_MAP, "XCAP_EVENTS");
 
 /// The bytes of each CPU's ring buffer as declared; the loader sizes the
 /// rings (a power of two, at least a page) and the outer array (one slot
@@ -92,6 +112,7 @@ const RING_BYTES: usize = 1 << 21;
 /// One BPF ring buffer per CPU (XDP and TC programs), indexed by CPU.
 #[btf_map(name = "XCAP_RINGS")]
 static RINGS: ArrayOfMaps<RingBuf<(), RING_BYTES>, 1> = ArrayOfMaps::new();
+abi_name!(capture_abi::RINGS_MAP, "XCAP_RINGS");
 
 /// `BPF_F_MMAPABLE`: user space maps the array and writes its flags.
 const MAP_MMAPABLE: usize = 1 << 10;
@@ -104,17 +125,20 @@ const MAP_MMAPABLE: usize = 1 << 10;
 /// it (another loader) the lookup fails and nothing is woken this way.
 #[btf_map(name = "XCAP_ASLEEP")]
 static ASLEEP: Array<[u64; 8], 1, MAP_MMAPABLE> = Array::new();
+abi_name!(capture_abi::ASLEEP_MAP, "XCAP_ASLEEP");
 
 /// Most bytes of a packet to capture; set by the loader (`.rodata`, frozen,
 /// so the verifier sees a constant).
 #[unsafe(no_mangle)]
 static XCAP_SNAPLEN: u32 = 262_144;
+abi_name!(capture_abi::GLOBAL_SNAPLEN, stringify!(XCAP_SNAPLEN));
 
 /// TC only: when the linear part of an skb holds fewer than
 /// `min(XCAP_TC_PULL, skb->len)` bytes, `bpf_skb_pull_data` makes that many
 /// linear before the filter runs. 0 (the default) never pulls.
 #[unsafe(no_mangle)]
 static XCAP_TC_PULL: u32 = 0;
+abi_name!(capture_abi::GLOBAL_TC_PULL, stringify!(XCAP_TC_PULL));
 
 /// XDP only: 1 when the filter reads the wire length (cBPF `len`); the
 /// program then asks `bpf_xdp_get_buff_len` before the filter runs. With 0
@@ -123,6 +147,10 @@ static XCAP_TC_PULL: u32 = 0;
 /// loader knows better.
 #[unsafe(no_mangle)]
 static XCAP_FILTER_READS_LEN: u32 = 1;
+abi_name!(
+    capture_abi::GLOBAL_FILTER_READS_LEN,
+    stringify!(XCAP_FILTER_READS_LEN)
+);
 
 /// When to wake the reader of a ring: `XCAP_WAKEUP_EVENTS` > 1 wakes it
 /// after that many records; otherwise `XCAP_WAKEUP_BYTES` > 0 wakes it each
@@ -131,59 +159,28 @@ static XCAP_FILTER_READS_LEN: u32 = 1;
 /// both 0 lets the kernel wake it whenever it has caught up (`-U`).
 #[unsafe(no_mangle)]
 static XCAP_WAKEUP_EVENTS: u32 = 0;
+abi_name!(
+    capture_abi::GLOBAL_WAKEUP_EVENTS,
+    stringify!(XCAP_WAKEUP_EVENTS)
+);
 #[unsafe(no_mangle)]
 static XCAP_WAKEUP_BYTES: u32 = 0;
+abi_name!(
+    capture_abi::GLOBAL_WAKEUP_BYTES,
+    stringify!(XCAP_WAKEUP_BYTES)
+);
 
 /// XDP and TC: 1 to count packets seen ([`COUNTER_SEEN`]), 0 not to (a
 /// few ns per packet, for a figure only `xcap -v` prints).
 #[unsafe(no_mangle)]
 static XCAP_COUNT_SEEN: u32 = 1;
+abi_name!(capture_abi::GLOBAL_COUNT_SEEN, stringify!(XCAP_COUNT_SEEN));
 
 #[inline(always)]
 fn count_seen() {
     if unsafe { core::ptr::read_volatile(&XCAP_COUNT_SEEN) } != 0 {
         count(COUNTER_SEEN);
     }
-}
-
-pub const HOOK_XDP: u8 = 1;
-pub const HOOK_TC: u8 = 2;
-pub const DIR_IN: u8 = 1;
-pub const DIR_OUT: u8 = 2;
-
-/// The metadata header in front of the packet bytes of each sample (88
-/// bytes, host byte order unless noted).
-#[repr(C)]
-pub struct Hdr {
-    /// `bpf_ktime_get_tai_ns()` (CLOCK_TAI): user space adds the
-    /// CLOCK_REALTIME - CLOCK_TAI offset.
-    pub ts_ns: u64,
-    /// XDP: `ingress_ifindex`; TC: `skb->ifindex`.
-    pub ifindex: u32,
-    /// The packet's length (XDP: all buffers; TC: `skb->len`).
-    pub wirelen: u32,
-    /// Packet bytes after this header.
-    pub caplen: u32,
-    pub cpu: u32,
-    /// XDP: `rx_queue_index`; TC: `skb->queue_mapping`.
-    pub queue: u32,
-    /// The filter's result (its snap length).
-    pub filter_ret: u32,
-    /// `HOOK_*`, `DIR_*`.
-    pub hook: u8,
-    pub direction: u8,
-    /// TC: `skb->vlan_present` (the tag is out of the packet), `skb->pkt_type`.
-    pub vlan_present: u8,
-    pub pkt_type: u8,
-    /// TC: `skb->vlan_tci` (host order) and `skb->vlan_proto` (network order).
-    pub vlan_tci: u16,
-    pub vlan_proto: u16,
-    /// Who sent or receives the packet ([`owner`]), valid when
-    /// `owner_state` is `OWNER_FOUND`.
-    pub owner: owner::Owner,
-    /// `owner::OWNER_*`.
-    pub owner_state: u8,
-    pub _pad: [u8; 7],
 }
 
 /// Declares a filter stub: the function the injector replaces.
@@ -243,13 +240,19 @@ filter_stub!(
     /// The filter run by the XDP program (`Hook::Xdp`).
     xcap_filter_xdp
 );
+abi_name!(capture_abi::live::STUB_XDP, stringify!(xcap_filter_xdp));
 filter_stub!(
     /// The filter run by the TC ingress program (`Hook::TcIngress`).
     xcap_filter_tc
 );
+abi_name!(capture_abi::live::STUB_TC, stringify!(xcap_filter_tc));
 filter_stub!(
     /// The filter run by the TC egress program (`Hook::TcEgress`).
     xcap_filter_tc_egress
+);
+abi_name!(
+    capture_abi::live::STUB_TC_EGRESS,
+    stringify!(xcap_filter_tc_egress)
 );
 
 #[inline(always)]
@@ -401,6 +404,7 @@ fn min3(a: u32, b: u32, c: u32) -> u32 {
     }
 }
 
+abi_name!(capture_abi::live::PROG_XDP, stringify!(xcap_xdp));
 #[xdp(frags)]
 pub fn xcap_xdp(ctx: XdpContext) -> u32 {
     count_seen();
@@ -451,14 +455,14 @@ fn capture_xdp(ctx: &XdpContext, ret: u32) {
         pkt_type: zero as u8,
         vlan_tci: zero as u16,
         vlan_proto: zero as u16,
-        owner: owner::Owner {
+        owner: Owner {
             pid: zero as u32,
             tid: zero as u32,
             cgroup: zero,
             netns: zero,
             comm: [zero as u8; 16],
         },
-        owner_state: owner::OWNER_OFF,
+        owner_state: OWNER_OFF,
         _pad: [zero as u8; 7],
     };
     output(&hdr, |dst, len| unsafe {
@@ -508,7 +512,7 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
 #[inline(never)]
 fn capture_tc(ctx: &TcContext, direction: u8, ret: u32) {
     let zero = opaque(0);
-    let mut who = owner::Owner {
+    let mut who = Owner {
         pid: zero as u32,
         tid: zero as u32,
         cgroup: zero,
@@ -524,7 +528,7 @@ fn capture_tc(ctx: &TcContext, direction: u8, ret: u32) {
 }
 
 #[inline(never)]
-fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &owner::Owner, state: u8) {
+fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &Owner, state: u8) {
     let skb = ctx.skb.skb;
     let wirelen = ctx.len();
     let zero = opaque(0);
@@ -553,12 +557,17 @@ fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &owner::Owner,
     });
 }
 
+abi_name!(capture_abi::live::PROG_TC, stringify!(xcap_tc));
 /// TC ingress (attach with TCX ingress, or clsact ingress).
 #[classifier]
 pub fn xcap_tc(ctx: TcContext) -> i32 {
     tc(&ctx, DIR_IN)
 }
 
+abi_name!(
+    capture_abi::live::PROG_TC_EGRESS,
+    stringify!(xcap_tc_egress)
+);
 /// TC egress (attach with TCX egress, or clsact egress).
 #[classifier]
 pub fn xcap_tc_egress(ctx: TcContext) -> i32 {

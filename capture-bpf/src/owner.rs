@@ -31,61 +31,42 @@ use aya_ebpf::{
     macros::{btf_map, cgroup_sock, cgroup_sock_addr},
     programs::{SockAddrContext, SockContext},
 };
-
-/// The process a socket belongs to, as its last user from user space left
-/// it (40 bytes; the record header carries a copy).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Owner {
-    /// Thread group id (what `ps` calls the pid).
-    pub pid: u32,
-    /// The thread's id.
-    pub tid: u32,
-    /// The cgroup v2 id (the inode number of its directory).
-    pub cgroup: u64,
-    /// `bpf_get_netns_cookie` of the socket's network namespace.
-    pub netns: u64,
-    /// The thread's command name, NUL-padded.
-    pub comm: [u8; 16],
-}
-
-/// What the record says about its owner (`Hdr::owner_state`).
-pub const OWNER_OFF: u8 = 0;
-pub const OWNER_FOUND: u8 = 1;
-/// No local socket: forwarded, or addressed to no socket here.
-pub const OWNER_NO_SOCKET: u8 = 2;
-/// A socket with no owner recorded (made by the kernel, or a TIME_WAIT one).
-pub const OWNER_UNKNOWN: u8 = 3;
+use capture_abi::owner::{
+    self, Owner, OWNER_FOUND, OWNER_NO_SOCKET, OWNER_OFF, OWNER_UNKNOWN, SELECT_CGROUP,
+    SELECT_COMM, SELECT_PID,
+};
 
 /// 1 to attribute packets; set by the loader (frozen).
 #[unsafe(no_mangle)]
 static XCAP_ATTRIBUTION: u32 = 0;
+abi_name!(owner::GLOBAL_ATTRIBUTION, stringify!(XCAP_ATTRIBUTION));
 
 /// `SELECT_*` bits: which process filters a packet's owner must pass.
 #[unsafe(no_mangle)]
 static XCAP_SELECT: u32 = 0;
-
-pub const SELECT_PID: u32 = 1;
-pub const SELECT_COMM: u32 = 2;
-pub const SELECT_CGROUP: u32 = 4;
+abi_name!(owner::GLOBAL_SELECT, stringify!(XCAP_SELECT));
 
 /// Socket storage: the owner of each socket. The loader makes it (with
 /// BTF and `BPF_F_CLONE`, so accepted sockets inherit their listener's).
 #[btf_map(name = "XCAP_OWNERS")]
 static OWNERS: SkStorage<Owner> = SkStorage::new();
+abi_name!(owner::OWNERS_MAP, "XCAP_OWNERS");
 
 /// `--pid` (and the children found when following them): pids selected.
 #[btf_map(name = "XCAP_SEL_PIDS")]
 static SEL_PIDS: HashMap<u32, u8, 4096> = HashMap::new();
+abi_name!(owner::SEL_PIDS_MAP, "XCAP_SEL_PIDS");
 
 /// `--comm`: command names selected, NUL-padded to 16 bytes.
 #[btf_map(name = "XCAP_SEL_COMMS")]
 static SEL_COMMS: HashMap<[u8; 16], u8, 64> = HashMap::new();
+abi_name!(owner::SEL_COMMS_MAP, "XCAP_SEL_COMMS");
 
 /// `--cgroup` and `--container`: cgroup ids selected (each cgroup and
 /// every one below it, as found at start).
 #[btf_map(name = "XCAP_SEL_CGROUPS")]
 static SEL_CGROUPS: HashMap<u64, u8, 4096> = HashMap::new();
+abi_name!(owner::SEL_CGROUPS_MAP, "XCAP_SEL_CGROUPS");
 
 const SK_STORAGE_GET_F_CREATE: u64 = 1;
 /// `BPF_F_CURRENT_NETNS`: look sockets up in the device's namespace.
@@ -137,6 +118,7 @@ pub fn xcap_owner_create(ctx: SockContext) -> i32 {
     }
     1
 }
+abi_name!(owner::PROGRAMS[0], stringify!(xcap_owner_create));
 
 /// bind, connect, sendmsg, recvmsg: the task using the socket owns it now
 /// (a socket passed on, or shared after fork, follows its last user).
@@ -157,41 +139,49 @@ fn used(ctx: &SockAddrContext) -> i32 {
 pub fn xcap_owner_bind4(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[1], stringify!(xcap_owner_bind4));
 
 #[cgroup_sock_addr(bind6)]
 pub fn xcap_owner_bind6(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[2], stringify!(xcap_owner_bind6));
 
 #[cgroup_sock_addr(connect4)]
 pub fn xcap_owner_connect4(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[3], stringify!(xcap_owner_connect4));
 
 #[cgroup_sock_addr(connect6)]
 pub fn xcap_owner_connect6(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[4], stringify!(xcap_owner_connect6));
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn xcap_owner_sendmsg4(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[5], stringify!(xcap_owner_sendmsg4));
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn xcap_owner_sendmsg6(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[6], stringify!(xcap_owner_sendmsg6));
 
 #[cgroup_sock_addr(recvmsg4)]
 pub fn xcap_owner_recvmsg4(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[7], stringify!(xcap_owner_recvmsg4));
 
 #[cgroup_sock_addr(recvmsg6)]
 pub fn xcap_owner_recvmsg6(ctx: SockAddrContext) -> i32 {
     used(&ctx)
 }
+abi_name!(owner::PROGRAMS[8], stringify!(xcap_owner_recvmsg6));
 
 /// The owner of a packet at TC (`ingress`: by socket lookup; egress: its
 /// socket) into `out`, and what was found (`OWNER_*`); `OWNER_OFF` when

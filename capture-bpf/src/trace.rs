@@ -47,95 +47,42 @@ use aya_ebpf::{
     macros::btf_map,
 };
 
-use super::{count, snaplen, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, EVENTS};
+use capture_abi::{
+    trace::{
+        TraceHdr, HOOK_CONSUME_SKB, HOOK_FENTRY, HOOK_KFREE_SKB, HOOK_NETIF_RECEIVE_SKB,
+        HOOK_NET_DEV_QUEUE, HOOK_NET_DEV_XMIT, LINK_EN10MB, LINK_RAW, MAX_PRE,
+        OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS,
+        OFF_LEN, OFF_NET_NS_INUM, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD,
+        OFF_SKB_LEN, OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID,
+    },
+    COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN,
+};
 
-/// Indices into [`XCAP_TRACE_OFF`]: byte offsets found in the kernel's BTF.
-pub const OFF_SKB_HEAD: usize = 0;
-pub const OFF_SKB_DATA: usize = 1;
-pub const OFF_SKB_LEN: usize = 2;
-pub const OFF_SKB_DATA_LEN: usize = 3;
-pub const OFF_SKB_MAC_HEADER: usize = 4;
-pub const OFF_SKB_NETWORK_HEADER: usize = 5;
-pub const OFF_SKB_DEV: usize = 6;
-pub const OFF_DEV_IFINDEX: usize = 7;
-pub const OFF_DEV_TYPE: usize = 8;
-pub const OFF_DEV_ND_NET: usize = 9;
-pub const OFF_NET_NS_INUM: usize = 10;
-/// Non-zero once user space filled the table (an unconfigured object does
-/// nothing).
-pub const OFF_VALID: usize = 11;
-/// How many arguments the `kfree_skb` and `consume_skb` tracepoints pass
-/// on this kernel (from BTF): reading one past them fails verification,
-/// and a constant test here is pruned by the verifier.
-pub const OFF_KFREE_SKB_ARGS: usize = 12;
-pub const OFF_CONSUME_SKB_ARGS: usize = 13;
-pub const OFF_LEN: usize = 16;
+use super::{count, snaplen, EVENTS};
 
 /// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
 #[unsafe(no_mangle)]
 static XCAP_TRACE_OFF: [u32; OFF_LEN] = [0; OFF_LEN];
+abi_name!(
+    capture_abi::trace::GLOBAL_OFFSETS,
+    stringify!(XCAP_TRACE_OFF)
+);
 
 /// Non-zero: record each matched packet's kernel stack in [`STACKS`]
 /// (`.rodata`, set by the loader).
 #[unsafe(no_mangle)]
 static XCAP_TRACE_STACK: u32 = 0;
+abi_name!(
+    capture_abi::trace::GLOBAL_STACK,
+    stringify!(XCAP_TRACE_STACK)
+);
 
 /// Kernel stacks by id (`bpf_get_stackid`). One entry here: the loader sets
 /// `max_entries` when `XCAP_TRACE_STACK` is on, so other loads of the object
 /// stay small.
 #[btf_map(name = "XCAP_TRACE_STACKS")]
 static STACKS: StackTrace<1> = StackTrace::new();
-
-/// Most bytes between the packet start and `skb->data` carried in the
-/// header.
-pub const MAX_PRE: usize = 256;
-
-pub const HOOK_KFREE_SKB: u16 = 16;
-pub const HOOK_CONSUME_SKB: u16 = 17;
-pub const HOOK_NETIF_RECEIVE_SKB: u16 = 18;
-pub const HOOK_NET_DEV_QUEUE: u16 = 19;
-pub const HOOK_NET_DEV_XMIT: u16 = 20;
-pub const HOOK_FENTRY: u16 = 32;
-
-pub const LINK_EN10MB: u8 = 1;
-pub const LINK_RAW: u8 = 2;
-
-/// The record in front of the packet bytes (host byte order).
-#[repr(C)]
-pub struct TraceHdr {
-    /// `bpf_ktime_get_tai_ns()`.
-    pub ts_ns: u64,
-    /// The skb's address (pairs copies of one packet seen at several hooks).
-    pub skb: u64,
-    /// kfree_skb / consume_skb: the caller's address.
-    pub location: u64,
-    pub wirelen: u32,
-    /// Packet bytes in total: `pre_len` here, the rest after the header.
-    pub caplen: u32,
-    pub pre_len: u32,
-    /// Bytes to drop from the front of the appended part.
-    pub skip: u32,
-    pub ifindex: u32,
-    /// kfree_skb: `enum skb_drop_reason`; net_dev_xmit: the return code.
-    pub reason: u32,
-    /// Inode of the device's network namespace (0: unknown).
-    pub netns: u32,
-    /// `bpf_get_current_pid_tgid()`: tgid, tid.
-    pub pid: u32,
-    pub tid: u32,
-    pub filter_ret: u32,
-    pub cpu: u32,
-    pub hook: u16,
-    /// `LINK_*`.
-    pub link: u8,
-    pub flags: u8,
-    pub comm: [u8; 16],
-    pub pre: [u8; MAX_PRE],
-    /// `bpf_get_stackid()` (a negative errno when it failed), or -1 when
-    /// stacks are off.
-    pub stack_id: i32,
-    pub reserved: u32,
-}
+abi_name!(capture_abi::trace::STACKS_MAP, "XCAP_TRACE_STACKS");
 
 /// One header per CPU: too big for the BPF stack next to the filter's.
 #[btf_map(name = "XCAP_TRACE_SCRATCH")]
@@ -145,9 +92,17 @@ filter_stub!(
     /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe mode).
     xcap_filter_trace_l2
 );
+abi_name!(
+    capture_abi::trace::STUB_L2,
+    stringify!(xcap_filter_trace_l2)
+);
 filter_stub!(
     /// The tracing filter on packets from the network header (DLT_RAW, probe mode).
     xcap_filter_trace_l3
+);
+abi_name!(
+    capture_abi::trace::STUB_L3,
+    stringify!(xcap_filter_trace_l3)
 );
 
 #[inline(always)]
@@ -333,6 +288,11 @@ unsafe fn capture_skb(
     }
 }
 
+abi_name!(
+    capture_abi::trace::TRACEPOINTS[0].program,
+    stringify!(xcap_tp_kfree_skb)
+);
+abi_name!(capture_abi::trace::TRACEPOINTS[0].name, "kfree_skb");
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/kfree_skb")]
 pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
@@ -346,6 +306,11 @@ pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
     0
 }
 
+abi_name!(
+    capture_abi::trace::TRACEPOINTS[1].program,
+    stringify!(xcap_tp_consume_skb)
+);
+abi_name!(capture_abi::trace::TRACEPOINTS[1].name, "consume_skb");
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/consume_skb")]
 pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
@@ -361,6 +326,11 @@ pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
     0
 }
 
+abi_name!(
+    capture_abi::trace::TRACEPOINTS[2].program,
+    stringify!(xcap_tp_netif_receive_skb)
+);
+abi_name!(capture_abi::trace::TRACEPOINTS[2].name, "netif_receive_skb");
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/netif_receive_skb")]
 pub fn xcap_tp_netif_receive_skb(ctx: *mut c_void) -> i32 {
@@ -371,6 +341,11 @@ pub fn xcap_tp_netif_receive_skb(ctx: *mut c_void) -> i32 {
     0
 }
 
+abi_name!(
+    capture_abi::trace::TRACEPOINTS[3].program,
+    stringify!(xcap_tp_net_dev_queue)
+);
+abi_name!(capture_abi::trace::TRACEPOINTS[3].name, "net_dev_queue");
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/net_dev_queue")]
 pub fn xcap_tp_net_dev_queue(ctx: *mut c_void) -> i32 {
@@ -381,6 +356,11 @@ pub fn xcap_tp_net_dev_queue(ctx: *mut c_void) -> i32 {
     0
 }
 
+abi_name!(
+    capture_abi::trace::TRACEPOINTS[4].program,
+    stringify!(xcap_tp_net_dev_xmit)
+);
+abi_name!(capture_abi::trace::TRACEPOINTS[4].name, "net_dev_xmit");
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/net_dev_xmit")]
 pub fn xcap_tp_net_dev_xmit(ctx: *mut c_void) -> i32 {
@@ -413,3 +393,5 @@ fentry_arg!(xcap_fentry_arg2, 2);
 fentry_arg!(xcap_fentry_arg3, 3);
 fentry_arg!(xcap_fentry_arg4, 4);
 fentry_arg!(xcap_fentry_arg5, 5);
+const _: () = assert!(capture_abi::trace::MAX_FENTRY_ARG == 5);
+abi_name!(capture_abi::trace::FENTRY_PROGRAM_PREFIX, "xcap_fentry_arg");

@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use injector::capture as obj;
+use capture_abi::live::Hdr;
+use capture_abi::owner as abi;
 
 use crate::{cgroups, netns, object, Error};
 
@@ -53,13 +54,13 @@ impl Who {
     pub fn select_bits(&self) -> u32 {
         let mut bits = 0;
         if !self.pids.is_empty() {
-            bits |= obj::SELECT_PID;
+            bits |= abi::SELECT_PID;
         }
         if !self.comms.is_empty() {
-            bits |= obj::SELECT_COMM;
+            bits |= abi::SELECT_COMM;
         }
         if !self.cgroups.is_empty() || !self.containers.is_empty() {
-            bits |= obj::SELECT_CGROUP;
+            bits |= abi::SELECT_CGROUP;
         }
         bits
     }
@@ -90,40 +91,46 @@ pub struct Process {
     pub comm: String,
 }
 
-/// The owner in a record header (`obj::HDR_*`).
-pub(crate) fn parse_owner(hdr: &[u8]) -> Owner {
-    let owner = &hdr[obj::HDR_OWNER_AT..obj::HDR_OWNER_AT + obj::OWNER_LEN as usize];
-    match hdr[obj::HDR_OWNER_STATE_AT] {
-        obj::OWNER_FOUND => Owner::Process(process_from(owner)),
-        obj::OWNER_NO_SOCKET => Owner::NoSocket,
-        obj::OWNER_UNKNOWN => Owner::Unknown,
+/// The owner a record's header names.
+pub(crate) fn owner_of(hdr: &Hdr) -> Owner {
+    match hdr.owner_state {
+        abi::OWNER_FOUND => Owner::Process(process_from(&hdr.owner)),
+        abi::OWNER_NO_SOCKET => Owner::NoSocket,
+        abi::OWNER_UNKNOWN => Owner::Unknown,
         _ => Owner::NotAsked,
     }
 }
 
-/// An `Owner` record of `capture-bpf` (`OWNER_LEN` bytes).
-fn process_from(b: &[u8]) -> Process {
-    let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or_default());
-    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or_default());
-    let comm = &b[24..40];
-    let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+fn process_from(o: &abi::Owner) -> Process {
+    let end = o.comm.iter().position(|&c| c == 0).unwrap_or(o.comm.len());
     Process {
-        pid: u32_at(0),
-        tid: u32_at(4),
-        cgroup: u64_at(8),
-        netns: u64_at(16),
-        comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+        pid: o.pid,
+        tid: o.tid,
+        cgroup: o.cgroup,
+        netns: o.netns,
+        comm: String::from_utf8_lossy(&o.comm[..end]).into_owned(),
     }
 }
 
-/// The bytes of an `Owner` record.
-fn process_bytes(p: &Process) -> Vec<u8> {
-    let mut b = Vec::with_capacity(obj::OWNER_LEN as usize);
-    b.extend_from_slice(&p.pid.to_ne_bytes());
-    b.extend_from_slice(&p.tid.to_ne_bytes());
-    b.extend_from_slice(&p.cgroup.to_ne_bytes());
-    b.extend_from_slice(&p.netns.to_ne_bytes());
-    b.extend_from_slice(&comm_key(&p.comm));
+/// The record the kernel side keeps for `p`.
+fn record_of(p: &Process) -> abi::Owner {
+    abi::Owner {
+        pid: p.pid,
+        tid: p.tid,
+        cgroup: p.cgroup,
+        netns: p.netns,
+        comm: comm_key(&p.comm),
+    }
+}
+
+/// An owner record's bytes, as the socket storage takes them.
+fn record_bytes(o: &abi::Owner) -> Vec<u8> {
+    let mut b = Vec::with_capacity(abi::OWNER_BYTES);
+    b.extend_from_slice(&o.pid.to_ne_bytes());
+    b.extend_from_slice(&o.tid.to_ne_bytes());
+    b.extend_from_slice(&o.cgroup.to_ne_bytes());
+    b.extend_from_slice(&o.netns.to_ne_bytes());
+    b.extend_from_slice(&o.comm);
     b
 }
 
@@ -161,7 +168,7 @@ impl Drop for Attribution {
 /// The socket storage map the programs share (made with BTF, which the
 /// object loader does not load).
 pub(crate) fn owners_map() -> Result<OwnedFd, Error> {
-    bpf_sys::cgroup::sk_storage_create(obj::OWNERS_MAP, obj::OWNER_LEN).map_err(|e| {
+    bpf_sys::cgroup::sk_storage_create(abi::OWNERS_MAP, abi::OWNER_BYTES as u32).map_err(|e| {
         Error::Kernel(format!(
             "cannot make the socket storage map for attribution: {e} (it needs Linux 5.2)"
         ))
@@ -190,8 +197,8 @@ impl Attribution {
         let links = link_owner_programs(loaded)?;
         let seeded = seed_existing_sockets(
             loaded
-                .map(obj::OWNERS_MAP)
-                .ok_or_else(|| Error::Load(format!("no map {}", obj::OWNERS_MAP)))?,
+                .map(abi::OWNERS_MAP)
+                .ok_or_else(|| Error::Load(format!("no map {}", abi::OWNERS_MAP)))?,
         );
         let stop = Arc::new(AtomicBool::new(false));
         let follower = if who.follow_children && !who.pids.is_empty() {
@@ -232,9 +239,9 @@ impl Selection {
                 .map_err(|e| Error::Load(format!("map {name}: {e}")))
         };
         Ok(Selection {
-            pids: dup(obj::SEL_PIDS_MAP)?,
-            comms: dup(obj::SEL_COMMS_MAP)?,
-            cgroups: dup(obj::SEL_CGROUPS_MAP)?,
+            pids: dup(abi::SEL_PIDS_MAP)?,
+            comms: dup(abi::SEL_COMMS_MAP)?,
+            cgroups: dup(abi::SEL_CGROUPS_MAP)?,
         })
     }
 
@@ -302,7 +309,7 @@ fn link_owner_programs(loaded: &object::Loaded) -> Result<Vec<OwnedFd>, Error> {
     let mount = cgroups::mount_point().map_err(|e| Error::Kernel(format!("attribution: {e}")))?;
     let root = std::fs::File::open(&mount)
         .map_err(|e| Error::Kernel(format!("attribution: {}: {e}", mount.display())))?;
-    obj::OWNER_PROGRAMS
+    abi::PROGRAMS
         .iter()
         .map(|&name| {
             let (prog, attach) = loaded
@@ -377,7 +384,7 @@ fn seed_existing_sockets(owners: BorrowedFd<'_>) -> usize {
             if bpf_sys::map_update_flags(
                 owners.as_raw_fd(),
                 &key,
-                &process_bytes(&owner),
+                &record_bytes(&record_of(&owner)),
                 BPF_NOEXIST,
             )
             .is_ok()
@@ -485,13 +492,13 @@ mod tests {
             netns: 10,
             comm: "talker".into(),
         };
-        let mut hdr = vec![0u8; obj::HDR_LEN];
-        hdr[obj::HDR_OWNER_AT..obj::HDR_OWNER_AT + obj::OWNER_LEN as usize]
-            .copy_from_slice(&process_bytes(&p));
-        hdr[obj::HDR_OWNER_STATE_AT] = obj::OWNER_FOUND;
-        assert_eq!(parse_owner(&hdr), Owner::Process(p));
-        hdr[obj::HDR_OWNER_STATE_AT] = obj::OWNER_NO_SOCKET;
-        assert_eq!(parse_owner(&hdr), Owner::NoSocket);
+        let mut hdr: Hdr = capture_abi::read(&[0u8; capture_abi::live::HDR_BYTES]).unwrap();
+        hdr.owner = record_of(&p);
+        hdr.owner_state = abi::OWNER_FOUND;
+        assert_eq!(owner_of(&hdr), Owner::Process(p));
+        hdr.owner_state = abi::OWNER_NO_SOCKET;
+        assert_eq!(owner_of(&hdr), Owner::NoSocket);
+        assert_eq!(record_bytes(&hdr.owner).len(), abi::OWNER_BYTES);
     }
 
     #[test]

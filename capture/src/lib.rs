@@ -16,7 +16,7 @@
 //! 4. translates it with `cbpf2ebpf` once per hook used (`Hook::Xdp` in
 //!    direct mode, `Hook::TcIngress`/`Hook::TcEgress` in skb mode: they
 //!    differ in what `inbound`/`outbound` and the VLAN loads read);
-//! 5. splices the filters into `injector::capture::OBJECT` and loads its
+//! 5. splices the filters into the capture programs ([`programs`]) and loads its
 //!    maps and programs ([`object`]), the snap length in `.rodata`;
 //! 6. creates one BPF ring buffer per online CPU ([`ring`]), puts each in
 //!    the programs' array of rings at its CPU's index, and starts the reader
@@ -67,6 +67,7 @@ pub mod netlink;
 pub mod netns;
 pub mod object;
 pub mod perf;
+pub mod programs;
 pub mod ring;
 pub mod savefile;
 mod sys;
@@ -81,8 +82,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
+use capture_abi::owner;
 use cbpf2ebpf::Hook;
-use injector::capture as obj;
 
 /// Why a capture could not start. Every message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -380,9 +382,9 @@ impl Shared {
         let cpus = object::possible_cpus().unwrap_or(1);
         if let Some(map) = counters {
             let sum = |i: u32| object::percpu_sum(map, i, cpus).unwrap_or(0);
-            s.seen = sum(obj::COUNTER_SEEN);
-            s.matched = sum(obj::COUNTER_MATCHED);
-            s.output_errors = sum(obj::COUNTER_OUTPUT_ERRORS);
+            s.seen = sum(capture_abi::COUNTER_SEEN);
+            s.matched = sum(capture_abi::COUNTER_MATCHED);
+            s.output_errors = sum(capture_abi::COUNTER_OUTPUT_ERRORS);
         }
         s
     }
@@ -472,10 +474,6 @@ pub struct Capture {
 /// The interface name that means every interface (see [`iface`]).
 pub const ANY: &str = "any";
 
-const HDR_LEN: usize = obj::HDR_LEN;
-const HOOK_XDP: u8 = 1;
-const DIR_OUT: u8 = 2;
-
 impl Capture {
     pub fn start(cfg: &Config) -> Result<Capture, Error> {
         Self::start_on_this_kernel(cfg).map_err(kernel::explain)
@@ -550,19 +548,29 @@ impl Capture {
         let rings = std::thread::Builder::new()
             .name("xcap-rings".into())
             .spawn(move || {
-                ring::Rings::create(obj::RINGS_MAP, obj::ASLEEP_MAP, possible, &cpus, ring_bytes)
+                ring::Rings::create(
+                    capture_abi::RINGS_MAP,
+                    capture_abi::ASLEEP_MAP,
+                    possible,
+                    &cpus,
+                    ring_bytes,
+                )
             })
             .map_err(|e| Error::Buffer(e.to_string()))?;
 
         let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
         match cfg.hook {
-            HookKind::Xdp => hooks.push((Hook::Xdp, obj::STUB_XDP, obj::PROG_XDP)),
+            HookKind::Xdp => hooks.push((Hook::Xdp, live_abi::STUB_XDP, live_abi::PROG_XDP)),
             HookKind::Tc => {
                 if cfg.direction != DirectionFilter::Out {
-                    hooks.push((Hook::TcIngress, obj::STUB_TC, obj::PROG_TC));
+                    hooks.push((Hook::TcIngress, live_abi::STUB_TC, live_abi::PROG_TC));
                 }
                 if cfg.direction != DirectionFilter::In {
-                    hooks.push((Hook::TcEgress, obj::STUB_TC_EGRESS, obj::PROG_TC_EGRESS));
+                    hooks.push((
+                        Hook::TcEgress,
+                        live_abi::STUB_TC_EGRESS,
+                        live_abi::PROG_TC_EGRESS,
+                    ));
                 }
             }
         }
@@ -598,14 +606,13 @@ impl Capture {
             .collect();
         let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
             filters.iter().map(|(s, f)| (*s, &f[..])).collect();
-        let spliced =
-            injector::splice(obj::OBJECT, &stubs).map_err(|e| Error::Load(e.to_string()))?;
+        let spliced = programs::splice(&stubs)?;
 
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.
         let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
         if cfg.who.is_some() {
-            programs.extend(obj::OWNER_PROGRAMS);
+            programs.extend(owner::PROGRAMS);
         }
         let (attributing, select) = match &cfg.who {
             Some(who) => (1u32, who.select_bits()),
@@ -624,26 +631,32 @@ impl Capture {
         let maps = object::Maps::create(
             &spliced.elf,
             &[
-                (obj::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
-                (obj::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+                (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+                (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
                 (
-                    obj::GLOBAL_FILTER_READS_LEN,
+                    capture_abi::GLOBAL_FILTER_READS_LEN,
                     &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
                 ),
                 (
-                    obj::GLOBAL_COUNT_SEEN,
+                    capture_abi::GLOBAL_COUNT_SEEN,
                     &u32::from(cfg.count_seen).to_ne_bytes(),
                 ),
-                (obj::GLOBAL_WAKEUP_EVENTS, &wakeup_events.to_ne_bytes()),
-                (obj::GLOBAL_WAKEUP_BYTES, &wakeup_bytes.to_ne_bytes()),
-                (obj::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
-                (obj::GLOBAL_SELECT, &select.to_ne_bytes()),
+                (
+                    capture_abi::GLOBAL_WAKEUP_EVENTS,
+                    &wakeup_events.to_ne_bytes(),
+                ),
+                (
+                    capture_abi::GLOBAL_WAKEUP_BYTES,
+                    &wakeup_bytes.to_ne_bytes(),
+                ),
+                (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
+                (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
             ],
             ring_bytes,
             HashMap::from([
-                (obj::RINGS_MAP.to_string(), rings.array),
-                (obj::ASLEEP_MAP.to_string(), rings.asleep),
-                (obj::OWNERS_MAP.to_string(), attribution::owners_map()?),
+                (capture_abi::RINGS_MAP.to_string(), rings.array),
+                (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
+                (owner::OWNERS_MAP.to_string(), attribution::owners_map()?),
             ]),
         )?;
         let object = maps.load_programs(&programs, &bodies)?;
@@ -861,7 +874,8 @@ impl Capture {
     /// The kernel's counters and the perf losses read so far. Exact after
     /// `recv_timeout` reported `Disconnected`.
     pub fn stats(&self) -> Stats {
-        self.shared.stats(self.object.map(obj::COUNTERS_MAP))
+        self.shared
+            .stats(self.object.map(capture_abi::COUNTERS_MAP))
     }
 }
 
@@ -1145,31 +1159,26 @@ fn parse_sample(
     tai_offset: i64,
     buf: &mut BytesMut,
 ) -> Option<(Packet, usize, usize)> {
-    if raw.len() < HDR_LEN {
-        return None;
-    }
-    let u32_at = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().unwrap());
-    let ts = u64::from_ne_bytes(raw[0..8].try_into().unwrap());
-    let ifindex = u32_at(8);
-    let mut wirelen = u32_at(12);
-    let caplen = (u32_at(16) as usize).min(raw.len() - HDR_LEN);
-    let hook = if raw[32] == HOOK_XDP {
+    let hdr: Hdr = capture_abi::read(raw)?;
+    let mut wirelen = hdr.wirelen;
+    let caplen = (hdr.caplen as usize).min(raw.len() - live_abi::HDR_BYTES);
+    let hook = if hdr.hook == HOOK_XDP {
         HookPoint::Xdp
     } else {
         HookPoint::Tc
     };
-    let direction = if raw[33] == DIR_OUT {
+    let direction = if hdr.direction == DIR_OUT {
         Direction::Out
     } else {
         Direction::In
     };
-    let vlan_present = raw[34] != 0;
-    let tci = u16::from_ne_bytes([raw[36], raw[37]]);
-    let tpid = match u16::from_be_bytes([raw[38], raw[39]]) {
+    let vlan_present = hdr.vlan_present != 0;
+    let tci = hdr.vlan_tci;
+    let tpid = match u16::from_be(hdr.vlan_proto) {
         0 => 0x8100,
         t => t,
     };
-    let data = &raw[HDR_LEN..HDR_LEN + caplen];
+    let data = &raw[live_abi::HDR_BYTES..live_abi::HDR_BYTES + caplen];
     let start = buf.len();
     let mut vlan = None;
     if vlan_present && hook == HookPoint::Tc && caplen >= 12 {
@@ -1185,22 +1194,22 @@ fn parse_sample(
     let len = buf.len() - start;
     let iface = index
         .iter()
-        .find(|(i, _)| *i == ifindex)
+        .find(|(i, _)| *i == hdr.ifindex)
         .map(|(_, n)| *n)
         .unwrap_or(0);
     let p = Packet {
-        ts_ns: (ts as i64 + tai_offset) as u64,
-        ifindex,
+        ts_ns: (hdr.ts_ns as i64 + tai_offset) as u64,
+        ifindex: hdr.ifindex,
         iface,
         hook,
         direction,
         wirelen,
-        cpu: u32_at(20),
-        queue: u32_at(24),
-        pkt_type: raw[35],
+        cpu: hdr.cpu,
+        queue: hdr.queue,
+        pkt_type: hdr.pkt_type,
         vlan,
         data: Bytes::new(),
-        owner: attribution::parse_owner(raw),
+        owner: attribution::owner_of(&hdr),
     };
     Some((p, start, len))
 }

@@ -24,37 +24,22 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aya::programs::{BtfTracePoint, FEntry, ProgramError};
+use capture_abi as abi;
+use capture_abi::trace::{
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK, HOOK_FENTRY,
+    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
+    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_SKB_DATA, OFF_SKB_DATA_LEN,
+    OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID,
+    STACKS_MAP, STUB_L2, STUB_L3, TRACEPOINTS, TRACE_HDR_BYTES,
+};
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
-use injector::capture as obj;
 
 use crate::btf::Btf;
 use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{perf, Error, Shared, Stats};
+use crate::{perf, programs, Error, Shared, Stats};
 
-/// The stubs and the offsets table in `capture-bpf/src/trace.rs`.
-pub const STUB_L2: &str = "xcap_filter_trace_l2";
-pub const STUB_L3: &str = "xcap_filter_trace_l3";
-pub const GLOBAL_OFFSETS: &str = "XCAP_TRACE_OFF";
-/// Non-zero: the programs record kernel stacks in [`STACKS_MAP`].
-pub const GLOBAL_STACK: &str = "XCAP_TRACE_STACK";
-pub const STACKS_MAP: &str = "XCAP_TRACE_STACKS";
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
-/// Highest skb argument position with an fentry program (`xcap_fentry_argN`).
-pub const MAX_FENTRY_ARG: usize = 5;
-const OFF_LEN: usize = 16;
-const HDR_LEN: usize = 352;
-const MAX_PRE: usize = 256;
-
-/// The tracepoints: (name, category, program, hook id).
-pub const TRACEPOINTS: &[(&str, &str, &str, u16)] = &[
-    ("kfree_skb", "skb", "xcap_tp_kfree_skb", 16),
-    ("consume_skb", "skb", "xcap_tp_consume_skb", 17),
-    ("netif_receive_skb", "net", "xcap_tp_netif_receive_skb", 18),
-    ("net_dev_queue", "net", "xcap_tp_net_dev_queue", 19),
-    ("net_dev_xmit", "net", "xcap_tp_net_dev_xmit", 20),
-];
-const HOOK_FENTRY: u16 = 32;
 
 /// A hook asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,14 +174,14 @@ enum Planned {
 }
 
 /// Resolves a tracepoint name (`kfree_skb` or `skb:kfree_skb`).
-fn tracepoint(name: &str) -> Option<(&'static str, &'static str, &'static str, u16)> {
+fn tracepoint(name: &str) -> Option<Tracepoint> {
     let (cat, bare) = match name.split_once(':') {
         Some((c, b)) => (Some(c), b),
         None => (None, name),
     };
     TRACEPOINTS
         .iter()
-        .find(|(n, c, _, _)| *n == bare && cat.is_none_or(|x| x == *c))
+        .find(|t| t.name == bare && cat.is_none_or(|c| c == t.category))
         .copied()
 }
 
@@ -206,10 +191,16 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
     for h in hooks {
         match h {
             TraceHook::Tracepoint(name) => {
-                let Some((n, cat, prog, id)) = tracepoint(name) else {
+                let Some(Tracepoint {
+                    name: n,
+                    category: cat,
+                    program: prog,
+                    hook: id,
+                }) = tracepoint(name)
+                else {
                     let known: Vec<String> = TRACEPOINTS
                         .iter()
-                        .map(|(n, c, _, _)| format!("{c}:{n}"))
+                        .map(|t| format!("{}:{}", t.category, t.name))
                         .collect();
                     return Err(Error::Config(format!(
                         "unknown tracepoint '{name}' (known: {})",
@@ -281,7 +272,7 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                 }
                 out.push(Planned::Fentry {
                     function: function.clone(),
-                    prog: format!("xcap_fentry_arg{n}"),
+                    prog: format!("{FENTRY_PROGRAM_PREFIX}{n}"),
                     desc: format!("fentry {function} (argument {n}, {})", params[n].name),
                 });
             }
@@ -300,28 +291,28 @@ fn offsets(btf: &Btf) -> Result<[u32; OFF_LEN], Error> {
             .ok_or_else(|| Error::Config(format!("the kernel BTF has no field {f} in struct {s}")))
     };
     let mut o = [0u32; OFF_LEN];
-    o[0] = need("sk_buff", "head")?;
-    o[1] = need("sk_buff", "data")?;
-    o[2] = need("sk_buff", "len")?;
-    o[3] = need("sk_buff", "data_len")?;
-    o[4] = need("sk_buff", "mac_header")?;
-    o[5] = need("sk_buff", "network_header")?;
-    o[6] = need("sk_buff", "dev")?;
-    o[7] = need("net_device", "ifindex")?;
-    o[8] = need("net_device", "type")?;
-    o[9] = need("net_device", "nd_net")?;
-    o[10] = match (
+    o[OFF_SKB_HEAD] = need("sk_buff", "head")?;
+    o[OFF_SKB_DATA] = need("sk_buff", "data")?;
+    o[OFF_SKB_LEN] = need("sk_buff", "len")?;
+    o[OFF_SKB_DATA_LEN] = need("sk_buff", "data_len")?;
+    o[OFF_SKB_MAC_HEADER] = need("sk_buff", "mac_header")?;
+    o[OFF_SKB_NETWORK_HEADER] = need("sk_buff", "network_header")?;
+    o[OFF_SKB_DEV] = need("sk_buff", "dev")?;
+    o[OFF_DEV_IFINDEX] = need("net_device", "ifindex")?;
+    o[OFF_DEV_TYPE] = need("net_device", "type")?;
+    o[OFF_DEV_ND_NET] = need("net_device", "nd_net")?;
+    o[OFF_NET_NS_INUM] = match (
         btf.member_offset("net", "ns"),
         btf.member_offset("ns_common", "inum"),
     ) {
         (Some(a), Some(b)) => a + b,
         _ => u32::MAX,
     };
-    o[11] = 1;
+    o[OFF_VALID] = 1;
     // Arguments the tracepoints pass on this kernel: kfree_skb's drop
     // reason came in 5.17, consume_skb's caller address in 6.3.
-    o[12] = btf.tracepoint_args("kfree_skb").unwrap_or(0) as u32;
-    o[13] = btf.tracepoint_args("consume_skb").unwrap_or(0) as u32;
+    o[OFF_KFREE_SKB_ARGS] = btf.tracepoint_args("kfree_skb").unwrap_or(0) as u32;
+    o[OFF_CONSUME_SKB_ARGS] = btf.tracepoint_args("consume_skb").unwrap_or(0) as u32;
     Ok(o)
 }
 
@@ -383,14 +374,13 @@ impl TraceCapture {
             (LinkType::Ethernet, l2.len(), f2.len()),
             (LinkType::Raw, l3.len(), f3.len()),
         ];
-        let spliced = injector::splice(obj::OBJECT, &[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])
-            .map_err(|e| Error::Load(e.to_string()))?;
+        let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
 
         let snaplen = cfg.snaplen;
         let stack = u32::from(cfg.stack);
         let mut loader = aya::EbpfLoader::new();
         loader
-            .override_global(obj::GLOBAL_SNAPLEN, &snaplen, true)
+            .override_global(abi::GLOBAL_SNAPLEN, &snaplen, true)
             .override_global(GLOBAL_OFFSETS, &offs, true)
             .override_global(GLOBAL_STACK, &stack, true);
         if cfg.stack {
@@ -470,12 +460,12 @@ impl TraceCapture {
         let shared = Shared::new()?;
         let map_fd = {
             let map = ebpf
-                .map(obj::EVENTS_MAP)
-                .ok_or_else(|| Error::Load(format!("no map {}", obj::EVENTS_MAP)))?;
+                .map(abi::EVENTS_MAP)
+                .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?;
             let aya::maps::Map::PerfEventArray(data) = map else {
                 return Err(Error::Load(format!(
                     "{} is not a perf event array",
-                    obj::EVENTS_MAP
+                    abi::EVENTS_MAP
                 )));
             };
             data.fd().as_fd().as_raw_fd()
@@ -596,7 +586,7 @@ impl TraceCapture {
 
     pub fn stats(&self) -> Stats {
         self.shared
-            .stats(self.ebpf.map(obj::COUNTERS_MAP).and_then(|m| match m {
+            .stats(self.ebpf.map(abi::COUNTERS_MAP).and_then(|m| match m {
                 aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
                 _ => None,
             }))
@@ -677,49 +667,42 @@ fn reader(
     }
 }
 
-/// One sample: a 352-byte header (see `TraceHdr` in
-/// `capture-bpf/src/trace.rs`), then the bytes `bpf_skb_output` copied from
-/// `skb->data`.
+/// One sample: a [`TraceHdr`], then the bytes `bpf_skb_output` copied
+/// from `skb->data`.
 fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
-    if raw.len() < HDR_LEN {
-        return None;
-    }
-    let u64_at = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().unwrap());
-    let u32_at = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().unwrap());
-    let caplen = u32_at(28) as usize;
-    let pre_len = (u32_at(32) as usize).min(MAX_PRE).min(caplen);
-    let skip = u32_at(36) as usize;
-    let hook_id = u16::from_ne_bytes([raw[68], raw[69]]);
-    let hook = ids.iter().position(|&i| i == hook_id).unwrap_or(0);
-    let link = if raw[70] == 1 {
+    let h: TraceHdr = abi::read(raw)?;
+    let caplen = h.caplen as usize;
+    let pre_len = (h.pre_len as usize).min(MAX_PRE).min(caplen);
+    let skip = h.skip as usize;
+    let hook = ids.iter().position(|&i| i == h.hook).unwrap_or(0);
+    let link = if h.link == LINK_EN10MB {
         LinkType::Ethernet
     } else {
         LinkType::Raw
     };
-    let comm_raw = &raw[72..88];
-    let n = comm_raw.iter().position(|&b| b == 0).unwrap_or(16);
+    let n = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
     let mut data = Vec::with_capacity(caplen);
-    data.extend_from_slice(&raw[88..88 + pre_len]);
-    let rest = &raw[HDR_LEN..];
+    data.extend_from_slice(&h.pre[..pre_len]);
+    let rest = &raw[TRACE_HDR_BYTES..];
     let from = skip.min(rest.len());
     let to = (skip + caplen - pre_len).min(rest.len());
     data.extend_from_slice(&rest[from..to]);
     Some(TracePacket {
-        ts_ns: (u64_at(0) as i64 + tai_offset) as u64,
-        skb: u64_at(8),
-        location: u64_at(16),
-        wirelen: u32_at(24),
-        ifindex: u32_at(40),
-        reason: u32_at(44),
-        netns: u32_at(48),
-        pid: u32_at(52),
-        tid: u32_at(56),
-        cpu: u32_at(64),
+        ts_ns: (h.ts_ns as i64 + tai_offset) as u64,
+        skb: h.skb,
+        location: h.location,
+        wirelen: h.wirelen,
+        ifindex: h.ifindex,
+        reason: h.reason,
+        netns: h.netns,
+        pid: h.pid,
+        tid: h.tid,
+        cpu: h.cpu,
         hook,
         link,
-        comm: String::from_utf8_lossy(&comm_raw[..n]).into_owned(),
+        comm: String::from_utf8_lossy(&h.comm[..n]).into_owned(),
         data,
-        stack_id: u32_at(344) as i32,
+        stack_id: h.stack_id,
     })
 }
 

@@ -123,6 +123,14 @@ pub struct RunArgs {
     #[command(flatten)]
     pub who: WhoArgs,
 
+    /// -w files that rotate (-C, -G, -W, -z)
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+
+    /// Wireshark's extcap calls, and --extcap-install
+    #[command(flatten)]
+    pub extcap: ExtcapArgs,
+
     /// How packets are printed (-t, -e, -x, -X, -A)
     #[command(flatten)]
     pub print: PrintArgs,
@@ -210,6 +218,14 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
+    /// Once attached and the -w file is open, run as USER instead of root,
+    /// keeping only CAP_NET_ADMIN and CAP_BPF (and CAP_DAC_OVERRIDE for
+    /// -C/-G files in a folder USER cannot write); default: the user who
+    /// ran sudo, else `xcap` if it exists, else `nobody`; `-Z root` keeps
+    /// root (as tcpdump's -Z)
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
     /// TC: make this many bytes linear (bpf_skb_pull_data) before the
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
@@ -246,6 +262,91 @@ pub struct WhoArgs {
     /// its cgroup path names it (docker, containerd, cri-o, podman)
     #[arg(long = "container", value_name = "ID")]
     pub containers: Vec<String>,
+}
+
+/// tcpdump's rotation of `-w` files.
+#[derive(Debug, Args, Default)]
+pub struct RotationArgs {
+    /// Before writing a packet, start a new -w file if this one is larger
+    /// than SIZE millions of bytes; files after the first are named FILE1,
+    /// FILE2, ... (as tcpdump)
+    #[arg(short = 'C', value_name = "SIZE", allow_hyphen_values = true)]
+    pub file_size: Option<String>,
+
+    /// Start a new -w file every SECONDS, at multiples of SECONDS on the
+    /// local clock (-G 3600: on the hour; tcpdump counts from its own start
+    /// and drifts); FILE may hold strftime(3) patterns (%Y%m%d-%H%M%S),
+    /// filled in with the file's start
+    #[arg(short = 'G', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub rotate_seconds: Option<String>,
+
+    /// With -C: a ring of COUNT files, reused in turn (their numbers
+    /// zero-padded to the width of COUNT-1); with -G alone: stop after
+    /// COUNT files
+    #[arg(short = 'W', value_name = "COUNT", allow_hyphen_values = true)]
+    pub file_count: Option<String>,
+
+    /// Run `CMD FILE` on each file a rotation closes (-C, -G), at the lowest
+    /// priority, e.g. -z gzip (as tcpdump, not on the file open at the end)
+    #[arg(short = 'z', value_name = "CMD")]
+    pub post_rotate: Option<String>,
+}
+
+/// Wireshark's extcap interface: the calls Wireshark and tshark make on
+/// an extcap program, and the options xcap offers them.
+#[derive(Debug, Args, Default)]
+pub struct ExtcapArgs {
+    /// Link xcap into Wireshark's extcap folder (the one `tshark -G
+    /// folders` names), or into DIR, so that Wireshark lists its interfaces
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub extcap_install: Option<String>,
+
+    /// Wireshark: list xcap's interfaces (xcap-IFACE, xcap-any)
+    #[arg(long)]
+    pub extcap_interfaces: bool,
+
+    /// Wireshark: the interface a call is about
+    #[arg(long, value_name = "NAME")]
+    pub extcap_interface: Option<String>,
+
+    /// Wireshark: the link types of --extcap-interface
+    #[arg(long)]
+    pub extcap_dlts: bool,
+
+    /// Wireshark: the options of --extcap-interface (capture filter, hook,
+    /// direction)
+    #[arg(long)]
+    pub extcap_config: bool,
+
+    /// Wireshark: its version (xcap answers every version alike)
+    #[arg(long, value_name = "VERSION")]
+    pub extcap_version: Option<String>,
+
+    /// Wireshark: capture on --extcap-interface into --fifo
+    #[arg(long)]
+    pub capture: bool,
+
+    /// Wireshark: the pipe --capture writes pcap into
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<String>,
+
+    /// Wireshark: the capture filter (checked alone, without --capture)
+    #[arg(long, value_name = "EXPRESSION")]
+    pub extcap_capture_filter: Option<String>,
+
+    /// Wireshark option: a filter expression (with a capture filter, both
+    /// must match)
+    #[arg(long, value_name = "EXPRESSION")]
+    pub extcap_filter: Option<String>,
+
+    /// Wireshark option: the hook, tc or xdp
+    #[arg(long, value_name = "HOOK")]
+    pub extcap_hook: Option<String>,
+
+    /// Wireshark option: the direction, auto (what the hook sees), in, out
+    /// or inout
+    #[arg(long, value_name = "DIRECTION")]
+    pub extcap_direction: Option<String>,
 }
 
 /// Tracing-hook flags.

@@ -16,7 +16,8 @@ use anyhow::{anyhow, Result};
 use capture::Stats;
 
 use crate::plan::{self, Output, ReadFile};
-use crate::sink::{print_counters, report_write_error, Printer, Sink};
+use crate::privileges;
+use crate::sink::{print_counters, report_write_error, Files, Printer, Room, Sink};
 use crate::source::file::{self, pcap_message, FileSource};
 use crate::source::{live, trace, Source};
 
@@ -32,15 +33,42 @@ pub fn capture(plan: &plan::Capture) -> Result<ExitCode> {
 }
 
 fn run<S: Source>(plan: &plan::Capture, start: impl FnOnce() -> Result<S>) -> Result<ExitCode> {
+    // Before anything is attached: a -Z user that does not exist.
+    let user = privileges::user_to_become(&plan.run_as)?;
     // Before the capture's threads start, so that they inherit the mask.
     signals::catch();
     let source = start()?;
     signals::wake_with(source.waker());
     // Once attached (on an error `source` is dropped, which detaches).
     let mut sink = Sink::open(&plan.output, |stream| source.open_file(stream))?;
-    source.announce();
+    if let Some(user) = &user {
+        relinquish(user, &sink, plan.verbose)?;
+    }
+    if !plan.quiet_stderr {
+        source.announce();
+    }
     let ended = consume(source, &mut sink, plan);
     Ok(ended.report(plan, S::SEEN))
+}
+
+/// Root given up, once attached and the first file open (`-Z`).
+fn relinquish<F>(user: &privileges::User, sink: &Sink<Files<F>>, verbose: bool) -> Result<()>
+where
+    F: crate::sink::RecordFile,
+{
+    let (file, rotates) = match sink {
+        Sink::File(files) => (Some(files.name()), files.rotates()),
+        Sink::Text(_) => (None, false),
+    };
+    let kept = privileges::become_user(user, file, rotates)?;
+    if verbose {
+        eprintln!(
+            "xcap: running as {}, keeping {}",
+            user.name,
+            kept.names().join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// How a capture ended.
@@ -52,13 +80,19 @@ struct Ended {
     stats: Stats,
     /// Why the capture failed on its own, if it did.
     failure: Option<String>,
+    /// Whether packets went to `-w` files (whose errors name them).
+    to_files: bool,
 }
 
 /// Takes batches until the readers are done: detaches on a signal, once
 /// `-c` packets are written, or on a write error, and keeps taking
 /// batches until the readers have drained their buffers. Flushes the
 /// output, reads the counters, then closes the capture.
-fn consume<S: Source>(mut source: S, sink: &mut Sink<S::File>, plan: &plan::Capture) -> Ended {
+fn consume<S: Source>(
+    mut source: S,
+    sink: &mut Sink<Files<S::File>>,
+    plan: &plan::Capture,
+) -> Ended {
     let mut written = Written::default();
     loop {
         if signals::stopped() {
@@ -84,6 +118,7 @@ fn consume<S: Source>(mut source: S, sink: &mut Sink<S::File>, plan: &plan::Capt
         write_error: written.error,
         stats,
         failure: source.close(),
+        to_files: matches!(sink, Sink::File(_)),
     }
 }
 
@@ -92,18 +127,20 @@ fn consume<S: Source>(mut source: S, sink: &mut Sink<S::File>, plan: &plan::Capt
 struct Written {
     count: u64,
     error: Option<io::Error>,
+    /// `-G` with `-W`: the last file was closed.
+    files_done: bool,
 }
 
 impl Written {
     fn done(&self, plan: &plan::Capture) -> bool {
-        self.error.is_some() || plan.count.is_some_and(|c| self.count >= c)
+        self.error.is_some() || self.files_done || plan.count.is_some_and(|c| self.count >= c)
     }
 
     /// Writes the batch's packets until done; detaches when done.
     fn batch<S: Source>(
         &mut self,
         source: &mut S,
-        sink: &mut Sink<S::File>,
+        sink: &mut Sink<Files<S::File>>,
         plan: &plan::Capture,
         batch: &[S::Packet],
     ) {
@@ -112,7 +149,8 @@ impl Written {
                 break;
             }
             match put(source, sink, p, plan.flush_each_packet) {
-                Ok(()) => self.count += 1,
+                Ok(Room::Open) => self.count += 1,
+                Ok(Room::LimitReached) => self.files_done = true,
                 Err(e) => self.error = Some(e),
             }
             if self.done(plan) {
@@ -126,21 +164,28 @@ impl Written {
     }
 }
 
-/// One packet: its line, or its record in the file.
+/// One packet: its line, or its record in the file (a new one if the
+/// rotation says so); not written once `-W` files are done.
 fn put<S: Source>(
     source: &S,
-    sink: &mut Sink<S::File>,
+    sink: &mut Sink<Files<S::File>>,
     p: &S::Packet,
     flush_each_packet: bool,
-) -> io::Result<()> {
+) -> io::Result<Room> {
     match sink {
         Sink::Text(printer) => printer.print(&source.line(p))?,
-        Sink::File(file) => source.write_record(file, p)?,
+        Sink::File(files) => {
+            let room = files.before_record(source.time_ns(p), |s| source.open_file(s))?;
+            if room == Room::LimitReached {
+                return Ok(room);
+            }
+            files.write(|file| source.write_record(file, p))?;
+        }
     }
     if flush_each_packet {
         sink.flush()?;
     }
-    Ok(())
+    Ok(Room::Open)
 }
 
 impl Ended {
@@ -149,8 +194,10 @@ impl Ended {
         if let Some(failure) = &self.failure {
             eprintln!("xcap: {failure}");
         }
-        print_counters(self.captured, &self.stats, plan.verbose, seen);
-        let write_failed = report_write_error(self.write_error, plan.output.path());
+        if !plan.quiet_stderr {
+            print_counters(self.captured, &self.stats, plan.verbose, seen);
+        }
+        let write_failed = report_write_error(self.write_error, self.to_files);
         if write_failed || self.failure.is_some() {
             return ExitCode::from(1);
         }

@@ -2,8 +2,10 @@
 
 mod common;
 
+use capture::programs;
+use capture_abi::live;
 use common::*;
-use injector::{capture, splice, Error};
+use injector::{splice, Error};
 
 fn err(elf: &[u8], stubs: &[(&str, &[cbpf2ebpf::ebpf::Insn])]) -> Error {
     let e = splice(elf, stubs).expect_err("splice should fail");
@@ -38,7 +40,7 @@ fn host_elf_is_not_bpf() {
 #[test]
 fn missing_stub_lists_candidates() {
     let f = first_byte_is_0x45();
-    let e = err(capture::OBJECT, &[("xcap_filter", &f)]);
+    let e = err(programs::OBJECT, &[("xcap_filter", &f)]);
     let msg = e.to_string();
     assert!(matches!(e, Error::StubMissing { .. }), "{msg}");
     assert!(
@@ -69,7 +71,7 @@ fn stub_with_wrong_signature() {
 #[test]
 fn program_is_not_a_stub() {
     let f = first_byte_is_0x45();
-    let e = err(capture::OBJECT, &[(capture::PROG_XDP, &f)]);
+    let e = err(programs::OBJECT, &[(live::PROG_XDP, &f)]);
     assert!(matches!(e, Error::StubUnsupported { .. }), "{e}");
 }
 
@@ -77,7 +79,7 @@ fn program_is_not_a_stub() {
 fn bad_filters_and_duplicates() {
     let f = first_byte_is_0x45();
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &[])]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &[])]),
         Error::BadFilter { .. }
     ));
     let call = [
@@ -85,7 +87,7 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &call)]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &call)]),
         Error::BadFilter { .. }
     ));
     let map = cbpf2ebpf::ebpf::Insn::ld_imm64(1, 7);
@@ -95,12 +97,12 @@ fn bad_filters_and_duplicates() {
         cbpf2ebpf::ebpf::Insn::exit(),
     ];
     assert!(matches!(
-        err(capture::OBJECT, &[(capture::STUB_XDP, &map)]),
+        err(programs::OBJECT, &[(live::STUB_XDP, &map)]),
         Error::BadFilter { .. }
     ));
     let e = err(
-        capture::OBJECT,
-        &[(capture::STUB_XDP, &f), (capture::STUB_XDP, &f)],
+        programs::OBJECT,
+        &[(live::STUB_XDP, &f), (live::STUB_XDP, &f)],
     );
     assert!(matches!(e, Error::DuplicateStub(_)), "{e}");
 }
@@ -108,11 +110,11 @@ fn bad_filters_and_duplicates() {
 #[test]
 fn unknown_relocation_in_code() {
     // Turn the capture object's first code relocation into an ABS64 one.
-    let mut obj = capture::OBJECT.to_vec();
+    let mut obj = programs::OBJECT.to_vec();
     let f = first_byte_is_0x45();
     let pos = find_rel(&obj, "xdp.frags");
     obj[pos + 8] = 2; // R_BPF_64_ABS64
-    let e = err(&obj, &[(capture::STUB_XDP, &f)]);
+    let e = err(&obj, &[(live::STUB_XDP, &f)]);
     assert!(matches!(e, Error::Relocation { .. }), "{e}");
 }
 
@@ -138,7 +140,7 @@ fn find_rel(obj: &[u8], section: &str) -> usize {
 #[test]
 fn mutated_objects_never_panic() {
     let f = first_byte_is_0x45();
-    let objects = [capture::OBJECT.to_vec(), build_c_fixture(true)];
+    let objects = [programs::OBJECT.to_vec(), build_c_fixture(true)];
     let mut seed = 0x2545f4914f6cdd1du64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -148,7 +150,7 @@ fn mutated_objects_never_panic() {
     };
     for obj in &objects {
         for cut in (0..obj.len()).step_by(97) {
-            let _ = splice(&obj[..cut], &[(capture::STUB_XDP, &f), ("xcap_filter", &f)]);
+            let _ = splice(&obj[..cut], &[(live::STUB_XDP, &f), ("xcap_filter", &f)]);
         }
         for _ in 0..3000 {
             let mut m = obj.clone();
@@ -156,7 +158,7 @@ fn mutated_objects_never_panic() {
                 let i = (next() % m.len() as u64) as usize;
                 m[i] = next() as u8;
             }
-            let _ = splice(&m, &[(capture::STUB_XDP, &f)]);
+            let _ = splice(&m, &[(live::STUB_XDP, &f)]);
             let _ = splice(&m, &[("xcap_filter", &f), ("xcap_filter_l3", &f)]);
         }
     }

@@ -9,8 +9,10 @@ use aya::{
     programs::{SchedClassifier, Xdp},
     Ebpf, EbpfLoader,
 };
+use capture::programs;
+use capture_abi::live;
 use common::*;
-use injector::{capture, splice, Program};
+use injector::{splice, Program};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -52,9 +54,13 @@ fn program(report: &[Program], name: &str) -> Program {
 /// Runs the capture template's program `prog` on the packets; returns how
 /// many the filter matched (its counter) and checks every verdict.
 fn run_capture(ebpf: &mut Ebpf, prog: &str, packets: &[Vec<u8>], verdict: u32) -> u64 {
-    let before = counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_MATCHED);
-    let seen_before = counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_SEEN);
-    let fd = if prog == capture::PROG_XDP {
+    let before = counter(
+        ebpf,
+        capture_abi::COUNTERS_MAP,
+        capture_abi::COUNTER_MATCHED,
+    );
+    let seen_before = counter(ebpf, capture_abi::COUNTERS_MAP, capture_abi::COUNTER_SEEN);
+    let fd = if prog == live::PROG_XDP {
         xdp(ebpf, prog, true).fd().unwrap().try_clone().unwrap()
     } else {
         tc(ebpf, prog, true).fd().unwrap().try_clone().unwrap()
@@ -63,10 +69,14 @@ fn run_capture(ebpf: &mut Ebpf, prog: &str, packets: &[Vec<u8>], verdict: u32) -
         assert_eq!(test_run(&fd, p), verdict);
     }
     assert_eq!(
-        counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_SEEN) - seen_before,
+        counter(ebpf, capture_abi::COUNTERS_MAP, capture_abi::COUNTER_SEEN) - seen_before,
         packets.len() as u64
     );
-    counter(ebpf, capture::COUNTERS_MAP, capture::COUNTER_MATCHED) - before
+    counter(
+        ebpf,
+        capture_abi::COUNTERS_MAP,
+        capture_abi::COUNTER_MATCHED,
+    ) - before
 }
 
 fn mixed_packets() -> Vec<Vec<u8>> {
@@ -85,28 +95,22 @@ fn capture_template_small_and_5000_instruction_filters() {
     let small = first_byte_is_0x45();
     let big = padded_skb(5000);
     let s = splice(
-        capture::OBJECT,
-        &[(capture::STUB_XDP, &small), (capture::STUB_TC, &big)],
+        programs::OBJECT,
+        &[(live::STUB_XDP, &small), (live::STUB_TC, &big)],
     )
     .unwrap();
-    assert_eq!(
-        program(&s.programs, capture::PROG_XDP).stubs,
-        [capture::STUB_XDP]
-    );
-    assert_eq!(
-        program(&s.programs, capture::PROG_TC).stubs,
-        [capture::STUB_TC]
-    );
-    assert_eq!(s.stubs[0].programs, [capture::PROG_XDP]);
+    assert_eq!(program(&s.programs, live::PROG_XDP).stubs, [live::STUB_XDP]);
+    assert_eq!(program(&s.programs, live::PROG_TC).stubs, [live::STUB_TC]);
+    assert_eq!(s.stubs[0].programs, [live::PROG_XDP]);
     assert_eq!(s.stubs[1].new_insns, 5000);
 
     let mut ebpf = load(&s.elf);
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        run_capture(&mut ebpf, live::PROG_XDP, &mixed_packets(), XDP_PASS),
         3
     );
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
+        run_capture(&mut ebpf, live::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
         3
     );
 }
@@ -117,17 +121,17 @@ fn capture_template_shrinks_and_grows() {
     let none = constant(0);
     let huge = padded(100_000);
     let s = splice(
-        capture::OBJECT,
-        &[(capture::STUB_TC, &none), (capture::STUB_XDP, &huge)],
+        programs::OBJECT,
+        &[(live::STUB_TC, &none), (live::STUB_XDP, &huge)],
     )
     .unwrap();
     let mut ebpf = load(&s.elf);
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        run_capture(&mut ebpf, live::PROG_XDP, &mixed_packets(), XDP_PASS),
         3
     );
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
+        run_capture(&mut ebpf, live::PROG_TC, &mixed_packets(), TC_ACT_UNSPEC),
         0
     );
 }
@@ -135,9 +139,9 @@ fn capture_template_shrinks_and_grows() {
 #[test]
 fn capture_template_unspliced_matches_everything() {
     // The placeholder body passes the verifier and returns wirelen.
-    let mut ebpf = load(capture::OBJECT);
+    let mut ebpf = load(programs::OBJECT);
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_XDP, &mixed_packets(), XDP_PASS),
+        run_capture(&mut ebpf, live::PROG_XDP, &mixed_packets(), XDP_PASS),
         5
     );
 }
@@ -270,14 +274,11 @@ fn spliced_objects_load_with_bpftool() {
     .unwrap();
     bpftool_loadall(&s.elf, "xdp_filter");
     let s = splice(
-        capture::OBJECT,
-        &[
-            (capture::STUB_XDP, &f),
-            (capture::STUB_TC, &padded_skb(300)),
-        ],
+        programs::OBJECT,
+        &[(live::STUB_XDP, &f), (live::STUB_TC, &padded_skb(300))],
     )
     .unwrap();
-    bpftool_loadall(&s.elf, capture::PROG_XDP);
+    bpftool_loadall(&s.elf, live::PROG_XDP);
 }
 
 /// `ip6 protochain 6` as a filter with its loop callback (direct mode for
@@ -329,20 +330,14 @@ fn loop_filters_splice_and_load_with_aya_and_bpftool() {
     let xdp_filter = loops::protochain(Mode::Direct, Hook::Xdp);
     let tc_filter = loops::protochain(Mode::Skb, Hook::TcIngress);
     let s = splice(
-        capture::OBJECT,
-        &[
-            (capture::STUB_XDP, &xdp_filter),
-            (capture::STUB_TC, &tc_filter),
-        ],
+        programs::OBJECT,
+        &[(live::STUB_XDP, &xdp_filter), (live::STUB_TC, &tc_filter)],
     )
     .unwrap();
     // Spliced again (the callbacks' symbols are reused), it still loads.
     let s = splice(
         &s.elf,
-        &[
-            (capture::STUB_XDP, &xdp_filter),
-            (capture::STUB_TC, &tc_filter),
-        ],
+        &[(live::STUB_XDP, &xdp_filter), (live::STUB_TC, &tc_filter)],
     )
     .unwrap();
     let packets = [
@@ -354,11 +349,11 @@ fn loop_filters_splice_and_load_with_aya_and_bpftool() {
     ];
     let mut ebpf = load(&s.elf);
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_XDP, &packets, XDP_PASS),
+        run_capture(&mut ebpf, live::PROG_XDP, &packets, XDP_PASS),
         4
     );
     assert_eq!(
-        run_capture(&mut ebpf, capture::PROG_TC, &packets, TC_ACT_UNSPEC),
+        run_capture(&mut ebpf, live::PROG_TC, &packets, TC_ACT_UNSPEC),
         4
     );
 
@@ -382,5 +377,5 @@ fn loop_filters_splice_and_load_with_aya_and_bpftool() {
 
     // Last: libbpf loads every program of the template, and Linux 6.1
     // refuses its consume_skb tracepoint program (one argument there).
-    bpftool_loadall(&s.elf, capture::PROG_XDP);
+    bpftool_loadall(&s.elf, live::PROG_XDP);
 }

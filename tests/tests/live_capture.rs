@@ -507,7 +507,7 @@ fn check_hook(setup: Setup) {
 fn check_hook_attached(setup: Setup, tc_attach: Option<&str>) {
     let _guard = serial();
     let net = Net::new();
-    let mut report = Vec::new();
+    let mut per_filter = Vec::new();
     for f in FILTERS {
         let filter = f.replace("{TX_MAC}", &mac_text(&net.tx_mac));
         let n = round(&net, setup, &filter, tc_attach);
@@ -515,10 +515,15 @@ fn check_hook_attached(setup: Setup, tc_attach: Option<&str>) {
             n > 0,
             "{setup:?} '{filter}': the traffic has packets for it, but none were captured"
         );
-        report.push(format!("{filter}: {n}"));
+        per_filter.push(n);
     }
-    eprintln!("{setup:?}: {}", report.join("; "));
     assert_nothing_attached(&net);
+    let through = tc_attach.map_or(String::new(), |a| format!(" through {a}"));
+    xcap_tests::report(&format!(
+        "live {setup:?}{through}: {} filters, {} packets captured, byte for byte what tcpdump captured",
+        per_filter.len(),
+        per_filter.iter().sum::<usize>()
+    ));
 }
 
 #[test]

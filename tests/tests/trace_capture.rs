@@ -244,6 +244,9 @@ fn pcapng_mixes_en10mb_and_raw_and_tshark_reads_it() {
         );
         assert!(r[1].contains("comm=python3"), "{r:?}");
     }
+    xcap_tests::report(
+        "trace: kfree_skb: 4 of 4 dropped packets, EN10MB and RAW in one pcapng file, drop reason and process in each comment, read by tshark",
+    );
 }
 
 #[test]
@@ -323,6 +326,9 @@ fn assert_fentry_ip_rcv_captures_matching_packets() {
     assert_eq!(count("kfree_skb:EN10MB"), 2, "{rows:?}");
     assert_eq!(count("kfree_skb:RAW"), 1, "{rows:?}");
     assert_eq!(rows.len(), 5, "{rows:?}");
+    xcap_tests::report(
+        "trace: fentry ip_rcv and kfree_skb in one pcapng file: 5 of 5 expected packets, at the hooks they passed",
+    );
 }
 
 /// xcap with `args` and `envs` refuses in one line that contains `want`,

@@ -39,6 +39,21 @@ pub struct Capture {
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
     pub flush_each_packet: bool,
+    /// `-Z`: who the capture runs as once attached.
+    pub run_as: RunAs,
+    /// Nothing on stderr but errors: no "listening on" line, no counters
+    /// (Wireshark shows an extcap's stderr as an error).
+    pub quiet_stderr: bool,
+}
+
+/// Who a capture runs as once attached (`-Z`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// No `-Z`: the user who ran sudo, a user `xcap`, or `nobody`.
+    Default,
+    /// `-Z root`: stay root.
+    Root,
+    User(String),
 }
 
 /// Where a capture's filter runs.
@@ -104,7 +119,7 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     super::who::refuse_at(&args.who, "a tracing hook")?;
     let hooks = tracing_hooks(t)?;
     let snaplen = snaplen(args.snaplen.as_deref())?;
-    Ok(capture(args, hooks, expression, snaplen))
+    capture(args, hooks, expression, snaplen)
 }
 
 /// The tracepoints (empty names left out), then the `--fentry` function.
@@ -155,7 +170,7 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
         true => Hook::Xdp(xdp_mode(live.xdp_mode)),
         false => Hook::Tc,
     };
-    let mut capture = capture(args, vec![hook], expression, snaplen);
+    let mut capture = capture(args, vec![hook], expression, snaplen)?;
     if live.xdp {
         super::who::refuse_at(&args.who, "XDP")?;
     } else {
@@ -166,10 +181,10 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
 }
 
 /// What live and tracing captures share.
-fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Capture {
+fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Result<Capture> {
     let live = &args.live;
     let flush_each_packet = live.packet_buffered || args.print.line_buffered;
-    Capture {
+    Ok(Capture {
         hooks,
         interfaces: live.interfaces.clone(),
         direction: direction(live),
@@ -182,10 +197,22 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Ca
         verbose: live.verbose > 0,
         who: None,
         show_who: false,
-        output: output(args),
+        output: output(args)?,
         count: args.count,
         flush_each_packet,
-    }
+        run_as: run_as(live.user.as_deref())?,
+        quiet_stderr: false,
+    })
+}
+
+/// `-Z USER`.
+fn run_as(user: Option<&str>) -> Result<RunAs> {
+    Ok(match user {
+        None => RunAs::Default,
+        Some("") => bail!("-Z needs a user name"),
+        Some("root") => RunAs::Root,
+        Some(name) => RunAs::User(name.to_owned()),
+    })
 }
 
 /// `-Q`; by default what the hook sees: received packets at XDP, both

@@ -9,6 +9,7 @@
 //! tracing hooks, live capture ([`hooks`]). Flags that do not apply to
 //! the job chosen are ignored, as before, unless a check refuses them.
 
+mod extcap;
 mod hooks;
 mod output;
 #[cfg(test)]
@@ -27,8 +28,9 @@ use crate::args::{
 };
 use crate::filter::Filter;
 
-pub use hooks::{Capture, Hook};
-pub use output::Output;
+pub use extcap::{Extcap, INTERFACE_PREFIX};
+pub use hooks::{Capture, Hook, RunAs};
+pub use output::{Output, Rotation};
 
 #[derive(Debug, PartialEq)]
 pub enum Plan {
@@ -43,6 +45,8 @@ pub enum Plan {
     Capture(Capture),
     /// `xcap compile`: the filter as an ELF object.
     WriteObject(WriteObject),
+    /// A Wireshark extcap query, or `--extcap-install`.
+    Extcap(Extcap),
 }
 
 #[derive(Debug, PartialEq)]
@@ -123,8 +127,12 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
     }
 }
 
-/// The top-level command: the filter first, then the job.
+/// The top-level command: Wireshark's calls, then the filter, then the
+/// job.
 fn top_level(args: &RunArgs) -> Result<Plan> {
+    if extcap::asked(&args.extcap) {
+        return extcap::plan(args);
+    }
     if args.list_interfaces {
         return Ok(Plan::ListInterfaces);
     }
@@ -167,10 +175,22 @@ fn read_file(args: &RunArgs, path: &str, filter: Filter) -> Result<Plan> {
             max_loop_iterations: args.max_loop_iterations,
             ..Options::default()
         },
-        output: output::output(args),
+        output: file_output(args)?,
         count: args.count,
         flush_each_packet: args.print.line_buffered && args.write.is_none(),
     }))
+}
+
+/// `-r`'s `-w`: written by libpcap's savefile, as tcpdump's, in one file.
+fn file_output(args: &RunArgs) -> Result<Output> {
+    let output = output::output(args)?;
+    if let Output::File {
+        rotation: Some(_), ..
+    } = output
+    {
+        bail!("-C and -G rotate the files of a capture; with -r, xcap writes one file");
+    }
+    Ok(output)
 }
 
 /// `-d`/`--ebpf` without a file: compiled for `-y` and `-s`.

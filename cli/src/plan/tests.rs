@@ -459,23 +459,92 @@ fn pcapng_is_asked_by_its_flag_or_the_file_name() {
         output(&["-i", "lo", "-w", "x.pcap", "udp"]),
         Output::File {
             path: "x.pcap".into(),
-            pcapng: false
+            pcapng: false,
+            rotation: None,
         }
     );
     assert_eq!(
         output(&["-i", "lo", "-w", "x.pcapng", "udp"]),
         Output::File {
             path: "x.pcapng".into(),
-            pcapng: true
+            pcapng: true,
+            rotation: None,
         }
     );
     assert_eq!(
         output(&["-i", "lo", "-w", "-", "--pcapng", "udp"]),
         Output::File {
             path: "-".into(),
-            pcapng: true
+            pcapng: true,
+            rotation: None,
         }
     );
+}
+
+#[test]
+fn rotation_flags_become_bytes_seconds_and_a_count() {
+    let rotation = |args: &[&str]| match capture_of(args).output {
+        Output::File { rotation, .. } => rotation,
+        other => panic!("{args:?}: not a file: {other:?}"),
+    };
+    assert_eq!(
+        rotation(&["-i", "lo", "-w", "x", "-C", "2", "-W", "5", "-z", "gzip"]),
+        Some(Rotation {
+            size: Some(2_000_000),
+            seconds: None,
+            files: Some(5),
+            post_command: Some("gzip".into()),
+        })
+    );
+    assert_eq!(
+        rotation(&["--trace", "kfree_skb", "-w", "t-%s", "-G", "60", "udp"]),
+        Some(Rotation {
+            seconds: Some(60),
+            ..Rotation::default()
+        })
+    );
+}
+
+#[test]
+fn rotation_refuses_bad_numbers_with_tcpdumps_words_and_flags_without_a_file() {
+    for (args, want) in [
+        (
+            &["-i", "lo", "-w", "x", "-C", "0"][..],
+            "invalid file size 0",
+        ),
+        (&["-i", "lo", "-w", "x", "-C", "1k"], "invalid file size 1k"),
+        (
+            &["-i", "lo", "-w", "x", "-G", "-1"],
+            "invalid number of seconds -1",
+        ),
+        (
+            &["-i", "lo", "-w", "x", "-G", "0"],
+            "invalid number of seconds 0",
+        ),
+        (
+            &["-i", "lo", "-w", "x", "-C", "1", "-W", "0"],
+            "invalid number of output files 0",
+        ),
+        (&["-i", "lo", "-C", "1"], "give -w FILE"),
+        (&["-i", "lo", "-w", "-", "-G", "1"], "-w - writes to stdout"),
+        (&["-i", "lo", "-w", "x", "-W", "3"], "-W needs -C or -G"),
+        (&["-i", "lo", "-w", "x", "-z", "gzip"], "-z needs -C or -G"),
+        (
+            &["-i", "lo", "-w", "x", "-C", "1", "-z", ""],
+            "-z needs a command",
+        ),
+        (
+            &["-C", "99999999999999", "-w", "x", "-i", "lo"],
+            "file size too large",
+        ),
+        (
+            &["-r", "in.pcap", "-w", "x", "-C", "1"],
+            "with -r, xcap writes one file",
+        ),
+    ] {
+        let e = error_of(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
 }
 
 #[test]
@@ -625,4 +694,116 @@ fn bad_process_filters_are_refused_in_one_line() {
     );
     assert!(error_of(&["-i", "eth0", "--pid", "0"]).contains("not a process id"));
     assert!(error_of(&["-i", "eth0", "--follow-children"]).starts_with("usage:"));
+}
+
+#[test]
+fn minus_z_names_the_user_a_capture_becomes_and_root_keeps_root() {
+    assert_eq!(capture_of(&["-i", "lo", "udp"]).run_as, RunAs::Default);
+    assert_eq!(
+        capture_of(&["-i", "lo", "-Z", "root", "udp"]).run_as,
+        RunAs::Root
+    );
+    assert_eq!(
+        capture_of(&["--trace", "kfree_skb", "-Z", "alice", "udp"]).run_as,
+        RunAs::User("alice".into())
+    );
+    assert!(error_of(&["-i", "lo", "-Z", "", "udp"]).contains("-Z needs a user name"));
+}
+
+#[test]
+fn wiresharks_queries_are_answered_before_anything_else() {
+    for (args, want) in [
+        (
+            &["--extcap-interfaces", "--extcap-version=4.0"][..],
+            Extcap::Interfaces,
+        ),
+        (
+            &["--extcap-interface", "xcap-eth0", "--extcap-dlts"],
+            Extcap::Dlts,
+        ),
+        (
+            &["--extcap-interface", "xcap-any", "--extcap-config"],
+            Extcap::Config,
+        ),
+        (
+            &[
+                "--extcap-interface",
+                "xcap-lo",
+                "--extcap-capture-filter",
+                "udp",
+            ],
+            Extcap::CheckFilter("udp".into()),
+        ),
+        (&["--extcap-install"], Extcap::Install(None)),
+        (
+            &["--extcap-install", "/x"],
+            Extcap::Install(Some("/x".into())),
+        ),
+    ] {
+        assert_eq!(plan_of(args), Ok(Plan::Extcap(want)), "{args:?}");
+    }
+}
+
+#[test]
+fn an_extcap_capture_writes_pcap_into_the_fifo_with_every_filter_given() {
+    let c = capture_of(&[
+        "--capture",
+        "--extcap-interface",
+        "xcap-eth0",
+        "--fifo",
+        "/tmp/pipe",
+        "--extcap-capture-filter",
+        "icmp",
+        "--extcap-filter",
+        "host 10.0.0.1",
+        "--extcap-hook",
+        "xdp",
+    ]);
+    assert_eq!(c.interfaces, ["eth0"]);
+    assert_eq!(c.filter, "(icmp) and (host 10.0.0.1)");
+    assert_eq!(c.hooks, [Hook::Xdp(XdpMode::Auto)]);
+    assert_eq!(c.direction, DirectionFilter::In);
+    assert!(c.quiet_stderr && c.flush_each_packet);
+    assert_eq!(
+        c.output,
+        Output::File {
+            path: "/tmp/pipe".into(),
+            pcapng: false,
+            rotation: None,
+        }
+    );
+    let tc = capture_of(&["--capture", "--extcap-interface", "xcap-any", "--fifo", "p"]);
+    assert_eq!(
+        (tc.hooks, tc.direction),
+        (vec![Hook::Tc], DirectionFilter::InOut)
+    );
+    assert_eq!(tc.filter, "");
+    for (args, want) in [
+        (
+            &["--capture", "--extcap-interface", "eth0", "--fifo", "p"][..],
+            "not one of xcap's",
+        ),
+        (
+            &["--capture", "--extcap-interface", "xcap-eth0"],
+            "--capture needs --fifo",
+        ),
+        (&["--capture", "--fifo", "p"], "needs --extcap-interface"),
+        (
+            &[
+                "--capture",
+                "--extcap-interface",
+                "xcap-eth0",
+                "--fifo",
+                "p",
+                "--extcap-hook",
+                "xdp",
+                "--extcap-direction",
+                "out",
+            ],
+            "XDP sees received packets only",
+        ),
+    ] {
+        let e = error_of(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
 }

@@ -206,6 +206,10 @@ impl Source for Live {
         self.cap.recv_timeout(timeout).map(|b| b.packets)
     }
 
+    fn time_ns(&self, p: &Packet) -> u64 {
+        p.ts_ns
+    }
+
     fn line<'p>(&self, p: &'p Packet) -> Line<'p> {
         let mut line = Line::at_ns(p.ts_ns, Link::Ethernet, &p.data, p.wirelen);
         if self.names_interfaces() {

@@ -41,6 +41,9 @@ pub trait Source {
     fn tick(&mut self) {}
     /// The next batch; `Disconnected` once the readers are done.
     fn recv(&self, timeout: Duration) -> Result<Vec<Self::Packet>, RecvTimeoutError>;
+    /// When the packet was seen, in nanoseconds since 1970 (`-G`'s
+    /// windows).
+    fn time_ns(&self, p: &Self::Packet) -> u64;
     /// The packet's text line.
     fn line<'p>(&self, p: &'p Self::Packet) -> Line<'p>;
     fn write_record(&self, file: &mut Self::File, p: &Self::Packet) -> io::Result<()>;

@@ -175,6 +175,10 @@ impl Source for Trace {
 
     /// `kfree_skb reason NO_SOCKET veth0 EN10MB len 98 <summary> [comm
     /// ping pid 42]`, then the stack's frames.
+    fn time_ns(&self, p: &TracePacket) -> u64 {
+        p.ts_ns
+    }
+
     fn line<'p>(&self, p: &'p TracePacket) -> Line<'p> {
         let (hook, reason) = self.hook_and_reason(p);
         let mut line = Line::at_ns(p.ts_ns, link(p), &p.data, p.wirelen);

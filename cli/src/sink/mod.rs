@@ -1,8 +1,9 @@
-//! Where packets go: a line each on stdout ([`Printer`]), or a capture
-//! file (`-w`), opened once; and, at the end of a capture, tcpdump's
-//! counters and the first write error.
+//! Where packets go: a line each on stdout ([`Printer`]), or capture
+//! files (`-w`, rotated by `-C` and `-G`: [`rotation`]); and, at the end
+//! of a capture, tcpdump's counters and the first write error.
 
-use std::fs::File;
+mod rotation;
+
 use std::io::{self, BufWriter, Stdout, Write};
 
 use anyhow::{anyhow, Result};
@@ -14,13 +15,13 @@ use crate::out::io_message;
 use crate::plan::Output;
 use crate::print::{Clock, Line, Style};
 
-/// The bytes of a `-w` file: the file, or stdout for '-'.
-pub type Stream = BufWriter<Box<dyn Write>>;
+pub use rotation::{Files, Room, Stream};
 
 /// Where one run's packets go.
 pub enum Sink<F> {
     Text(Printer),
-    /// A capture file, its header written.
+    /// Capture files (a capture's `-w`), or one file (`-r`'s), its header
+    /// written.
     File(F),
 }
 
@@ -42,20 +43,21 @@ impl<W: Write> RecordFile for TraceWriter<W> {
     }
 }
 
-impl<F: RecordFile> Sink<F> {
-    /// The printer, or `-w`'s file: created, handed to `open_file` for its
-    /// header (which names what was attached, so a capture opens it once
-    /// attached), and flushed, so that readers of `-w -` (`tcpdump -r -`)
-    /// start on the header.
+impl<F: RecordFile> Sink<Files<F>> {
+    /// The printer, or `-w`'s first file: created, handed to `open_file`
+    /// for its header (which names what was attached, so a capture opens
+    /// it once attached), and flushed, so that readers of `-w -`
+    /// (`tcpdump -r -`) start on the header.
     pub fn open(output: &Output, open_file: impl FnOnce(Stream) -> io::Result<F>) -> Result<Self> {
-        let path = match output {
+        let (path, rotation) = match output {
             Output::Text(style) => return Ok(Sink::Text(Printer::new(*style))),
-            Output::File { path, .. } => path,
+            Output::File { path, rotation, .. } => (path, rotation.as_ref()),
         };
-        let failed = |e: io::Error| anyhow!("{path}: {}", io_message(&e));
-        let mut file = open_file(create(path).map_err(failed)?).map_err(failed)?;
-        file.flush().map_err(failed)?;
-        Ok(Sink::File(file))
+        // Its errors name the file.
+        let failed = |e: io::Error| anyhow!("{}", io_message(&e));
+        let mut files = Files::open(path, rotation, open_file).map_err(failed)?;
+        files.flush().map_err(failed)?;
+        Ok(Sink::File(files))
     }
 
     /// Everything written so far out of our buffers.
@@ -70,10 +72,15 @@ impl<F: RecordFile> Sink<F> {
     /// gets a newline, as tcpdump's, in case a line was cut short (the
     /// counters then follow on stderr).
     pub fn finish(&mut self, interrupted: bool) -> io::Result<()> {
-        if let (Sink::Text(printer), true) = (&mut *self, interrupted) {
-            printer.out.write_all(b"\n")?;
+        match self {
+            Sink::Text(printer) => {
+                if interrupted {
+                    printer.out.write_all(b"\n")?;
+                }
+                printer.flush()
+            }
+            Sink::File(files) => files.finish(),
         }
-        self.flush()
     }
 
     /// After each batch: text goes out a batch at a time; a file's writer
@@ -84,16 +91,6 @@ impl<F: RecordFile> Sink<F> {
             Sink::File(_) => Ok(()),
         }
     }
-}
-
-/// `-w PATH` created, or stdout for '-'.
-fn create(path: &str) -> io::Result<Stream> {
-    let out: Box<dyn Write> = if path == "-" {
-        Box::new(io::stdout())
-    } else {
-        Box::new(File::create(path)?)
-    };
-    Ok(BufWriter::new(out))
 }
 
 /// Prints packets' lines on stdout, in the run's [`Style`].
@@ -153,12 +150,13 @@ pub fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: &str) {
 
 /// Reports a write error on stderr and says whether it fails the run. A
 /// closed pipe does not: the reader (`| head`) simply stopped, as with
-/// tcpdump.
-pub fn report_write_error(error: Option<io::Error>, path: Option<&str>) -> bool {
+/// tcpdump. Errors of `-w` files name their file ([`Files`]); others are
+/// stdout's.
+pub fn report_write_error(error: Option<io::Error>, to_files: bool) -> bool {
     match error {
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            let path = path.unwrap_or("stdout");
-            eprintln!("xcap: {path}: {}", io_message(&e));
+            let from = if to_files { "" } else { "stdout: " };
+            eprintln!("xcap: {from}{}", io_message(&e));
             true
         }
         _ => false,

@@ -1,5 +1,6 @@
 //! Builds xcap's capture programs (`capture-bpf/`) for the BPF target and
-//! leaves the object in `$OUT_DIR/capture.o`, which `src/capture.rs` embeds.
+//! leaves the object in `$OUT_DIR/capture.o`, which `src/programs.rs` embeds:
+//! the crate that loads the capture programs builds them.
 //!
 //! The BPF build needs the nightly toolchain with `rust-src` (for
 //! `-Z build-std=core`) and `bpf-linker`; `scripts/setup.sh` installs both.
@@ -19,14 +20,10 @@ use std::{
 
 const HOW_TO_FIX: &str =
     "run scripts/setup.sh (it installs nightly with rust-src and bpf-linker), \
-     or set XCAP_CAPTURE_BPF_OBJ to a prebuilt capture-bpf object, \
-     or build injector with --no-default-features (no capture programs)";
+     or set XCAP_CAPTURE_BPF_OBJ to a prebuilt capture-bpf object";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=XCAP_CAPTURE_BPF_OBJ");
-    if env::var_os("CARGO_FEATURE_CAPTURE").is_none() {
-        return;
-    }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("capture.o");
 
     if let Some(prebuilt) = env::var_os("XCAP_CAPTURE_BPF_OBJ") {
@@ -43,6 +40,11 @@ fn main() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let src = manifest_dir.join("../capture-bpf");
+    // capture-bpf's own files, and the contract it imports.
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../capture-abi/src").display()
+    );
     for f in [
         "Cargo.toml",
         "Cargo.lock",

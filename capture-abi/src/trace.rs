@@ -1,0 +1,169 @@
+//! The tracing programs: `tp_btf` tracepoints and `fentry` programs that
+//! see a `struct sk_buff *`, and the perf sample each sends to
+//! [`super::EVENTS_MAP`]: a [`TraceHdr`], then the bytes `bpf_skb_output`
+//! copies from `skb->data`.
+//!
+//! The programs have no kernel type definitions: user space finds the
+//! `sk_buff`, `net_device` and `net` field offsets in the kernel's BTF and
+//! writes them to [`GLOBAL_OFFSETS`], indexed by `OFF_*`.
+
+/// A tracepoint program.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracepoint {
+    /// The tracepoint (`tp_btf/<name>`).
+    pub name: &'static str,
+    /// Its category in tracefs (`skb:kfree_skb`).
+    pub category: &'static str,
+    /// The program that attaches to it.
+    pub program: &'static str,
+    /// Its [`TraceHdr::hook`].
+    pub hook: u16,
+}
+
+pub const HOOK_KFREE_SKB: u16 = 16;
+pub const HOOK_CONSUME_SKB: u16 = 17;
+pub const HOOK_NETIF_RECEIVE_SKB: u16 = 18;
+pub const HOOK_NET_DEV_QUEUE: u16 = 19;
+pub const HOOK_NET_DEV_XMIT: u16 = 20;
+/// Every `fentry` program (`xcap_fentry_argN`).
+pub const HOOK_FENTRY: u16 = 32;
+
+/// The tracepoint programs; the skb is argument 0 of each.
+pub const TRACEPOINTS: &[Tracepoint] = &[
+    Tracepoint {
+        name: "kfree_skb",
+        category: "skb",
+        program: "xcap_tp_kfree_skb",
+        hook: HOOK_KFREE_SKB,
+    },
+    Tracepoint {
+        name: "consume_skb",
+        category: "skb",
+        program: "xcap_tp_consume_skb",
+        hook: HOOK_CONSUME_SKB,
+    },
+    Tracepoint {
+        name: "netif_receive_skb",
+        category: "net",
+        program: "xcap_tp_netif_receive_skb",
+        hook: HOOK_NETIF_RECEIVE_SKB,
+    },
+    Tracepoint {
+        name: "net_dev_queue",
+        category: "net",
+        program: "xcap_tp_net_dev_queue",
+        hook: HOOK_NET_DEV_QUEUE,
+    },
+    Tracepoint {
+        name: "net_dev_xmit",
+        category: "net",
+        program: "xcap_tp_net_dev_xmit",
+        hook: HOOK_NET_DEV_XMIT,
+    },
+];
+
+/// The `fentry` programs are `xcap_fentry_arg0` ..
+/// `xcap_fentry_arg{MAX_FENTRY_ARG}`, one per position of the skb argument
+/// (the verifier wants a constant offset into the context); the attach
+/// target is given at load time.
+pub const FENTRY_PROGRAM_PREFIX: &str = "xcap_fentry_arg";
+pub const MAX_FENTRY_ARG: usize = 5;
+
+/// The filter on packets with a MAC header (DLT_EN10MB, probe mode).
+pub const STUB_L2: &str = "xcap_filter_trace_l2";
+/// The filter on packets from the network header (DLT_RAW, probe mode).
+pub const STUB_L3: &str = "xcap_filter_trace_l3";
+
+/// `[u32; OFF_LEN]`: field offsets, indexed by `OFF_*`; `u32::MAX` marks
+/// a field the kernel lacks.
+pub const GLOBAL_OFFSETS: &str = "XCAP_TRACE_OFF";
+/// u32: non-zero records each matched packet's kernel stack in
+/// [`STACKS_MAP`].
+pub const GLOBAL_STACK: &str = "XCAP_TRACE_STACK";
+/// Kernel stacks by id (`bpf_get_stackid`). One entry in the object: the
+/// loader sets `max_entries` when stacks are asked for.
+pub const STACKS_MAP: &str = "XCAP_TRACE_STACKS";
+
+/// Indices into [`GLOBAL_OFFSETS`]: byte offsets found in the kernel's BTF.
+pub const OFF_SKB_HEAD: usize = 0;
+pub const OFF_SKB_DATA: usize = 1;
+pub const OFF_SKB_LEN: usize = 2;
+pub const OFF_SKB_DATA_LEN: usize = 3;
+pub const OFF_SKB_MAC_HEADER: usize = 4;
+pub const OFF_SKB_NETWORK_HEADER: usize = 5;
+pub const OFF_SKB_DEV: usize = 6;
+pub const OFF_DEV_IFINDEX: usize = 7;
+pub const OFF_DEV_TYPE: usize = 8;
+pub const OFF_DEV_ND_NET: usize = 9;
+/// `net.ns.inum`: the offsets of `ns` in `net` and `inum` in `ns_common`.
+pub const OFF_NET_NS_INUM: usize = 10;
+/// Non-zero once user space filled the table (an unconfigured object does
+/// nothing).
+pub const OFF_VALID: usize = 11;
+/// How many arguments the `kfree_skb` and `consume_skb` tracepoints pass
+/// on this kernel (from BTF): reading one past them fails verification,
+/// and a constant test in the program is pruned by the verifier.
+pub const OFF_KFREE_SKB_ARGS: usize = 12;
+pub const OFF_CONSUME_SKB_ARGS: usize = 13;
+pub const OFF_LEN: usize = 16;
+
+/// Most bytes between the packet start and `skb->data` carried in
+/// [`TraceHdr::pre`].
+pub const MAX_PRE: usize = 256;
+
+/// [`TraceHdr::link`]: the packet starts at the MAC header (Ethernet or
+/// loopback device).
+pub const LINK_EN10MB: u8 = 1;
+/// The packet starts at the network header.
+pub const LINK_RAW: u8 = 2;
+
+/// The sample header in front of the packet bytes (host byte order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TraceHdr {
+    /// `bpf_ktime_get_tai_ns()`.
+    pub ts_ns: u64,
+    /// The skb's address (pairs copies of one packet seen at several hooks).
+    pub skb: u64,
+    /// kfree_skb / consume_skb: the caller's address.
+    pub location: u64,
+    pub wirelen: u32,
+    /// Packet bytes in total: `pre_len` here, the rest after the header.
+    pub caplen: u32,
+    pub pre_len: u32,
+    /// Bytes to drop from the front of the appended part.
+    pub skip: u32,
+    pub ifindex: u32,
+    /// kfree_skb: `enum skb_drop_reason`; net_dev_xmit: the return code.
+    pub reason: u32,
+    /// Inode of the device's network namespace (0: unknown).
+    pub netns: u32,
+    /// `bpf_get_current_pid_tgid()`: tgid, tid.
+    pub pid: u32,
+    pub tid: u32,
+    pub filter_ret: u32,
+    pub cpu: u32,
+    /// `HOOK_*`.
+    pub hook: u16,
+    /// `LINK_*`.
+    pub link: u8,
+    pub flags: u8,
+    /// `bpf_get_current_comm()`, NUL-padded.
+    pub comm: [u8; 16],
+    /// The bytes from the packet start to `skb->data`: `pre_len` of them.
+    pub pre: [u8; MAX_PRE],
+    /// `bpf_get_stackid()` (a negative errno when it failed), or -1 when
+    /// stacks are off.
+    pub stack_id: i32,
+    pub reserved: u32,
+}
+
+/// Bytes of [`TraceHdr`]: the appended packet bytes start this far into a
+/// sample.
+pub const TRACE_HDR_BYTES: usize = core::mem::size_of::<TraceHdr>();
+// A new field changes this size: keep the header free of padding.
+const _: () = assert!(TRACE_HDR_BYTES == 352);
+
+// SAFETY: integers and arrays of integers only, and no padding (352
+// bytes, checked above).
+unsafe impl super::Plain for TraceHdr {}
