@@ -5,6 +5,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
+use btf::write::BtfWriter;
+
 use crate::{bpf_fd, object_name, BPF_LINK_CREATE, BPF_MAP_CREATE};
 
 /// `enum bpf_prog_type` values of the cgroup socket hooks.
@@ -89,26 +91,9 @@ pub fn sk_storage_create(name: &str, value_size: u32) -> io::Result<OwnedFd> {
 
 /// BTF types 1: `int`, 2: `unsigned char`, 3: `unsigned char[value_size]`.
 fn sk_storage_btf(value_size: u32) -> Vec<u8> {
-    let strings = b"\0int\0unsigned char\0".to_vec();
-    let types: [u32; 11] = [
-        // 1: INT "int", 4 bytes, signed, 32 bits.
-        1,
-        1 << 24,
-        4,
-        0x0100_0020,
-        // 2: INT "unsigned char", 1 byte, 8 bits.
-        5,
-        1 << 24,
-        1,
-        8,
-        // 3: ARRAY of type 2, indexed by type 1.
-        0,
-        3 << 24,
-        0,
-    ];
-    let mut type_bytes: Vec<u8> = types.iter().flat_map(|t| t.to_le_bytes()).collect();
-    for t in [2, 1, value_size] {
-        type_bytes.extend_from_slice(&t.to_le_bytes());
-    }
-    crate::btf_blob(&type_bytes, &strings)
+    let mut btf = BtfWriter::default();
+    let int = btf.int("int", 4, true);
+    let byte = btf.int("unsigned char", 1, false);
+    btf.array(byte, int, value_size);
+    btf.to_bytes()
 }

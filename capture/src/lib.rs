@@ -56,7 +56,6 @@
 //! ```
 
 pub mod attribution;
-pub mod btf;
 pub mod cgroups;
 pub mod clsact;
 pub mod iface;

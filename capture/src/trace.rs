@@ -34,9 +34,9 @@ use capture_abi::trace::{
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
-use crate::btf::Btf;
 use crate::savefile::{block, end_options, option, pad4, section_header};
 use crate::{perf, programs, Error, Shared, Stats};
+use btf::Btf;
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
