@@ -207,7 +207,7 @@ impl Btf {
 
     /// Whether a function of this name exists.
     pub fn has_function(&self, name: &str) -> bool {
-        self.find(name, Kind::Func).is_some()
+        self.function_id(name).is_some()
     }
 
     /// The prototype of FUNC `func`: (return type, parameter count).
@@ -236,11 +236,22 @@ impl Btf {
         )
     }
 
+    /// The type id a `tp_btf` program on tracepoint `name` attaches to:
+    /// its `btf_trace_<name>` typedef.
+    pub fn tracepoint_id(&self, name: &str) -> Option<TypeId> {
+        self.find(&format!("btf_trace_{name}"), Kind::Typedef)
+    }
+
+    /// The type id of function `name` (an `fentry` target).
+    pub fn function_id(&self, name: &str) -> Option<TypeId> {
+        self.find(name, Kind::Func)
+    }
+
     /// How many arguments tracepoint `name` passes to a `tp_btf` program
     /// (the prototype of `btf_trace_<name>`, less its context pointer):
     /// tracepoints gain arguments across kernel versions.
     pub fn tracepoint_args(&self, name: &str) -> Option<usize> {
-        let typedef = self.find(&format!("btf_trace_{name}"), Kind::Typedef)?;
+        let typedef = self.tracepoint_id(name)?;
         let ptr = self.get(self.resolve(typedef))?;
         if ptr.kind != Some(Kind::Ptr) {
             return None;

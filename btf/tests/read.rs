@@ -39,6 +39,8 @@ fn the_kernel_btf_has_the_sk_buff_fields_and_tracepoints_the_tracing_hooks_read(
     assert!(btf.member_offset("sk_buff", "len").is_some());
     assert!(btf.member_offset("sk_buff", "data").is_some());
     assert!(btf.tracepoint_args("kfree_skb").is_some_and(|n| n >= 2));
+    assert!(btf.tracepoint_id("kfree_skb").is_some());
+    assert!(btf.function_id("ip_rcv").is_some());
     assert!(!btf.enum_values("skb_drop_reason").is_empty());
     let params = btf.function_params("consume_skb");
     let params = params.expect("consume_skb in BTF");

@@ -213,27 +213,32 @@ fn finish(obj: Object<'_>) -> Result<Vec<u8>, BlobError> {
     obj.write().map_err(|e| BlobError::Write(e.to_string()))
 }
 
+/// The filter at the start of `text` and its callbacks after it, their
+/// addresses relocated; returns the filter's size in bytes.
+fn place_filter(
+    obj: &mut Object<'_>,
+    btf: &mut BtfWriter,
+    ext: &mut ExtWriter,
+    blob: &FilterBlob,
+    text: SectionId,
+    name: &str,
+) -> Result<usize, BlobError> {
+    let split = split(blob.insns());
+    let filter_bytes = split.head.len() * 8;
+    define_callbacks(obj, btf, ext, &split, text, filter_bytes as u64, name);
+    let head = relocate_callbacks(obj, &split, text, filter_bytes as u64, text, 0)?;
+    let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
+    code.extend(cbpf2ebpf::ebpf::to_bytes(&split.tail));
+    obj.append_section_data(text, &code, 8);
+    Ok(filter_bytes)
+}
+
 pub(super) fn function_object(blob: &FilterBlob, name: &str) -> Result<Vec<u8>, BlobError> {
     let mut obj = new_object();
     let mut btf = BtfWriter::default();
     let mut ext = ExtWriter::default();
-    let split = split(blob.insns());
     let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
-    let filter_bytes = split.head.len() * 8;
-    // The callbacks after the filter; their addresses relocated.
-    define_callbacks(
-        &mut obj,
-        &mut btf,
-        &mut ext,
-        &split,
-        text,
-        filter_bytes as u64,
-        name,
-    );
-    let head = relocate_callbacks(&mut obj, &split, text, filter_bytes as u64, text, 0)?;
-    let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
-    code.extend(cbpf2ebpf::ebpf::to_bytes(&split.tail));
-    obj.append_section_data(text, &code, 8);
+    let filter_bytes = place_filter(&mut obj, &mut btf, &mut ext, blob, text, name)?;
     func_symbol(
         &mut obj,
         name,
@@ -308,21 +313,14 @@ pub(super) fn program_object(
         }
         None => {
             let text = text.expect("made above");
-            let s = split(blob.insns());
-            let filter_bytes = s.head.len() * 8;
-            define_callbacks(
+            let filter_bytes = place_filter(
                 &mut obj,
                 &mut btf,
                 &mut ext,
-                &s,
+                blob,
                 text,
-                filter_bytes as u64,
                 PROGRAM_FILTER_NAME,
-            );
-            let head = relocate_callbacks(&mut obj, &s, text, filter_bytes as u64, text, 0)?;
-            let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
-            code.extend(cbpf2ebpf::ebpf::to_bytes(&s.tail));
-            obj.append_section_data(text, &code, 8);
+            )?;
             let filter_proto = filter_proto(&mut btf);
             let filter = func_symbol(
                 &mut obj,

@@ -220,26 +220,22 @@ fn sign_extend(v: u64, bits: usize) -> u64 {
     (((v << shift) as i64) >> shift) as u64
 }
 
+/// Jump condition `o` on 64-bit operands.
 fn cond64(o: u8, a: u64, b: u64) -> bool {
-    let (sa, sb) = (a as i64, b as i64);
-    match o {
-        op::JEQ => a == b,
-        op::JNE => a != b,
-        op::JGT => a > b,
-        op::JGE => a >= b,
-        op::JLT => a < b,
-        op::JLE => a <= b,
-        op::JSET => a & b != 0,
-        op::JSGT => sa > sb,
-        op::JSGE => sa >= sb,
-        op::JSLT => sa < sb,
-        op::JSLE => sa <= sb,
-        _ => unreachable!("checked"),
-    }
+    cond(o, (a, b), (a as i64, b as i64))
 }
 
+/// Jump condition `o` on 32-bit operands: zero-extended for the unsigned
+/// tests, sign-extended for the signed ones, the same answers.
 fn cond32(o: u8, a: u32, b: u32) -> bool {
-    let (sa, sb) = (a as i32, b as i32);
+    cond(
+        o,
+        (u64::from(a), u64::from(b)),
+        (i64::from(a as i32), i64::from(b as i32)),
+    )
+}
+
+fn cond(o: u8, (a, b): (u64, u64), (sa, sb): (i64, i64)) -> bool {
     match o {
         op::JEQ => a == b,
         op::JNE => a != b,
