@@ -15,6 +15,7 @@ exes=$1
 plan=(
   "kernel_requirements"
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"
+  "any_interface"
   "trace_capture"
   "attribution"
   "differential"

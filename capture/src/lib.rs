@@ -58,6 +58,7 @@
 pub mod attribution;
 pub mod cgroups;
 pub mod clsact;
+mod follow;
 pub mod iface;
 pub mod kernel;
 pub mod link;
@@ -84,6 +85,8 @@ use bytes::{Bytes, BytesMut};
 use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
 use capture_abi::owner;
 use cbpf2ebpf::Hook;
+
+pub use follow::Followed;
 
 /// Why a capture could not start. Every message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -421,6 +424,24 @@ impl Waker {
     }
 }
 
+/// The filter, compiled as libpcap does on a live handle of the first
+/// interface; with `-i any`, of the first that is up (libpcap cannot open
+/// one that is down), or on a dead Ethernet handle when none is.
+fn compile_filter(
+    cfg: &Config,
+    interfaces: &[Interface],
+    any: bool,
+) -> Result<live_filter::Compiled, Error> {
+    let on = match any {
+        true => interfaces.iter().find(|i| iface::is_up(&i.name)),
+        false => interfaces.first(),
+    };
+    match on {
+        Some(i) => live_filter::compile_on_interface(&cfg.expression, &i.name, cfg.snaplen),
+        None => live_filter::compile_dead(&cfg.expression, cfg.snaplen),
+    }
+}
+
 /// Waits for the readers to finish, after [`detach_links`].
 fn join_readers<T>(rx: &mut Option<Receiver<T>>, readers: &mut Vec<JoinHandle<()>>) {
     // Readers blocked on a full channel get an error once it is gone.
@@ -457,6 +478,8 @@ pub struct Capture {
     skipped: Vec<(String, u16)>,
     /// Packet sockets holding the interfaces in promiscuous mode.
     promiscuous: Vec<OwnedFd>,
+    /// `-i any`: what attaches to interfaces that appear.
+    follow: Option<follow::Follower>,
     detached: bool,
     /// Length of the cBPF program and of each translation, for `-v`.
     pub cbpf_insns: usize,
@@ -590,8 +613,7 @@ impl Capture {
             let choice = cfg.tc_attach;
             std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
         }));
-        let compiled =
-            live_filter::compile_on_interface(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
+        let compiled = compile_filter(cfg, &interfaces, any)?;
 
         // Filter.
         let mut filters = Vec::new();
@@ -681,11 +703,20 @@ impl Capture {
             });
         }));
         let tai_offset = tai_to_realtime_ns();
-        let index: Vec<(u32, usize)> = interfaces
-            .iter()
-            .enumerate()
-            .map(|(n, i)| (i.ifindex, n))
-            .collect();
+        let index: follow::Index = Arc::new(std::sync::RwLock::new(
+            interfaces
+                .iter()
+                .enumerate()
+                .map(|(n, i)| (i.ifindex, n))
+                .collect(),
+        ));
+        let follow = match any {
+            true => Some(follow::Follower::new(
+                hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
+                index.clone(),
+            )?),
+            false => None,
+        };
         let rings: Vec<ring::BpfRing> = rings.rings.into_iter().map(|(_, r)| r).collect();
         let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
         let readers = vec![std::thread::Builder::new()
@@ -705,6 +736,7 @@ impl Capture {
             any,
             skipped,
             promiscuous: Vec::new(),
+            follow,
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
             ebpf_insns,
@@ -864,6 +896,8 @@ impl Capture {
     /// stop. Packets keep arriving through [`Capture::recv_timeout`] until
     /// it reports `Disconnected`.
     pub fn detach(&mut self) {
+        // No more interfaces, and the links of those that came closed.
+        self.follow = None;
         // Filters first: the links' detach waits for programs in flight,
         // which covers both.
         self.clsact = None;
@@ -1087,7 +1121,7 @@ fn reader(
     mut rings: Vec<ring::BpfRing>,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
-    index: Vec<(u32, usize)>,
+    index: follow::Index,
     tai_offset: i64,
     poll_ms: i32,
 ) {
@@ -1106,6 +1140,8 @@ fn reader(
         }
         let ends: Vec<u64> = rings.iter().map(ring::BpfRing::producer_now).collect();
         let mut metas: Vec<(Packet, usize, usize)> = Vec::new();
+        // Interfaces that appeared (`-i any`) join the map between drains.
+        let index = index.read().unwrap_or_else(|p| p.into_inner()).clone();
         for (ring, end) in rings.iter_mut().zip(ends) {
             let mut drain = |ring: &mut ring::BpfRing| {
                 ring.drain_to(end, |r| {
