@@ -72,6 +72,7 @@ pub mod ring;
 pub mod savefile;
 mod sys;
 pub mod trace;
+pub mod xdp_hook;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
