@@ -837,7 +837,12 @@ fn start_xdp_hooks(
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
         ],
         perf::page_size() as u32,
-        HashMap::new(),
+        // A socket-storage map needs its BTF at creation: made as the
+        // live loader makes it, though no program here uses it.
+        HashMap::from([(
+            capture_abi::owner::OWNERS_MAP.to_string(),
+            crate::attribution::owners_map()?,
+        )]),
     )?;
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
     let sides: Vec<(&str, u16, &str)> = [
