@@ -30,6 +30,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod cgroup;
 mod func_info;
 mod link;
 mod map;
@@ -40,11 +41,13 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub use func_info::{btf_load, static_func_info, static_funcs_btf};
-pub use link::{link_create, link_update};
-pub use map::{map_create, map_freeze, map_lookup, map_update, map_update_batch, MapSpec};
+pub use link::{link_create, link_update, tracing_attach};
+pub use map::{
+    map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapSpec,
+};
 pub use prog::{
-    enable_run_time_stats, kernel_has_gotol, prog_by_id, prog_ids, prog_info, prog_load, test_run,
-    ProgInfo, ProgLoad, TestRun, TestRunResult,
+    enable_run_time_stats, kernel_has_gotol, obj_get, prog_by_id, prog_ids, prog_info, prog_load,
+    test_run, ProgInfo, ProgLoad, TestRun, TestRunResult,
 };
 
 const BPF_MAP_CREATE: libc::c_int = 0;
@@ -53,8 +56,10 @@ const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_PROG_GET_NEXT_ID: libc::c_int = 11;
+const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_MAP_FREEZE: libc::c_int = 22;
 const BPF_MAP_UPDATE_BATCH: libc::c_int = 26;
@@ -66,6 +71,7 @@ const BPF_ENABLE_STATS: libc::c_int = 32;
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const PROG_TYPE_XDP: u32 = 6;
+pub const PROG_TYPE_TRACING: u32 = 26;
 pub const PROG_TYPE_SYSCALL: u32 = 31;
 
 /// `enum bpf_map_type` values xcap creates by hand.
@@ -74,6 +80,8 @@ pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_RINGBUF: u32 = 27;
 
 /// `enum bpf_attach_type` values xcap links with.
+pub const BPF_TRACE_FENTRY: u32 = 24;
+pub const BPF_TRACE_FEXIT: u32 = 25;
 pub const BPF_XDP: u32 = 37;
 pub const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_TCX_EGRESS: u32 = 47;

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::{bpf, bpf_fd, BPF_LINK_CREATE, BPF_LINK_UPDATE};
+use crate::{bpf, bpf_fd, BPF_LINK_CREATE, BPF_LINK_UPDATE, BPF_RAW_TRACEPOINT_OPEN};
 
 /// Creates a link of `attach_type` for `prog` on `ifindex`. A link
 /// detaches when its last fd is closed, however the process ends.
@@ -63,4 +63,27 @@ pub fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()>
         },
     )
     .map(drop)
+}
+
+/// Attaches a tracing program (fentry, fexit) to the target it was loaded
+/// for and returns its link (`BPF_RAW_TRACEPOINT_OPEN` without a name,
+/// which every kernel with trampolines takes; `BPF_LINK_CREATE` takes
+/// fentry only from 6.6 on).
+pub fn tracing_attach(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        name: u64,
+        prog_fd: u32,
+        _pad: u32,
+        cookie: u64,
+    }
+    bpf_fd(
+        BPF_RAW_TRACEPOINT_OPEN,
+        &mut Attr {
+            name: 0,
+            prog_fd: prog.as_raw_fd() as u32,
+            _pad: 0,
+            cookie: 0,
+        },
+    )
 }

@@ -55,6 +55,8 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
+pub mod attribution;
+pub mod cgroups;
 pub mod clsact;
 mod follow;
 pub mod iface;
@@ -62,6 +64,7 @@ pub mod kernel;
 pub mod link;
 pub mod live_filter;
 pub mod netlink;
+pub mod netns;
 pub mod object;
 pub mod perf;
 pub mod programs;
@@ -69,6 +72,7 @@ pub mod ring;
 pub mod savefile;
 mod sys;
 pub mod trace;
+pub mod xdp_hook;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -80,6 +84,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
+use capture_abi::owner;
 use cbpf2ebpf::Hook;
 
 pub use follow::Followed;
@@ -231,6 +236,9 @@ pub struct Config {
     pub promiscuous: bool,
     /// TCX links or clsact filters.
     pub tc_attach: TcAttachChoice,
+    /// Attribute each packet to its process, and keep only the processes
+    /// selected (TC only; see [`attribution`]). `None`: no attribution.
+    pub who: Option<attribution::Who>,
 }
 
 impl Default for Config {
@@ -250,6 +258,7 @@ impl Default for Config {
             count_seen: true,
             promiscuous: false,
             tc_attach: TcAttachChoice::Auto,
+            who: None,
         }
     }
 }
@@ -276,6 +285,8 @@ pub struct Packet {
     pub vlan: Option<(u16, u16)>,
     /// The captured bytes.
     pub data: Bytes,
+    /// Who sent or receives it ([`Config::who`]).
+    pub owner: attribution::Owner,
 }
 
 /// What one reader hands over at a time.
@@ -479,6 +490,8 @@ pub struct Capture {
     pub linkage: Vec<(&'static str, object::Linkage)>,
     /// Whether the filter was compiled on a live handle.
     pub compiled_live: bool,
+    /// The owner programs and process filters, with [`Config::who`].
+    pub attribution: Option<attribution::Attribution>,
 }
 
 /// The interface name that means every interface (see [`iface`]).
@@ -539,6 +552,11 @@ impl Capture {
             return Err(Error::Config(
                 "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
                     .into(),
+            ));
+        }
+        if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
+            return Err(Error::Config(
+                "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
             ));
         }
         if !(1..=262_144).contains(&cfg.snaplen) {
@@ -614,7 +632,14 @@ impl Capture {
 
         // Load, the filters inlined: their call and return would cost
         // more than most filters do.
-        let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        if cfg.who.is_some() {
+            programs.extend(owner::PROGRAMS);
+        }
+        let (attributing, select) = match &cfg.who {
+            Some(who) => (1u32, who.select_bits()),
+            None => (0, 0),
+        };
         let rings = rings
             .join()
             .map_err(|_| Error::Buffer("the ring buffer thread panicked".into()))?
@@ -646,11 +671,14 @@ impl Capture {
                     capture_abi::GLOBAL_WAKEUP_BYTES,
                     &wakeup_bytes.to_ne_bytes(),
                 ),
+                (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
+                (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
             ],
             ring_bytes,
             HashMap::from([
                 (capture_abi::RINGS_MAP.to_string(), rings.array),
                 (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
+                (owner::OWNERS_MAP.to_string(), attribution::owners_map()?),
             ]),
         )?;
         let object = maps.load_programs(&programs, &bodies)?;
@@ -715,7 +743,12 @@ impl Capture {
             ebpf_insns,
             linkage,
             compiled_live: compiled.live,
+            attribution: None,
         };
+        // Owners recorded before any packet is.
+        if let Some(who) = &cfg.who {
+            cap.attribution = Some(attribution::Attribution::start(&cap.object, who)?);
+        }
         if cfg.promiscuous && !any {
             for i in &cap.interfaces {
                 let sock = iface::promiscuous(i.ifindex).map_err(|e| Error::Attach {
@@ -1212,6 +1245,7 @@ fn parse_sample(
         pkt_type: hdr.pkt_type,
         vlan,
         data: Bytes::new(),
+        owner: attribution::owner_of(&hdr),
     };
     Some((p, start, len))
 }

@@ -30,6 +30,8 @@ pub struct Loaded {
     maps: HashMap<String, OwnedFd>,
     programs: HashMap<String, OwnedFd>,
     linkages: HashMap<String, Linkage>,
+    /// The cgroup hook (`BPF_CGROUP_*`) of each cgroup program loaded.
+    cgroup_hooks: HashMap<String, u32>,
 }
 
 /// How a loaded program runs its filter.
@@ -156,8 +158,8 @@ impl Maps {
         self.maps.get(name).map(|f| f.as_fd())
     }
 
-    /// Loads the programs named in `programs` (XDP or TC classifier
-    /// programs only). Each function of a program whose instructions are
+    /// Loads the programs named in `programs` (XDP, TC classifier and
+    /// cgroup socket programs). Each function of a program whose instructions are
     /// one of `inline` (the spliced filters) is inlined at its call sites
     /// ([`injector::inline`]).
     pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
@@ -165,6 +167,7 @@ impl Maps {
         let Maps { obj, maps, frozen } = self;
         let mut loaded = HashMap::new();
         let mut linkages = HashMap::new();
+        let mut cgroup_hooks = HashMap::new();
         for &name in programs {
             let prog = obj
                 .programs
@@ -177,42 +180,22 @@ impl Maps {
                     if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
                 ),
                 ProgramSection::SchedClassifier => (sys::PROG_TYPE_SCHED_CLS, 0, 0),
-                _ => return Err(load_err(format!("{name}: not an XDP or TC program"))),
-            };
-            let function = &obj.functions[&prog.function_key()];
-            // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm).
-            let raw: &[[u8; 8]] = unsafe {
-                std::slice::from_raw_parts(
-                    function.instructions.as_ptr().cast(),
-                    function.instructions.len(),
-                )
-            };
-            let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
-            let mut linkage = Linkage::Called("no filter in it".into());
-            for body in inline {
-                // A loop callback is a function of its own in the program.
-                let body = match cbpf2ebpf::ebpf::function_starts(body).get(1) {
-                    Some(&callback) => &body[..callback],
-                    None => body,
-                };
-                if let Some(at) = injector::inline::find_function(&insns, body) {
-                    // A refusal keeps the call, which is always right.
-                    linkage = match injector::inline::inline_calls(&insns, at) {
-                        Ok(done) => {
-                            insns = done.insns;
-                            Linkage::Inlined
-                        }
-                        Err(e) => Linkage::Called(e.to_string()),
+                ProgramSection::CgroupSock { .. } | ProgramSection::CgroupSockAddr { .. } => {
+                    let hook = crate::attribution::attach_type(&prog.section).unwrap_or(0);
+                    cgroup_hooks.insert(name.to_owned(), hook);
+                    let prog_type = match prog.section {
+                        ProgramSection::CgroupSock { .. } => bpf_sys::cgroup::PROG_TYPE_CGROUP_SOCK,
+                        _ => bpf_sys::cgroup::PROG_TYPE_CGROUP_SOCK_ADDR,
                     };
+                    (prog_type, hook, 0)
                 }
-            }
-            // The settings the program reads are known now: their loads
-            // become constants (the verifier prunes on them either way).
-            let frozen: Vec<Frozen> = frozen
-                .iter()
-                .map(|(fd, data)| Frozen { fd: *fd, data })
-                .collect();
-            insns = injector::fold::frozen_loads(&insns, &frozen).0;
+                _ => {
+                    return Err(load_err(format!(
+                        "{name}: not an XDP, TC or cgroup program"
+                    )))
+                }
+            };
+            let (insns, linkage) = program_insns(&obj, name, inline, &frozen);
             linkages.insert(name.to_owned(), linkage);
             // A filter's loop callback: the kernel wants func_info for each
             // function then, which a small BTF of our own gives (the
@@ -227,6 +210,7 @@ impl Maps {
                 license: &prog.license,
                 kernel_version: prog.kernel_version.unwrap_or(0),
                 func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
+                ..Default::default()
             })
             .map_err(|e| load_err(format!("{name}: {e}")))?;
             loaded.insert(name.to_owned(), fd);
@@ -235,8 +219,120 @@ impl Maps {
             maps,
             programs: loaded,
             linkages,
+            cgroup_hooks,
         })
     }
+}
+
+/// Where a tracing program attaches: a function of a loaded program.
+pub struct AttachTarget<'a> {
+    pub prog: BorrowedFd<'a>,
+    /// The function's type id in that program's BTF.
+    pub btf_id: u32,
+}
+
+/// Why a tracing program did not load.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `EPERM` before any verification: this kernel refuses BPF
+    /// trampolines (fentry, fexit).
+    Refused,
+    /// Anything else, with the verifier's last words when it spoke.
+    Other(String),
+}
+
+impl Maps {
+    /// Loads the fentry or fexit program `name` on `target`; a program may
+    /// be loaded several times, once per target. The filters of `inline`
+    /// are inlined as in [`Maps::load_programs`].
+    pub fn load_tracing(
+        &self,
+        name: &str,
+        target: AttachTarget<'_>,
+        inline: &[&[Insn]],
+    ) -> Result<OwnedFd, LoadError> {
+        let prog = self
+            .obj
+            .programs
+            .get(name)
+            .ok_or_else(|| LoadError::Other(format!("no program {name}")))?;
+        let expected_attach_type = match prog.section {
+            ProgramSection::FEntry { .. } => sys::BPF_TRACE_FENTRY,
+            ProgramSection::FExit { .. } => sys::BPF_TRACE_FEXIT,
+            _ => {
+                return Err(LoadError::Other(format!(
+                    "{name}: not an fentry or fexit program"
+                )))
+            }
+        };
+        let (insns, _) = program_insns(&self.obj, name, inline, &self.frozen);
+        let btf = function_btf(&insns).map_err(LoadError::Other)?;
+        let bytes = cbpf2ebpf::ebpf::to_bytes(&insns);
+        let spec = bpf_sys::ProgLoad {
+            name,
+            prog_type: sys::PROG_TYPE_TRACING,
+            expected_attach_type,
+            insns: &bytes,
+            license: &prog.license,
+            func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
+            attach_btf_id: target.btf_id,
+            attach_prog: Some(target.prog),
+            ..Default::default()
+        };
+        match bpf_sys::prog_load(&spec, None) {
+            Ok(fd) => Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(LoadError::Refused),
+            // Again, with the verifier's log, to say why.
+            Err(_) => sys::prog_load(&spec).map_err(LoadError::Other),
+        }
+    }
+}
+
+/// Program `name`'s instructions, the filters of `inline` inlined where
+/// they are called (see [`Maps::load_programs`]) and the frozen settings
+/// folded, and how it runs its filter.
+fn program_insns(
+    obj: &Object,
+    name: &str,
+    inline: &[&[Insn]],
+    frozen: &[(i32, Vec<u8>)],
+) -> (Vec<Insn>, Linkage) {
+    let prog = &obj.programs[name];
+    let function = &obj.functions[&prog.function_key()];
+    // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm).
+    let raw: &[[u8; 8]] = unsafe {
+        std::slice::from_raw_parts(
+            function.instructions.as_ptr().cast(),
+            function.instructions.len(),
+        )
+    };
+    let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
+    let mut linkage = Linkage::Called("no filter in it".into());
+    for body in inline {
+        // A loop callback is a function of its own in the program.
+        let body = match cbpf2ebpf::ebpf::function_starts(body).get(1) {
+            Some(&callback) => &body[..callback],
+            None => body,
+        };
+        if let Some(at) = injector::inline::find_function(&insns, body) {
+            // A refusal keeps the call, which is always right.
+            linkage = match injector::inline::inline_calls(&insns, at) {
+                Ok(done) => {
+                    insns = done.insns;
+                    Linkage::Inlined
+                }
+                Err(e) => Linkage::Called(e.to_string()),
+            };
+        }
+    }
+    // The settings the program reads are known now: their loads
+    // become constants (the verifier prunes on them either way).
+    let frozen: Vec<Frozen> = frozen
+        .iter()
+        .map(|(fd, data)| Frozen { fd: *fd, data })
+        .collect();
+    insns = injector::fold::frozen_loads(&insns, &frozen).0;
+    (insns, linkage)
 }
 
 impl Loaded {
@@ -251,6 +347,11 @@ impl Loaded {
 
     pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
         self.programs.get(name).map(|f| f.as_fd())
+    }
+
+    /// A loaded cgroup program and its hook (`BPF_CGROUP_*`).
+    pub fn cgroup_program(&self, name: &str) -> Option<(BorrowedFd<'_>, u32)> {
+        Some((self.program(name)?, *self.cgroup_hooks.get(name)?))
     }
 }
 

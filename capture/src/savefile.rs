@@ -107,8 +107,9 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Writes one packet.
-    pub fn write(&mut self, p: &Packet) -> io::Result<()> {
+    /// Writes one packet; pcapng gives it `comment` (pcap has no place
+    /// for one).
+    pub fn write(&mut self, p: &Packet, comment: Option<&str>) -> io::Result<()> {
         let caplen = p.data.len() as u32;
         match self.format {
             Format::Pcap => {
@@ -139,6 +140,9 @@ impl<W: Write> Writer<W> {
                     Direction::In => 1,
                     Direction::Out => 2,
                 };
+                if let Some(text) = comment {
+                    option(&mut body, 1, text.as_bytes()); // opt_comment
+                }
                 option(&mut body, 2, &dir.to_le_bytes()); // epb_flags
                 if p.hook == HookPoint::Xdp {
                     // epb_verdict: type 2 = Linux eBPF XDP, then the action.

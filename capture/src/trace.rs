@@ -26,16 +26,19 @@ use std::time::Duration;
 use aya::programs::{BtfTracePoint, FEntry, ProgramError};
 use capture_abi as abi;
 use capture_abi::trace::{
-    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK, HOOK_FENTRY,
-    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
-    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_SKB_DATA, OFF_SKB_DATA_LEN,
-    OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID,
-    STACKS_MAP, STUB_L2, STUB_L3, TRACEPOINTS, TRACE_HDR_BYTES,
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK,
+    GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB,
+    MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE,
+    OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
+    OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
+    OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
+    OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
+    TRACEPOINTS, TRACE_HDR_BYTES, XDP_ENTRY_PROGRAM, XDP_EXIT_PROGRAM,
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
 use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{perf, programs, Error, Shared, Stats};
+use crate::{perf, programs, xdp_hook, Error, Shared, Stats};
 use btf::Btf;
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
@@ -50,6 +53,14 @@ pub enum TraceHook {
     Fentry {
         function: String,
         arg: Option<usize>,
+    },
+    /// XDP programs (`--xdp-hook PROG`, see [`crate::xdp_hook`]): each
+    /// packet as it enters (fentry) and, with its verdict, as it leaves
+    /// (fexit).
+    XdpProgram {
+        program: String,
+        entry: bool,
+        exit: bool,
     },
 }
 
@@ -113,6 +124,18 @@ pub struct AttachedHook {
     /// e.g. "tp_btf skb:kfree_skb", "fentry ip_rcv (arg 0 skb)".
     pub description: String,
     pub id: u16,
+    /// `--xdp-hook`: the hooked program's code, which tells its records
+    /// from other hooked programs' (`None`: the only one, or addresses
+    /// hidden).
+    code: Option<std::ops::Range<u64>>,
+}
+
+impl AttachedHook {
+    /// Whether the hook is on an XDP program (`--xdp-hook`): its packets
+    /// are Ethernet frames with a packet id and, at exit, a verdict.
+    pub fn on_xdp_program(&self) -> bool {
+        self.id == HOOK_XDP_ENTRY || self.id == HOOK_XDP_EXIT
+    }
 }
 
 /// One captured packet.
@@ -140,11 +163,13 @@ pub struct TracePacket {
     /// `bpf_get_stackid()`: an id in the stack map, a negative errno when
     /// the kernel could not record the stack, -1 when stacks are off.
     pub stack_id: i32,
+    /// `--xdp-hook`, at exit: the XDP program's return value.
+    pub verdict: Option<u32>,
 }
 
 /// A running tracing capture.
 pub struct TraceCapture {
-    ebpf: aya::Ebpf,
+    programs: Programs,
     links: Vec<Box<dyn std::any::Any + Send>>,
     readers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -156,6 +181,37 @@ pub struct TraceCapture {
     stack: bool,
     /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
     pub filters: Vec<(LinkType, usize, usize)>,
+}
+
+/// The loaded object: by aya (tracepoints, fentry on kernel functions,
+/// which need the kernel's BTF), or by xcap's own loader (`--xdp-hook`,
+/// whose targets are programs aya cannot load against).
+enum Programs {
+    Aya(aya::Ebpf),
+    Own {
+        maps: Box<crate::object::Maps>,
+        /// One per attached hook, in order.
+        loaded: Vec<std::os::fd::OwnedFd>,
+    },
+}
+
+impl Programs {
+    fn aya(&self) -> Option<&aya::Ebpf> {
+        match self {
+            Programs::Aya(e) => Some(e),
+            Programs::Own { .. } => None,
+        }
+    }
+
+    fn counters(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            Programs::Aya(e) => e.map(abi::COUNTERS_MAP).and_then(|m| match m {
+                aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
+                _ => None,
+            }),
+            Programs::Own { maps, .. } => maps.map(abi::COUNTERS_MAP),
+        }
+    }
 }
 
 /// A resolved hook, ready to load.
@@ -220,6 +276,8 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                     desc: format!("tp_btf {cat}:{n}"),
                 });
             }
+            // Loaded apart: see `start_xdp_hooks`.
+            TraceHook::XdpProgram { .. } => {}
             TraceHook::Fentry { function, arg } => {
                 fentries += 1;
                 if fentries > 1 {
@@ -313,7 +371,30 @@ fn offsets(btf: &Btf) -> Result<[u32; OFF_LEN], Error> {
     // reason came in 5.17, consume_skb's caller address in 6.3.
     o[OFF_KFREE_SKB_ARGS] = btf.tracepoint_args("kfree_skb").unwrap_or(0) as u32;
     o[OFF_CONSUME_SKB_ARGS] = btf.tracepoint_args("consume_skb").unwrap_or(0) as u32;
+    xdp_buff_offsets(btf, &mut o);
     Ok(o)
+}
+
+/// `struct xdp_buff` and what `--xdp-hook` reads through it (the
+/// `OFF_XDP_*`, `OFF_RXQ_*` and `OFF_SHINFO_*` slots). `u32::MAX` marks
+/// what this kernel lacks: the hook then refuses to start (see
+/// [`crate::xdp_hook`]), except for multi-buffer fields, without which
+/// frames have one buffer.
+fn xdp_buff_offsets(btf: &Btf, o: &mut [u32; OFF_LEN]) {
+    let at = |s: &str, f: &str| btf.member_offset(s, f).unwrap_or(u32::MAX);
+    o[OFF_XDP_DATA] = at("xdp_buff", "data");
+    o[OFF_XDP_DATA_END] = at("xdp_buff", "data_end");
+    o[OFF_XDP_HARD_START] = at("xdp_buff", "data_hard_start");
+    o[OFF_XDP_RXQ] = at("xdp_buff", "rxq");
+    o[OFF_XDP_FRAME_SZ] = at("xdp_buff", "frame_sz");
+    o[OFF_XDP_FLAGS] = at("xdp_buff", "flags");
+    o[OFF_RXQ_DEV] = at("xdp_rxq_info", "dev");
+    // SKB_DATA_ALIGN: to SMP_CACHE_BYTES, 64 on x86-64.
+    o[OFF_SHINFO_SIZE] = btf
+        .find("skb_shared_info", btf::Kind::Struct)
+        .and_then(|id| btf.get(id))
+        .map_or(u32::MAX, |t| t.size_or_type.next_multiple_of(64));
+    o[OFF_SHINFO_FRAGS_SIZE] = at("skb_shared_info", "xdp_frags_size");
 }
 
 /// The filter for one link type; `None` when libpcap refuses the expression
@@ -333,7 +414,11 @@ impl TraceCapture {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
         let btf = Btf::vmlinux().map_err(Error::Config)?;
-        let planned = plan(&btf, &cfg.hooks)?;
+        let xdp_programs = xdp_programs(&cfg.hooks)?;
+        let planned = match xdp_programs {
+            Some(_) => Vec::new(),
+            None => plan(&btf, &cfg.hooks)?,
+        };
         let offs = offsets(&btf)?;
         let reasons: HashMap<u32, String> = btf
             .enum_values("skb_drop_reason")
@@ -343,186 +428,13 @@ impl TraceCapture {
                 (v as u32, short)
             })
             .collect();
-
-        // Filters: EN10MB for packets with a MAC header, RAW without.
-        let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
-        let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
-        let (l2, l3) = match (l2, l3) {
-            (Err(e), Err(_)) => return Err(Error::Filter(e)),
-            (a, b) => (
-                a.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
-                b.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
-            ),
-        };
-        let opts = Options {
-            mode: Mode::Probe,
-            hook: Hook::None,
-            gotol: bpf_sys::kernel_has_gotol(),
-            ..Options::default()
-        };
-        let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {
-            translate(p, &opts)
-                .map(|t| t.insns)
-                .map_err(|e| Error::Translate {
-                    hook: "tracing (probe mode)",
-                    message: e.to_string(),
-                })
-        };
-        let f2 = tr(&l2)?;
-        let f3 = tr(&l3)?;
-        let filters = vec![
-            (LinkType::Ethernet, l2.len(), f2.len()),
-            (LinkType::Raw, l3.len(), f3.len()),
-        ];
-        let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
-
-        let snaplen = cfg.snaplen;
-        let stack = u32::from(cfg.stack);
-        let mut loader = aya::EbpfLoader::new();
-        loader
-            .override_global(abi::GLOBAL_SNAPLEN, &snaplen, true)
-            .override_global(GLOBAL_OFFSETS, &offs, true)
-            .override_global(GLOBAL_STACK, &stack, true);
-        if cfg.stack {
-            loader.map_max_entries(STACKS_MAP, STACKS_MAX);
-        }
-        let mut ebpf = loader
-            .load(&spliced.elf)
-            .map_err(|e| Error::Load(crate::one_line(&e)))?;
-        let aya_btf = aya::Btf::from_sys_fs()
-            .map_err(|e| Error::Config(format!("kernel BTF: {}", crate::one_line(&e))))?;
-
-        let mut hooks = Vec::new();
-        for p in &planned {
-            match p {
-                Planned::Tp {
-                    name,
-                    prog,
-                    id,
-                    desc,
-                } => {
-                    let program: &mut aya::programs::BtfTracePoint = ebpf
-                        .program_mut(prog)
-                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    program.load(name, &aya_btf).map_err(|e| {
-                        if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
-                            crate::sys::save_verifier_log(&verifier_log.to_string());
-                        }
-                        Error::Load(format!("{desc}: {}", crate::one_line(&e)))
-                    })?;
-                    hooks.push(AttachedHook {
-                        name: (*name).to_owned(),
-                        description: desc.clone(),
-                        id: *id,
-                    });
-                }
-                Planned::Fentry {
-                    function,
-                    prog,
-                    desc,
-                } => {
-                    let program: &mut aya::programs::FEntry = ebpf
-                        .program_mut(prog)
-                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    program.load(function, &aya_btf).map_err(|e| {
-                        let eperm = match &e {
-                            aya::programs::ProgramError::LoadError { io_error, .. } => {
-                                io_error.raw_os_error() == Some(libc::EPERM)
-                            }
-                            _ => false,
-                        };
-                        if eperm {
-                            // Seen on Linux 6.18 with lockdown=integrity:
-                            // every trampoline program (fentry, fexit,
-                            // fmod_ret, lsm) is refused before the verifier
-                            // runs, while tp_btf loads.
-                            Error::Load(format!(
-                                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
-                            ))
-                        } else {
-                            Error::Load(format!("{desc}: {}", crate::one_line(&e)))
-                        }
-                    })?;
-                    hooks.push(AttachedHook {
-                        name: format!("fentry:{function}"),
-                        description: desc.clone(),
-                        id: HOOK_FENTRY,
-                    });
-                }
+        let compiled = compile_filters(cfg)?;
+        match xdp_programs {
+            Some((program, entry, exit)) => {
+                start_xdp_hooks(cfg, program, entry, exit, &offs, compiled, reasons)
             }
+            None => start_kernel_hooks(cfg, &planned, &offs, compiled, reasons),
         }
-
-        // Perf rings and readers, before anything is attached.
-        let shared = Shared::new()?;
-        let map_fd = {
-            let map = ebpf
-                .map(abi::EVENTS_MAP)
-                .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?;
-            let aya::maps::Map::PerfEventArray(data) = map else {
-                return Err(Error::Load(format!(
-                    "{} is not a perf event array",
-                    abi::EVENTS_MAP
-                )));
-            };
-            data.fd().as_fd().as_raw_fd()
-        };
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
-        let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
-        let waker_tx = tx.clone();
-        *shared.wake_consumer() = Some(Box::new(move || {
-            let _ = waker_tx.try_send(Vec::new());
-        }));
-        let tai_offset = crate::tai_to_realtime_ns();
-        let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
-        let mut rings = Vec::new();
-        for cpu in cpus {
-            let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
-                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
-            perf::set_perf_fd(map_fd, cpu, ring.fd())
-                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
-            rings.push(ring);
-        }
-        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
-        let readers = vec![std::thread::Builder::new()
-            .name("xcap-trace".into())
-            .spawn(move || reader(rings, tx, reader_shared, ids, tai_offset, poll_ms))
-            .map_err(|e| Error::Buffer(e.to_string()))?];
-
-        let mut cap = TraceCapture {
-            ebpf,
-            links: Vec::new(),
-            readers,
-            shared,
-            rx: Some(rx),
-            hooks,
-            detached: false,
-            reasons,
-            stack: cfg.stack,
-            filters,
-        };
-        // Attach; on error `cap` is dropped, which detaches what was attached.
-        for p in &planned {
-            let link = match p {
-                Planned::Tp { prog, desc, .. } => {
-                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut BtfTracePoint| {
-                        let id = p.attach()?;
-                        p.take_link(id)
-                    })?
-                }
-                Planned::Fentry { prog, desc, .. } => {
-                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut FEntry| {
-                        let id = p.attach()?;
-                        p.take_link(id)
-                    })?
-                }
-            };
-            cap.links.push(link);
-        }
-        Ok(cap)
     }
 
     /// The attached hooks, in the order given.
@@ -553,8 +465,9 @@ impl TraceCapture {
             )));
         }
         let frames = self
-            .ebpf
-            .map(STACKS_MAP)
+            .programs
+            .aya()
+            .and_then(|e| e.map(STACKS_MAP))
             .ok_or_else(|| format!("no map {STACKS_MAP}"))
             .and_then(|m| aya::maps::StackTraceMap::try_from(m).map_err(|e| e.to_string()))
             .and_then(|m| {
@@ -585,11 +498,390 @@ impl TraceCapture {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared
-            .stats(self.ebpf.map(abi::COUNTERS_MAP).and_then(|m| match m {
-                aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
-                _ => None,
-            }))
+        self.shared.stats(self.programs.counters())
+    }
+
+    /// The aya-loaded object (tracepoints, fentry on kernel functions).
+    fn aya_mut(&mut self) -> &mut aya::Ebpf {
+        match &mut self.programs {
+            Programs::Aya(e) => e,
+            Programs::Own { .. } => unreachable!("kernel hooks are loaded by aya"),
+        }
+    }
+}
+
+/// The filters, compiled by libpcap and translated in probe mode.
+struct Compiled {
+    /// Spliced into the capture object.
+    elf: Vec<u8>,
+    /// Their bodies, inlined where the programs call them (own loader).
+    bodies: Vec<Vec<cbpf2ebpf::ebpf::Insn>>,
+    /// (link type, cBPF, eBPF instructions), for `-v`.
+    sizes: Vec<(LinkType, usize, usize)>,
+}
+
+/// EN10MB for packets with a MAC header, RAW without.
+fn compile_filters(cfg: &TraceConfig) -> Result<Compiled, Error> {
+    // Filters: EN10MB for packets with a MAC header, RAW without.
+    let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
+    let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
+    let (l2, l3) = match (l2, l3) {
+        (Err(e), Err(_)) => return Err(Error::Filter(e)),
+        (a, b) => (
+            a.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+            b.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+        ),
+    };
+    let opts = Options {
+        mode: Mode::Probe,
+        hook: Hook::None,
+        gotol: bpf_sys::kernel_has_gotol(),
+        ..Options::default()
+    };
+    let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {
+        translate(p, &opts)
+            .map(|t| t.insns)
+            .map_err(|e| Error::Translate {
+                hook: "tracing (probe mode)",
+                message: e.to_string(),
+            })
+    };
+    let f2 = tr(&l2)?;
+    let f3 = tr(&l3)?;
+    let sizes = vec![
+        (LinkType::Ethernet, l2.len(), f2.len()),
+        (LinkType::Raw, l3.len(), f3.len()),
+    ];
+    let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
+
+    Ok(Compiled {
+        elf: spliced.elf,
+        bodies: vec![f2, f3],
+        sizes,
+    })
+}
+
+/// `--xdp-hook`'s hook, if it is asked for: (program, entry, exit). It
+/// is not mixed with other tracing hooks.
+fn xdp_programs(hooks: &[TraceHook]) -> Result<Option<(&str, bool, bool)>, Error> {
+    let xdp: Vec<(&str, bool, bool)> = hooks
+        .iter()
+        .filter_map(|h| match h {
+            TraceHook::XdpProgram {
+                program,
+                entry,
+                exit,
+            } => Some((program.as_str(), *entry, *exit)),
+            _ => None,
+        })
+        .collect();
+    match xdp[..] {
+        [] => Ok(None),
+        [one] if hooks.len() == 1 => Ok(Some(one)),
+        [_] => Err(Error::Config(
+            "--xdp-hook does not combine with --trace or --fentry in one capture".into(),
+        )),
+        _ => Err(Error::Config("one --xdp-hook per capture".into())),
+    }
+}
+
+/// Tracepoints and fentry on kernel functions, loaded by aya.
+fn start_kernel_hooks(
+    cfg: &TraceConfig,
+    planned: &[Planned],
+    offs: &[u32; OFF_LEN],
+    compiled: Compiled,
+    reasons: HashMap<u32, String>,
+) -> Result<TraceCapture, Error> {
+    let filters = compiled.sizes;
+    let spliced_elf = compiled.elf;
+    let snaplen = cfg.snaplen;
+    let stack = u32::from(cfg.stack);
+    let mut loader = aya::EbpfLoader::new();
+    loader
+        .override_global(abi::GLOBAL_SNAPLEN, &snaplen, true)
+        .override_global(GLOBAL_OFFSETS, offs, true)
+        .override_global(GLOBAL_STACK, &stack, true);
+    if cfg.stack {
+        loader.map_max_entries(STACKS_MAP, STACKS_MAX);
+    }
+    let mut ebpf = loader
+        .load(&spliced_elf)
+        .map_err(|e| Error::Load(crate::one_line(&e)))?;
+    let aya_btf = aya::Btf::from_sys_fs()
+        .map_err(|e| Error::Config(format!("kernel BTF: {}", crate::one_line(&e))))?;
+
+    let mut hooks = Vec::new();
+    for p in planned {
+        match p {
+            Planned::Tp {
+                name,
+                prog,
+                id,
+                desc,
+            } => {
+                let program: &mut aya::programs::BtfTracePoint = ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?
+                    .try_into()
+                    .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                program.load(name, &aya_btf).map_err(|e| {
+                    if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
+                        crate::sys::save_verifier_log(&verifier_log.to_string());
+                    }
+                    Error::Load(format!("{desc}: {}", crate::one_line(&e)))
+                })?;
+                hooks.push(AttachedHook {
+                    name: (*name).to_owned(),
+                    description: desc.clone(),
+                    id: *id,
+                    code: None,
+                });
+            }
+            Planned::Fentry {
+                function,
+                prog,
+                desc,
+            } => {
+                let program: &mut aya::programs::FEntry = ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?
+                    .try_into()
+                    .map_err(|e| Error::Load(crate::one_line(&e)))?;
+                program.load(function, &aya_btf).map_err(|e| {
+                    let eperm = match &e {
+                        aya::programs::ProgramError::LoadError { io_error, .. } => {
+                            io_error.raw_os_error() == Some(libc::EPERM)
+                        }
+                        _ => false,
+                    };
+                    if eperm {
+                        // Seen on Linux 6.18 with lockdown=integrity:
+                        // every trampoline program (fentry, fexit,
+                        // fmod_ret, lsm) is refused before the verifier
+                        // runs, while tp_btf loads.
+                        Error::Load(format!(
+                            "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+                        ))
+                    } else {
+                        Error::Load(format!("{desc}: {}", crate::one_line(&e)))
+                    }
+                })?;
+                hooks.push(AttachedHook {
+                    name: format!("fentry:{function}"),
+                    description: desc.clone(),
+                    id: HOOK_FENTRY,
+                    code: None,
+                });
+            }
+        }
+    }
+
+    let map_fd = perf_map_fd(&ebpf)?;
+    let keys = hooks.iter().map(HookKey::of).collect();
+    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
+    let mut cap = TraceCapture {
+        programs: Programs::Aya(ebpf),
+        links: Vec::new(),
+        readers,
+        shared,
+        rx: Some(rx),
+        hooks,
+        detached: false,
+        reasons,
+        stack: cfg.stack,
+        filters,
+    };
+    // Attach; on error `cap` is dropped, which detaches what was attached.
+    for p in planned {
+        let link = match p {
+            Planned::Tp { prog, desc, .. } => {
+                attach_program(cap.aya_mut(), prog, desc, |p: &mut BtfTracePoint| {
+                    let id = p.attach()?;
+                    p.take_link(id)
+                })?
+            }
+            Planned::Fentry { prog, desc, .. } => {
+                attach_program(cap.aya_mut(), prog, desc, |p: &mut FEntry| {
+                    let id = p.attach()?;
+                    p.take_link(id)
+                })?
+            }
+        };
+        cap.links.push(link);
+    }
+    Ok(cap)
+}
+
+/// The perf event array's fd in an aya-loaded object.
+fn perf_map_fd(ebpf: &aya::Ebpf) -> Result<std::os::fd::RawFd, Error> {
+    let map = ebpf
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?;
+    let aya::maps::Map::PerfEventArray(data) = map else {
+        return Err(Error::Load(format!(
+            "{} is not a perf event array",
+            abi::EVENTS_MAP
+        )));
+    };
+    Ok(data.fd().as_fd().as_raw_fd())
+}
+
+/// The perf buffer of each CPU in the perf event array `map_fd`, and the
+/// reader of them all: before anything is attached.
+#[allow(clippy::type_complexity)]
+fn start_readers(
+    cfg: &TraceConfig,
+    map_fd: std::os::fd::RawFd,
+    keys: Vec<HookKey>,
+) -> Result<(Arc<Shared>, Receiver<Vec<TracePacket>>, Vec<JoinHandle<()>>), Error> {
+    let shared = Shared::new()?;
+    let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
+    let waker_tx = tx.clone();
+    *shared.wake_consumer() = Some(Box::new(move || {
+        let _ = waker_tx.try_send(Vec::new());
+    }));
+    let tai_offset = crate::tai_to_realtime_ns();
+    let mut rings = Vec::new();
+    for cpu in cpus {
+        let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
+            .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
+        perf::set_perf_fd(map_fd, cpu, ring.fd())
+            .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
+        rings.push(ring);
+    }
+    let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+    let readers = vec![std::thread::Builder::new()
+        .name("xcap-trace".into())
+        .spawn(move || reader(rings, tx, reader_shared, keys, tai_offset, poll_ms))
+        .map_err(|e| Error::Buffer(e.to_string()))?];
+    Ok((shared, rx, readers))
+}
+
+/// `--xdp-hook`: the targets resolved and checked, the object loaded by
+/// xcap's own loader with an entry and/or exit program per target, then
+/// attached.
+fn start_xdp_hooks(
+    cfg: &TraceConfig,
+    program: &str,
+    entry: bool,
+    exit: bool,
+    offs: &[u32; OFF_LEN],
+    compiled: Compiled,
+    reasons: HashMap<u32, String>,
+) -> Result<TraceCapture, Error> {
+    if [14, 15, 16, 17, 18, 20]
+        .iter()
+        .any(|&i| offs[i] == u32::MAX)
+    {
+        return Err(Error::Config(
+            "--xdp-hook: the kernel BTF lacks fields of struct xdp_buff or xdp_rxq_info".into(),
+        ));
+    }
+    let targets = xdp_hook::resolve(program)?;
+    let snaplen = cfg.snaplen.to_ne_bytes();
+    let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let entry_counts = u32::from(entry).to_ne_bytes();
+    let no_stack = 0u32.to_ne_bytes();
+    let maps = crate::object::Maps::create(
+        &compiled.elf,
+        &[
+            (abi::GLOBAL_SNAPLEN, &snaplen[..]),
+            (GLOBAL_OFFSETS, &offs_bytes[..]),
+            (GLOBAL_STACK, &no_stack[..]),
+            (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
+        ],
+        perf::page_size() as u32,
+        HashMap::new(),
+    )?;
+    let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
+    let sides: Vec<(&str, u16, &str)> = [
+        (entry, XDP_ENTRY_PROGRAM, HOOK_XDP_ENTRY, "entry"),
+        (exit, XDP_EXIT_PROGRAM, HOOK_XDP_EXIT, "exit"),
+    ]
+    .into_iter()
+    .filter(|s| s.0)
+    .map(|(_, prog, id, side)| (prog, id, side))
+    .collect();
+    // Every program loads before any attaches.
+    let mut loaded = Vec::new();
+    let mut hooks = Vec::new();
+    for t in &targets {
+        for &(prog, id, side) in &sides {
+            loaded.push(xdp_hook::load(&maps, prog, t, &bodies)?);
+            hooks.push(AttachedHook {
+                name: format!("xdp-{side}:{}", t.name),
+                description: format!(
+                    "{} on XDP {} ({side}{})",
+                    if side == "entry" { "fentry" } else { "fexit" },
+                    t.describe(),
+                    if side == "exit" {
+                        ", with its verdict"
+                    } else {
+                        ""
+                    }
+                ),
+                id,
+                code: if targets.len() > 1 {
+                    t.code.clone()
+                } else {
+                    None
+                },
+            });
+        }
+    }
+    let map_fd = maps
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
+    let keys = hooks.iter().map(HookKey::of).collect();
+    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
+    let mut cap = TraceCapture {
+        programs: Programs::Own {
+            maps: Box::new(maps),
+            loaded,
+        },
+        links: Vec::new(),
+        readers,
+        shared,
+        rx: Some(rx),
+        hooks,
+        detached: false,
+        reasons,
+        stack: false,
+        filters: compiled.sizes,
+    };
+    // Attach; on error `cap` is dropped, which detaches what was attached.
+    let per_target = sides.len();
+    for i in 0..cap.hooks.len() {
+        let Programs::Own { loaded, .. } = &cap.programs else {
+            break;
+        };
+        let link = xdp_hook::attach(loaded[i].as_fd(), &targets[i / per_target])?;
+        cap.links.push(Box::new(link));
+    }
+    Ok(cap)
+}
+
+/// Which hook a record belongs to: its hook id and, for one of several
+/// hooked XDP programs, the program's code (`TraceHdr::location` is the
+/// hooked function's address).
+struct HookKey {
+    id: u16,
+    code: Option<std::ops::Range<u64>>,
+}
+
+impl HookKey {
+    fn of(h: &AttachedHook) -> HookKey {
+        HookKey {
+            id: h.id,
+            code: h.code.clone(),
+        }
+    }
+
+    fn matches(&self, id: u16, location: u64) -> bool {
+        self.id == id && self.code.as_ref().is_none_or(|c| c.contains(&location))
     }
 }
 
@@ -633,7 +925,7 @@ fn reader(
     mut rings: Vec<perf::PerfRing>,
     tx: SyncSender<Vec<TracePacket>>,
     shared: Arc<Shared>,
-    ids: Vec<u16>,
+    keys: Vec<HookKey>,
     tai_offset: i64,
     poll_ms: i32,
 ) {
@@ -648,7 +940,7 @@ fn reader(
             ring.drain_to(head, |r| match r {
                 perf::Record::Lost(n) => lost += n,
                 perf::Record::Sample(raw) => {
-                    if let Some(p) = parse(raw, &ids, tai_offset) {
+                    if let Some(p) = parse(raw, &keys, tai_offset) {
                         batch.push(p);
                     }
                 }
@@ -667,14 +959,17 @@ fn reader(
     }
 }
 
-/// One sample: a [`TraceHdr`], then the bytes `bpf_skb_output` copied
-/// from `skb->data`.
-fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
+/// One sample: a [`TraceHdr`], then the bytes `bpf_skb_output` (or
+/// `bpf_xdp_output`) copied from the packet.
+fn parse(raw: &[u8], keys: &[HookKey], tai_offset: i64) -> Option<TracePacket> {
     let h: TraceHdr = abi::read(raw)?;
     let caplen = h.caplen as usize;
     let pre_len = (h.pre_len as usize).min(MAX_PRE).min(caplen);
     let skip = h.skip as usize;
-    let hook = ids.iter().position(|&i| i == h.hook).unwrap_or(0);
+    let hook = keys
+        .iter()
+        .position(|k| k.matches(h.hook, h.location))
+        .unwrap_or(0);
     let link = if h.link == LINK_EN10MB {
         LinkType::Ethernet
     } else {
@@ -703,6 +998,7 @@ fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
         comm: String::from_utf8_lossy(&h.comm[..n]).into_owned(),
         data,
         stack_id: h.stack_id,
+        verdict: (h.hook == HOOK_XDP_EXIT).then_some(h.reason),
     })
 }
 
@@ -749,17 +1045,30 @@ pub fn own_netns() -> u32 {
 }
 
 /// A pcapng file for tracing captures: one interface block per (hook, link
-/// type), written up front; each packet carries a comment with its metadata
-/// and `epb_packetid` (the skb address).
+/// type), written up front (`--xdp-hook`'s hooks capture Ethernet only);
+/// each packet carries a comment with its metadata and `epb_packetid` (the
+/// skb address; `--xdp-hook`: the id its entry and exit copies share), and
+/// exit copies of `--xdp-hook` their verdict (`epb_verdict`).
 pub struct TraceWriter<W: Write> {
     out: W,
+    /// The interface blocks, in order.
+    interfaces: Vec<(usize, LinkType)>,
 }
+
+/// `epb_verdict`'s type for a verdict of an XDP program.
+const VERDICT_EBPF_XDP: u8 = 2;
 
 impl<W: Write> TraceWriter<W> {
     pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
         section_header(&mut out)?;
-        for h in hooks {
-            for link in [LinkType::Ethernet, LinkType::Raw] {
+        let mut interfaces = Vec::new();
+        for (i, h) in hooks.iter().enumerate() {
+            let links: &[LinkType] = if h.on_xdp_program() {
+                &[LinkType::Ethernet]
+            } else {
+                &[LinkType::Ethernet, LinkType::Raw]
+            };
+            for &link in links {
                 let mut body = Vec::new();
                 body.extend_from_slice(&link.pcap_linktype().to_le_bytes());
                 body.extend_from_slice(&0u16.to_le_bytes());
@@ -784,14 +1093,19 @@ impl<W: Write> TraceWriter<W> {
                 option(&mut body, 11, &f);
                 end_options(&mut body);
                 block(&mut out, 1, &body)?;
+                interfaces.push((i, link));
             }
         }
-        Ok(TraceWriter { out })
+        Ok(TraceWriter { out, interfaces })
     }
 
     /// Writes one packet with `comment` (the metadata, as text).
     pub fn write(&mut self, p: &TracePacket, comment: &str) -> io::Result<()> {
-        let id = (p.hook * 2 + usize::from(p.link == LinkType::Raw)) as u32;
+        let id = self
+            .interfaces
+            .iter()
+            .position(|&(h, l)| h == p.hook && l == p.link)
+            .unwrap_or(0) as u32;
         let mut body = Vec::with_capacity(p.data.len() + 128);
         body.extend_from_slice(&id.to_le_bytes());
         body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
@@ -802,6 +1116,11 @@ impl<W: Write> TraceWriter<W> {
         pad4(&mut body);
         option(&mut body, 1, comment.as_bytes()); // opt_comment
         option(&mut body, 5, &p.skb.to_le_bytes()); // epb_packetid
+        if let Some(v) = p.verdict {
+            let mut verdict = vec![VERDICT_EBPF_XDP];
+            verdict.extend_from_slice(&u64::from(v).to_le_bytes());
+            option(&mut body, 7, &verdict); // epb_verdict
+        }
         end_options(&mut body);
         block(&mut self.out, 6, &body)
     }

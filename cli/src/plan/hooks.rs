@@ -31,6 +31,10 @@ pub struct Capture {
     pub buffers: Buffers,
     /// `-v`: counters, hook details on each line, filter sizes.
     pub verbose: bool,
+    /// Attribution and process filters (TC only).
+    pub who: Option<capture::attribution::Who>,
+    /// `--who` or `-v`: each line names the packet's process.
+    pub show_who: bool,
     pub output: Output,
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
@@ -67,6 +71,13 @@ pub enum Hook {
         function: String,
         arg: Option<usize>,
     },
+    /// An XDP program already loaded (`--xdp-hook PROG`): its entry, its
+    /// exit, or both (`-Q in`, `out`, `inout`).
+    XdpProgram {
+        program: String,
+        entry: bool,
+        exit: bool,
+    },
 }
 
 impl Hook {
@@ -102,17 +113,21 @@ pub(super) fn tracing_asked(t: &TraceArgs) -> bool {
 /// `--trace`, `--fentry`, `--xdp-hook`, `--stack`.
 pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let t = &args.trace;
-    if let Some(prog) = &t.xdp_hook {
-        bail!("--xdp-hook {prog}: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented");
-    }
     let live = &args.live;
     if !live.interfaces.is_empty() || live.xdp || live.tc {
-        bail!("-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface");
+        bail!("-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)");
     }
     let Filter::Expression(expression) = filter else {
         bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
     };
-    let hooks = tracing_hooks(t)?;
+    super::who::refuse_at(&args.who, "a tracing hook")?;
+    let mut hooks = tracing_hooks(t)?;
+    if let Some(program) = &t.xdp_hook {
+        if !hooks.is_empty() || t.stack {
+            bail!("--xdp-hook does not combine with --trace, --fentry or --stack");
+        }
+        hooks.push(xdp_program(program, live.direction)?);
+    }
     let snaplen = snaplen(args.snaplen.as_deref())?;
     capture(args, hooks, expression, snaplen)
 }
@@ -149,6 +164,23 @@ fn fentry(text: &str) -> Result<Hook> {
     })
 }
 
+/// `--xdp-hook PROG`: entry and exit by `-Q` (both by default).
+fn xdp_program(program: &str, direction: Option<DirectionArg>) -> Result<Hook> {
+    if program.is_empty() {
+        bail!("--xdp-hook needs a program: an id, a name, a pinned path or an interface");
+    }
+    let (entry, exit) = match direction {
+        Some(DirectionArg::In) => (true, false),
+        Some(DirectionArg::Out) => (false, true),
+        Some(DirectionArg::Inout) | None => (true, true),
+    };
+    Ok(Hook::XdpProgram {
+        program: program.to_owned(),
+        entry,
+        exit,
+    })
+}
+
 /// XDP or TC on interfaces.
 pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let Filter::Expression(expression) = filter else {
@@ -165,7 +197,14 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
         true => Hook::Xdp(xdp_mode(live.xdp_mode)),
         false => Hook::Tc,
     };
-    capture(args, vec![hook], expression, snaplen)
+    let mut capture = capture(args, vec![hook], expression, snaplen)?;
+    if live.xdp {
+        super::who::refuse_at(&args.who, "XDP")?;
+    } else {
+        capture.who = super::who::for_tc(args)?;
+        capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
+    }
+    Ok(capture)
 }
 
 /// What live and tracing captures share.
@@ -183,6 +222,8 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         tc_pull: live.tc_pull,
         buffers: buffers(live, args.write.is_some(), flush_each_packet),
         verbose: live.verbose > 0,
+        who: None,
+        show_who: false,
         output: output(args)?,
         count: args.count,
         flush_each_packet,

@@ -35,7 +35,12 @@ struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("xcap-plan-{}-{name}", std::process::id()));
+        // One file per call: tests run in parallel, and one's drop must not
+        // remove another's file.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("xcap-plan-{}-{n}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         TempFile(path)
     }
@@ -291,8 +296,7 @@ fn xdp_sees_received_packets_only() {
 
 #[test]
 fn tracing_refuses_interfaces_and_interface_hooks() {
-    let refused =
-        "-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface";
+    let refused = "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)";
     for args in [
         &["--trace", "kfree_skb", "-i", "lo", "udp"][..],
         &["--trace", "kfree_skb", "--xdp", "udp"],
@@ -304,11 +308,48 @@ fn tracing_refuses_interfaces_and_interface_hooks() {
 }
 
 #[test]
-fn hooking_an_xdp_program_is_refused_before_anything_else() {
+fn xdp_hook_takes_entry_and_exit_by_direction_and_both_by_default() {
+    let hook = |args: &[&str]| capture_of(args).hooks;
+    let xdp = |entry, exit| {
+        vec![Hook::XdpProgram {
+            program: "veth0".into(),
+            entry,
+            exit,
+        }]
+    };
+    assert_eq!(hook(&["--xdp-hook", "veth0", "udp"]), xdp(true, true));
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "in", "udp"]),
+        xdp(true, false)
+    );
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "out", "udp"]),
+        xdp(false, true)
+    );
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "inout", "udp"]),
+        xdp(true, true)
+    );
+}
+
+#[test]
+fn xdp_hook_refuses_other_tracing_hooks_an_interface_and_raw_cbpf() {
     let raw = raw_program();
     assert_eq!(
-        error_of(&["--xdp-hook", "1", "-i", "lo", "--raw-cbpf", raw.path()]),
-        "--xdp-hook 1: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented"
+        error_of(&["--xdp-hook", "1", "--fentry", "ip_rcv", "udp"]),
+        "--xdp-hook does not combine with --trace, --fentry or --stack"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "1", "-i", "lo", "udp"]),
+        "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "1", "--raw-cbpf", raw.path()]),
+        "--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "", "udp"]),
+        "--xdp-hook needs a program: an id, a name, a pinned path or an interface"
     );
 }
 
@@ -659,6 +700,41 @@ fn a_filter_object_runs_where_its_program_does_unless_told() {
         w.options.linktype,
         libpcap::linktype_from_name("RAW").unwrap()
     );
+}
+
+#[test]
+fn process_filters_at_tc_select_processes_and_show_them_only_when_asked() {
+    let c = capture_of(&[
+        "-i", "eth0", "--pid", "7", "--pid", "8", "--comm", "curl", "tcp",
+    ]);
+    let who = c.who.expect("attribution");
+    assert_eq!(who.pids, [7, 8]);
+    assert_eq!(who.comms, ["curl"]);
+    assert!(!c.show_who, "lines name processes only with --who or -v");
+    assert!(capture_of(&["-i", "eth0", "--who"]).show_who);
+}
+
+#[test]
+fn verbose_tc_captures_name_processes_and_plain_ones_pay_nothing() {
+    let verbose = capture_of(&["-i", "eth0", "-v"]);
+    assert!(verbose.who.is_some() && verbose.show_who);
+    assert_eq!(capture_of(&["-i", "eth0"]).who, None);
+    assert_eq!(capture_of(&["-i", "eth0", "--xdp", "-v"]).who, None);
+}
+
+#[test]
+fn attribution_is_refused_where_there_is_no_socket() {
+    assert!(error_of(&["-i", "eth0", "--xdp", "--who"]).contains("TC only"));
+    assert!(error_of(&["--trace", "kfree_skb", "--pid", "1"]).contains("TC only"));
+}
+
+#[test]
+fn bad_process_filters_are_refused_in_one_line() {
+    assert!(
+        error_of(&["-i", "eth0", "--comm", "a-name-too-long-for-comm"]).contains("1 to 15 bytes")
+    );
+    assert!(error_of(&["-i", "eth0", "--pid", "0"]).contains("not a process id"));
+    assert!(error_of(&["-i", "eth0", "--follow-children"]).starts_with("usage:"));
 }
 
 #[test]
