@@ -41,6 +41,7 @@ const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_PROG_GET_NEXT_ID: libc::c_int = 11;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_BTF_LOAD: libc::c_int = 18;
@@ -54,14 +55,19 @@ const BPF_ENABLE_STATS: libc::c_int = 32;
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const PROG_TYPE_XDP: u32 = 6;
+pub const PROG_TYPE_TRACING: u32 = 26;
 pub const PROG_TYPE_SYSCALL: u32 = 31;
 
 /// `enum bpf_map_type` values xcap creates by hand.
 pub const MAP_TYPE_ARRAY: u32 = 2;
+pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_RINGBUF: u32 = 27;
 
 /// `enum bpf_attach_type` values xcap links with.
+/// Tracing programs: `tp_btf` (`BPF_TRACE_RAW_TP`) and `fentry`.
+pub const BPF_TRACE_RAW_TP: u32 = 23;
+pub const BPF_TRACE_FENTRY: u32 = 24;
 pub const BPF_XDP: u32 = 37;
 pub const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_TCX_EGRESS: u32 = 47;
@@ -152,6 +158,12 @@ pub struct ProgLoad<'a> {
     /// BTF with `func_info` records (`[insn_off, type_id]` pairs), which a
     /// program needs for LD_ABS/LD_IND in subprograms.
     pub func_info: Option<(BorrowedFd<'a>, &'a [[u32; 2]])>,
+    /// Tracing programs: the BTF type id of what they attach to (a
+    /// `btf_trace_<tracepoint>` typedef, a function), in the kernel's BTF
+    /// or, with `attach_prog_fd`, in that program's.
+    pub attach_btf_id: u32,
+    /// `freplace` and tracing programs attached to another BPF program.
+    pub attach_prog_fd: Option<BorrowedFd<'a>>,
 }
 
 impl Default for ProgLoad<'_> {
@@ -166,6 +178,8 @@ impl Default for ProgLoad<'_> {
             license: c"Dual MIT/GPL",
             kernel_version: 0,
             func_info: None,
+            attach_btf_id: 0,
+            attach_prog_fd: None,
         }
     }
 }
@@ -251,6 +265,7 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
         line_info: u64,
         line_info_cnt: u32,
         attach_btf_id: u32,
+        attach_prog_fd: u32,
         _rest: [u64; 8],
     }
     let (log_level, log_size, log_buf) = log_fields(log);
@@ -284,7 +299,8 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
             line_info_rec_size: 0,
             line_info: 0,
             line_info_cnt: 0,
-            attach_btf_id: 0,
+            attach_btf_id: spec.attach_btf_id,
+            attach_prog_fd: spec.attach_prog_fd.map_or(0, |fd| fd.as_raw_fd() as u32),
             _rest: [0; 8],
         },
     )
@@ -715,6 +731,29 @@ pub fn link_create(
             _pad: 0,
             expected_revision: 0,
             _rest: [0; 4],
+        },
+    )
+}
+
+/// Attaches a tracing program (`tp_btf`, `fentry`: its target was given
+/// at load, `name` is `None`) or a raw tracepoint program (`name`) with
+/// `BPF_RAW_TRACEPOINT_OPEN`, which every kernel with BTF programs has
+/// (5.5). The returned fd is the attachment: closing it detaches.
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        name: u64,
+        prog_fd: u32,
+        _pad: u32,
+        _rest: [u64; 2],
+    }
+    bpf_fd(
+        BPF_RAW_TRACEPOINT_OPEN,
+        &mut Attr {
+            name: name.map_or(0, |n| n.as_ptr() as u64),
+            prog_fd: prog.as_raw_fd() as u32,
+            _pad: 0,
+            _rest: [0; 2],
         },
     )
 }

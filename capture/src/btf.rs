@@ -216,6 +216,17 @@ impl Btf {
         None
     }
 
+    /// The type id a `tp_btf` program on tracepoint `name` attaches to:
+    /// its `btf_trace_<name>` typedef.
+    pub fn tracepoint_id(&self, name: &str) -> Option<u32> {
+        self.find(&format!("btf_trace_{name}"), KIND_TYPEDEF)
+    }
+
+    /// The type id of kernel function `name` (an `fentry` target).
+    pub fn function_id(&self, name: &str) -> Option<u32> {
+        self.find(name, KIND_FUNC)
+    }
+
     /// Whether a kernel function of this name exists.
     pub fn has_function(&self, name: &str) -> bool {
         self.find(name, KIND_FUNC).is_some()

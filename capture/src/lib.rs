@@ -57,6 +57,7 @@
 
 pub mod btf;
 pub mod clsact;
+pub mod cpus;
 pub mod iface;
 pub mod kernel;
 pub mod link;
@@ -369,7 +370,7 @@ impl Shared {
             perf_lost: self.perf_lost.load(Ordering::Relaxed),
             ..Stats::default()
         };
-        let cpus = object::possible_cpus().unwrap_or(1);
+        let cpus = cpus::possible().unwrap_or(1);
         if let Some(map) = counters {
             let sum = |i: u32| object::percpu_sum(map, i, cpus).unwrap_or(0);
             s.seen = sum(capture_abi::COUNTER_SEEN);
@@ -431,7 +432,7 @@ fn recv_batch<T>(rx: Option<&Receiver<T>>, timeout: Duration) -> Result<T, RecvT
 
 /// A running capture; see the crate documentation.
 pub struct Capture {
-    object: object::Loaded,
+    object: object::Object,
     /// Closing a link detaches its program.
     links: Vec<OwnedFd>,
     /// TC without TCX: xcap's clsact filters, removed when it is dropped.
@@ -526,8 +527,8 @@ impl Capture {
         // programs' array waits for an RCU grace period, which passes while
         // libpcap compiles.
         let ring_bytes = ring_bytes(cfg.ring_pages)?;
-        let possible = object::possible_cpus()? as u32;
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
+        let possible = cpus::possible()? as u32;
+        let cpus = cpus::online()?;
         let rings = std::thread::Builder::new()
             .name("xcap-rings".into())
             .spawn(move || {
@@ -604,35 +605,44 @@ impl Capture {
             Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
         };
         let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
-        let maps = object::Maps::create(
+        let mut object = object::Object::create(
             &spliced.elf,
-            &[
-                (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
-                (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
-                (
-                    capture_abi::GLOBAL_FILTER_READS_LEN,
-                    &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_COUNT_SEEN,
-                    &u32::from(cfg.count_seen).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_EVENTS,
-                    &wakeup_events.to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_BYTES,
-                    &wakeup_bytes.to_ne_bytes(),
-                ),
-            ],
-            ring_bytes,
-            HashMap::from([
-                (capture_abi::RINGS_MAP.to_string(), rings.array),
-                (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
-            ]),
+            object::Settings {
+                globals: &[
+                    (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+                    (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+                    (
+                        capture_abi::GLOBAL_FILTER_READS_LEN,
+                        &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
+                    ),
+                    (
+                        capture_abi::GLOBAL_COUNT_SEEN,
+                        &u32::from(cfg.count_seen).to_ne_bytes(),
+                    ),
+                    (
+                        capture_abi::GLOBAL_WAKEUP_EVENTS,
+                        &wakeup_events.to_ne_bytes(),
+                    ),
+                    (
+                        capture_abi::GLOBAL_WAKEUP_BYTES,
+                        &wakeup_bytes.to_ne_bytes(),
+                    ),
+                ],
+                ring_bytes,
+                made: HashMap::from([
+                    (capture_abi::RINGS_MAP.to_string(), rings.array),
+                    (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
+                ]),
+                inline: &bodies,
+                ..object::Settings::default()
+            },
         )?;
-        let object = maps.load_programs(&programs, &bodies)?;
+        for name in &programs {
+            object.load(&object::Load {
+                name,
+                ..object::Load::default()
+            })?;
+        }
 
         let linkage = hooks
             .iter()
@@ -1013,24 +1023,6 @@ fn attach(
         ),
     };
     Ok((link, what))
-}
-
-/// An error and its causes on one line (verifier logs are cut to their
-/// last meaningful line).
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() > 1 {
-        format!("{} ... {}", lines[0], lines[lines.len() - 1])
-    } else {
-        s
-    }
 }
 
 /// The bytes of a ring of `pages` pages: a power of two the kernel takes.

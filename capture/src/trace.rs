@@ -16,14 +16,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aya::programs::{BtfTracePoint, FEntry, ProgramError};
 use capture_abi as abi;
 use capture_abi::trace::{
     TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK, HOOK_FENTRY,
@@ -35,11 +34,18 @@ use capture_abi::trace::{
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
 use crate::btf::Btf;
+use crate::object::{Load, Object, Settings};
 use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{perf, programs, Error, Shared, Stats};
+use crate::{cpus, perf, programs, sys, Error, Shared, Stats};
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
+/// Frames in a stack map value (`PERF_MAX_STACK_DEPTH`, as capture-bpf's
+/// map declares it).
+const STACK_DEPTH: usize = 127;
+/// Bytes of the live programs' ring template when a tracing capture
+/// creates their maps: one page, the smallest ring.
+const RING_BYTES_UNUSED: u32 = 4096;
 
 /// A hook asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,8 +150,9 @@ pub struct TracePacket {
 
 /// A running tracing capture.
 pub struct TraceCapture {
-    ebpf: aya::Ebpf,
-    links: Vec<Box<dyn std::any::Any + Send>>,
+    object: Object,
+    /// One per program: closing it detaches the program.
+    links: Vec<OwnedFd>,
     readers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     rx: Option<Receiver<Vec<TracePacket>>>,
@@ -376,21 +383,29 @@ impl TraceCapture {
         ];
         let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
 
-        let snaplen = cfg.snaplen;
-        let stack = u32::from(cfg.stack);
-        let mut loader = aya::EbpfLoader::new();
-        loader
-            .override_global(abi::GLOBAL_SNAPLEN, &snaplen, true)
-            .override_global(GLOBAL_OFFSETS, &offs, true)
-            .override_global(GLOBAL_STACK, &stack, true);
-        if cfg.stack {
-            loader.map_max_entries(STACKS_MAP, STACKS_MAX);
-        }
-        let mut ebpf = loader
-            .load(&spliced.elf)
-            .map_err(|e| Error::Load(crate::one_line(&e)))?;
-        let aya_btf = aya::Btf::from_sys_fs()
-            .map_err(|e| Error::Config(format!("kernel BTF: {}", crate::one_line(&e))))?;
+        let snaplen = cfg.snaplen.to_ne_bytes();
+        let stack = u32::from(cfg.stack).to_ne_bytes();
+        let offs: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+        let stacks_max: &[(&str, u32)] = if cfg.stack {
+            &[(STACKS_MAP, STACKS_MAX)]
+        } else {
+            &[]
+        };
+        let mut object = Object::create(
+            &spliced.elf,
+            Settings {
+                globals: &[
+                    (abi::GLOBAL_SNAPLEN, &snaplen),
+                    (GLOBAL_OFFSETS, &offs),
+                    (GLOBAL_STACK, &stack),
+                ],
+                max_entries: stacks_max,
+                // The live programs' rings: never used here, so the
+                // smallest a ring can be.
+                ring_bytes: RING_BYTES_UNUSED,
+                ..Settings::default()
+            },
+        )?;
 
         let mut hooks = Vec::new();
         for p in &planned {
@@ -401,17 +416,16 @@ impl TraceCapture {
                     id,
                     desc,
                 } => {
-                    let program: &mut aya::programs::BtfTracePoint = ebpf
-                        .program_mut(prog)
-                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    program.load(name, &aya_btf).map_err(|e| {
-                        if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
-                            crate::sys::save_verifier_log(&verifier_log.to_string());
-                        }
-                        Error::Load(format!("{desc}: {}", crate::one_line(&e)))
+                    let target = btf.tracepoint_id(name).ok_or_else(|| {
+                        Error::Load(format!("{desc}: the kernel BTF has no btf_trace_{name}"))
                     })?;
+                    object
+                        .load(&Load {
+                            name: prog,
+                            attach_btf_id: target,
+                            ..Load::default()
+                        })
+                        .map_err(|e| Error::Load(format!("{desc}: {e}")))?;
                     hooks.push(AttachedHook {
                         name: (*name).to_owned(),
                         description: desc.clone(),
@@ -423,30 +437,28 @@ impl TraceCapture {
                     prog,
                     desc,
                 } => {
-                    let program: &mut aya::programs::FEntry = ebpf
-                        .program_mut(prog)
-                        .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                        .try_into()
-                        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                    program.load(function, &aya_btf).map_err(|e| {
-                        let eperm = match &e {
-                            aya::programs::ProgramError::LoadError { io_error, .. } => {
-                                io_error.raw_os_error() == Some(libc::EPERM)
-                            }
-                            _ => false,
-                        };
-                        if eperm {
-                            // Seen on Linux 6.18 with lockdown=integrity:
-                            // every trampoline program (fentry, fexit,
-                            // fmod_ret, lsm) is refused before the verifier
-                            // runs, while tp_btf loads.
-                            Error::Load(format!(
-                                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
-                            ))
-                        } else {
-                            Error::Load(format!("{desc}: {}", crate::one_line(&e)))
-                        }
+                    let target = btf.function_id(function).ok_or_else(|| {
+                        Error::Load(format!("{desc}: the kernel BTF has no function {function}"))
                     })?;
+                    object
+                        .load(&Load {
+                            name: prog,
+                            attach_btf_id: target,
+                            ..Load::default()
+                        })
+                        .map_err(|e| {
+                            if e.errno == Some(libc::EPERM) {
+                                // Seen on Linux 6.18 with lockdown=integrity:
+                                // every trampoline program (fentry, fexit,
+                                // fmod_ret, lsm) is refused before the
+                                // verifier runs, while tp_btf loads.
+                                Error::Load(format!(
+                                    "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+                                ))
+                            } else {
+                                Error::Load(format!("{desc}: {e}"))
+                            }
+                        })?;
                     hooks.push(AttachedHook {
                         name: format!("fentry:{function}"),
                         description: desc.clone(),
@@ -458,19 +470,11 @@ impl TraceCapture {
 
         // Perf rings and readers, before anything is attached.
         let shared = Shared::new()?;
-        let map_fd = {
-            let map = ebpf
-                .map(abi::EVENTS_MAP)
-                .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?;
-            let aya::maps::Map::PerfEventArray(data) = map else {
-                return Err(Error::Load(format!(
-                    "{} is not a perf event array",
-                    abi::EVENTS_MAP
-                )));
-            };
-            data.fd().as_fd().as_raw_fd()
-        };
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
+        let map_fd = object
+            .map(abi::EVENTS_MAP)
+            .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+            .as_raw_fd();
+        let cpus = cpus::online()?;
         let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
         let waker_tx = tx.clone();
         *shared.wake_consumer() = Some(Box::new(move || {
@@ -493,7 +497,7 @@ impl TraceCapture {
             .map_err(|e| Error::Buffer(e.to_string()))?];
 
         let mut cap = TraceCapture {
-            ebpf,
+            object,
             links: Vec::new(),
             readers,
             shared,
@@ -506,20 +510,19 @@ impl TraceCapture {
         };
         // Attach; on error `cap` is dropped, which detaches what was attached.
         for p in &planned {
-            let link = match p {
-                Planned::Tp { prog, desc, .. } => {
-                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut BtfTracePoint| {
-                        let id = p.attach()?;
-                        p.take_link(id)
-                    })?
-                }
-                Planned::Fentry { prog, desc, .. } => {
-                    attach_program(&mut cap.ebpf, prog, desc, |p: &mut FEntry| {
-                        let id = p.attach()?;
-                        p.take_link(id)
-                    })?
-                }
+            let (prog, desc) = match p {
+                Planned::Tp { prog, desc, .. } => (*prog, desc),
+                Planned::Fentry { prog, desc, .. } => (prog.as_str(), desc),
             };
+            let program = cap
+                .object
+                .program(prog)
+                .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
+            let link = sys::raw_tracepoint_open(program, None).map_err(|e| Error::Attach {
+                iface: "kernel".into(),
+                hook: desc.clone(),
+                message: e.to_string(),
+            })?;
             cap.links.push(link);
         }
         Ok(cap)
@@ -553,15 +556,19 @@ impl TraceCapture {
             )));
         }
         let frames = self
-            .ebpf
+            .object
             .map(STACKS_MAP)
             .ok_or_else(|| format!("no map {STACKS_MAP}"))
-            .and_then(|m| aya::maps::StackTraceMap::try_from(m).map_err(|e| e.to_string()))
-            .and_then(|m| {
-                m.get(&(p.stack_id as u32), 0)
-                    .map_err(|e| format!("stack {}: {}", p.stack_id, crate::one_line(&e)))
-            })
-            .map(|t| t.frames().iter().map(|f| f.ip).collect());
+            .and_then(|map| {
+                let mut frames = vec![0u8; 8 * STACK_DEPTH];
+                sys::map_lookup(map, &(p.stack_id as u32).to_ne_bytes(), &mut frames)
+                    .map_err(|e| format!("stack {}: {e}", p.stack_id))?;
+                Ok(frames
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+                    .take_while(|&ip| ip != 0)
+                    .collect())
+            });
         Some(frames)
     }
 
@@ -585,11 +592,7 @@ impl TraceCapture {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared
-            .stats(self.ebpf.map(abi::COUNTERS_MAP).and_then(|m| match m {
-                aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
-                _ => None,
-            }))
+        self.shared.stats(self.object.map(abi::COUNTERS_MAP))
     }
 }
 
@@ -598,32 +601,6 @@ impl Drop for TraceCapture {
         self.detach();
         crate::join_readers(&mut self.rx, &mut self.readers);
     }
-}
-
-/// Attaches the loaded program `prog` (described as `desc` in errors) and
-/// returns its link. Tracepoint and fentry programs are different aya types
-/// with the same attach-then-take-link steps, which `attach_and_take_link`
-/// does for the type at hand.
-fn attach_program<P, L: Send + 'static>(
-    ebpf: &mut aya::Ebpf,
-    prog: &str,
-    desc: &str,
-    attach_and_take_link: impl FnOnce(&mut P) -> Result<L, ProgramError>,
-) -> Result<Box<dyn std::any::Any + Send>, Error>
-where
-    for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let program: &mut P = ebpf
-        .program_mut(prog)
-        .unwrap()
-        .try_into()
-        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-    let link = attach_and_take_link(program).map_err(|e| Error::Attach {
-        iface: "kernel".into(),
-        hook: desc.to_owned(),
-        message: crate::one_line(&e),
-    })?;
-    Ok(Box::new(link))
 }
 
 /// The one reader of every perf buffer; rounds as the live capture's
