@@ -64,6 +64,7 @@ pub mod link;
 pub mod live_filter;
 pub mod netlink;
 pub mod object;
+pub mod pcapng;
 pub mod perf;
 pub mod programs;
 pub mod ring;

@@ -35,8 +35,7 @@ use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
 use crate::btf::Btf;
 use crate::object::{Load, Object, Settings};
-use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{cpus, perf, programs, sys, Error, Shared, Stats};
+use crate::{cpus, pcapng, perf, programs, sys, Error, Shared, Stats};
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
@@ -734,33 +733,23 @@ pub struct TraceWriter<W: Write> {
 
 impl<W: Write> TraceWriter<W> {
     pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
-        section_header(&mut out)?;
+        pcapng::section_header(&mut out)?;
         for h in hooks {
             for link in [LinkType::Ethernet, LinkType::Raw] {
-                let mut body = Vec::new();
-                body.extend_from_slice(&link.pcap_linktype().to_le_bytes());
-                body.extend_from_slice(&0u16.to_le_bytes());
-                body.extend_from_slice(&snaplen.to_le_bytes());
-                option(
-                    &mut body,
-                    2,
-                    format!("{}:{}", h.name, link.name()).as_bytes(),
-                );
                 let what = match link {
                     LinkType::Ethernet => "from the MAC header",
                     LinkType::Raw => "from the network header",
                 };
-                option(
-                    &mut body,
-                    3,
-                    format!("xcap {}, {what}", h.description).as_bytes(),
-                );
-                option(&mut body, 9, &[9]);
-                let mut f = vec![0u8];
-                f.extend_from_slice(filter.as_bytes());
-                option(&mut body, 11, &f);
-                end_options(&mut body);
-                block(&mut out, 1, &body)?;
+                pcapng::interface_description(
+                    &mut out,
+                    &pcapng::Interface {
+                        link_type: link.pcap_linktype(),
+                        snaplen,
+                        name: &format!("{}:{}", h.name, link.name()),
+                        description: &format!("xcap {}, {what}", h.description),
+                        filter,
+                    },
+                )?;
             }
         }
         Ok(TraceWriter { out })
@@ -769,18 +758,19 @@ impl<W: Write> TraceWriter<W> {
     /// Writes one packet with `comment` (the metadata, as text).
     pub fn write(&mut self, p: &TracePacket, comment: &str) -> io::Result<()> {
         let id = (p.hook * 2 + usize::from(p.link == LinkType::Raw)) as u32;
-        let mut body = Vec::with_capacity(p.data.len() + 128);
-        body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
-        body.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
-        body.extend_from_slice(&p.wirelen.to_le_bytes());
-        body.extend_from_slice(&p.data);
-        pad4(&mut body);
-        option(&mut body, 1, comment.as_bytes()); // opt_comment
-        option(&mut body, 5, &p.skb.to_le_bytes()); // epb_packetid
-        end_options(&mut body);
-        block(&mut self.out, 6, &body)
+        pcapng::enhanced_packet(
+            &mut self.out,
+            &pcapng::Packet {
+                interface: id,
+                ts_ns: p.ts_ns,
+                wirelen: p.wirelen,
+                data: &p.data,
+            },
+            &[
+                (pcapng::OPT_COMMENT, comment.as_bytes()),
+                (pcapng::EPB_PACKETID, &p.skb.to_le_bytes()),
+            ],
+        )
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
