@@ -469,246 +469,79 @@ impl Capture {
         Self::start_on_this_kernel(cfg).map_err(kernel::explain)
     }
 
+    /// The steps of a start, in order; on an error, what was made so far
+    /// is dropped (links closed, readers stopped).
     fn start_on_this_kernel(cfg: &Config) -> Result<Capture, Error> {
         check_privileges()?;
-        if cfg.interfaces.is_empty() {
-            return Err(Error::Config("no interface given".into()));
-        }
-        // `any`, unless an interface has that name: every interface with
-        // an Ethernet header (see [`iface`]), at TC only.
-        let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
-        let mut skipped = Vec::new();
-        let names = if any {
-            if cfg.hook == HookKind::Xdp {
-                return Err(Error::Config(
-                    "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
-                ));
-            }
-            let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
-            let mut names: Vec<String> = cfg
-                .interfaces
-                .iter()
-                .filter(|n| *n != ANY)
-                .cloned()
-                .collect();
-            names.extend(found.ethernet);
-            skipped = found.skipped;
-            if names.is_empty() {
-                return Err(Error::Config(
-                    "-i any: no interface with an Ethernet header here".into(),
-                ));
-            }
-            names
-        } else {
-            cfg.interfaces.clone()
-        };
-        let mut interfaces = Vec::new();
-        for name in &names {
-            let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
-            if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
-                continue;
-            }
-            interfaces.push(Interface {
-                name: name.clone(),
-                ifindex,
-                loopback: iface::is_loopback(name),
-                attached: Vec::new(),
-            });
-        }
-        if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
-            return Err(Error::Config(
-                "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
-                    .into(),
-            ));
-        }
-        if !(1..=262_144).contains(&cfg.snaplen) {
-            return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
-        }
-        // The ring buffers first, on another thread: putting them in the
-        // programs' array waits for an RCU grace period, which passes while
-        // libpcap compiles.
+        let Resolved {
+            interfaces,
+            any,
+            skipped,
+        } = resolve_interfaces(cfg)?;
+        check_settings(cfg)?;
         let ring_bytes = ring_bytes(cfg.ring_pages)?;
-        let possible = cpus::possible()? as u32;
-        let cpus = cpus::online()?;
-        let rings = std::thread::Builder::new()
-            .name("xcap-rings".into())
-            .spawn(move || {
-                ring::Rings::create(
-                    capture_abi::RINGS_MAP,
-                    capture_abi::ASLEEP_MAP,
-                    possible,
-                    &cpus,
-                    ring_bytes,
-                )
-            })
-            .map_err(|e| Error::Buffer(e.to_string()))?;
-
-        let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
-        match cfg.hook {
-            HookKind::Xdp => hooks.push((Hook::Xdp, live_abi::STUB_XDP, live_abi::PROG_XDP)),
-            HookKind::Tc => {
-                if cfg.direction != DirectionFilter::Out {
-                    hooks.push((Hook::TcIngress, live_abi::STUB_TC, live_abi::PROG_TC));
-                }
-                if cfg.direction != DirectionFilter::In {
-                    hooks.push((
-                        Hook::TcEgress,
-                        live_abi::STUB_TC_EGRESS,
-                        live_abi::PROG_TC_EGRESS,
-                    ));
-                }
-            }
-        }
-
-        // Opening a live handle, making a TCX link and switching an XDP
-        // program each wait for an RCU grace period in the kernel (about 10
-        // ms each here). TC links are therefore made on another thread while
-        // libpcap compiles and the programs load, with a program that does
-        // nothing, and switched to the capture programs at the end, which
-        // for TCX costs no grace period. Only for an expression that
-        // compiles on a dead handle, so a typo never touches an interface.
-        // XDP attaches at the end: switching its program waits as long as
-        // attaching it.
-        let early = cfg.hook == HookKind::Tc
-            && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
-        let mut attaching = PendingLinks(early.then(|| {
-            let (interfaces, hooks) = (interfaces.clone(), hooks.clone());
-            let choice = cfg.tc_attach;
-            std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
-        }));
+        let rings = create_rings_meanwhile(ring_bytes)?;
+        let hooks = hooks_for(cfg);
+        let mut attaching = attach_placeholders_meanwhile(cfg, &interfaces, &hooks);
         let compiled =
             live_filter::compile_on_interface(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
-
-        // Filter.
-        let mut filters = Vec::new();
-        for (hook, stub, _) in &hooks {
-            filters.push((*stub, live_filter::translate_for(&compiled, *hook)?));
-        }
-        let ebpf_insns = hooks
-            .iter()
-            .zip(&filters)
-            .map(|((h, _, _), (_, f))| (h.name(), f.len()))
-            .collect();
-        let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
-            filters.iter().map(|(s, f)| (*s, &f[..])).collect();
-        let spliced = programs::splice(&stubs)?;
-
-        // Load, the filters inlined: their call and return would cost
-        // more than most filters do.
-        let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+        let filters = translate_filters(&compiled, &hooks)?;
+        let spliced = splice_filters(&filters)?;
         let rings = rings
             .join()
             .map_err(|_| Error::Buffer("the ring buffer thread panicked".into()))?
             .map_err(Error::Buffer)?;
-        let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
-            Wakeup::Events(n) if n > 1 => (n, 0),
-            Wakeup::Events(_) => (0, 0),
-            Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
-        };
-        let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
-        let mut object = object::Object::create(
-            &spliced.elf,
-            object::Settings {
-                globals: &[
-                    (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
-                    (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
-                    (
-                        capture_abi::GLOBAL_FILTER_READS_LEN,
-                        &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
-                    ),
-                    (
-                        capture_abi::GLOBAL_COUNT_SEEN,
-                        &u32::from(cfg.count_seen).to_ne_bytes(),
-                    ),
-                    (
-                        capture_abi::GLOBAL_WAKEUP_EVENTS,
-                        &wakeup_events.to_ne_bytes(),
-                    ),
-                    (
-                        capture_abi::GLOBAL_WAKEUP_BYTES,
-                        &wakeup_bytes.to_ne_bytes(),
-                    ),
-                ],
-                ring_bytes,
-                made: HashMap::from([
-                    (capture_abi::RINGS_MAP.to_string(), rings.array),
-                    (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
-                ]),
-                inline: &bodies,
-                ..object::Settings::default()
-            },
+        let object = load_programs(
+            cfg,
+            &compiled,
+            &hooks,
+            &filters,
+            &spliced,
+            (rings.array, rings.asleep),
+            ring_bytes,
         )?;
-        for name in &programs {
-            object.load(&object::Load {
-                name,
-                ..object::Load::default()
-            })?;
-        }
-
-        let linkage = hooks
-            .iter()
-            .map(|(h, _, p)| {
-                let l = object.linkage(p).cloned();
-                (
-                    h.name(),
-                    l.unwrap_or(object::Linkage::Called("not loaded".into())),
-                )
-            })
-            .collect();
-
-        // Readers, before anything captures.
-        let shared = Shared::new()?;
-        let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
-        let waker_tx = tx.clone();
-        *shared.wake_consumer() = Some(Box::new(move || {
-            let _ = waker_tx.try_send(Batch {
-                packets: Vec::new(),
-            });
-        }));
-        let tai_offset = tai_to_realtime_ns();
-        let index: Vec<(u32, usize)> = interfaces
-            .iter()
-            .enumerate()
-            .map(|(n, i)| (i.ifindex, n))
-            .collect();
-        let rings: Vec<ring::BpfRing> = rings.rings.into_iter().map(|(_, r)| r).collect();
-        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
-        let readers = vec![std::thread::Builder::new()
-            .name("xcap-rings".into())
-            .spawn(move || reader(rings, tx, reader_shared, index, tai_offset, poll_ms))
-            .map_err(|e| Error::Buffer(e.to_string()))?];
-
+        let reader = start_reader(cfg, &interfaces, rings.rings)?;
         let mut cap = Capture {
+            linkage: linkage(&object, &hooks),
             object,
             links: Vec::new(),
             clsact: None,
             tc_attach: None,
-            readers,
-            shared,
-            rx: Some(rx),
+            readers: reader.threads,
+            shared: reader.shared,
+            rx: Some(reader.rx),
             interfaces,
             any,
             skipped,
             promiscuous: Vec::new(),
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
-            ebpf_insns,
-            linkage,
+            ebpf_insns: hooks
+                .iter()
+                .zip(&filters)
+                .map(|((h, _, _), (_, f))| (h.name(), f.len()))
+                .collect(),
             compiled_live: compiled.live,
         };
-        if cfg.promiscuous && !any {
-            for i in &cap.interfaces {
+        cap.enter_promiscuous_mode(cfg)?;
+        cap.attach(&hooks, attaching.wait(), cfg)?;
+        Ok(cap)
+    }
+
+    /// Puts each interface in promiscuous mode when asked (tcpdump's
+    /// default; `-p` turns it off), for as long as the capture runs.
+    fn enter_promiscuous_mode(&mut self, cfg: &Config) -> Result<(), Error> {
+        if cfg.promiscuous && !self.any {
+            for i in &self.interfaces {
                 let sock = iface::promiscuous(i.ifindex).map_err(|e| Error::Attach {
                     iface: i.name.clone(),
                     hook: "promiscuous mode".into(),
                     message: e.to_string(),
                 })?;
-                cap.promiscuous.push(sock);
+                self.promiscuous.push(sock);
             }
         }
-        // On error `cap` is dropped: its links close and its readers stop.
-        cap.attach(&hooks, attaching.wait(), cfg)?;
-        Ok(cap)
+        Ok(())
     }
 
     /// Attaches the capture programs, or switches the links made early to
@@ -888,6 +721,285 @@ impl Drop for PendingLinks {
     fn drop(&mut self) {
         let _ = self.wait();
     }
+}
+
+/// A hook to capture at: the translator's hook, the stub and the program.
+type HookPlan = (Hook, &'static str, &'static str);
+
+/// The interfaces a capture is for.
+struct Resolved {
+    interfaces: Vec<Interface>,
+    /// `-i any` was asked for.
+    any: bool,
+    /// The interfaces `any` skipped, with their link type.
+    skipped: Vec<(String, u16)>,
+}
+
+/// The interfaces named (`any`: every interface with an Ethernet header,
+/// see [`iface`], at TC only), each once; whether `any` was asked for, and
+/// the interfaces it skipped.
+fn resolve_interfaces(cfg: &Config) -> Result<Resolved, Error> {
+    if cfg.interfaces.is_empty() {
+        return Err(Error::Config("no interface given".into()));
+    }
+    // `any`, unless an interface has that name.
+    let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
+    let mut skipped = Vec::new();
+    let names = if any {
+        if cfg.hook == HookKind::Xdp {
+            return Err(Error::Config(
+                "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
+            ));
+        }
+        let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
+        let mut names: Vec<String> = cfg
+            .interfaces
+            .iter()
+            .filter(|n| *n != ANY)
+            .cloned()
+            .collect();
+        names.extend(found.ethernet);
+        skipped = found.skipped;
+        if names.is_empty() {
+            return Err(Error::Config(
+                "-i any: no interface with an Ethernet header here".into(),
+            ));
+        }
+        names
+    } else {
+        cfg.interfaces.clone()
+    };
+    let mut interfaces = Vec::new();
+    for name in &names {
+        let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
+        if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
+            continue;
+        }
+        interfaces.push(Interface {
+            name: name.clone(),
+            ifindex,
+            loopback: iface::is_loopback(name),
+            attached: Vec::new(),
+        });
+    }
+    Ok(Resolved {
+        interfaces,
+        any,
+        skipped,
+    })
+}
+
+/// The settings no kernel would take.
+fn check_settings(cfg: &Config) -> Result<(), Error> {
+    if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
+        return Err(Error::Config(
+            "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout".into(),
+        ));
+    }
+    if !(1..=262_144).contains(&cfg.snaplen) {
+        return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
+    }
+    Ok(())
+}
+
+/// Starts creating the ring buffers on another thread: putting them in the
+/// programs' array waits for an RCU grace period, which passes while
+/// libpcap compiles.
+fn create_rings_meanwhile(
+    ring_bytes: u32,
+) -> Result<JoinHandle<Result<ring::Rings, String>>, Error> {
+    let possible = cpus::possible()? as u32;
+    let cpus = cpus::online()?;
+    std::thread::Builder::new()
+        .name("xcap-rings".into())
+        .spawn(move || {
+            ring::Rings::create(
+                capture_abi::RINGS_MAP,
+                capture_abi::ASLEEP_MAP,
+                possible,
+                &cpus,
+                ring_bytes,
+            )
+        })
+        .map_err(|e| Error::Buffer(e.to_string()))
+}
+
+/// The hooks to capture at: XDP, or TC ingress and/or egress as `-Q` asks.
+fn hooks_for(cfg: &Config) -> Vec<HookPlan> {
+    let mut hooks = Vec::new();
+    match cfg.hook {
+        HookKind::Xdp => hooks.push((Hook::Xdp, live_abi::STUB_XDP, live_abi::PROG_XDP)),
+        HookKind::Tc => {
+            if cfg.direction != DirectionFilter::Out {
+                hooks.push((Hook::TcIngress, live_abi::STUB_TC, live_abi::PROG_TC));
+            }
+            if cfg.direction != DirectionFilter::In {
+                hooks.push((
+                    Hook::TcEgress,
+                    live_abi::STUB_TC_EGRESS,
+                    live_abi::PROG_TC_EGRESS,
+                ));
+            }
+        }
+    }
+    hooks
+}
+
+/// Opening a live handle, making a TCX link and switching an XDP program
+/// each wait for an RCU grace period in the kernel (about 10 ms each
+/// here). TC links are therefore made on another thread while libpcap
+/// compiles and the programs load, with a program that does nothing, and
+/// switched to the capture programs at the end, which for TCX costs no
+/// grace period. Only for an expression that compiles on a dead handle, so
+/// a typo never touches an interface. XDP attaches at the end: switching
+/// its program waits as long as attaching it.
+fn attach_placeholders_meanwhile(
+    cfg: &Config,
+    interfaces: &[Interface],
+    hooks: &[HookPlan],
+) -> PendingLinks {
+    let early = cfg.hook == HookKind::Tc
+        && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
+    PendingLinks(early.then(|| {
+        let (interfaces, hooks) = (interfaces.to_vec(), hooks.to_vec());
+        let choice = cfg.tc_attach;
+        std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
+    }))
+}
+
+/// The filter translated for each hook: (stub, eBPF).
+fn translate_filters(
+    compiled: &live_filter::Compiled,
+    hooks: &[HookPlan],
+) -> Result<Vec<(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)>, Error> {
+    hooks
+        .iter()
+        .map(|(hook, stub, _)| Ok((*stub, live_filter::translate_for(compiled, *hook)?)))
+        .collect()
+}
+
+/// The capture programs with each filter in its stub's place.
+fn splice_filters(
+    filters: &[(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)],
+) -> Result<injector::Spliced, Error> {
+    let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
+        filters.iter().map(|(s, f)| (*s, &f[..])).collect();
+    programs::splice(&stubs)
+}
+
+/// Creates the object's maps (the rings' array and sleep flags made
+/// already, the settings in `.rodata`) and loads the programs of `hooks`,
+/// the filters inlined: their call and return would cost more than most
+/// filters do.
+fn load_programs(
+    cfg: &Config,
+    compiled: &live_filter::Compiled,
+    hooks: &[HookPlan],
+    filters: &[(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)],
+    spliced: &injector::Spliced,
+    rings: (OwnedFd, OwnedFd),
+    ring_bytes: u32,
+) -> Result<object::Object, Error> {
+    let (rings_array, asleep) = rings;
+    let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
+        Wakeup::Events(n) if n > 1 => (n, 0),
+        Wakeup::Events(_) => (0, 0),
+        Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
+    };
+    let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
+    let mut object = object::Object::create(
+        &spliced.elf,
+        object::Settings {
+            globals: &[
+                (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+                (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+                (
+                    capture_abi::GLOBAL_FILTER_READS_LEN,
+                    &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
+                ),
+                (
+                    capture_abi::GLOBAL_COUNT_SEEN,
+                    &u32::from(cfg.count_seen).to_ne_bytes(),
+                ),
+                (
+                    capture_abi::GLOBAL_WAKEUP_EVENTS,
+                    &wakeup_events.to_ne_bytes(),
+                ),
+                (
+                    capture_abi::GLOBAL_WAKEUP_BYTES,
+                    &wakeup_bytes.to_ne_bytes(),
+                ),
+            ],
+            ring_bytes,
+            made: HashMap::from([
+                (capture_abi::RINGS_MAP.to_string(), rings_array),
+                (capture_abi::ASLEEP_MAP.to_string(), asleep),
+            ]),
+            inline: &bodies,
+            ..object::Settings::default()
+        },
+    )?;
+    for (_, _, name) in hooks {
+        object.load(&object::Load {
+            name,
+            ..object::Load::default()
+        })?;
+    }
+    Ok(object)
+}
+
+/// How each hook's program runs its filter, for `-v`.
+fn linkage(object: &object::Object, hooks: &[HookPlan]) -> Vec<(&'static str, object::Linkage)> {
+    hooks
+        .iter()
+        .map(|(h, _, p)| {
+            let l = object.linkage(p).cloned();
+            (
+                h.name(),
+                l.unwrap_or(object::Linkage::Called("not loaded".into())),
+            )
+        })
+        .collect()
+}
+
+/// The reader thread of every ring and the channel it hands batches to.
+struct Reader {
+    shared: Arc<Shared>,
+    rx: Receiver<Batch>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Starts the reader of every ring, before anything captures.
+fn start_reader(
+    cfg: &Config,
+    interfaces: &[Interface],
+    rings: Vec<(u32, ring::BpfRing)>,
+) -> Result<Reader, Error> {
+    let shared = Shared::new()?;
+    let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
+    let waker_tx = tx.clone();
+    *shared.wake_consumer() = Some(Box::new(move || {
+        let _ = waker_tx.try_send(Batch {
+            packets: Vec::new(),
+        });
+    }));
+    let tai_offset = tai_to_realtime_ns();
+    let index: Vec<(u32, usize)> = interfaces
+        .iter()
+        .enumerate()
+        .map(|(n, i)| (i.ifindex, n))
+        .collect();
+    let rings: Vec<ring::BpfRing> = rings.into_iter().map(|(_, r)| r).collect();
+    let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+    let readers = vec![std::thread::Builder::new()
+        .name("xcap-rings".into())
+        .spawn(move || reader(rings, tx, reader_shared, index, tai_offset, poll_ms))
+        .map_err(|e| Error::Buffer(e.to_string()))?];
+    Ok(Reader {
+        shared,
+        rx,
+        threads: readers,
+    })
 }
 
 /// (interface, hook) index pairs, in the order links are made: every
