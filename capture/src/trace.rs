@@ -333,187 +333,53 @@ impl TraceCapture {
         Self::start_on_this_kernel(cfg).map_err(crate::kernel::explain)
     }
 
+    /// The steps of a start, in order: everything is checked and loaded
+    /// before anything attaches; on an error, what was made so far is
+    /// dropped (links closed, readers stopped).
     fn start_on_this_kernel(cfg: &TraceConfig) -> Result<TraceCapture, Error> {
         crate::check_privileges()?;
         if !(1..=262_144).contains(&cfg.snaplen) {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
+        // The kernel's BTF, parsed once: hooks, field offsets, drop
+        // reasons and the programs' attach targets all come from it.
         let btf = Btf::vmlinux().map_err(Error::Config)?;
         let planned = plan(&btf, &cfg.hooks)?;
         let offs = offsets(&btf)?;
-        let reasons: HashMap<u32, String> = btf
-            .enum_values("skb_drop_reason")
-            .into_iter()
-            .map(|(n, v)| {
-                let short = n.strip_prefix("SKB_DROP_REASON_").unwrap_or(&n).to_owned();
-                (v as u32, short)
-            })
-            .collect();
-
-        // Filters: EN10MB for packets with a MAC header, RAW without.
-        let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
-        let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
-        let (l2, l3) = match (l2, l3) {
-            (Err(e), Err(_)) => return Err(Error::Filter(e)),
-            (a, b) => (
-                a.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
-                b.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
-            ),
-        };
-        let opts = Options {
-            mode: Mode::Probe,
-            hook: Hook::None,
-            gotol: bpf_sys::kernel_has_gotol(),
-            ..Options::default()
-        };
-        let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {
-            translate(p, &opts)
-                .map(|t| t.insns)
-                .map_err(|e| Error::Translate {
-                    hook: "tracing (probe mode)",
-                    message: e.to_string(),
-                })
-        };
-        let f2 = tr(&l2)?;
-        let f3 = tr(&l3)?;
-        let filters = vec![
-            (LinkType::Ethernet, l2.len(), f2.len()),
-            (LinkType::Raw, l3.len(), f3.len()),
-        ];
-        let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
-
-        let snaplen = cfg.snaplen.to_ne_bytes();
-        let stack = u32::from(cfg.stack).to_ne_bytes();
-        let offs: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
-        let stacks_max: &[(&str, u32)] = if cfg.stack {
-            &[(STACKS_MAP, STACKS_MAX)]
-        } else {
-            &[]
-        };
-        let mut object = Object::create(
-            &spliced.elf,
-            Settings {
-                globals: &[
-                    (abi::GLOBAL_SNAPLEN, &snaplen),
-                    (GLOBAL_OFFSETS, &offs),
-                    (GLOBAL_STACK, &stack),
-                ],
-                max_entries: stacks_max,
-                // The live programs' rings: never used here, so the
-                // smallest a ring can be.
-                ring_bytes: RING_BYTES_UNUSED,
-                ..Settings::default()
-            },
-        )?;
-
-        let mut hooks = Vec::new();
-        for p in &planned {
-            match p {
-                Planned::Tp {
-                    name,
-                    prog,
-                    id,
-                    desc,
-                } => {
-                    let target = btf.tracepoint_id(name).ok_or_else(|| {
-                        Error::Load(format!("{desc}: the kernel BTF has no btf_trace_{name}"))
-                    })?;
-                    object
-                        .load(&Load {
-                            name: prog,
-                            attach_btf_id: target,
-                            ..Load::default()
-                        })
-                        .map_err(|e| Error::Load(format!("{desc}: {e}")))?;
-                    hooks.push(AttachedHook {
-                        name: (*name).to_owned(),
-                        description: desc.clone(),
-                        id: *id,
-                    });
-                }
-                Planned::Fentry {
-                    function,
-                    prog,
-                    desc,
-                } => {
-                    let target = btf.function_id(function).ok_or_else(|| {
-                        Error::Load(format!("{desc}: the kernel BTF has no function {function}"))
-                    })?;
-                    object
-                        .load(&Load {
-                            name: prog,
-                            attach_btf_id: target,
-                            ..Load::default()
-                        })
-                        .map_err(|e| {
-                            if e.errno == Some(libc::EPERM) {
-                                // Seen on Linux 6.18 with lockdown=integrity:
-                                // every trampoline program (fentry, fexit,
-                                // fmod_ret, lsm) is refused before the
-                                // verifier runs, while tp_btf loads.
-                                Error::Load(format!(
-                                    "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
-                                ))
-                            } else {
-                                Error::Load(format!("{desc}: {e}"))
-                            }
-                        })?;
-                    hooks.push(AttachedHook {
-                        name: format!("fentry:{function}"),
-                        description: desc.clone(),
-                        id: HOOK_FENTRY,
-                    });
-                }
-            }
-        }
-
-        // Perf rings and readers, before anything is attached.
-        let shared = Shared::new()?;
-        let map_fd = object
-            .map(abi::EVENTS_MAP)
-            .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
-            .as_raw_fd();
-        let cpus = cpus::online()?;
-        let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
-        let waker_tx = tx.clone();
-        *shared.wake_consumer() = Some(Box::new(move || {
-            let _ = waker_tx.try_send(Vec::new());
-        }));
-        let tai_offset = crate::tai_to_realtime_ns();
-        let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
-        let mut rings = Vec::new();
-        for cpu in cpus {
-            let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
-                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
-            perf::set_perf_fd(map_fd, cpu, ring.fd())
-                .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
-            rings.push(ring);
-        }
-        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
-        let readers = vec![std::thread::Builder::new()
-            .name("xcap-trace".into())
-            .spawn(move || reader(rings, tx, reader_shared, ids, tai_offset, poll_ms))
-            .map_err(|e| Error::Buffer(e.to_string()))?];
-
+        let reasons = drop_reasons(&btf);
+        let filters = compile_filters(cfg)?;
+        let spliced = programs::splice(&[
+            (STUB_L2, &filters.ethernet[..]),
+            (STUB_L3, &filters.raw[..]),
+        ])?;
+        let mut object = create_object(cfg, &spliced, &offs)?;
+        let hooks = load_programs(&mut object, &btf, &planned)?;
+        let reader = start_reader(cfg, &object, &hooks)?;
         let mut cap = TraceCapture {
             object,
             links: Vec::new(),
-            readers,
-            shared,
-            rx: Some(rx),
+            readers: reader.threads,
+            shared: reader.shared,
+            rx: Some(reader.rx),
             hooks,
             detached: false,
             reasons,
             stack: cfg.stack,
-            filters,
+            filters: filters.sizes,
         };
-        // Attach; on error `cap` is dropped, which detaches what was attached.
-        for p in &planned {
+        cap.attach(&planned)?;
+        Ok(cap)
+    }
+
+    /// Attaches every program; on an error the caller drops `self`, which
+    /// detaches what was attached.
+    fn attach(&mut self, planned: &[Planned]) -> Result<(), Error> {
+        for p in planned {
             let (prog, desc) = match p {
                 Planned::Tp { prog, desc, .. } => (*prog, desc),
                 Planned::Fentry { prog, desc, .. } => (prog.as_str(), desc),
             };
-            let program = cap
+            let program = self
                 .object
                 .program(prog)
                 .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
@@ -522,9 +388,9 @@ impl TraceCapture {
                 hook: desc.clone(),
                 message: e.to_string(),
             })?;
-            cap.links.push(link);
+            self.links.push(link);
         }
-        Ok(cap)
+        Ok(())
     }
 
     /// The attached hooks, in the order given.
@@ -593,6 +459,214 @@ impl TraceCapture {
     pub fn stats(&self) -> Stats {
         self.shared.stats(self.object.map(abi::COUNTERS_MAP))
     }
+}
+
+/// The names of `enum skb_drop_reason`'s values, without their prefix.
+fn drop_reasons(btf: &Btf) -> HashMap<u32, String> {
+    btf.enum_values("skb_drop_reason")
+        .into_iter()
+        .map(|(n, v)| {
+            let short = n.strip_prefix("SKB_DROP_REASON_").unwrap_or(&n).to_owned();
+            (v as u32, short)
+        })
+        .collect()
+}
+
+/// The filter for both link types, translated in probe mode.
+struct Filters {
+    /// For packets with a MAC header (EN10MB).
+    ethernet: Vec<cbpf2ebpf::ebpf::Insn>,
+    /// For packets from the network header (RAW).
+    raw: Vec<cbpf2ebpf::ebpf::Insn>,
+    /// (link type, cBPF, eBPF instructions), for `-v`.
+    sizes: Vec<(LinkType, usize, usize)>,
+}
+
+/// Compiles the expression for EN10MB and RAW (a link type libpcap
+/// refuses it for matches nothing there) and translates both.
+fn compile_filters(cfg: &TraceConfig) -> Result<Filters, Error> {
+    let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
+    let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
+    let (l2, l3) = match (l2, l3) {
+        (Err(e), Err(_)) => return Err(Error::Filter(e)),
+        (a, b) => (
+            a.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+            b.unwrap_or_else(|_| vec![cbpf2ebpf::cbpf::Insn::new(0x06, 0, 0, 0)]),
+        ),
+    };
+    let opts = Options {
+        mode: Mode::Probe,
+        hook: Hook::None,
+        gotol: bpf_sys::kernel_has_gotol(),
+        ..Options::default()
+    };
+    let tr = |p: &[cbpf2ebpf::cbpf::Insn]| {
+        translate(p, &opts)
+            .map(|t| t.insns)
+            .map_err(|e| Error::Translate {
+                hook: "tracing (probe mode)",
+                message: e.to_string(),
+            })
+    };
+    let f2 = tr(&l2)?;
+    let f3 = tr(&l3)?;
+    Ok(Filters {
+        sizes: vec![
+            (LinkType::Ethernet, l2.len(), f2.len()),
+            (LinkType::Raw, l3.len(), f3.len()),
+        ],
+        ethernet: f2,
+        raw: f3,
+    })
+}
+
+/// Creates the object's maps, the settings and field offsets in
+/// `.rodata`, the stack map sized when stacks are asked for.
+fn create_object(
+    cfg: &TraceConfig,
+    spliced: &injector::Spliced,
+    offs: &[u32; OFF_LEN],
+) -> Result<Object, Error> {
+    let snaplen = cfg.snaplen.to_ne_bytes();
+    let stack = u32::from(cfg.stack).to_ne_bytes();
+    let offs: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let stacks_max: &[(&str, u32)] = if cfg.stack {
+        &[(STACKS_MAP, STACKS_MAX)]
+    } else {
+        &[]
+    };
+    Object::create(
+        &spliced.elf,
+        Settings {
+            globals: &[
+                (abi::GLOBAL_SNAPLEN, &snaplen),
+                (GLOBAL_OFFSETS, &offs),
+                (GLOBAL_STACK, &stack),
+            ],
+            max_entries: stacks_max,
+            // The live programs' rings: never used here, so the
+            // smallest a ring can be.
+            ring_bytes: RING_BYTES_UNUSED,
+            ..Settings::default()
+        },
+    )
+}
+
+/// Loads each planned program with its attach target's BTF id; the
+/// hooks, as the records will name them.
+fn load_programs(
+    object: &mut Object,
+    btf: &Btf,
+    planned: &[Planned],
+) -> Result<Vec<AttachedHook>, Error> {
+    let mut hooks = Vec::new();
+    for p in planned {
+        match p {
+            Planned::Tp {
+                name,
+                prog,
+                id,
+                desc,
+            } => {
+                let target = btf.tracepoint_id(name).ok_or_else(|| {
+                    Error::Load(format!("{desc}: the kernel BTF has no btf_trace_{name}"))
+                })?;
+                object
+                    .load(&Load {
+                        name: prog,
+                        attach_btf_id: target,
+                        ..Load::default()
+                    })
+                    .map_err(|e| Error::Load(format!("{desc}: {e}")))?;
+                hooks.push(AttachedHook {
+                    name: (*name).to_owned(),
+                    description: desc.clone(),
+                    id: *id,
+                });
+            }
+            Planned::Fentry {
+                function,
+                prog,
+                desc,
+            } => {
+                let target = btf.function_id(function).ok_or_else(|| {
+                    Error::Load(format!("{desc}: the kernel BTF has no function {function}"))
+                })?;
+                object
+                    .load(&Load {
+                        name: prog,
+                        attach_btf_id: target,
+                        ..Load::default()
+                    })
+                    .map_err(|e| {
+                        if e.errno == Some(libc::EPERM) {
+                            // Seen on Linux 6.18 with lockdown=integrity:
+                            // every trampoline program (fentry, fexit,
+                            // fmod_ret, lsm) is refused before the
+                            // verifier runs, while tp_btf loads.
+                            Error::Load(format!(
+                                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+                            ))
+                        } else {
+                            Error::Load(format!("{desc}: {e}"))
+                        }
+                    })?;
+                hooks.push(AttachedHook {
+                    name: format!("fentry:{function}"),
+                    description: desc.clone(),
+                    id: HOOK_FENTRY,
+                });
+            }
+        }
+    }
+    Ok(hooks)
+}
+
+/// The perf buffers, one per online CPU, and their reader.
+struct Reader {
+    shared: Arc<Shared>,
+    rx: Receiver<Vec<TracePacket>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Opens the perf buffers and starts their reader, before anything is
+/// attached.
+fn start_reader(
+    cfg: &TraceConfig,
+    object: &Object,
+    hooks: &[AttachedHook],
+) -> Result<Reader, Error> {
+    let shared = Shared::new()?;
+    let map_fd = object
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
+    let cpus = cpus::online()?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
+    let waker_tx = tx.clone();
+    *shared.wake_consumer() = Some(Box::new(move || {
+        let _ = waker_tx.try_send(Vec::new());
+    }));
+    let tai_offset = crate::tai_to_realtime_ns();
+    let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
+    let mut rings = Vec::new();
+    for cpu in cpus {
+        let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
+            .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
+        perf::set_perf_fd(map_fd, cpu, ring.fd())
+            .map_err(|e| Error::Buffer(format!("cpu {cpu}: {e}")))?;
+        rings.push(ring);
+    }
+    let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+    let readers = vec![std::thread::Builder::new()
+        .name("xcap-trace".into())
+        .spawn(move || reader(rings, tx, reader_shared, ids, tai_offset, poll_ms))
+        .map_err(|e| Error::Buffer(e.to_string()))?];
+    Ok(Reader {
+        shared,
+        rx,
+        threads: readers,
+    })
 }
 
 impl Drop for TraceCapture {
