@@ -55,7 +55,6 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
-pub mod btf;
 pub mod clsact;
 pub mod cpus;
 pub mod iface;

@@ -33,7 +33,8 @@ use capture_abi::trace::{
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
-use crate::btf::Btf;
+use btf::Btf;
+
 use crate::object::{Load, Object, Settings};
 use crate::{cpus, pcapng, perf, programs, sys, Error, Shared, Stats};
 

@@ -123,6 +123,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub rotation: RotationArgs,
 
+    /// Wireshark's extcap calls, and --extcap-install
+    #[command(flatten)]
+    pub extcap: ExtcapArgs,
+
     /// How packets are printed (-t, -e, -x, -X, -A)
     #[command(flatten)]
     pub print: PrintArgs,
@@ -210,6 +214,14 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N")]
     pub wakeup: Option<u32>,
 
+    /// Once attached and the -w file is open, run as USER instead of root,
+    /// keeping only CAP_NET_ADMIN and CAP_BPF (and CAP_DAC_OVERRIDE for
+    /// -C/-G files in a folder USER cannot write); default: the user who
+    /// ran sudo, else `xcap` if it exists, else `nobody`; `-Z root` keeps
+    /// root (as tcpdump's -Z)
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
     /// TC: make this many bytes linear (bpf_skb_pull_data) before the
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
@@ -242,6 +254,63 @@ pub struct RotationArgs {
     /// priority, e.g. -z gzip (as tcpdump, not on the file open at the end)
     #[arg(short = 'z', value_name = "CMD")]
     pub post_rotate: Option<String>,
+}
+
+/// Wireshark's extcap interface: the calls Wireshark and tshark make on
+/// an extcap program, and the options xcap offers them.
+#[derive(Debug, Args, Default)]
+pub struct ExtcapArgs {
+    /// Link xcap into Wireshark's extcap folder (the one `tshark -G
+    /// folders` names), or into DIR, so that Wireshark lists its interfaces
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub extcap_install: Option<String>,
+
+    /// Wireshark: list xcap's interfaces (xcap-IFACE, xcap-any)
+    #[arg(long)]
+    pub extcap_interfaces: bool,
+
+    /// Wireshark: the interface a call is about
+    #[arg(long, value_name = "NAME")]
+    pub extcap_interface: Option<String>,
+
+    /// Wireshark: the link types of --extcap-interface
+    #[arg(long)]
+    pub extcap_dlts: bool,
+
+    /// Wireshark: the options of --extcap-interface (capture filter, hook,
+    /// direction)
+    #[arg(long)]
+    pub extcap_config: bool,
+
+    /// Wireshark: its version (xcap answers every version alike)
+    #[arg(long, value_name = "VERSION")]
+    pub extcap_version: Option<String>,
+
+    /// Wireshark: capture on --extcap-interface into --fifo
+    #[arg(long)]
+    pub capture: bool,
+
+    /// Wireshark: the pipe --capture writes pcap into
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<String>,
+
+    /// Wireshark: the capture filter (checked alone, without --capture)
+    #[arg(long, value_name = "EXPRESSION")]
+    pub extcap_capture_filter: Option<String>,
+
+    /// Wireshark option: a filter expression (with a capture filter, both
+    /// must match)
+    #[arg(long, value_name = "EXPRESSION")]
+    pub extcap_filter: Option<String>,
+
+    /// Wireshark option: the hook, tc or xdp
+    #[arg(long, value_name = "HOOK")]
+    pub extcap_hook: Option<String>,
+
+    /// Wireshark option: the direction, auto (what the hook sees), in, out
+    /// or inout
+    #[arg(long, value_name = "DIRECTION")]
+    pub extcap_direction: Option<String>,
 }
 
 /// Tracing-hook flags.

@@ -35,6 +35,7 @@
 
 mod args;
 mod engine;
+mod extcap;
 mod filter;
 mod filter_object;
 mod interfaces;
@@ -42,6 +43,7 @@ mod link;
 mod out;
 mod plan;
 mod print;
+mod privileges;
 mod program;
 mod session;
 mod sink;
@@ -79,6 +81,7 @@ fn run(plan: Plan) -> Result<ExitCode> {
         Plan::ReadFile(p) => session::read_file(&p),
         Plan::Capture(p) => session::capture(&p),
         Plan::WriteObject(p) => filter_object::write(&p),
+        Plan::Extcap(call) => extcap::answer(&call),
     }
 }
 

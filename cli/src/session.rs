@@ -16,6 +16,7 @@ use anyhow::{anyhow, Result};
 use capture::Stats;
 
 use crate::plan::{self, Output, ReadFile};
+use crate::privileges;
 use crate::sink::{print_counters, report_write_error, Files, Printer, Room, Sink};
 use crate::source::file::{self, pcap_message, FileSource};
 use crate::source::{live, trace, Source};
@@ -32,15 +33,42 @@ pub fn capture(plan: &plan::Capture) -> Result<ExitCode> {
 }
 
 fn run<S: Source>(plan: &plan::Capture, start: impl FnOnce() -> Result<S>) -> Result<ExitCode> {
+    // Before anything is attached: a -Z user that does not exist.
+    let user = privileges::user_to_become(&plan.run_as)?;
     // Before the capture's threads start, so that they inherit the mask.
     signals::catch();
     let source = start()?;
     signals::wake_with(source.waker());
     // Once attached (on an error `source` is dropped, which detaches).
     let mut sink = Sink::open(&plan.output, |stream| source.open_file(stream))?;
-    source.announce();
+    if let Some(user) = &user {
+        relinquish(user, &sink, plan.verbose)?;
+    }
+    if !plan.quiet_stderr {
+        source.announce();
+    }
     let ended = consume(source, &mut sink, plan);
     Ok(ended.report(plan, S::SEEN))
+}
+
+/// Root given up, once attached and the first file open (`-Z`).
+fn relinquish<F>(user: &privileges::User, sink: &Sink<Files<F>>, verbose: bool) -> Result<()>
+where
+    F: crate::sink::RecordFile,
+{
+    let (file, rotates) = match sink {
+        Sink::File(files) => (Some(files.name()), files.rotates()),
+        Sink::Text(_) => (None, false),
+    };
+    let kept = privileges::become_user(user, file, rotates)?;
+    if verbose {
+        eprintln!(
+            "xcap: running as {}, keeping {}",
+            user.name,
+            kept.names().join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// How a capture ended.
@@ -166,7 +194,9 @@ impl Ended {
         if let Some(failure) = &self.failure {
             eprintln!("xcap: {failure}");
         }
-        print_counters(self.captured, &self.stats, plan.verbose, seen);
+        if !plan.quiet_stderr {
+            print_counters(self.captured, &self.stats, plan.verbose, seen);
+        }
         let write_failed = report_write_error(self.write_error, self.to_files);
         if write_failed || self.failure.is_some() {
             return ExitCode::from(1);

@@ -29,7 +29,6 @@
 //! - DWARF (`.debug_*` and their relocations) is emptied: it would describe
 //!   the old code, and no loader reads it (BTF line_info keeps source lines).
 
-mod btf;
 mod elf;
 mod names;
 

@@ -159,8 +159,11 @@ fn sizes(files: &BTreeMap<String, Vec<u32>>) -> Vec<(&str, usize)> {
     files.iter().map(|(n, s)| (n.as_str(), s.len())).collect()
 }
 
-/// A `-z` command that appends the name it is given to `log`.
+/// A `-z` command that appends the name it is given to `log`, which
+/// anyone may write (xcap's commands run as the user it became).
 fn logging_script(dir: &TempDir, log: &Path) -> PathBuf {
+    std::fs::write(log, "").unwrap();
+    run(Command::new("chmod").arg("666").arg(log));
     let name = format!("{}.sh", log.file_stem().unwrap().to_str().unwrap());
     let script = dir.file(
         &name,

@@ -50,6 +50,35 @@ pub(super) fn ns_per_tick() -> f64 {
     1e9 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
+/// One line of /proc/PID/stat, cut after the command name (which may hold
+/// spaces and parentheses).
+struct ProcStat {
+    pid: u32,
+    /// `PID (comm)` but the last parenthesis.
+    head: String,
+    /// The fields after the command: state, parent, ...
+    fields: String,
+}
+
+/// Every process's /proc/PID/stat that could be read.
+fn processes() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (head, fields) = st.rsplit_once(')')?;
+            Some(ProcStat {
+                pid,
+                head: head.to_owned(),
+                fields: fields.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// utime + stime + cutime + cstime of every process that is neither ours
 /// (this process and its descendants: trafgen, the capture tool) nor a
 /// kernel thread. Children reaped during a window show up in their parent's
@@ -57,28 +86,17 @@ pub(super) fn ns_per_tick() -> f64 {
 pub(super) fn other_ticks() -> HashMap<u32, u64> {
     let me = std::process::id();
     let mut info = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some(rest) = st.rsplit_once(')').map(|(_, r)| r) else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() < 15 {
-                continue;
-            }
-            let ppid: u32 = f[1].parse().unwrap_or(0);
-            let ticks: u64 = f[11..15]
-                .iter()
-                .map(|x| x.parse::<u64>().unwrap_or(0))
-                .sum();
-            info.insert(pid, (ppid, ticks));
+    for p in processes() {
+        let f: Vec<&str> = p.fields.split_whitespace().collect();
+        if f.len() < 15 {
+            continue;
         }
+        let ppid: u32 = f[1].parse().unwrap_or(0);
+        let ticks: u64 = f[11..15]
+            .iter()
+            .map(|x| x.parse::<u64>().unwrap_or(0))
+            .sum();
+        info.insert(p.pid, (ppid, ticks));
     }
     let ours_or_kernel = |mut pid: u32| {
         for _ in 0..64 {
@@ -110,27 +128,17 @@ pub(super) fn our_task_ns() -> u64 {
     let me = std::process::id();
     let mut parent = HashMap::new();
     let mut softirqd = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some((head, rest)) = st.rsplit_once(')') else {
-                continue;
-            };
-            if head.contains("(ksoftirqd/") {
-                softirqd.push(pid);
-            }
-            let ppid: u32 = rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            parent.insert(pid, ppid);
+    for p in processes() {
+        if p.head.contains("(ksoftirqd/") {
+            softirqd.push(p.pid);
         }
+        let ppid: u32 = p
+            .fields
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        parent.insert(p.pid, ppid);
     }
     let ours = |mut pid: u32| {
         for _ in 0..64 {

@@ -35,6 +35,21 @@ pub struct Capture {
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
     pub flush_each_packet: bool,
+    /// `-Z`: who the capture runs as once attached.
+    pub run_as: RunAs,
+    /// Nothing on stderr but errors: no "listening on" line, no counters
+    /// (Wireshark shows an extcap's stderr as an error).
+    pub quiet_stderr: bool,
+}
+
+/// Who a capture runs as once attached (`-Z`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// No `-Z`: the user who ran sudo, a user `xcap`, or `nobody`.
+    Default,
+    /// `-Z root`: stay root.
+    Root,
+    User(String),
 }
 
 /// Where a capture's filter runs.
@@ -171,6 +186,18 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         output: output(args)?,
         count: args.count,
         flush_each_packet,
+        run_as: run_as(live.user.as_deref())?,
+        quiet_stderr: false,
+    })
+}
+
+/// `-Z USER`.
+fn run_as(user: Option<&str>) -> Result<RunAs> {
+    Ok(match user {
+        None => RunAs::Default,
+        Some("") => bail!("-Z needs a user name"),
+        Some("root") => RunAs::Root,
+        Some(name) => RunAs::User(name.to_owned()),
     })
 }
 

@@ -9,6 +9,7 @@
 //! tracing hooks, live capture ([`hooks`]). Flags that do not apply to
 //! the job chosen are ignored, as before, unless a check refuses them.
 
+mod extcap;
 mod hooks;
 mod output;
 #[cfg(test)]
@@ -26,7 +27,8 @@ use crate::args::{
 };
 use crate::filter::Filter;
 
-pub use hooks::{Capture, Hook};
+pub use extcap::{Extcap, INTERFACE_PREFIX};
+pub use hooks::{Capture, Hook, RunAs};
 pub use output::{Output, Rotation};
 
 #[derive(Debug, PartialEq)]
@@ -42,6 +44,8 @@ pub enum Plan {
     Capture(Capture),
     /// `xcap compile`: the filter as an ELF object.
     WriteObject(WriteObject),
+    /// A Wireshark extcap query, or `--extcap-install`.
+    Extcap(Extcap),
 }
 
 #[derive(Debug, PartialEq)]
@@ -122,8 +126,12 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
     }
 }
 
-/// The top-level command: the filter first, then the job.
+/// The top-level command: Wireshark's calls, then the filter, then the
+/// job.
 fn top_level(args: &RunArgs) -> Result<Plan> {
+    if extcap::asked(&args.extcap) {
+        return extcap::plan(args);
+    }
     if args.list_interfaces {
         return Ok(Plan::ListInterfaces);
     }

@@ -660,3 +660,115 @@ fn a_filter_object_runs_where_its_program_does_unless_told() {
         libpcap::linktype_from_name("RAW").unwrap()
     );
 }
+
+#[test]
+fn minus_z_names_the_user_a_capture_becomes_and_root_keeps_root() {
+    assert_eq!(capture_of(&["-i", "lo", "udp"]).run_as, RunAs::Default);
+    assert_eq!(
+        capture_of(&["-i", "lo", "-Z", "root", "udp"]).run_as,
+        RunAs::Root
+    );
+    assert_eq!(
+        capture_of(&["--trace", "kfree_skb", "-Z", "alice", "udp"]).run_as,
+        RunAs::User("alice".into())
+    );
+    assert!(error_of(&["-i", "lo", "-Z", "", "udp"]).contains("-Z needs a user name"));
+}
+
+#[test]
+fn wiresharks_queries_are_answered_before_anything_else() {
+    for (args, want) in [
+        (
+            &["--extcap-interfaces", "--extcap-version=4.0"][..],
+            Extcap::Interfaces,
+        ),
+        (
+            &["--extcap-interface", "xcap-eth0", "--extcap-dlts"],
+            Extcap::Dlts,
+        ),
+        (
+            &["--extcap-interface", "xcap-any", "--extcap-config"],
+            Extcap::Config,
+        ),
+        (
+            &[
+                "--extcap-interface",
+                "xcap-lo",
+                "--extcap-capture-filter",
+                "udp",
+            ],
+            Extcap::CheckFilter("udp".into()),
+        ),
+        (&["--extcap-install"], Extcap::Install(None)),
+        (
+            &["--extcap-install", "/x"],
+            Extcap::Install(Some("/x".into())),
+        ),
+    ] {
+        assert_eq!(plan_of(args), Ok(Plan::Extcap(want)), "{args:?}");
+    }
+}
+
+#[test]
+fn an_extcap_capture_writes_pcap_into_the_fifo_with_every_filter_given() {
+    let c = capture_of(&[
+        "--capture",
+        "--extcap-interface",
+        "xcap-eth0",
+        "--fifo",
+        "/tmp/pipe",
+        "--extcap-capture-filter",
+        "icmp",
+        "--extcap-filter",
+        "host 10.0.0.1",
+        "--extcap-hook",
+        "xdp",
+    ]);
+    assert_eq!(c.interfaces, ["eth0"]);
+    assert_eq!(c.filter, "(icmp) and (host 10.0.0.1)");
+    assert_eq!(c.hooks, [Hook::Xdp(XdpMode::Auto)]);
+    assert_eq!(c.direction, DirectionFilter::In);
+    assert!(c.quiet_stderr && c.flush_each_packet);
+    assert_eq!(
+        c.output,
+        Output::File {
+            path: "/tmp/pipe".into(),
+            pcapng: false,
+            rotation: None,
+        }
+    );
+    let tc = capture_of(&["--capture", "--extcap-interface", "xcap-any", "--fifo", "p"]);
+    assert_eq!(
+        (tc.hooks, tc.direction),
+        (vec![Hook::Tc], DirectionFilter::InOut)
+    );
+    assert_eq!(tc.filter, "");
+    for (args, want) in [
+        (
+            &["--capture", "--extcap-interface", "eth0", "--fifo", "p"][..],
+            "not one of xcap's",
+        ),
+        (
+            &["--capture", "--extcap-interface", "xcap-eth0"],
+            "--capture needs --fifo",
+        ),
+        (&["--capture", "--fifo", "p"], "needs --extcap-interface"),
+        (
+            &[
+                "--capture",
+                "--extcap-interface",
+                "xcap-eth0",
+                "--fifo",
+                "p",
+                "--extcap-hook",
+                "xdp",
+                "--extcap-direction",
+                "out",
+            ],
+            "XDP sees received packets only",
+        ),
+    ] {
+        let e = error_of(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

@@ -126,6 +126,16 @@ impl<F: RecordFile> Files<F> {
         Ok(Room::Open)
     }
 
+    /// The file records go to now.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether other files will be created (`-C`, `-G`).
+    pub fn rotates(&self) -> bool {
+        self.rotation.is_some()
+    }
+
     /// A record written to the current file with `write`.
     pub fn write(&mut self, write: impl FnOnce(&mut F) -> io::Result<()>) -> io::Result<()> {
         match &mut self.file {

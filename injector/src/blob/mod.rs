@@ -47,7 +47,6 @@
 //!   table of [`cbpf2ebpf`], and translate for the matching [`Hook`] and
 //!   [`Mode`] ([`BlobOptions`]).
 
-mod btf;
 mod program;
 mod write;
 

@@ -9,8 +9,9 @@ use object::{
 
 use cbpf2ebpf::ebpf::{op, Insn};
 
-use super::btf::{Btf, BtfExt, LineInfo, Linkage, TypeId};
 use super::{BlobError, FilterBlob, ProgramKind};
+use btf::write::{BtfWriter, ExtWriter, LineInfo, Linkage};
+use btf::TypeId;
 
 /// The name of the filter function inside program objects.
 pub const PROGRAM_FILTER_NAME: &str = "xcap_filter";
@@ -20,7 +21,7 @@ const LINE_FILE: &str = "xcap";
 
 /// The BTF prototype of the filter ABI: `__u32 (void *ctx, void *start,
 /// void *end, __u32 wirelen)`.
-fn filter_proto(btf: &mut Btf) -> TypeId {
+fn filter_proto(btf: &mut BtfWriter) -> TypeId {
     let uint = btf.int("unsigned int", 4, false);
     let u32_ = btf.typedef("__u32", uint);
     let void_ptr = btf.ptr(0);
@@ -36,7 +37,7 @@ fn filter_proto(btf: &mut Btf) -> TypeId {
 }
 
 /// The BTF prototype of a loop callback: `long (__u64 index, void *ctx)`.
-fn callback_proto(btf: &mut Btf) -> TypeId {
+fn callback_proto(btf: &mut BtfWriter) -> TypeId {
     let long = btf.int("long", 8, true);
     let u64_ = btf.int("unsigned long long", 8, false);
     let void_ptr = btf.ptr(0);
@@ -81,8 +82,8 @@ fn split(code: &[Insn]) -> Split {
 /// that takes a callback's address).
 fn define_callbacks(
     obj: &mut Object<'_>,
-    btf: &mut Btf,
-    ext: &mut BtfExt,
+    btf: &mut BtfWriter,
+    ext: &mut ExtWriter,
     split: &Split,
     text: SectionId,
     at: u64,
@@ -191,7 +192,7 @@ fn func_symbol(
     })
 }
 
-fn line(btf: &mut Btf, insn_off: u32, text: &str) -> LineInfo {
+fn line(btf: &mut BtfWriter, insn_off: u32, text: &str) -> LineInfo {
     LineInfo {
         insn_off,
         file_name_off: btf.string(LINE_FILE),
@@ -201,7 +202,7 @@ fn line(btf: &mut Btf, insn_off: u32, text: &str) -> LineInfo {
     }
 }
 
-fn add_btf(obj: &mut Object<'_>, btf: &Btf, ext: &BtfExt) {
+fn add_btf(obj: &mut Object<'_>, btf: &BtfWriter, ext: &ExtWriter) {
     for (name, data) in [(".BTF", btf.to_bytes()), (".BTF.ext", ext.to_bytes())] {
         let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Other);
         obj.append_section_data(id, &data, 4);
@@ -212,27 +213,32 @@ fn finish(obj: Object<'_>) -> Result<Vec<u8>, BlobError> {
     obj.write().map_err(|e| BlobError::Write(e.to_string()))
 }
 
-pub(super) fn function_object(blob: &FilterBlob, name: &str) -> Result<Vec<u8>, BlobError> {
-    let mut obj = new_object();
-    let mut btf = Btf::default();
-    let mut ext = BtfExt::default();
+/// The filter at the start of `text` and its callbacks after it, their
+/// addresses relocated; returns the filter's size in bytes.
+fn place_filter(
+    obj: &mut Object<'_>,
+    btf: &mut BtfWriter,
+    ext: &mut ExtWriter,
+    blob: &FilterBlob,
+    text: SectionId,
+    name: &str,
+) -> Result<usize, BlobError> {
     let split = split(blob.insns());
-    let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
     let filter_bytes = split.head.len() * 8;
-    // The callbacks after the filter; their addresses relocated.
-    define_callbacks(
-        &mut obj,
-        &mut btf,
-        &mut ext,
-        &split,
-        text,
-        filter_bytes as u64,
-        name,
-    );
-    let head = relocate_callbacks(&mut obj, &split, text, filter_bytes as u64, text, 0)?;
+    define_callbacks(obj, btf, ext, &split, text, filter_bytes as u64, name);
+    let head = relocate_callbacks(obj, &split, text, filter_bytes as u64, text, 0)?;
     let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
     code.extend(cbpf2ebpf::ebpf::to_bytes(&split.tail));
     obj.append_section_data(text, &code, 8);
+    Ok(filter_bytes)
+}
+
+pub(super) fn function_object(blob: &FilterBlob, name: &str) -> Result<Vec<u8>, BlobError> {
+    let mut obj = new_object();
+    let mut btf = BtfWriter::default();
+    let mut ext = ExtWriter::default();
+    let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+    let filter_bytes = place_filter(&mut obj, &mut btf, &mut ext, blob, text, name)?;
     func_symbol(
         &mut obj,
         name,
@@ -260,8 +266,8 @@ pub(super) fn program_object(
     invert: bool,
 ) -> Result<Vec<u8>, BlobError> {
     let mut obj = new_object();
-    let mut btf = Btf::default();
-    let mut ext = BtfExt::default();
+    let mut btf = BtfWriter::default();
+    let mut ext = ExtWriter::default();
     let verdict = match (kind, invert) {
         (ProgramKind::Xdp, false) => "XDP_PASS if it matches, else XDP_DROP",
         (ProgramKind::Xdp, true) => "XDP_DROP if it matches, else XDP_PASS",
@@ -307,21 +313,14 @@ pub(super) fn program_object(
         }
         None => {
             let text = text.expect("made above");
-            let s = split(blob.insns());
-            let filter_bytes = s.head.len() * 8;
-            define_callbacks(
+            let filter_bytes = place_filter(
                 &mut obj,
                 &mut btf,
                 &mut ext,
-                &s,
+                blob,
                 text,
-                filter_bytes as u64,
                 PROGRAM_FILTER_NAME,
-            );
-            let head = relocate_callbacks(&mut obj, &s, text, filter_bytes as u64, text, 0)?;
-            let mut code = cbpf2ebpf::ebpf::to_bytes(&head);
-            code.extend(cbpf2ebpf::ebpf::to_bytes(&s.tail));
-            obj.append_section_data(text, &code, 8);
+            )?;
             let filter_proto = filter_proto(&mut btf);
             let filter = func_symbol(
                 &mut obj,

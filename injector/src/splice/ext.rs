@@ -10,17 +10,18 @@ use super::code::Code;
 use super::rewrite::PlacedCallbacks;
 use super::shift;
 use super::stubs::Plan;
-use crate::btf::{self, Btf, BtfExt};
 use crate::elf::{self, Elf, Rel};
 use crate::Error;
+use btf::ext::{self, BtfExt, InfoKind};
+use btf::Btf;
 
 /// The parsed `.BTF`, and `.BTF.ext` with its section index.
-pub(super) type ObjectBtf<'a> = (Option<Btf<'a>>, Option<(usize, BtfExt)>);
+pub(super) type ObjectBtf = (Option<Btf>, Option<(usize, BtfExt)>);
 
-pub(super) fn read<'a>(obj: &Elf<'a>) -> Result<ObjectBtf<'a>, Error> {
+pub(super) fn read(obj: &Elf<'_>) -> Result<ObjectBtf, Error> {
     let btf = match obj.section_by_name(".BTF") {
         Some((_, s)) => {
-            Some(Btf::parse(s.data).map_err(|e| Error::Malformed(format!(".BTF: {e}")))?)
+            Some(Btf::parse(s.data.to_vec()).map_err(|e| Error::Malformed(format!(".BTF: {e}")))?)
         }
         None => None,
     };
@@ -54,7 +55,7 @@ pub(super) fn rewrite(
         .rev()
         .map(|&si| (secs[si].name.as_str(), si))
         .collect();
-    for kind in [btf::Kind::Func, btf::Kind::Line, btf::Kind::CoreRelo] {
+    for kind in [InfoKind::Func, InfoKind::Line, InfoKind::CoreRelo] {
         let Some(set) = ext.set_mut(kind) else {
             continue;
         };
@@ -66,7 +67,7 @@ pub(super) fn rewrite(
             // Each callback: the records its stub has, moved to it (its
             // func_info names the stub's BTF FUNC: static, and the kernel
             // checks no argument of a static callback).
-            if kind != btf::Kind::CoreRelo {
+            if kind != InfoKind::CoreRelo {
                 copy_to_callbacks(obj, code, plan, placed, &block.name, &mut kept);
             }
             kept.sort_by_key(|r| r.insn_off());
@@ -94,11 +95,11 @@ pub(super) fn rewrite(
 /// A block's records outside the replaced bodies, at their new offsets;
 /// for line_info, one record at each stub's first instruction.
 fn moved_records(
-    kind: btf::Kind,
+    kind: InfoKind,
     es: &[super::Edit],
-    records: &mut Vec<btf::Record>,
-) -> Vec<btf::Record> {
-    let mut first_inside: Vec<Option<btf::Record>> = vec![None; es.len()];
+    records: &mut Vec<ext::Record>,
+) -> Vec<ext::Record> {
+    let mut first_inside: Vec<Option<ext::Record>> = vec![None; es.len()];
     let mut kept = Vec::with_capacity(records.len());
     for mut r in records.drain(..) {
         let off = u64::from(r.insn_off());
@@ -106,13 +107,13 @@ fn moved_records(
             first_inside[k].get_or_insert(r);
             continue;
         }
-        if kind == btf::Kind::CoreRelo && es.iter().any(|e| e.start == off) {
+        if kind == InfoKind::CoreRelo && es.iter().any(|e| e.start == off) {
             continue;
         }
         r.set_insn_off(shift(es, off).unwrap() as u32);
         kept.push(r);
     }
-    if kind == btf::Kind::Line && !kept.is_empty() {
+    if kind == InfoKind::Line && !kept.is_empty() {
         for (k, e) in es.iter().enumerate() {
             let start = shift(es, e.start).unwrap() as u32;
             if kept.iter().any(|r| r.insn_off() == start) {
@@ -122,7 +123,7 @@ fn moved_records(
                 .clone()
                 .or_else(|| kept.iter().rfind(|r| r.insn_off() < start).cloned())
                 .unwrap_or_else(|| kept[0].clone());
-            let mut r = btf::Record {
+            let mut r = ext::Record {
                 old_pos: None,
                 ..template
             };
@@ -141,7 +142,7 @@ fn copy_to_callbacks(
     plan: &Plan,
     placed: &PlacedCallbacks,
     section: &str,
-    kept: &mut Vec<btf::Record>,
+    kept: &mut Vec<ext::Record>,
 ) {
     for cb in plan
         .callbacks
@@ -154,7 +155,7 @@ fn copy_to_callbacks(
             continue;
         };
         for sym in &cb.symbols {
-            let mut r = btf::Record {
+            let mut r = ext::Record {
                 old_pos: None,
                 ..template.clone()
             };

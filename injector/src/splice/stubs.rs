@@ -10,9 +10,10 @@ use cbpf2ebpf::ebpf::{self, Insn};
 
 use super::code::{CallGraph, Code};
 use super::{Edit, StubReport, CALL, INSN, LD_IMM64, PSEUDO_FUNC};
-use crate::btf::{self, Btf, BtfExt};
 use crate::elf::Elf;
 use crate::{names, Error};
+use btf::ext::{func_type_at, BtfExt};
+use btf::{Btf, Kind};
 
 /// A stub with callbacks: where they go and which symbols name them.
 pub(super) struct CallbackPlan {
@@ -50,7 +51,7 @@ pub(super) fn plan(
     obj: &Elf<'_>,
     code: &Code,
     calls: &CallGraph,
-    btf: Option<&Btf<'_>>,
+    btf: Option<&Btf>,
     ext: Option<&(usize, BtfExt)>,
     filters: &[(&str, &[Insn])],
 ) -> Result<Plan, Error> {
@@ -87,12 +88,11 @@ pub(super) fn plan(
             });
         }
         if let (Some((_, ext)), Some(btf)) = (ext, btf) {
-            if let Some(ty) = btf::func_type_at(ext, &sec.name, func.start) {
-                btf.check_filter_func(ty)
-                    .map_err(|detail| Error::StubSignature {
-                        stub: name.into(),
-                        detail,
-                    })?;
+            if let Some(ty) = func_type_at(ext, &sec.name, func.start) {
+                check_signature(btf, ty).map_err(|detail| Error::StubSignature {
+                    stub: name.into(),
+                    detail,
+                })?;
             }
         }
         let callers: Vec<String> = calls
@@ -281,5 +281,29 @@ fn callback_name(stub_symbol: &str, k: usize) -> String {
         format!("xcap_loop.{stub_symbol}")
     } else {
         format!("xcap_loop{k}.{stub_symbol}")
+    }
+}
+
+/// Checks that FUNC `func_id` has the filter's signature: four parameters
+/// and an integer result. `Ok` when BTF cannot tell.
+fn check_signature(btf: &Btf, func_id: u32) -> Result<(), String> {
+    let Some((ret, params)) = btf.prototype(func_id) else {
+        return Ok(());
+    };
+    if params != 4 {
+        return Err(format!(
+            "its BTF prototype takes {params} parameters, not 4"
+        ));
+    }
+    let ret = btf.resolve(ret);
+    if ret == 0 {
+        return Err("its BTF prototype returns void".into());
+    }
+    match btf.get(ret).and_then(|t| t.kind) {
+        None => Ok(()),
+        Some(Kind::Int | Kind::Enum | Kind::Enum64) => Ok(()),
+        Some(Kind::Ptr) => Err("its BTF prototype returns a pointer".into()),
+        Some(k) if k.is_alias() => Ok(()),
+        Some(_) => Err("its BTF prototype returns a non-integer type".into()),
     }
 }

@@ -1,4 +1,4 @@
-//! A small BTF and `.BTF.ext` writer: the few types a filter object needs
+//! The writer: a small `.BTF` and `.BTF.ext`: the few types a filter object needs
 //! (integers, `void *`, forward-declared context structs, function
 //! prototypes and functions), and func_info / line_info records.
 //!
@@ -6,21 +6,10 @@
 //! in an ELF object every `.BTF.ext` record's `insn_off` is a byte offset
 //! in the section its block names.
 
-const MAGIC: u16 = 0xeb9f;
-const VERSION: u8 = 1;
-
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
+use crate::{Kind, TypeId, MAGIC, VERSION};
 
 /// `BTF_INT_SIGNED`.
 const INT_SIGNED: u32 = 1;
-
-/// A BTF type id (0 is `void`).
-pub type TypeId = u32;
 
 /// `enum btf_func_linkage`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,15 +19,15 @@ pub enum Linkage {
 }
 
 /// Types and strings, in the order they are added.
-pub struct Btf {
+pub struct BtfWriter {
     types: Vec<u8>,
     count: u32,
     strings: Vec<u8>,
 }
 
-impl Default for Btf {
+impl Default for BtfWriter {
     fn default() -> Self {
-        Btf {
+        BtfWriter {
             types: Vec::new(),
             count: 0,
             // Offset 0 is the empty string.
@@ -47,7 +36,7 @@ impl Default for Btf {
     }
 }
 
-impl Btf {
+impl BtfWriter {
     /// Offset of `s` in the string section, adding it if new.
     pub fn string(&mut self, s: &str) -> u32 {
         if s.is_empty() {
@@ -71,13 +60,13 @@ impl Btf {
     fn push(
         &mut self,
         name: &str,
-        kind: u32,
+        kind: Kind,
         kind_flag: bool,
         vlen: u32,
         size_or_type: u32,
     ) -> TypeId {
         let name_off = self.string(name);
-        let info = (u32::from(kind_flag) << 31) | (kind << 24) | (vlen & 0xffff);
+        let info = kind.info(kind_flag, vlen);
         for v in [name_off, info, size_or_type] {
             self.types.extend_from_slice(&v.to_le_bytes());
         }
@@ -91,27 +80,27 @@ impl Btf {
 
     /// An integer type of `bytes` bytes.
     pub fn int(&mut self, name: &str, bytes: u32, signed: bool) -> TypeId {
-        let id = self.push(name, KIND_INT, false, 0, bytes);
+        let id = self.push(name, Kind::Int, false, 0, bytes);
         let encoding = if signed { INT_SIGNED } else { 0 };
         self.extra((encoding << 24) | (bytes * 8));
         id
     }
 
     pub fn ptr(&mut self, to: TypeId) -> TypeId {
-        self.push("", KIND_PTR, false, 0, to)
+        self.push("", Kind::Ptr, false, 0, to)
     }
 
     pub fn typedef(&mut self, name: &str, to: TypeId) -> TypeId {
-        self.push(name, KIND_TYPEDEF, false, 0, to)
+        self.push(name, Kind::Typedef, false, 0, to)
     }
 
     /// `struct name;`
     pub fn fwd_struct(&mut self, name: &str) -> TypeId {
-        self.push(name, KIND_FWD, false, 0, 0)
+        self.push(name, Kind::Fwd, false, 0, 0)
     }
 
     pub fn func_proto(&mut self, ret: TypeId, params: &[(&str, TypeId)]) -> TypeId {
-        let id = self.push("", KIND_FUNC_PROTO, false, params.len() as u32, ret);
+        let id = self.push("", Kind::FuncProto, false, params.len() as u32, ret);
         for &(name, ty) in params {
             let name_off = self.string(name);
             self.extra(name_off);
@@ -121,7 +110,7 @@ impl Btf {
     }
 
     pub fn func(&mut self, name: &str, proto: TypeId, linkage: Linkage) -> TypeId {
-        self.push(name, KIND_FUNC, false, linkage as u32, proto)
+        self.push(name, Kind::Func, false, linkage as u32, proto)
     }
 
     /// The `.BTF` section.
@@ -159,13 +148,13 @@ pub struct LineInfo {
 /// func_info and line_info records, grouped by section name (a `.BTF`
 /// string offset).
 #[derive(Default)]
-pub struct BtfExt {
+pub struct ExtWriter {
     /// (section name offset, [(insn_off, type id)])
     funcs: Vec<(u32, Vec<(u32, TypeId)>)>,
     lines: Vec<(u32, Vec<LineInfo>)>,
 }
 
-impl BtfExt {
+impl ExtWriter {
     pub fn func(&mut self, sec_name_off: u32, insn_off: u32, ty: TypeId) {
         match self.funcs.iter_mut().find(|(s, _)| *s == sec_name_off) {
             Some((_, v)) => v.push((insn_off, ty)),
@@ -243,7 +232,7 @@ mod tests {
 
     #[test]
     fn strings_are_shared() {
-        let mut b = Btf::default();
+        let mut b = BtfWriter::default();
         let a = b.string("abc");
         assert_eq!(a, 1);
         assert_eq!(b.string("abc"), 1);
@@ -254,7 +243,7 @@ mod tests {
 
     #[test]
     fn header_lengths() {
-        let mut b = Btf::default();
+        let mut b = BtfWriter::default();
         let u32_ = b.int("unsigned int", 4, false);
         let p = b.ptr(0);
         let proto = b.func_proto(u32_, &[("ctx", p)]);
