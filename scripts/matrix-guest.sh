@@ -11,10 +11,14 @@ exes=$1
 # packet. Live capture leaves out, by name, the tests of user space alone
 # (printing, reader wakeups, ordering, promiscuity), which behave the same
 # on every kernel and run on the host; every attach path, hook, direction
-# and counter test runs here.
+# and counter test runs here. xdp_hook is not in the plan: under qemu's
+# software emulation with two vCPUs the guest kernels attach fentry/fexit to
+# an XDP program but the patched program never calls them (see
+# docs/testing.md); it runs on the host, where it checks the refusal.
 plan=(
   "kernel_requirements"
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"
+  "any_interface"
   "trace_capture"
   "differential"
   "protochain"

@@ -40,11 +40,11 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub use func_info::{btf_load, static_func_info, static_funcs_btf};
-pub use link::{link_create, link_update, raw_tracepoint_open};
+pub use link::{link_create, link_update, tracing_attach};
 pub use map::{map_create, map_freeze, map_lookup, map_update, map_update_batch, MapSpec};
 pub use prog::{
-    enable_run_time_stats, kernel_has_gotol, prog_by_id, prog_ids, prog_info, prog_load, test_run,
-    ProgInfo, ProgLoad, TestRun, TestRunResult,
+    enable_run_time_stats, kernel_has_gotol, obj_get, prog_by_id, prog_ids, prog_info, prog_load,
+    test_run, ProgInfo, ProgLoad, TestRun, TestRunResult,
 };
 
 const BPF_MAP_CREATE: libc::c_int = 0;
@@ -53,9 +53,10 @@ const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_PROG_GET_NEXT_ID: libc::c_int = 11;
-const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
+const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 const BPF_BTF_LOAD: libc::c_int = 18;
 const BPF_MAP_FREEZE: libc::c_int = 22;
 const BPF_MAP_UPDATE_BATCH: libc::c_int = 26;
@@ -77,9 +78,10 @@ pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_RINGBUF: u32 = 27;
 
 /// `enum bpf_attach_type` values xcap links with.
-/// Tracing programs: `tp_btf` (`BPF_TRACE_RAW_TP`) and `fentry`.
+/// Tracing programs: `tp_btf` (`BPF_TRACE_RAW_TP`), fentry, fexit.
 pub const BPF_TRACE_RAW_TP: u32 = 23;
 pub const BPF_TRACE_FENTRY: u32 = 24;
+pub const BPF_TRACE_FEXIT: u32 = 25;
 pub const BPF_XDP: u32 = 37;
 pub const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_TCX_EGRESS: u32 = 47;

@@ -1,6 +1,5 @@
 //! Links: create one for a program on an interface, swap its program.
 
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -66,25 +65,25 @@ pub fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()>
     .map(drop)
 }
 
-/// Attaches a tracing program (`tp_btf`, `fentry`: its target was given
-/// at load, `name` is `None`) or a raw tracepoint program (`name`) with
-/// `BPF_RAW_TRACEPOINT_OPEN`, which every kernel with BTF programs has
-/// (5.5). The returned fd is the attachment: closing it detaches.
-pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+/// Attaches a tracing program (fentry, fexit) to the target it was loaded
+/// for and returns its link (`BPF_RAW_TRACEPOINT_OPEN` without a name,
+/// which every kernel with trampolines takes; `BPF_LINK_CREATE` takes
+/// fentry only from 6.6 on).
+pub fn tracing_attach(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     #[repr(C)]
     struct Attr {
         name: u64,
         prog_fd: u32,
         _pad: u32,
-        _rest: [u64; 2],
+        cookie: u64,
     }
     bpf_fd(
         BPF_RAW_TRACEPOINT_OPEN,
         &mut Attr {
-            name: name.map_or(0, |n| n.as_ptr() as u64),
+            name: 0,
             prog_fd: prog.as_raw_fd() as u32,
             _pad: 0,
-            _rest: [0; 2],
+            cookie: 0,
         },
     )
 }

@@ -6,9 +6,9 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::{
-    bpf, bpf_fd, log_fields, object_name, ptr_or_null, BPF_ENABLE_STATS, BPF_OBJ_GET_INFO_BY_FD,
-    BPF_PROG_GET_FD_BY_ID, BPF_PROG_GET_NEXT_ID, BPF_PROG_LOAD, BPF_PROG_TEST_RUN,
-    PROG_TYPE_SOCKET_FILTER,
+    bpf, bpf_fd, log_fields, object_name, ptr_or_null, BPF_ENABLE_STATS, BPF_OBJ_GET,
+    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_GET_FD_BY_ID, BPF_PROG_GET_NEXT_ID, BPF_PROG_LOAD,
+    BPF_PROG_TEST_RUN, PROG_TYPE_SOCKET_FILTER,
 };
 
 /// What `BPF_PROG_LOAD` needs.
@@ -26,12 +26,11 @@ pub struct ProgLoad<'a> {
     /// BTF with `func_info` records (`[insn_off, type_id]` pairs), which a
     /// program needs for LD_ABS/LD_IND in subprograms.
     pub func_info: Option<(BorrowedFd<'a>, &'a [[u32; 2]])>,
-    /// Tracing programs: the BTF type id of what they attach to (a
-    /// `btf_trace_<tracepoint>` typedef, a function), in the kernel's BTF
-    /// or, with `attach_prog_fd`, in that program's.
+    /// Tracing programs (fentry, fexit): the function they attach to, a
+    /// type id in the BTF of `attach_prog` (a loaded BPF program) or, when
+    /// `attach_prog` is `None`, in the kernel's BTF.
     pub attach_btf_id: u32,
-    /// `freplace` and tracing programs attached to another BPF program.
-    pub attach_prog_fd: Option<BorrowedFd<'a>>,
+    pub attach_prog: Option<BorrowedFd<'a>>,
 }
 
 impl Default for ProgLoad<'_> {
@@ -47,7 +46,7 @@ impl Default for ProgLoad<'_> {
             kernel_version: 0,
             func_info: None,
             attach_btf_id: 0,
-            attach_prog_fd: None,
+            attach_prog: None,
         }
     }
 }
@@ -79,7 +78,7 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
         line_info_cnt: u32,
         attach_btf_id: u32,
         attach_prog_fd: u32,
-        _rest: [u64; 8],
+        _rest: [u32; 15],
     }
     let (log_level, log_size, log_buf) = log_fields(log);
     let (btf_fd, func_info, func_info_cnt) = match spec.func_info {
@@ -113,8 +112,8 @@ pub fn prog_load(spec: &ProgLoad<'_>, log: Option<&mut [u8]>) -> io::Result<Owne
             line_info: 0,
             line_info_cnt: 0,
             attach_btf_id: spec.attach_btf_id,
-            attach_prog_fd: spec.attach_prog_fd.map_or(0, |fd| fd.as_raw_fd() as u32),
-            _rest: [0; 8],
+            attach_prog_fd: spec.attach_prog.map_or(0, |p| p.as_raw_fd() as u32),
+            _rest: [0; 15],
         },
     )
 }
@@ -244,6 +243,14 @@ pub struct ProgInfo {
     /// statistics are on ([`enable_run_time_stats`]).
     pub run_time_ns: u64,
     pub run_cnt: u64,
+    /// The id of the program's BTF (0: it has none).
+    pub btf_id: u32,
+    /// The BTF type id of the main function (its first `func_info`
+    /// record), 0 without BTF: what fentry/fexit on the program attach to.
+    pub main_func_btf_id: u32,
+    /// Kernel address of each JIT-compiled function, main program first
+    /// (zeros for a caller the kernel does not show addresses to).
+    pub jited_ksyms: Vec<u64>,
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` on a program.
@@ -258,9 +265,18 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
     // let the kernel say how much it filled in.
     let mut info = [0u8; 256];
     let mut func_lens = vec![0u32; 256];
-    // nr_jited_func_lens at 108, jited_func_lens at 120.
+    let mut ksyms = vec![0u64; 256];
+    let mut func_info = vec![[0u32; 2]; 256];
+    // nr_jited_ksyms at 104, nr_jited_func_lens at 108, jited_ksyms at
+    // 112, jited_func_lens at 120; func_info_rec_size at 132, func_info at
+    // 136, nr_func_info at 144.
+    info[104..108].copy_from_slice(&(ksyms.len() as u32).to_le_bytes());
     info[108..112].copy_from_slice(&(func_lens.len() as u32).to_le_bytes());
+    info[112..120].copy_from_slice(&(ksyms.as_mut_ptr() as u64).to_le_bytes());
     info[120..128].copy_from_slice(&(func_lens.as_mut_ptr() as u64).to_le_bytes());
+    info[132..136].copy_from_slice(&8u32.to_le_bytes());
+    info[136..144].copy_from_slice(&(func_info.as_mut_ptr() as u64).to_le_bytes());
+    info[144..148].copy_from_slice(&(func_info.len() as u32).to_le_bytes());
     let mut attr = Attr {
         bpf_fd: prog.as_raw_fd() as u32,
         info_len: info.len() as u32,
@@ -272,6 +288,11 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         (off + 4 <= filled).then(|| u32::from_le_bytes(info[off..off + 4].try_into().unwrap()))
     };
     func_lens.truncate((u32_at(108).unwrap_or(0) as usize).min(256));
+    ksyms.truncate((u32_at(104).unwrap_or(0) as usize).min(256));
+    let main_func_btf_id = match u32_at(144) {
+        Some(n) if n > 0 => func_info[0][1],
+        _ => 0,
+    };
     let u64_at = |off: usize| {
         (off + 8 <= filled).then(|| u64::from_le_bytes(info[off..off + 8].try_into().unwrap()))
     };
@@ -287,6 +308,9 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         name: String::from_utf8_lossy(&name[..name_len]).into_owned(),
         run_time_ns: u64_at(192).unwrap_or(0),
         run_cnt: u64_at(200).unwrap_or(0),
+        btf_id: u32_at(128).unwrap_or(0),
+        main_func_btf_id,
+        jited_ksyms: ksyms,
     })
 }
 
@@ -331,6 +355,25 @@ pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
             prog_id: id,
             next_id: 0,
             open_flags: 0,
+        },
+    )
+}
+
+/// An fd of the program pinned at `path` in a BPF filesystem
+/// (`BPF_OBJ_GET`).
+pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    bpf_fd(
+        BPF_OBJ_GET,
+        &mut Attr {
+            pathname: path.as_ptr() as u64,
+            bpf_fd: 0,
+            file_flags: 0,
         },
     )
 }

@@ -105,7 +105,39 @@ pub const OFF_VALID: usize = 11;
 /// and a constant test in the program is pruned by the verifier.
 pub const OFF_KFREE_SKB_ARGS: usize = 12;
 pub const OFF_CONSUME_SKB_ARGS: usize = 13;
-pub const OFF_LEN: usize = 16;
+/// `struct xdp_buff` and what `--xdp-hook`'s programs read through it;
+/// `u32::MAX` in [`OFF_XDP_FLAGS`] or the `OFF_SHINFO_*` slots (kernels
+/// without multi-buffer XDP) means every frame has one buffer.
+pub const OFF_XDP_DATA: usize = 14;
+pub const OFF_XDP_DATA_END: usize = 15;
+pub const OFF_XDP_HARD_START: usize = 16;
+pub const OFF_XDP_RXQ: usize = 17;
+pub const OFF_XDP_FRAME_SZ: usize = 18;
+pub const OFF_XDP_FLAGS: usize = 19;
+/// `xdp_rxq_info.dev`.
+pub const OFF_RXQ_DEV: usize = 20;
+/// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`: a multi-buffer
+/// frame's shared info sits this far below the end of its first buffer.
+pub const OFF_SHINFO_SIZE: usize = 21;
+/// `skb_shared_info.xdp_frags_size`: the bytes past the first buffer.
+pub const OFF_SHINFO_FRAGS_SIZE: usize = 22;
+pub const OFF_LEN: usize = 24;
+
+/// `--xdp-hook`: fentry and fexit programs loaded on an XDP program (the
+/// target's fd and its main function's BTF id given at load time). Their
+/// samples are [`TraceHdr`]s too, with `skb` the packet id (the CPU in the
+/// top 16 bits, a per-CPU sequence below: entry and exit of one run share
+/// it), `reason` the verdict (exit only), `location` the hooked program's
+/// address (`bpf_get_func_ip`), `link` [`LINK_EN10MB`], no task.
+pub const XDP_ENTRY_PROGRAM: &str = "xcap_xdp_entry";
+pub const XDP_EXIT_PROGRAM: &str = "xcap_xdp_exit";
+pub const HOOK_XDP_ENTRY: u16 = 48;
+pub const HOOK_XDP_EXIT: u16 = 49;
+/// u32: 1 when the entry program advances the packet sequence, 0 when the
+/// exit program does (only exits are hooked).
+pub const GLOBAL_XDP_ENTRY_COUNTS: &str = "XCAP_XDP_ENTRY_COUNTS";
+/// The per-CPU packet sequence (one u64 per CPU).
+pub const XDP_SEQ_MAP: &str = "XCAP_XDP_SEQ";
 
 /// Most bytes between the packet start and `skb->data` carried in
 /// [`TraceHdr::pre`].

@@ -89,7 +89,8 @@ abi_name!(capture_abi::trace::STACKS_MAP, "XCAP_TRACE_STACKS");
 static SCRATCH: PerCpuArray<TraceHdr, 1> = PerCpuArray::new();
 
 filter_stub!(
-    /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe mode).
+    /// The tracing filter on packets with a MAC header (DLT_EN10MB, probe
+    /// mode); `--xdp-hook`'s programs run it too.
     xcap_filter_trace_l2
 );
 abi_name!(
@@ -395,3 +396,6 @@ fentry_arg!(xcap_fentry_arg4, 4);
 fentry_arg!(xcap_fentry_arg5, 5);
 const _: () = assert!(capture_abi::trace::MAX_FENTRY_ARG == 5);
 abi_name!(capture_abi::trace::FENTRY_PROGRAM_PREFIX, "xcap_fentry_arg");
+
+/// fentry and fexit on XDP programs (`--xdp-hook`).
+mod xdp_hook;

@@ -77,6 +77,26 @@ fn hardware_type(sock: &OwnedFd, name: &str) -> Option<u16> {
     Some(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
+/// Whether `name` is up (IFF_UP, `SIOCGIFFLAGS` in this namespace).
+pub fn is_up(name: &str) -> bool {
+    let Ok(sock) = ioctl_socket() else {
+        return false;
+    };
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() {
+        return false;
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the ifreq we pass.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    // SAFETY: the union's flags member is what SIOCGIFFLAGS set.
+    r == 0 && unsafe { req.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short != 0
+}
+
 /// Whether `name` is a loopback device (`ARPHRD_LOOPBACK`).
 pub fn is_loopback(name: &str) -> bool {
     ioctl_socket().is_ok_and(|sock| hardware_type(&sock, name) == Some(ARPHRD_LOOPBACK))

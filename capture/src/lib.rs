@@ -57,6 +57,7 @@
 
 pub mod clsact;
 pub mod cpus;
+mod follow;
 pub mod iface;
 pub mod kernel;
 pub mod link;
@@ -70,6 +71,7 @@ pub mod ring;
 pub mod savefile;
 mod sys;
 pub mod trace;
+pub mod xdp_hook;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -82,6 +84,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
 use cbpf2ebpf::Hook;
+
+pub use follow::Followed;
 
 /// Why a capture could not start. Every message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -413,6 +417,24 @@ impl Waker {
     }
 }
 
+/// The filter, compiled as libpcap does on a live handle of the first
+/// interface; with `-i any`, of the first that is up (libpcap cannot open
+/// one that is down), or on a dead Ethernet handle when none is.
+fn compile_filter(
+    cfg: &Config,
+    interfaces: &[Interface],
+    any: bool,
+) -> Result<live_filter::Compiled, Error> {
+    let on = match any {
+        true => interfaces.iter().find(|i| iface::is_up(&i.name)),
+        false => interfaces.first(),
+    };
+    match on {
+        Some(i) => live_filter::compile_on_interface(&cfg.expression, &i.name, cfg.snaplen),
+        None => live_filter::compile_dead(&cfg.expression, cfg.snaplen),
+    }
+}
+
 /// Waits for the readers to finish, after [`detach_links`].
 fn join_readers<T>(rx: &mut Option<Receiver<T>>, readers: &mut Vec<JoinHandle<()>>) {
     // Readers blocked on a full channel get an error once it is gone.
@@ -432,7 +454,7 @@ fn recv_batch<T>(rx: Option<&Receiver<T>>, timeout: Duration) -> Result<T, RecvT
 
 /// A running capture; see the crate documentation.
 pub struct Capture {
-    object: object::Object,
+    object: object::Loaded,
     /// Closing a link detaches its program.
     links: Vec<OwnedFd>,
     /// TC without TCX: xcap's clsact filters, removed when it is dropped.
@@ -449,6 +471,8 @@ pub struct Capture {
     skipped: Vec<(String, u16)>,
     /// Packet sockets holding the interfaces in promiscuous mode.
     promiscuous: Vec<OwnedFd>,
+    /// `-i any`: what attaches to interfaces that appear.
+    follow: Option<follow::Follower>,
     detached: bool,
     /// Length of the cBPF program and of each translation, for `-v`.
     pub cbpf_insns: usize,
@@ -482,8 +506,7 @@ impl Capture {
         let rings = create_rings_meanwhile(ring_bytes)?;
         let hooks = hooks_for(cfg);
         let mut attaching = attach_placeholders_meanwhile(cfg, &interfaces, &hooks);
-        let compiled =
-            live_filter::compile_on_interface(&cfg.expression, &interfaces[0].name, cfg.snaplen)?;
+        let compiled = compile_filter(cfg, &interfaces, any)?;
         let filters = translate_filters(&compiled, &hooks)?;
         let spliced = splice_filters(&filters)?;
         let rings = rings
@@ -499,7 +522,7 @@ impl Capture {
             (rings.array, rings.asleep),
             ring_bytes,
         )?;
-        let reader = start_reader(cfg, &interfaces, rings.rings)?;
+        let reader = start_reader(cfg, &interfaces, &hooks, any, rings.rings)?;
         let mut cap = Capture {
             linkage: linkage(&object, &hooks),
             object,
@@ -513,6 +536,7 @@ impl Capture {
             any,
             skipped,
             promiscuous: Vec::new(),
+            follow: reader.follow,
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
             ebpf_insns: hooks
@@ -676,6 +700,8 @@ impl Capture {
     /// stop. Packets keep arriving through [`Capture::recv_timeout`] until
     /// it reports `Disconnected`.
     pub fn detach(&mut self) {
+        // No more interfaces, and the links of those that came closed.
+        self.follow = None;
         // Filters first: the links' detach waits for programs in flight,
         // which covers both.
         self.clsact = None;
@@ -898,7 +924,7 @@ fn load_programs(
     spliced: &injector::Spliced,
     rings: (OwnedFd, OwnedFd),
     ring_bytes: u32,
-) -> Result<object::Object, Error> {
+) -> Result<object::Loaded, Error> {
     let (rings_array, asleep) = rings;
     let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
         Wakeup::Events(n) if n > 1 => (n, 0),
@@ -906,49 +932,41 @@ fn load_programs(
         Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
     };
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
-    let mut object = object::Object::create(
+    let maps = object::Maps::create(
         &spliced.elf,
-        object::Settings {
-            globals: &[
-                (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
-                (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
-                (
-                    capture_abi::GLOBAL_FILTER_READS_LEN,
-                    &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_COUNT_SEEN,
-                    &u32::from(cfg.count_seen).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_EVENTS,
-                    &wakeup_events.to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_BYTES,
-                    &wakeup_bytes.to_ne_bytes(),
-                ),
-            ],
-            ring_bytes,
-            made: HashMap::from([
-                (capture_abi::RINGS_MAP.to_string(), rings_array),
-                (capture_abi::ASLEEP_MAP.to_string(), asleep),
-            ]),
-            inline: &bodies,
-            ..object::Settings::default()
-        },
+        &[
+            (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+            (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+            (
+                capture_abi::GLOBAL_FILTER_READS_LEN,
+                &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_COUNT_SEEN,
+                &u32::from(cfg.count_seen).to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_WAKEUP_EVENTS,
+                &wakeup_events.to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_WAKEUP_BYTES,
+                &wakeup_bytes.to_ne_bytes(),
+            ),
+        ],
+        ring_bytes,
+        HashMap::from([
+            (capture_abi::RINGS_MAP.to_string(), rings_array),
+            (capture_abi::ASLEEP_MAP.to_string(), asleep),
+        ]),
+        &[],
     )?;
-    for (_, _, name) in hooks {
-        object.load(&object::Load {
-            name,
-            ..object::Load::default()
-        })?;
-    }
-    Ok(object)
+    let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+    maps.load_programs(&programs, &bodies)
 }
 
 /// How each hook's program runs its filter, for `-v`.
-fn linkage(object: &object::Object, hooks: &[HookPlan]) -> Vec<(&'static str, object::Linkage)> {
+fn linkage(object: &object::Loaded, hooks: &[HookPlan]) -> Vec<(&'static str, object::Linkage)> {
     hooks
         .iter()
         .map(|(h, _, p)| {
@@ -961,17 +979,21 @@ fn linkage(object: &object::Object, hooks: &[HookPlan]) -> Vec<(&'static str, ob
         .collect()
 }
 
-/// The reader thread of every ring and the channel it hands batches to.
+/// The reader thread of every ring, the channel it hands batches to and,
+/// with `-i any`, what follows interfaces coming and going.
 struct Reader {
     shared: Arc<Shared>,
     rx: Receiver<Batch>,
     threads: Vec<JoinHandle<()>>,
+    follow: Option<follow::Follower>,
 }
 
 /// Starts the reader of every ring, before anything captures.
 fn start_reader(
     cfg: &Config,
     interfaces: &[Interface],
+    hooks: &[HookPlan],
+    any: bool,
     rings: Vec<(u32, ring::BpfRing)>,
 ) -> Result<Reader, Error> {
     let shared = Shared::new()?;
@@ -983,11 +1005,20 @@ fn start_reader(
         });
     }));
     let tai_offset = tai_to_realtime_ns();
-    let index: Vec<(u32, usize)> = interfaces
-        .iter()
-        .enumerate()
-        .map(|(n, i)| (i.ifindex, n))
-        .collect();
+    let index: follow::Index = Arc::new(std::sync::RwLock::new(
+        interfaces
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.ifindex, n))
+            .collect(),
+    ));
+    let follow = match any {
+        true => Some(follow::Follower::new(
+            hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
+            index.clone(),
+        )?),
+        false => None,
+    };
     let rings: Vec<ring::BpfRing> = rings.into_iter().map(|(_, r)| r).collect();
     let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
     let readers = vec![std::thread::Builder::new()
@@ -998,6 +1029,7 @@ fn start_reader(
         shared,
         rx,
         threads: readers,
+        follow,
     })
 }
 
@@ -1160,7 +1192,7 @@ fn reader(
     mut rings: Vec<ring::BpfRing>,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
-    index: Vec<(u32, usize)>,
+    index: follow::Index,
     tai_offset: i64,
     poll_ms: i32,
 ) {
@@ -1179,6 +1211,8 @@ fn reader(
         }
         let ends: Vec<u64> = rings.iter().map(ring::BpfRing::producer_now).collect();
         let mut metas: Vec<(Packet, usize, usize)> = Vec::new();
+        // Interfaces that appeared (`-i any`) join the map between drains.
+        let index = index.read().unwrap_or_else(|p| p.into_inner()).clone();
         for (ring, end) in rings.iter_mut().zip(ends) {
             let mut drain = |ring: &mut ring::BpfRing| {
                 ring.drain_to(end, |r| {

@@ -12,7 +12,7 @@ pub struct Compiled {
     pub cbpf: Vec<Insn>,
     /// Compiled on a live handle of the interface: libpcap then reads VLAN
     /// tags through `vlanp`/`vlan_tci`, which works whether the tag is in
-    /// the packet or out of band, as on TC. (Always true today.)
+    /// the packet or out of band, as on TC. (False only for `-i any` with no interface up.)
     pub live: bool,
 }
 
@@ -35,6 +35,15 @@ pub fn compile_on_interface(expr: &str, iface: &str, snaplen: u32) -> Result<Com
     }
     let cbpf = libpcap::compile_live(expr, iface, snaplen).map_err(|e| Error::Filter(e.message))?;
     Ok(Compiled { cbpf, live: true })
+}
+
+/// `expr` compiled on a dead Ethernet handle: for `-i any` when no
+/// interface is up to open a live one (`vlan` then tests a tag in the
+/// packet, where TC has it out of band).
+pub fn compile_dead(expr: &str, snaplen: u32) -> Result<Compiled, Error> {
+    let cbpf = libpcap::compile(expr, libpcap::DLT_EN10MB, snaplen)
+        .map_err(|e| Error::Filter(e.message))?;
+    Ok(Compiled { cbpf, live: false })
 }
 
 /// The program for `hook`: XDP has no out-of-band VLAN tag (the tag, when

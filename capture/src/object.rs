@@ -1,73 +1,39 @@
-//! Loads the spliced capture object, live (XDP, TC) and tracing (`tp_btf`,
-//! `fentry`) alike: [`Object::create`] makes its maps with the settings
-//! given, then [`Object::load`] loads each program asked for.
+//! Loads the spliced capture object, for live and tracing captures alike:
+//! [`Maps::create`] makes its maps and `.rodata` globals, then
+//! [`Maps::load_programs`] loads the XDP/TC programs asked for and
+//! [`Maps::load_tracing`] a tracing program (`tp_btf`, fentry, fexit) on
+//! its target: a kernel tracepoint or function, or a loaded program.
 //!
-//! aya's loader is not used: creating one parses the kernel's whole BTF
-//! (5 MB, about 30 ms on the build machine, more than everything else xcap
-//! does before it captures), and the programs need none of it: they have no
-//! CO-RE relocations and no kernel types (the tracing programs get their
-//! field offsets in a global, and their attach target's BTF id in
-//! [`Load::attach_btf_id`]). `aya-obj` parses the ELF and applies the map
-//! and call relocations; the maps and programs are created with plain
-//! `bpf(2)` calls (`bpf_sys`). The object's own BTF is not loaded either:
-//! nothing here needs it (maps are created from their definitions, the
-//! filter function is verified as a static subprogram, which it has to be
-//! anyway as it takes packet pointers).
+//! aya's loader is not used because creating one parses the kernel's whole
+//! BTF (5 MB, about 30 ms on the build machine, more than everything else
+//! xcap does before it captures), and the programs need none of it: they
+//! have no CO-RE relocations and no kernel types (the tracing programs get
+//! their field offsets in a global, and their target's BTF id from the one
+//! parse of the kernel's BTF the tracing start makes). `aya-obj` still
+//! parses the ELF and applies the map and call relocations; the maps and
+//! programs are created with plain `bpf(2)` calls (`bpf_sys`). The
+//! object's own BTF is not loaded either: nothing here needs it (maps are
+//! created from their definitions, the filter function is verified as a
+//! static subprogram, which it has to be anyway as it takes packet pointers).
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use aya_obj::{EbpfSectionKind, ProgramSection};
+use aya_obj::{EbpfSectionKind, Object, ProgramSection};
 use cbpf2ebpf::ebpf::Insn;
 use injector::fold::Frozen;
 
-pub use crate::sys::Refused;
 use crate::sys::{self, MapSpec};
-use crate::{cpus, Error};
+use crate::Error;
 
-/// What [`Object::create`] sets before anything loads.
-#[derive(Default)]
-pub struct Settings<'a> {
-    /// `.rodata` globals (name, bytes), frozen: the verifier sees constants.
-    pub globals: &'a [(&'a str, &'a [u8])],
-    /// Maps the caller made (name, fd), used instead of the object's.
-    pub made: HashMap<String, OwnedFd>,
-    /// `max_entries` of maps (name, entries) other than declared.
-    pub max_entries: &'a [(&'a str, u32)],
-    /// Bytes of the ring buffer template of an array of ring buffers; 0
-    /// keeps the declared size.
-    pub ring_bytes: u32,
-    /// The spliced filters, inlined at their call sites where found
-    /// ([`injector::inline`]); a filter not given here stays a call.
-    pub inline: &'a [&'a [Insn]],
-}
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 
-/// One program to load.
-#[derive(Default)]
-pub struct Load<'a> {
-    pub name: &'a str,
-    /// Tracing programs: the kernel BTF id of their target (see
-    /// `bpf_sys::ProgLoad::attach_btf_id`).
-    pub attach_btf_id: u32,
-    /// Tracing programs attached to another BPF program.
-    pub attach_prog_fd: Option<BorrowedFd<'a>>,
-}
-
-/// An object whose maps exist, and the programs loaded so far. Dropping it
-/// closes them.
-pub struct Object {
-    obj: aya_obj::Object,
+/// The maps and loaded programs of one object. Dropping it closes them.
+pub struct Loaded {
     maps: HashMap<String, OwnedFd>,
-    /// Each frozen `.rodata` map's fd and value, for
-    /// [`injector::fold::frozen_loads`].
-    frozen: Vec<FrozenMap>,
-    inline: Vec<Vec<Insn>>,
     programs: HashMap<String, OwnedFd>,
     linkages: HashMap<String, Linkage>,
 }
-
-/// A frozen `.rodata` map: its fd and its value.
-type FrozenMap = (i32, Vec<u8>);
 
 /// How a loaded program runs its filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,253 +53,261 @@ impl std::fmt::Display for Linkage {
     }
 }
 
-impl From<Refused> for Error {
-    fn from(r: Refused) -> Error {
-        Error::Load(r.message)
-    }
+/// An object whose maps exist and whose programs are not loaded yet: the
+/// caller may fill maps meanwhile (see [`Maps::load_programs`]).
+pub struct Maps {
+    obj: Object,
+    maps: HashMap<String, OwnedFd>,
+    /// Each frozen `.rodata` map's fd and value, for
+    /// [`injector::fold::frozen_loads`].
+    frozen: Vec<(i32, Vec<u8>)>,
 }
 
-impl Object {
-    /// Parses `elf`, sets the globals of `settings` in their data sections
-    /// and creates every map but those the caller made. Perf event arrays
-    /// and arrays of maps get one slot per possible CPU.
-    pub fn create(elf: &[u8], settings: Settings<'_>) -> Result<Object, Error> {
-        let Settings {
-            globals,
-            made,
-            max_entries,
-            ring_bytes,
-            inline,
-        } = settings;
-        let mut obj = aya_obj::Object::parse(elf).map_err(load_err)?;
+impl Maps {
+    /// Parses `elf`, sets each global of `globals` (name, bytes) in its data
+    /// section and creates every map but those of `made` (name, fd), made
+    /// by the caller. Arrays of maps get one slot per possible CPU, and
+    /// their ring buffers (the template here) `ring_bytes` bytes; the maps
+    /// of `max_entries` (name, entries) that many entries.
+    pub fn create(
+        elf: &[u8],
+        globals: &[(&str, &[u8])],
+        ring_bytes: u32,
+        mut made: HashMap<String, OwnedFd>,
+        max_entries: &[(&str, u32)],
+    ) -> Result<Maps, Error> {
+        let load_err = |what: String| Error::Load(what);
+        let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
         obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
-            .map_err(load_err)?;
-        let (maps, frozen) = create_maps(&obj, made, max_entries, ring_bytes)?;
-        relocate(&mut obj, &maps)?;
-        Ok(Object {
-            obj,
-            maps,
-            frozen,
-            inline: inline.iter().map(|f| f.to_vec()).collect(),
-            programs: HashMap::new(),
-            linkages: HashMap::new(),
-        })
-    }
+            .map_err(|e| load_err(e.to_string()))?;
 
-    /// Loads program `load.name`: an XDP, TC classifier, `tp_btf` or
-    /// `fentry` program of the object. A refusal names the program.
-    pub fn load(&mut self, load: &Load<'_>) -> Result<(), Refused> {
-        let name = load.name;
-        let refused = |message: String| Refused {
-            errno: None,
-            message: format!("{name}: {message}"),
-        };
-        let prog = self
-            .obj
-            .programs
-            .get(name)
-            .ok_or_else(|| refused("no such program".into()))?;
-        let kind = ProgramKind::of(&prog.section)
-            .ok_or_else(|| refused("not an XDP, TC or tracing program".into()))?;
-        let function = &self.obj.functions[&prog.function_key()];
-        let (insns, linkage) = inline_filters(&instructions(function), &self.inline);
-        // The settings the program reads are known now: their loads
-        // become constants (the verifier prunes on them either way).
-        let frozen: Vec<Frozen> = self
-            .frozen
+        let mut maps = HashMap::new();
+        let mut frozen = Vec::new();
+        for (name, map) in &obj.maps {
+            if let Some(fd) = made.remove(name) {
+                maps.insert(name.clone(), fd);
+                continue;
+            }
+            let mut entries = map.max_entries();
+            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && entries == 0
+                || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
+            {
+                entries = possible_cpus()? as u32;
+            }
+            if let Some(&(_, n)) = max_entries.iter().find(|(n, _)| n == name) {
+                entries = n;
+            }
+            // The verifier learns an inner map's type from a template
+            // passed at creation; ring buffers must match it in size.
+            let template = match map.inner() {
+                Some(inner) => Some(
+                    sys::map_create(&MapSpec {
+                        name,
+                        map_type: inner.map_type(),
+                        key_size: inner.key_size(),
+                        value_size: inner.value_size(),
+                        max_entries: if inner.map_type() == sys::MAP_TYPE_RINGBUF {
+                            ring_bytes
+                        } else {
+                            inner.max_entries()
+                        },
+                        flags: inner.map_flags(),
+                        inner_map_fd: None,
+                    })
+                    .map_err(|e| load_err(format!("map {name} (inner): {e}")))?,
+                ),
+                None => None,
+            };
+            let fd = sys::map_create(&MapSpec {
+                name,
+                map_type: map.map_type(),
+                key_size: map.key_size(),
+                value_size: map.value_size(),
+                max_entries: entries,
+                flags: map.map_flags(),
+                inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
+            })
+            .map_err(|e| load_err(format!("map {name}: {e}")))?;
+            let kind = map.section_kind();
+            let data_section = matches!(
+                kind,
+                EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
+            );
+            if data_section && !map.data().is_empty() {
+                sys::map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), map.data())
+                    .map_err(|e| load_err(format!("map {name}: {e}")))?;
+            }
+            if kind == EbpfSectionKind::Rodata {
+                sys::map_freeze(fd.as_fd()).map_err(|e| load_err(format!("map {name}: {e}")))?;
+                frozen.push((fd.as_raw_fd(), map.data().to_vec()));
+            }
+            maps.insert(name.clone(), fd);
+        }
+
+        let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+        let by_name: Vec<(String, i32, aya_obj::Map)> = obj
+            .maps
             .iter()
-            .map(|(fd, data)| Frozen { fd: *fd, data })
+            .map(|(n, m)| (n.clone(), maps[n].as_raw_fd(), m.clone()))
             .collect();
-        let insns = injector::fold::frozen_loads(&insns, &frozen).0;
-        // A filter's loop callback: the kernel wants func_info for each
-        // function then, which a small BTF of our own gives (the object's
-        // BTF is not loaded, see the module docs).
-        let btf = function_btf(&insns).map_err(refused)?;
-        let fd = sys::prog_load(&bpf_sys::ProgLoad {
-            name,
-            prog_type: kind.prog_type,
-            expected_attach_type: kind.expected_attach_type,
-            flags: kind.flags,
-            insns: &cbpf2ebpf::ebpf::to_bytes(&insns),
-            license: &prog.license,
-            kernel_version: prog.kernel_version.unwrap_or(0),
-            func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
-            attach_btf_id: load.attach_btf_id,
-            attach_prog_fd: load.attach_prog_fd,
-        })
-        .map_err(|e| Refused {
-            errno: e.errno,
-            message: format!("{name}: {}", e.message),
-        })?;
-        self.linkages.insert(name.to_owned(), linkage);
-        self.programs.insert(name.to_owned(), fd);
-        Ok(())
-    }
-
-    /// How program `name` runs its filter.
-    pub fn linkage(&self, name: &str) -> Option<&Linkage> {
-        self.linkages.get(name)
+        obj.relocate_maps(
+            by_name.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
+            &text_sections,
+        )
+        .map_err(|e| load_err(e.to_string()))?;
+        obj.relocate_calls(&text_sections)
+            .map_err(|e| load_err(e.to_string()))?;
+        Ok(Maps { obj, maps, frozen })
     }
 
     pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {
         self.maps.get(name).map(|f| f.as_fd())
     }
 
-    pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
-        self.programs.get(name).map(|f| f.as_fd())
-    }
-}
-
-fn load_err(e: impl std::fmt::Display) -> Error {
-    Error::Load(e.to_string())
-}
-
-/// How the kernel loads a program of a section.
-struct ProgramKind {
-    prog_type: u32,
-    expected_attach_type: u32,
-    flags: u32,
-}
-
-impl ProgramKind {
-    fn of(section: &ProgramSection) -> Option<ProgramKind> {
-        let kind = |prog_type, expected_attach_type, flags| ProgramKind {
-            prog_type,
-            expected_attach_type,
-            flags,
-        };
-        Some(match *section {
-            ProgramSection::Xdp { frags, .. } => kind(
-                sys::PROG_TYPE_XDP,
-                sys::BPF_XDP,
-                if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
-            ),
-            ProgramSection::SchedClassifier => kind(sys::PROG_TYPE_SCHED_CLS, 0, 0),
-            ProgramSection::BtfTracePoint => kind(sys::PROG_TYPE_TRACING, sys::BPF_TRACE_RAW_TP, 0),
-            ProgramSection::FEntry { sleepable } => kind(
-                sys::PROG_TYPE_TRACING,
-                sys::BPF_TRACE_FENTRY,
-                if sleepable { sys::BPF_F_SLEEPABLE } else { 0 },
-            ),
-            _ => return None,
+    /// Loads the programs named in `programs` (XDP or TC classifier
+    /// programs only). Each function of a program whose instructions are
+    /// one of `inline` (the spliced filters) is inlined at its call sites
+    /// ([`injector::inline`]).
+    pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
+        let load_err = |what: String| Error::Load(what);
+        let Maps { obj, maps, frozen } = self;
+        let mut loaded = HashMap::new();
+        let mut linkages = HashMap::new();
+        for &name in programs {
+            let prog = obj
+                .programs
+                .get(name)
+                .ok_or_else(|| load_err(format!("no program {name}")))?;
+            let (prog_type, expected_attach_type, flags) = match prog.section {
+                ProgramSection::Xdp { frags, .. } => (
+                    sys::PROG_TYPE_XDP,
+                    sys::BPF_XDP,
+                    if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
+                ),
+                ProgramSection::SchedClassifier => (sys::PROG_TYPE_SCHED_CLS, 0, 0),
+                _ => return Err(load_err(format!("{name}: not an XDP or TC program"))),
+            };
+            let (insns, linkage) = program_insns(&obj, name, inline, &frozen);
+            linkages.insert(name.to_owned(), linkage);
+            // A filter's loop callback: the kernel wants func_info for each
+            // function then, which a small BTF of our own gives (the
+            // object's BTF is not loaded, see the module docs).
+            let btf = function_btf(&insns).map_err(|e| load_err(format!("{name}: {e}")))?;
+            let fd = sys::prog_load(&bpf_sys::ProgLoad {
+                name,
+                prog_type,
+                expected_attach_type,
+                flags,
+                insns: &cbpf2ebpf::ebpf::to_bytes(&insns),
+                license: &prog.license,
+                kernel_version: prog.kernel_version.unwrap_or(0),
+                func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
+                ..Default::default()
+            })
+            .map_err(|e| load_err(format!("{name}: {e}")))?;
+            loaded.insert(name.to_owned(), fd);
+        }
+        Ok(Loaded {
+            maps,
+            programs: loaded,
+            linkages,
         })
     }
 }
 
-/// Creates every map of `obj` but those of `made`, and fills and freezes
-/// the data sections; returns the maps by name and the frozen ones' values.
-fn create_maps(
-    obj: &aya_obj::Object,
-    mut made: HashMap<String, OwnedFd>,
-    max_entries_set: &[(&str, u32)],
-    ring_bytes: u32,
-) -> Result<(HashMap<String, OwnedFd>, Vec<FrozenMap>), Error> {
-    let mut maps = HashMap::new();
-    let mut frozen = Vec::new();
-    for (name, map) in &obj.maps {
-        if let Some(fd) = made.remove(name) {
-            maps.insert(name.clone(), fd);
-            continue;
-        }
-        let declared = map.max_entries();
-        let max_entries = match max_entries_set.iter().find(|(n, _)| n == name) {
-            Some(&(_, entries)) => entries,
-            None if map.map_type() == sys::MAP_TYPE_PERF_EVENT_ARRAY && declared == 0
-                || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS =>
-            {
-                cpus::possible()? as u32
+/// Where a tracing program attaches: a function of a loaded program, or
+/// a kernel function or tracepoint.
+pub struct AttachTarget<'a> {
+    /// The loaded program; `None`: the kernel.
+    pub prog: Option<BorrowedFd<'a>>,
+    /// The target's type id in that program's BTF, or the kernel's: a
+    /// function, or a tracepoint's `btf_trace_<name>` typedef.
+    pub btf_id: u32,
+}
+
+/// Why a tracing program did not load.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `EPERM` before any verification: this kernel refuses BPF
+    /// trampolines (fentry, fexit).
+    Refused,
+    /// Anything else, with the verifier's last words when it spoke.
+    Other(String),
+}
+
+impl Maps {
+    /// Loads the tracing program `name` (`tp_btf`, fentry or fexit) on
+    /// `target`; a program may be loaded several times, once per target. The filters of `inline`
+    /// are inlined as in [`Maps::load_programs`].
+    pub fn load_tracing(
+        &self,
+        name: &str,
+        target: AttachTarget<'_>,
+        inline: &[&[Insn]],
+    ) -> Result<OwnedFd, LoadError> {
+        let prog = self
+            .obj
+            .programs
+            .get(name)
+            .ok_or_else(|| LoadError::Other(format!("no program {name}")))?;
+        let expected_attach_type = match prog.section {
+            ProgramSection::BtfTracePoint => sys::BPF_TRACE_RAW_TP,
+            ProgramSection::FEntry { .. } => sys::BPF_TRACE_FENTRY,
+            ProgramSection::FExit { .. } => sys::BPF_TRACE_FEXIT,
+            _ => {
+                return Err(LoadError::Other(format!(
+                    "{name}: not a tp_btf, fentry or fexit program"
+                )))
             }
-            None => declared,
         };
-        // The verifier learns an inner map's type from a template passed at
-        // creation; ring buffers must match it in size.
-        let template = match map.inner() {
-            Some(inner) => Some(
-                sys::map_create(&MapSpec {
-                    name,
-                    map_type: inner.map_type(),
-                    key_size: inner.key_size(),
-                    value_size: inner.value_size(),
-                    max_entries: if inner.map_type() == sys::MAP_TYPE_RINGBUF && ring_bytes != 0 {
-                        ring_bytes
-                    } else {
-                        inner.max_entries()
-                    },
-                    flags: inner.map_flags(),
-                    inner_map_fd: None,
-                })
-                .map_err(|e| Error::Load(format!("map {name} (inner): {e}")))?,
-            ),
-            None => None,
-        };
-        let fd = sys::map_create(&MapSpec {
+        let (insns, _) = program_insns(&self.obj, name, inline, &self.frozen);
+        let btf = function_btf(&insns).map_err(LoadError::Other)?;
+        let bytes = cbpf2ebpf::ebpf::to_bytes(&insns);
+        let spec = bpf_sys::ProgLoad {
             name,
-            map_type: map.map_type(),
-            key_size: map.key_size(),
-            value_size: map.value_size(),
-            max_entries,
-            flags: map.map_flags(),
-            inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
-        })
-        .map_err(|e| Error::Load(format!("map {name}: {e}")))?;
-        let kind = map.section_kind();
-        let data_section = matches!(
-            kind,
-            EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
-        );
-        if data_section && !map.data().is_empty() {
-            sys::map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), map.data())
-                .map_err(|e| Error::Load(format!("map {name}: {e}")))?;
+            prog_type: sys::PROG_TYPE_TRACING,
+            expected_attach_type,
+            insns: &bytes,
+            license: &prog.license,
+            func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
+            attach_btf_id: target.btf_id,
+            attach_prog: target.prog,
+            ..Default::default()
+        };
+        match bpf_sys::prog_load(&spec, None) {
+            Ok(fd) => Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(LoadError::Refused),
+            // Again, with the verifier's log, to say why.
+            Err(_) => sys::prog_load(&spec).map_err(LoadError::Other),
         }
-        if kind == EbpfSectionKind::Rodata {
-            sys::map_freeze(fd.as_fd()).map_err(|e| Error::Load(format!("map {name}: {e}")))?;
-            frozen.push((fd.as_raw_fd(), map.data().to_vec()));
-        }
-        maps.insert(name.clone(), fd);
     }
-    Ok((maps, frozen))
 }
 
-/// Points the object's map references at the maps' fds and resolves its
-/// calls.
-fn relocate(obj: &mut aya_obj::Object, maps: &HashMap<String, OwnedFd>) -> Result<(), Error> {
-    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    let by_name: Vec<(String, i32, aya_obj::Map)> = obj
-        .maps
-        .iter()
-        .map(|(n, m)| (n.clone(), maps[n].as_raw_fd(), m.clone()))
-        .collect();
-    obj.relocate_maps(
-        by_name.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
-        &text_sections,
-    )
-    .map_err(load_err)?;
-    obj.relocate_calls(&text_sections).map_err(load_err)
-}
-
-/// A function's instructions as the translator's type.
-fn instructions(function: &aya_obj::Function) -> Vec<Insn> {
-    // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm),
-    // and the slice covers exactly the function's instructions.
+/// Program `name`'s instructions, the filters of `inline` inlined where
+/// they are called (see [`Maps::load_programs`]) and the frozen settings
+/// folded, and how it runs its filter.
+fn program_insns(
+    obj: &Object,
+    name: &str,
+    inline: &[&[Insn]],
+    frozen: &[(i32, Vec<u8>)],
+) -> (Vec<Insn>, Linkage) {
+    let prog = &obj.programs[name];
+    let function = &obj.functions[&prog.function_key()];
+    // SAFETY: bpf_insn is a repr(C) 8-byte struct (code, regs, off, imm).
     let raw: &[[u8; 8]] = unsafe {
         std::slice::from_raw_parts(
             function.instructions.as_ptr().cast(),
             function.instructions.len(),
         )
     };
-    raw.iter().map(|b| Insn::from_bytes(*b)).collect()
-}
-
-/// `insns` with each filter of `filters` found in them inlined at its call
-/// sites, and how the program runs its filter.
-fn inline_filters(insns: &[Insn], filters: &[Vec<Insn>]) -> (Vec<Insn>, Linkage) {
-    let mut insns = insns.to_vec();
+    let mut insns: Vec<Insn> = raw.iter().map(|b| Insn::from_bytes(*b)).collect();
     let mut linkage = Linkage::Called("no filter in it".into());
-    for body in filters {
+    for body in inline {
         // A loop callback is a function of its own in the program.
         let body = match cbpf2ebpf::ebpf::function_starts(body).get(1) {
             Some(&callback) => &body[..callback],
-            None => &body[..],
+            None => body,
         };
         if let Some(at) = injector::inline::find_function(&insns, body) {
             // A refusal keeps the call, which is always right.
@@ -346,7 +320,29 @@ fn inline_filters(insns: &[Insn], filters: &[Vec<Insn>]) -> (Vec<Insn>, Linkage)
             };
         }
     }
+    // The settings the program reads are known now: their loads
+    // become constants (the verifier prunes on them either way).
+    let frozen: Vec<Frozen> = frozen
+        .iter()
+        .map(|(fd, data)| Frozen { fd: *fd, data })
+        .collect();
+    insns = injector::fold::frozen_loads(&insns, &frozen).0;
     (insns, linkage)
+}
+
+impl Loaded {
+    /// How program `name` runs its filter.
+    pub fn linkage(&self, name: &str) -> Option<&Linkage> {
+        self.linkages.get(name)
+    }
+
+    pub fn map(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.maps.get(name).map(|f| f.as_fd())
+    }
+
+    pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.programs.get(name).map(|f| f.as_fd())
+    }
 }
 
 /// A loaded BTF and func_info records (`[insn_off, type_id]`) for it.
@@ -388,7 +384,12 @@ pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
         license: c"GPL",
         ..Default::default()
     })
-    .map_err(|e| Error::Load(e.message))
+    .map_err(Error::Load)
+}
+
+/// The number of possible CPUs (the kernel sizes per-CPU values by it).
+pub fn possible_cpus() -> Result<usize, Error> {
+    crate::cpus::possible()
 }
 
 /// Sums a per-CPU array of u64 at `index`.

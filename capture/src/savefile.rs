@@ -13,10 +13,16 @@ use crate::{pcapng, Direction, HookPoint, Packet};
 
 /// LINKTYPE_ETHERNET.
 pub const LINKTYPE_ETHERNET: u16 = 1;
+/// LINKTYPE_LINUX_SLL2: Linux cooked v2, what tcpdump `-i any` writes.
+pub const LINKTYPE_LINUX_SLL2: u16 = 276;
+/// Its header's length, in place of the 14 bytes of the Ethernet header.
+const SLL2_LEN: usize = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Pcap,
+    /// pcap in LINUX_SLL2, each packet naming its interface (`-i any`).
+    PcapCooked,
     Pcapng,
 }
 
@@ -28,12 +34,16 @@ pub struct InterfaceDesc {
     pub hook: HookPoint,
     /// e.g. "xdp (native)", "tc".
     pub description: String,
+    /// A loopback device (ARPHRD_LOOPBACK in LINUX_SLL2 records).
+    pub loopback: bool,
 }
 
 pub struct Writer<W: Write> {
     out: W,
     format: Format,
     interfaces: Vec<InterfaceDesc>,
+    snaplen: u32,
+    filter: String,
 }
 
 /// The action xcap's XDP program returns for every packet (`epb_verdict`).
@@ -50,7 +60,11 @@ impl<W: Write> Writer<W> {
         interfaces: Vec<InterfaceDesc>,
     ) -> io::Result<Self> {
         match format {
-            Format::Pcap => {
+            Format::Pcap | Format::PcapCooked => {
+                let linktype = match format {
+                    Format::PcapCooked => LINKTYPE_LINUX_SLL2,
+                    _ => LINKTYPE_ETHERNET,
+                };
                 let mut h = Vec::with_capacity(24);
                 h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond pcap
                 h.extend_from_slice(&2u16.to_le_bytes());
@@ -58,22 +72,13 @@ impl<W: Write> Writer<W> {
                 h.extend_from_slice(&0i32.to_le_bytes());
                 h.extend_from_slice(&0u32.to_le_bytes());
                 h.extend_from_slice(&snaplen.to_le_bytes());
-                h.extend_from_slice(&(LINKTYPE_ETHERNET as u32).to_le_bytes());
+                h.extend_from_slice(&(linktype as u32).to_le_bytes());
                 out.write_all(&h)?;
             }
             Format::Pcapng => {
                 pcapng::section_header(&mut out)?;
                 for i in &interfaces {
-                    pcapng::interface_description(
-                        &mut out,
-                        &pcapng::Interface {
-                            link_type: LINKTYPE_ETHERNET,
-                            snaplen,
-                            name: &i.name,
-                            description: &i.description,
-                            filter,
-                        },
-                    )?;
+                    interface_block(&mut out, i, snaplen, filter)?;
                 }
             }
         }
@@ -81,7 +86,26 @@ impl<W: Write> Writer<W> {
             out,
             format,
             interfaces,
+            snaplen,
+            filter: filter.to_owned(),
         })
+    }
+
+    /// Whether packets of (`ifindex`, `hook`) have an interface.
+    pub fn knows(&self, ifindex: u32, hook: HookPoint) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| i.ifindex == ifindex && i.hook == hook)
+    }
+
+    /// An interface that appeared during the capture (`-i any`): in
+    /// pcapng, its interface block, before its first packet.
+    pub fn add_interface(&mut self, desc: InterfaceDesc) -> io::Result<()> {
+        if self.format == Format::Pcapng {
+            interface_block(&mut self.out, &desc, self.snaplen, &self.filter)?;
+        }
+        self.interfaces.push(desc);
+        Ok(())
     }
 
     /// Writes one packet.
@@ -97,6 +121,7 @@ impl<W: Write> Writer<W> {
                 self.out.write_all(&h)?;
                 self.out.write_all(&p.data)?;
             }
+            Format::PcapCooked => self.write_cooked(p)?,
             Format::Pcapng => {
                 let id = self
                     .interfaces
@@ -132,7 +157,63 @@ impl<W: Write> Writer<W> {
         self.out.flush()
     }
 
+    /// A LINUX_SLL2 record, as libpcap's `any` writes it: the Ethernet
+    /// header becomes the cooked header (protocol, ifindex, ARPHRD type,
+    /// packet type, source address); a VLAN tag stays after it.
+    fn write_cooked(&mut self, p: &Packet) -> io::Result<()> {
+        let data = &p.data[..];
+        let (protocol, source, payload) = match data.len() {
+            14.. => (&data[12..14], &data[6..12], &data[14..]),
+            _ => (&[0u8, 0][..], &[0u8; 6][..], data),
+        };
+        let loopback = self
+            .interfaces
+            .iter()
+            .any(|i| i.ifindex == p.ifindex && i.loopback);
+        let arphrd: u16 = if loopback { 772 } else { 1 };
+        // PACKET_OUTGOING for what left; else the skb's type.
+        let packet_type = match p.direction {
+            Direction::Out => 4,
+            Direction::In => p.pkt_type,
+        };
+        let caplen = (payload.len() + SLL2_LEN) as u32;
+        let wirelen = p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32;
+        let mut h = [0u8; 16 + SLL2_LEN];
+        h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&caplen.to_le_bytes());
+        h[12..16].copy_from_slice(&wirelen.to_le_bytes());
+        let sll = &mut h[16..];
+        sll[0..2].copy_from_slice(protocol);
+        sll[4..8].copy_from_slice(&p.ifindex.to_be_bytes());
+        sll[8..10].copy_from_slice(&arphrd.to_be_bytes());
+        sll[10] = packet_type;
+        sll[11] = 6;
+        sll[12..18].copy_from_slice(source);
+        self.out.write_all(&h)?;
+        self.out.write_all(payload)
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// A pcapng Interface Description Block for `i`.
+fn interface_block(
+    out: &mut impl Write,
+    i: &InterfaceDesc,
+    snaplen: u32,
+    filter: &str,
+) -> io::Result<()> {
+    pcapng::interface_description(
+        out,
+        &pcapng::Interface {
+            link_type: LINKTYPE_ETHERNET,
+            snaplen,
+            name: &i.name,
+            description: &i.description,
+            filter,
+        },
+    )
 }

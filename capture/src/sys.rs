@@ -6,29 +6,15 @@ use std::os::fd::OwnedFd;
 use bpf_sys::ProgLoad;
 pub use bpf_sys::{
     link_create, link_update, map_create, map_freeze, map_lookup, map_update, map_update_batch,
-    raw_tracepoint_open, MapSpec, BPF_F_MMAPABLE, BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS,
-    BPF_TCX_EGRESS, BPF_TCX_INGRESS, BPF_TRACE_FENTRY, BPF_TRACE_RAW_TP, BPF_XDP, MAP_TYPE_ARRAY,
-    MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, PROG_TYPE_SCHED_CLS,
-    PROG_TYPE_TRACING, PROG_TYPE_XDP,
+    tracing_attach, MapSpec, BPF_F_MMAPABLE, BPF_F_XDP_HAS_FRAGS, BPF_TCX_EGRESS, BPF_TCX_INGRESS,
+    BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, BPF_XDP, MAP_TYPE_ARRAY,
+    MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_RINGBUF, PROG_TYPE_SCHED_CLS, PROG_TYPE_TRACING,
+    PROG_TYPE_XDP,
 };
-
-/// A program the kernel refused: the error of the first load (`errno`)
-/// and, in `message`, the verifier's reason when its log gave one.
-#[derive(Debug)]
-pub struct Refused {
-    pub errno: Option<i32>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
 
 /// Loads a program. On a refusal the verifier runs again with its log on,
 /// and the error carries the log's last meaningful line.
-pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, Refused> {
+pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, String> {
     // The fast path runs the verifier once, without a log.
     let first = match bpf_sys::prog_load(load, None) {
         Ok(fd) => return Ok(fd),
@@ -43,13 +29,11 @@ pub fn prog_load(load: &ProgLoad<'_>) -> Result<OwnedFd, Refused> {
         .rev()
         .find(|l| !l.trim().is_empty() && !l.starts_with("processed "))
         .map(str::trim);
-    let errno = first.raw_os_error();
-    let message = match (second, last) {
+    Err(match (second, last) {
         (Ok(_), _) => format!("{first} (the kernel accepted it with the verifier log on)"),
         (Err(e), Some(line)) => format!("{e}: verifier: {line}"),
         (Err(e), None) => e.to_string(),
-    };
-    Err(Refused { errno, message })
+    })
 }
 
 /// With `XCAP_VERIFIER_LOG=FILE` in the environment, a refused program's

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -25,27 +25,23 @@ use std::time::Duration;
 
 use capture_abi as abi;
 use capture_abi::trace::{
-    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK, HOOK_FENTRY,
-    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
-    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_SKB_DATA, OFF_SKB_DATA_LEN,
-    OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID,
-    STACKS_MAP, STUB_L2, STUB_L3, TRACEPOINTS, TRACE_HDR_BYTES,
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK,
+    GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB,
+    MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE,
+    OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
+    OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
+    OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
+    OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
+    TRACEPOINTS, TRACE_HDR_BYTES, XDP_ENTRY_PROGRAM, XDP_EXIT_PROGRAM,
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
+use crate::object::{AttachTarget, LoadError};
+use crate::{pcapng, perf, programs, sys, xdp_hook, Error, Shared, Stats};
 use btf::Btf;
-
-use crate::object::{Load, Object, Settings};
-use crate::{cpus, pcapng, perf, programs, sys, Error, Shared, Stats};
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;
-/// Frames in a stack map value (`PERF_MAX_STACK_DEPTH`, as capture-bpf's
-/// map declares it).
-const STACK_DEPTH: usize = 127;
-/// Bytes of the live programs' ring template when a tracing capture
-/// creates their maps: one page, the smallest ring.
-const RING_BYTES_UNUSED: u32 = 4096;
 
 /// A hook asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +52,14 @@ pub enum TraceHook {
     Fentry {
         function: String,
         arg: Option<usize>,
+    },
+    /// XDP programs (`--xdp-hook PROG`, see [`crate::xdp_hook`]): each
+    /// packet as it enters (fentry) and, with its verdict, as it leaves
+    /// (fexit).
+    XdpProgram {
+        program: String,
+        entry: bool,
+        exit: bool,
     },
 }
 
@@ -119,6 +123,18 @@ pub struct AttachedHook {
     /// e.g. "tp_btf skb:kfree_skb", "fentry ip_rcv (arg 0 skb)".
     pub description: String,
     pub id: u16,
+    /// `--xdp-hook`: the hooked program's code, which tells its records
+    /// from other hooked programs' (`None`: the only one, or addresses
+    /// hidden).
+    code: Option<std::ops::Range<u64>>,
+}
+
+impl AttachedHook {
+    /// Whether the hook is on an XDP program (`--xdp-hook`): its packets
+    /// are Ethernet frames with a packet id and, at exit, a verdict.
+    pub fn on_xdp_program(&self) -> bool {
+        self.id == HOOK_XDP_ENTRY || self.id == HOOK_XDP_EXIT
+    }
 }
 
 /// One captured packet.
@@ -146,13 +162,14 @@ pub struct TracePacket {
     /// `bpf_get_stackid()`: an id in the stack map, a negative errno when
     /// the kernel could not record the stack, -1 when stacks are off.
     pub stack_id: i32,
+    /// `--xdp-hook`, at exit: the XDP program's return value.
+    pub verdict: Option<u32>,
 }
 
 /// A running tracing capture.
 pub struct TraceCapture {
-    object: Object,
-    /// One per program: closing it detaches the program.
-    links: Vec<OwnedFd>,
+    programs: Programs,
+    links: Vec<Box<dyn std::any::Any + Send>>,
     readers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     rx: Option<Receiver<Vec<TracePacket>>>,
@@ -164,6 +181,18 @@ pub struct TraceCapture {
     /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
     pub filters: Vec<(LinkType, usize, usize)>,
 }
+
+/// The loaded object, by xcap's own loader: its maps and one program per
+/// hook, in order (a program of the object may be loaded several times,
+/// once per target).
+struct Programs {
+    maps: Box<crate::object::Maps>,
+    loaded: Vec<OwnedFd>,
+}
+
+/// Frames in a stack map value (`PERF_MAX_STACK_DEPTH`, as capture-bpf's
+/// map declares it).
+const STACK_DEPTH: usize = 127;
 
 /// A resolved hook, ready to load.
 enum Planned {
@@ -227,6 +256,8 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                     desc: format!("tp_btf {cat}:{n}"),
                 });
             }
+            // Loaded apart: see `start_xdp_hooks`.
+            TraceHook::XdpProgram { .. } => {}
             TraceHook::Fentry { function, arg } => {
                 fentries += 1;
                 if fentries > 1 {
@@ -320,7 +351,30 @@ fn offsets(btf: &Btf) -> Result<[u32; OFF_LEN], Error> {
     // reason came in 5.17, consume_skb's caller address in 6.3.
     o[OFF_KFREE_SKB_ARGS] = btf.tracepoint_args("kfree_skb").unwrap_or(0) as u32;
     o[OFF_CONSUME_SKB_ARGS] = btf.tracepoint_args("consume_skb").unwrap_or(0) as u32;
+    xdp_buff_offsets(btf, &mut o);
     Ok(o)
+}
+
+/// `struct xdp_buff` and what `--xdp-hook` reads through it (the
+/// `OFF_XDP_*`, `OFF_RXQ_*` and `OFF_SHINFO_*` slots). `u32::MAX` marks
+/// what this kernel lacks: the hook then refuses to start (see
+/// [`crate::xdp_hook`]), except for multi-buffer fields, without which
+/// frames have one buffer.
+fn xdp_buff_offsets(btf: &Btf, o: &mut [u32; OFF_LEN]) {
+    let at = |s: &str, f: &str| btf.member_offset(s, f).unwrap_or(u32::MAX);
+    o[OFF_XDP_DATA] = at("xdp_buff", "data");
+    o[OFF_XDP_DATA_END] = at("xdp_buff", "data_end");
+    o[OFF_XDP_HARD_START] = at("xdp_buff", "data_hard_start");
+    o[OFF_XDP_RXQ] = at("xdp_buff", "rxq");
+    o[OFF_XDP_FRAME_SZ] = at("xdp_buff", "frame_sz");
+    o[OFF_XDP_FLAGS] = at("xdp_buff", "flags");
+    o[OFF_RXQ_DEV] = at("xdp_rxq_info", "dev");
+    // SKB_DATA_ALIGN: to SMP_CACHE_BYTES, 64 on x86-64.
+    o[OFF_SHINFO_SIZE] = btf
+        .find("skb_shared_info", btf::Kind::Struct)
+        .and_then(|id| btf.get(id))
+        .map_or(u32::MAX, |t| t.size_or_type.next_multiple_of(64));
+    o[OFF_SHINFO_FRAGS_SIZE] = at("skb_shared_info", "xdp_frags_size");
 }
 
 /// The filter for one link type; `None` when libpcap refuses the expression
@@ -334,64 +388,33 @@ impl TraceCapture {
         Self::start_on_this_kernel(cfg).map_err(crate::kernel::explain)
     }
 
-    /// The steps of a start, in order: everything is checked and loaded
-    /// before anything attaches; on an error, what was made so far is
-    /// dropped (links closed, readers stopped).
     fn start_on_this_kernel(cfg: &TraceConfig) -> Result<TraceCapture, Error> {
         crate::check_privileges()?;
         if !(1..=262_144).contains(&cfg.snaplen) {
             return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
         }
-        // The kernel's BTF, parsed once: hooks, field offsets, drop
-        // reasons and the programs' attach targets all come from it.
         let btf = Btf::vmlinux().map_err(Error::Config)?;
-        let planned = plan(&btf, &cfg.hooks)?;
-        let offs = offsets(&btf)?;
-        let reasons = drop_reasons(&btf);
-        let filters = compile_filters(cfg)?;
-        let spliced = programs::splice(&[
-            (STUB_L2, &filters.ethernet[..]),
-            (STUB_L3, &filters.raw[..]),
-        ])?;
-        let mut object = create_object(cfg, &spliced, &offs)?;
-        let hooks = load_programs(&mut object, &btf, &planned)?;
-        let reader = start_reader(cfg, &object, &hooks)?;
-        let mut cap = TraceCapture {
-            object,
-            links: Vec::new(),
-            readers: reader.threads,
-            shared: reader.shared,
-            rx: Some(reader.rx),
-            hooks,
-            detached: false,
-            reasons,
-            stack: cfg.stack,
-            filters: filters.sizes,
+        let xdp_programs = xdp_programs(&cfg.hooks)?;
+        let planned = match xdp_programs {
+            Some(_) => Vec::new(),
+            None => plan(&btf, &cfg.hooks)?,
         };
-        cap.attach(&planned)?;
-        Ok(cap)
-    }
-
-    /// Attaches every program; on an error the caller drops `self`, which
-    /// detaches what was attached.
-    fn attach(&mut self, planned: &[Planned]) -> Result<(), Error> {
-        for p in planned {
-            let (prog, desc) = match p {
-                Planned::Tp { prog, desc, .. } => (*prog, desc),
-                Planned::Fentry { prog, desc, .. } => (prog.as_str(), desc),
-            };
-            let program = self
-                .object
-                .program(prog)
-                .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
-            let link = sys::raw_tracepoint_open(program, None).map_err(|e| Error::Attach {
-                iface: "kernel".into(),
-                hook: desc.clone(),
-                message: e.to_string(),
-            })?;
-            self.links.push(link);
+        let offs = offsets(&btf)?;
+        let reasons: HashMap<u32, String> = btf
+            .enum_values("skb_drop_reason")
+            .into_iter()
+            .map(|(n, v)| {
+                let short = n.strip_prefix("SKB_DROP_REASON_").unwrap_or(&n).to_owned();
+                (v as u32, short)
+            })
+            .collect();
+        let compiled = compile_filters(cfg)?;
+        match xdp_programs {
+            Some((program, entry, exit)) => {
+                start_xdp_hooks(cfg, program, entry, exit, &offs, compiled, reasons)
+            }
+            None => start_kernel_hooks(cfg, &btf, &planned, &offs, compiled, reasons),
         }
-        Ok(())
     }
 
     /// The attached hooks, in the order given.
@@ -422,7 +445,8 @@ impl TraceCapture {
             )));
         }
         let frames = self
-            .object
+            .programs
+            .maps
             .map(STACKS_MAP)
             .ok_or_else(|| format!("no map {STACKS_MAP}"))
             .and_then(|map| {
@@ -458,34 +482,23 @@ impl TraceCapture {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats(self.object.map(abi::COUNTERS_MAP))
+        self.shared.stats(self.programs.maps.map(abi::COUNTERS_MAP))
     }
 }
 
-/// The names of `enum skb_drop_reason`'s values, without their prefix.
-fn drop_reasons(btf: &Btf) -> HashMap<u32, String> {
-    btf.enum_values("skb_drop_reason")
-        .into_iter()
-        .map(|(n, v)| {
-            let short = n.strip_prefix("SKB_DROP_REASON_").unwrap_or(&n).to_owned();
-            (v as u32, short)
-        })
-        .collect()
-}
-
-/// The filter for both link types, translated in probe mode.
-struct Filters {
-    /// For packets with a MAC header (EN10MB).
-    ethernet: Vec<cbpf2ebpf::ebpf::Insn>,
-    /// For packets from the network header (RAW).
-    raw: Vec<cbpf2ebpf::ebpf::Insn>,
+/// The filters, compiled by libpcap and translated in probe mode.
+struct Compiled {
+    /// Spliced into the capture object.
+    elf: Vec<u8>,
+    /// Their bodies, inlined where the programs call them (own loader).
+    bodies: Vec<Vec<cbpf2ebpf::ebpf::Insn>>,
     /// (link type, cBPF, eBPF instructions), for `-v`.
     sizes: Vec<(LinkType, usize, usize)>,
 }
 
-/// Compiles the expression for EN10MB and RAW (a link type libpcap
-/// refuses it for matches nothing there) and translates both.
-fn compile_filters(cfg: &TraceConfig) -> Result<Filters, Error> {
+/// EN10MB for packets with a MAC header, RAW without.
+fn compile_filters(cfg: &TraceConfig) -> Result<Compiled, Error> {
+    // Filters: EN10MB for packets with a MAC header, RAW without.
     let l2 = filter_for(&cfg.expression, libpcap::DLT_EN10MB, cfg.snaplen);
     let l3 = filter_for(&cfg.expression, libpcap::DLT_RAW, cfg.snaplen);
     let (l2, l3) = match (l2, l3) {
@@ -511,145 +524,186 @@ fn compile_filters(cfg: &TraceConfig) -> Result<Filters, Error> {
     };
     let f2 = tr(&l2)?;
     let f3 = tr(&l3)?;
-    Ok(Filters {
-        sizes: vec![
-            (LinkType::Ethernet, l2.len(), f2.len()),
-            (LinkType::Raw, l3.len(), f3.len()),
-        ],
-        ethernet: f2,
-        raw: f3,
+    let sizes = vec![
+        (LinkType::Ethernet, l2.len(), f2.len()),
+        (LinkType::Raw, l3.len(), f3.len()),
+    ];
+    let spliced = programs::splice(&[(STUB_L2, &f2[..]), (STUB_L3, &f3[..])])?;
+
+    Ok(Compiled {
+        elf: spliced.elf,
+        bodies: vec![f2, f3],
+        sizes,
     })
 }
 
-/// Creates the object's maps, the settings and field offsets in
-/// `.rodata`, the stack map sized when stacks are asked for.
-fn create_object(
+/// `--xdp-hook`'s hook, if it is asked for: (program, entry, exit). It
+/// is not mixed with other tracing hooks.
+fn xdp_programs(hooks: &[TraceHook]) -> Result<Option<(&str, bool, bool)>, Error> {
+    let xdp: Vec<(&str, bool, bool)> = hooks
+        .iter()
+        .filter_map(|h| match h {
+            TraceHook::XdpProgram {
+                program,
+                entry,
+                exit,
+            } => Some((program.as_str(), *entry, *exit)),
+            _ => None,
+        })
+        .collect();
+    match xdp[..] {
+        [] => Ok(None),
+        [one] if hooks.len() == 1 => Ok(Some(one)),
+        [_] => Err(Error::Config(
+            "--xdp-hook does not combine with --trace or --fentry in one capture".into(),
+        )),
+        _ => Err(Error::Config("one --xdp-hook per capture".into())),
+    }
+}
+
+/// Tracepoints and fentry on kernel functions: each program loaded by
+/// xcap's own loader against its target's id in the kernel's BTF (the one
+/// parse of it), then attached.
+fn start_kernel_hooks(
     cfg: &TraceConfig,
-    spliced: &injector::Spliced,
+    btf: &Btf,
+    planned: &[Planned],
     offs: &[u32; OFF_LEN],
-) -> Result<Object, Error> {
+    compiled: Compiled,
+    reasons: HashMap<u32, String>,
+) -> Result<TraceCapture, Error> {
     let snaplen = cfg.snaplen.to_ne_bytes();
     let stack = u32::from(cfg.stack).to_ne_bytes();
-    let offs: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
     let stacks_max: &[(&str, u32)] = if cfg.stack {
         &[(STACKS_MAP, STACKS_MAX)]
     } else {
         &[]
     };
-    Object::create(
-        &spliced.elf,
-        Settings {
-            globals: &[
-                (abi::GLOBAL_SNAPLEN, &snaplen),
-                (GLOBAL_OFFSETS, &offs),
-                (GLOBAL_STACK, &stack),
-            ],
-            max_entries: stacks_max,
-            // The live programs' rings: never used here, so the
-            // smallest a ring can be.
-            ring_bytes: RING_BYTES_UNUSED,
-            ..Settings::default()
+    let maps = crate::object::Maps::create(
+        &compiled.elf,
+        &[
+            (abi::GLOBAL_SNAPLEN, &snaplen[..]),
+            (GLOBAL_OFFSETS, &offs_bytes[..]),
+            (GLOBAL_STACK, &stack[..]),
+        ],
+        perf::page_size() as u32,
+        HashMap::new(),
+        stacks_max,
+    )?;
+    let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
+    let map_fd = maps
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
+    let keys = hooks.iter().map(HookKey::of).collect();
+    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
+    let mut cap = TraceCapture {
+        programs: Programs {
+            maps: Box::new(maps),
+            loaded,
         },
-    )
+        links: Vec::new(),
+        readers,
+        shared,
+        rx: Some(rx),
+        hooks,
+        detached: false,
+        reasons,
+        stack: cfg.stack,
+        filters: compiled.sizes,
+    };
+    // Attach; on error `cap` is dropped, which detaches what was attached.
+    for (p, program) in planned.iter().zip(&cap.programs.loaded) {
+        let link = sys::tracing_attach(program.as_fd()).map_err(|e| Error::Attach {
+            iface: "kernel".into(),
+            hook: p.desc().to_owned(),
+            message: e.to_string(),
+        })?;
+        cap.links.push(Box::new(link));
+    }
+    Ok(cap)
 }
 
-/// Loads each planned program with its attach target's BTF id; the
-/// hooks, as the records will name them.
-fn load_programs(
-    object: &mut Object,
+/// Loads each planned program against its target: a tracepoint's
+/// `btf_trace_<name>`, a function; and the hooks, as records name them.
+fn load_kernel_hooks(
+    maps: &crate::object::Maps,
     btf: &Btf,
     planned: &[Planned],
-) -> Result<Vec<AttachedHook>, Error> {
+) -> Result<(Vec<OwnedFd>, Vec<AttachedHook>), Error> {
+    let mut loaded = Vec::new();
     let mut hooks = Vec::new();
     for p in planned {
-        match p {
+        let (prog, target, hook) = match p {
             Planned::Tp {
                 name,
                 prog,
                 id,
                 desc,
-            } => {
-                let target = btf.tracepoint_id(name).ok_or_else(|| {
-                    Error::Load(format!("{desc}: the kernel BTF has no btf_trace_{name}"))
-                })?;
-                object
-                    .load(&Load {
-                        name: prog,
-                        attach_btf_id: target,
-                        ..Load::default()
-                    })
-                    .map_err(|e| Error::Load(format!("{desc}: {e}")))?;
-                hooks.push(AttachedHook {
+            } => (
+                *prog,
+                btf.tracepoint_id(name),
+                AttachedHook {
                     name: (*name).to_owned(),
                     description: desc.clone(),
                     id: *id,
-                });
-            }
+                    code: None,
+                },
+            ),
             Planned::Fentry {
                 function,
                 prog,
                 desc,
-            } => {
-                let target = btf.function_id(function).ok_or_else(|| {
-                    Error::Load(format!("{desc}: the kernel BTF has no function {function}"))
-                })?;
-                object
-                    .load(&Load {
-                        name: prog,
-                        attach_btf_id: target,
-                        ..Load::default()
-                    })
-                    .map_err(|e| {
-                        if e.errno == Some(libc::EPERM) {
-                            // Seen on Linux 6.18 with lockdown=integrity:
-                            // every trampoline program (fentry, fexit,
-                            // fmod_ret, lsm) is refused before the
-                            // verifier runs, while tp_btf loads.
-                            Error::Load(format!(
-                                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
-                            ))
-                        } else {
-                            Error::Load(format!("{desc}: {e}"))
-                        }
-                    })?;
-                hooks.push(AttachedHook {
+            } => (
+                prog.as_str(),
+                btf.function_id(function),
+                AttachedHook {
                     name: format!("fentry:{function}"),
                     description: desc.clone(),
                     id: HOOK_FENTRY,
-                });
+                    code: None,
+                },
+            ),
+        };
+        let desc = p.desc();
+        let btf_id =
+            target.ok_or_else(|| Error::Load(format!("{desc}: not in the kernel's BTF")))?;
+        let target = AttachTarget { prog: None, btf_id };
+        let fd = maps.load_tracing(prog, target, &[]).map_err(|e| match (e, p) {
+            // Seen on Linux 6.18 with lockdown=integrity: every trampoline
+            // program (fentry, fexit, fmod_ret, lsm) is refused before the
+            // verifier runs, while tp_btf loads.
+            (LoadError::Refused, Planned::Fentry { .. }) => Error::Load(format!(
+                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+            )),
+            (LoadError::Refused, Planned::Tp { .. }) => {
+                Error::Load(format!("{desc}: BPF_PROG_LOAD: Operation not permitted"))
             }
-        }
+            (LoadError::Other(m), _) => Error::Load(format!("{desc}: {m}")),
+        })?;
+        loaded.push(fd);
+        hooks.push(hook);
     }
-    Ok(hooks)
+    Ok((loaded, hooks))
 }
 
-/// The perf buffers, one per online CPU, and their reader.
-struct Reader {
-    shared: Arc<Shared>,
-    rx: Receiver<Vec<TracePacket>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-/// Opens the perf buffers and starts their reader, before anything is
-/// attached.
-fn start_reader(
+/// The perf buffer of each CPU in the perf event array `map_fd`, and the
+/// reader of them all: before anything is attached.
+#[allow(clippy::type_complexity)]
+fn start_readers(
     cfg: &TraceConfig,
-    object: &Object,
-    hooks: &[AttachedHook],
-) -> Result<Reader, Error> {
+    map_fd: std::os::fd::RawFd,
+    keys: Vec<HookKey>,
+) -> Result<(Arc<Shared>, Receiver<Vec<TracePacket>>, Vec<JoinHandle<()>>), Error> {
     let shared = Shared::new()?;
-    let map_fd = object
-        .map(abi::EVENTS_MAP)
-        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
-        .as_raw_fd();
-    let cpus = cpus::online()?;
+    let cpus = crate::cpus::online()?;
     let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
     let waker_tx = tx.clone();
     *shared.wake_consumer() = Some(Box::new(move || {
         let _ = waker_tx.try_send(Vec::new());
     }));
     let tai_offset = crate::tai_to_realtime_ns();
-    let ids: Vec<u16> = hooks.iter().map(|h| h.id).collect();
     let mut rings = Vec::new();
     for cpu in cpus {
         let ring = perf::PerfRing::open(cpu, cfg.perf_pages, cfg.wakeup)
@@ -661,13 +715,133 @@ fn start_reader(
     let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
     let readers = vec![std::thread::Builder::new()
         .name("xcap-trace".into())
-        .spawn(move || reader(rings, tx, reader_shared, ids, tai_offset, poll_ms))
+        .spawn(move || reader(rings, tx, reader_shared, keys, tai_offset, poll_ms))
         .map_err(|e| Error::Buffer(e.to_string()))?];
-    Ok(Reader {
+    Ok((shared, rx, readers))
+}
+
+/// `--xdp-hook`: the targets resolved and checked, the object loaded by
+/// xcap's own loader with an entry and/or exit program per target, then
+/// attached.
+fn start_xdp_hooks(
+    cfg: &TraceConfig,
+    program: &str,
+    entry: bool,
+    exit: bool,
+    offs: &[u32; OFF_LEN],
+    compiled: Compiled,
+    reasons: HashMap<u32, String>,
+) -> Result<TraceCapture, Error> {
+    if [14, 15, 16, 17, 18, 20]
+        .iter()
+        .any(|&i| offs[i] == u32::MAX)
+    {
+        return Err(Error::Config(
+            "--xdp-hook: the kernel BTF lacks fields of struct xdp_buff or xdp_rxq_info".into(),
+        ));
+    }
+    let targets = xdp_hook::resolve(program)?;
+    let snaplen = cfg.snaplen.to_ne_bytes();
+    let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let entry_counts = u32::from(entry).to_ne_bytes();
+    let no_stack = 0u32.to_ne_bytes();
+    let maps = crate::object::Maps::create(
+        &compiled.elf,
+        &[
+            (abi::GLOBAL_SNAPLEN, &snaplen[..]),
+            (GLOBAL_OFFSETS, &offs_bytes[..]),
+            (GLOBAL_STACK, &no_stack[..]),
+            (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
+        ],
+        perf::page_size() as u32,
+        HashMap::new(),
+        &[],
+    )?;
+    let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
+    let sides: Vec<(&str, u16, &str)> = [
+        (entry, XDP_ENTRY_PROGRAM, HOOK_XDP_ENTRY, "entry"),
+        (exit, XDP_EXIT_PROGRAM, HOOK_XDP_EXIT, "exit"),
+    ]
+    .into_iter()
+    .filter(|s| s.0)
+    .map(|(_, prog, id, side)| (prog, id, side))
+    .collect();
+    // Every program loads before any attaches.
+    let mut loaded = Vec::new();
+    let mut hooks = Vec::new();
+    for t in &targets {
+        for &(prog, id, side) in &sides {
+            loaded.push(xdp_hook::load(&maps, prog, t, &bodies)?);
+            hooks.push(AttachedHook {
+                name: format!("xdp-{side}:{}", t.name),
+                description: format!(
+                    "{} on XDP {} ({side}{})",
+                    if side == "entry" { "fentry" } else { "fexit" },
+                    t.describe(),
+                    if side == "exit" {
+                        ", with its verdict"
+                    } else {
+                        ""
+                    }
+                ),
+                id,
+                code: if targets.len() > 1 {
+                    t.code.clone()
+                } else {
+                    None
+                },
+            });
+        }
+    }
+    let map_fd = maps
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
+    let keys = hooks.iter().map(HookKey::of).collect();
+    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
+    let mut cap = TraceCapture {
+        programs: Programs {
+            maps: Box::new(maps),
+            loaded,
+        },
+        links: Vec::new(),
+        readers,
         shared,
-        rx,
-        threads: readers,
-    })
+        rx: Some(rx),
+        hooks,
+        detached: false,
+        reasons,
+        stack: false,
+        filters: compiled.sizes,
+    };
+    // Attach; on error `cap` is dropped, which detaches what was attached.
+    let per_target = sides.len();
+    for i in 0..cap.hooks.len() {
+        let link = xdp_hook::attach(cap.programs.loaded[i].as_fd(), &targets[i / per_target])?;
+        cap.links.push(Box::new(link));
+    }
+    Ok(cap)
+}
+
+/// Which hook a record belongs to: its hook id and, for one of several
+/// hooked XDP programs, the program's code (`TraceHdr::location` is the
+/// hooked function's address).
+struct HookKey {
+    id: u16,
+    code: Option<std::ops::Range<u64>>,
+}
+
+impl HookKey {
+    fn of(h: &AttachedHook) -> HookKey {
+        HookKey {
+            id: h.id,
+            code: h.code.clone(),
+        }
+    }
+
+    fn matches(&self, id: u16, location: u64) -> bool {
+        self.id == id && self.code.as_ref().is_none_or(|c| c.contains(&location))
+    }
 }
 
 impl Drop for TraceCapture {
@@ -684,7 +858,7 @@ fn reader(
     mut rings: Vec<perf::PerfRing>,
     tx: SyncSender<Vec<TracePacket>>,
     shared: Arc<Shared>,
-    ids: Vec<u16>,
+    keys: Vec<HookKey>,
     tai_offset: i64,
     poll_ms: i32,
 ) {
@@ -699,7 +873,7 @@ fn reader(
             ring.drain_to(head, |r| match r {
                 perf::Record::Lost(n) => lost += n,
                 perf::Record::Sample(raw) => {
-                    if let Some(p) = parse(raw, &ids, tai_offset) {
+                    if let Some(p) = parse(raw, &keys, tai_offset) {
                         batch.push(p);
                     }
                 }
@@ -718,14 +892,17 @@ fn reader(
     }
 }
 
-/// One sample: a [`TraceHdr`], then the bytes `bpf_skb_output` copied
-/// from `skb->data`.
-fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
+/// One sample: a [`TraceHdr`], then the bytes `bpf_skb_output` (or
+/// `bpf_xdp_output`) copied from the packet.
+fn parse(raw: &[u8], keys: &[HookKey], tai_offset: i64) -> Option<TracePacket> {
     let h: TraceHdr = abi::read(raw)?;
     let caplen = h.caplen as usize;
     let pre_len = (h.pre_len as usize).min(MAX_PRE).min(caplen);
     let skip = h.skip as usize;
-    let hook = ids.iter().position(|&i| i == h.hook).unwrap_or(0);
+    let hook = keys
+        .iter()
+        .position(|k| k.matches(h.hook, h.location))
+        .unwrap_or(0);
     let link = if h.link == LINK_EN10MB {
         LinkType::Ethernet
     } else {
@@ -754,6 +931,7 @@ fn parse(raw: &[u8], ids: &[u16], tai_offset: i64) -> Option<TracePacket> {
         comm: String::from_utf8_lossy(&h.comm[..n]).into_owned(),
         data,
         stack_id: h.stack_id,
+        verdict: (h.hook == HOOK_XDP_EXIT).then_some(h.reason),
     })
 }
 
@@ -800,17 +978,27 @@ pub fn own_netns() -> u32 {
 }
 
 /// A pcapng file for tracing captures: one interface block per (hook, link
-/// type), written up front; each packet carries a comment with its metadata
-/// and `epb_packetid` (the skb address).
+/// type), written up front (`--xdp-hook`'s hooks capture Ethernet only);
+/// each packet carries a comment with its metadata and `epb_packetid` (the
+/// skb address; `--xdp-hook`: the id its entry and exit copies share), and
+/// exit copies of `--xdp-hook` their verdict (`epb_verdict`).
 pub struct TraceWriter<W: Write> {
     out: W,
+    /// The interface blocks, in order.
+    interfaces: Vec<(usize, LinkType)>,
 }
 
 impl<W: Write> TraceWriter<W> {
     pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
         pcapng::section_header(&mut out)?;
-        for h in hooks {
-            for link in [LinkType::Ethernet, LinkType::Raw] {
+        let mut interfaces = Vec::new();
+        for (i, h) in hooks.iter().enumerate() {
+            let links: &[LinkType] = if h.on_xdp_program() {
+                &[LinkType::Ethernet]
+            } else {
+                &[LinkType::Ethernet, LinkType::Raw]
+            };
+            for &link in links {
                 let what = match link {
                     LinkType::Ethernet => "from the MAC header",
                     LinkType::Raw => "from the network header",
@@ -825,14 +1013,28 @@ impl<W: Write> TraceWriter<W> {
                         filter,
                     },
                 )?;
+                interfaces.push((i, link));
             }
         }
-        Ok(TraceWriter { out })
+        Ok(TraceWriter { out, interfaces })
     }
 
     /// Writes one packet with `comment` (the metadata, as text).
     pub fn write(&mut self, p: &TracePacket, comment: &str) -> io::Result<()> {
-        let id = (p.hook * 2 + usize::from(p.link == LinkType::Raw)) as u32;
+        let id = self
+            .interfaces
+            .iter()
+            .position(|&(h, l)| h == p.hook && l == p.link)
+            .unwrap_or(0) as u32;
+        let packet_id = p.skb.to_le_bytes();
+        let verdict = p.verdict.map(|v| pcapng::xdp_verdict(u64::from(v)));
+        let mut opts: Vec<(u16, &[u8])> = vec![
+            (pcapng::OPT_COMMENT, comment.as_bytes()),
+            (pcapng::EPB_PACKETID, &packet_id),
+        ];
+        if let Some(v) = &verdict {
+            opts.push((pcapng::EPB_VERDICT, v));
+        }
         pcapng::enhanced_packet(
             &mut self.out,
             &pcapng::Packet {
@@ -841,14 +1043,20 @@ impl<W: Write> TraceWriter<W> {
                 wirelen: p.wirelen,
                 data: &p.data,
             },
-            &[
-                (pcapng::OPT_COMMENT, comment.as_bytes()),
-                (pcapng::EPB_PACKETID, &p.skb.to_le_bytes()),
-            ],
+            &opts,
         )
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+impl Planned {
+    /// How errors name the hook (`tp_btf skb:kfree_skb`).
+    fn desc(&self) -> &str {
+        match self {
+            Planned::Tp { desc, .. } | Planned::Fentry { desc, .. } => desc,
+        }
     }
 }

@@ -327,8 +327,9 @@ pub struct TraceArgs {
     #[arg(long = "fentry", value_name = "FUNC[:N]")]
     pub fentry: Option<String>,
 
-    /// Hook an XDP program already loaded (id, name or pinned path) with
-    /// fentry/fexit (not yet implemented)
+    /// Capture what an XDP program already loaded gets and, with its
+    /// verdict, what it leaves (fentry/fexit on it; -Q in, out or inout):
+    /// PROG is its id, name, pinned path, or the interface it is attached to
     #[arg(long = "xdp-hook", value_name = "PROG")]
     pub xdp_hook: Option<String>,
 

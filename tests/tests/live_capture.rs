@@ -1353,9 +1353,9 @@ fn network_layer(file: &Path, link: usize) -> Vec<(u32, Vec<u8>)> {
 fn loopback_and_any_capture_each_packet_once_as_tcpdump() {
     let _guard = serial();
     let net = Net::new();
-    // tcpdump writes Ethernet for lo and Linux cooked v2 for any; xcap
-    // Ethernet for both. A loopback packet crosses lo's egress and then its
-    // ingress: both keep one copy.
+    // Both write Ethernet for lo and Linux cooked v2 for any (whose
+    // headers are compared in any_interface.rs). A loopback packet crosses
+    // lo's egress and then its ingress: both keep one copy.
     for (iface, tcpdump_link, want) in [("lo", 14, 6), ("any", 20, 10)] {
         let theirs_file = net.path(&format!("{iface}.tcpdump.pcap"));
         let ours_file = net.path(&format!("{iface}.xcap.pcap"));
@@ -1384,7 +1384,7 @@ fn loopback_and_any_capture_each_packet_once_as_tcpdump() {
         assert_eq!(tcode, 0, "tcpdump: {}", tlines.join("\n"));
         assert_eq!(xcode, 0, "xcap -i {iface}: {}", xlines.join("\n"));
         let theirs = network_layer(&theirs_file, tcpdump_link);
-        let ours = network_layer(&ours_file, 14);
+        let ours = network_layer(&ours_file, tcpdump_link);
         assert_eq!(theirs.len(), want, "tcpdump -i {iface}");
         assert_eq!(ours, theirs, "xcap -i {iface}: {}", xlines.join("\n"));
     }

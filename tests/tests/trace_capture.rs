@@ -398,7 +398,6 @@ fn bad_hooks_fail_with_one_line_and_attach_nothing() {
         &[("XCAP_VMLINUX_BTF", "/nonexistent/vmlinux")],
         "kernel BTF not readable at /nonexistent/vmlinux",
     );
-    one_error_line(&["--xdp-hook", "1", "udp"], &[], "not yet implemented");
     one_error_line(
         &["--trace", "kfree_skb", "-i", "lo", "udp"],
         &[],

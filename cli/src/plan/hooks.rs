@@ -67,6 +67,13 @@ pub enum Hook {
         function: String,
         arg: Option<usize>,
     },
+    /// An XDP program already loaded (`--xdp-hook PROG`): its entry, its
+    /// exit, or both (`-Q in`, `out`, `inout`).
+    XdpProgram {
+        program: String,
+        entry: bool,
+        exit: bool,
+    },
 }
 
 impl Hook {
@@ -102,17 +109,20 @@ pub(super) fn tracing_asked(t: &TraceArgs) -> bool {
 /// `--trace`, `--fentry`, `--xdp-hook`, `--stack`.
 pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let t = &args.trace;
-    if let Some(prog) = &t.xdp_hook {
-        bail!("--xdp-hook {prog}: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented");
-    }
     let live = &args.live;
     if !live.interfaces.is_empty() || live.xdp || live.tc {
-        bail!("-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface");
+        bail!("-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)");
     }
     let Filter::Expression(expression) = filter else {
         bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
     };
-    let hooks = tracing_hooks(t)?;
+    let mut hooks = tracing_hooks(t)?;
+    if let Some(program) = &t.xdp_hook {
+        if !hooks.is_empty() || t.stack {
+            bail!("--xdp-hook does not combine with --trace, --fentry or --stack");
+        }
+        hooks.push(xdp_program(program, live.direction)?);
+    }
     let snaplen = snaplen(args.snaplen.as_deref())?;
     capture(args, hooks, expression, snaplen)
 }
@@ -146,6 +156,23 @@ fn fentry(text: &str) -> Result<Hook> {
     Ok(Hook::Fentry {
         function: function.to_owned(),
         arg,
+    })
+}
+
+/// `--xdp-hook PROG`: entry and exit by `-Q` (both by default).
+fn xdp_program(program: &str, direction: Option<DirectionArg>) -> Result<Hook> {
+    if program.is_empty() {
+        bail!("--xdp-hook needs a program: an id, a name, a pinned path or an interface");
+    }
+    let (entry, exit) = match direction {
+        Some(DirectionArg::In) => (true, false),
+        Some(DirectionArg::Out) => (false, true),
+        Some(DirectionArg::Inout) | None => (true, true),
+    };
+    Ok(Hook::XdpProgram {
+        program: program.to_owned(),
+        entry,
+        exit,
     })
 }
 

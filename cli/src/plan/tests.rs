@@ -35,7 +35,12 @@ struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("xcap-plan-{}-{name}", std::process::id()));
+        // One file per call: tests run in parallel, and one's drop must not
+        // remove another's file.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("xcap-plan-{}-{n}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         TempFile(path)
     }
@@ -291,8 +296,7 @@ fn xdp_sees_received_packets_only() {
 
 #[test]
 fn tracing_refuses_interfaces_and_interface_hooks() {
-    let refused =
-        "-i, --xdp and --tc do not apply to --trace/--fentry: tracing hooks see every interface";
+    let refused = "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)";
     for args in [
         &["--trace", "kfree_skb", "-i", "lo", "udp"][..],
         &["--trace", "kfree_skb", "--xdp", "udp"],
@@ -304,11 +308,48 @@ fn tracing_refuses_interfaces_and_interface_hooks() {
 }
 
 #[test]
-fn hooking_an_xdp_program_is_refused_before_anything_else() {
+fn xdp_hook_takes_entry_and_exit_by_direction_and_both_by_default() {
+    let hook = |args: &[&str]| capture_of(args).hooks;
+    let xdp = |entry, exit| {
+        vec![Hook::XdpProgram {
+            program: "veth0".into(),
+            entry,
+            exit,
+        }]
+    };
+    assert_eq!(hook(&["--xdp-hook", "veth0", "udp"]), xdp(true, true));
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "in", "udp"]),
+        xdp(true, false)
+    );
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "out", "udp"]),
+        xdp(false, true)
+    );
+    assert_eq!(
+        hook(&["--xdp-hook", "veth0", "-Q", "inout", "udp"]),
+        xdp(true, true)
+    );
+}
+
+#[test]
+fn xdp_hook_refuses_other_tracing_hooks_an_interface_and_raw_cbpf() {
     let raw = raw_program();
     assert_eq!(
-        error_of(&["--xdp-hook", "1", "-i", "lo", "--raw-cbpf", raw.path()]),
-        "--xdp-hook 1: hooking an existing XDP program (fentry/fexit with verdicts) is not yet implemented"
+        error_of(&["--xdp-hook", "1", "--fentry", "ip_rcv", "udp"]),
+        "--xdp-hook does not combine with --trace, --fentry or --stack"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "1", "-i", "lo", "udp"]),
+        "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "1", "--raw-cbpf", raw.path()]),
+        "--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"
+    );
+    assert_eq!(
+        error_of(&["--xdp-hook", "", "udp"]),
+        "--xdp-hook needs a program: an id, a name, a pinned path or an interface"
     );
 }
 

@@ -101,6 +101,8 @@ pub struct Live {
     /// The interface that disappeared (the capture then detached).
     vanished: Option<String>,
     last_check: Instant,
+    /// Errors only on stderr (Wireshark's extcap).
+    quiet: bool,
 }
 
 impl Live {
@@ -116,7 +118,38 @@ impl Live {
             verbose: plan.verbose,
             vanished: None,
             last_check: Instant::now(),
+            quiet: plan.quiet_stderr,
         })
+    }
+
+    /// `-i any`: interfaces that appeared are captured (and said so),
+    /// those that went are let go.
+    fn follow_interfaces(&mut self) {
+        let followed = self.cap.follow_interfaces();
+        if followed.appeared.is_empty() && followed.gone.is_empty() && followed.failed.is_empty() {
+            return;
+        }
+        self.names = self
+            .cap
+            .interfaces()
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        for e in &followed.failed {
+            eprintln!("xcap: {e}");
+        }
+        if self.quiet {
+            return;
+        }
+        for &n in &followed.appeared {
+            let i = &self.cap.interfaces()[n];
+            eprintln!("xcap: listening on {} ({})", i.name, i.attached.join(", "));
+        }
+        if self.verbose {
+            for name in &followed.gone {
+                eprintln!("xcap: {name} went away");
+            }
+        }
     }
 
     /// tcpdump prints the interface and direction on its `-i any` lines.
@@ -137,10 +170,12 @@ impl Source for Live {
     }
 
     fn open_file(&self, stream: Stream) -> io::Result<Self::File> {
-        let format = if self.pcapng {
-            Format::Pcapng
-        } else {
-            Format::Pcap
+        // -i any in pcap: Linux cooked v2, which names each packet's
+        // interface, as tcpdump -i any writes.
+        let format = match (self.pcapng, self.cap.captures_any()) {
+            (true, _) => Format::Pcapng,
+            (false, true) => Format::PcapCooked,
+            (false, false) => Format::Pcap,
         };
         let descs = interface_descs(&self.cap);
         Writer::new(stream, format, self.snaplen, &self.filter, descs)
@@ -186,6 +221,9 @@ impl Source for Live {
             return;
         }
         self.last_check = Instant::now();
+        if self.cap.captures_any() {
+            self.follow_interfaces();
+        }
         if self.vanished.is_none() && !self.cap.captures_any() {
             if let Some(name) = self.cap.vanished_interface() {
                 self.vanished = Some(name.to_owned());
@@ -224,6 +262,17 @@ impl Source for Live {
     }
 
     fn write_record(&self, file: &mut Self::File, p: &Packet) -> io::Result<()> {
+        if !file.knows(p.ifindex, p.hook) {
+            // An interface that appeared: its block before its packets.
+            let new = self
+                .cap
+                .interfaces()
+                .iter()
+                .filter(|i| i.ifindex == p.ifindex);
+            for desc in new.flat_map(descs_of) {
+                file.add_interface(desc)?;
+            }
+        }
         file.write(p)
     }
 
@@ -268,27 +317,31 @@ fn announce_filter(cap: &Capture, filter: &str) {
 
 /// One pcapng interface block per (interface, hook) attached.
 fn interface_descs(cap: &Capture) -> Vec<InterfaceDesc> {
-    let desc = |i: &capture::Interface, hook, description| InterfaceDesc {
+    cap.interfaces().iter().flat_map(descs_of).collect()
+}
+
+/// The interface blocks of one interface: one per hook attached.
+fn descs_of(i: &capture::Interface) -> Vec<InterfaceDesc> {
+    let desc = |hook, description| InterfaceDesc {
         name: i.name.clone(),
         ifindex: i.ifindex,
         hook,
         description,
+        loopback: i.loopback,
     };
     let mut descs = Vec::new();
-    for i in cap.interfaces() {
-        let xdp = i.attached.iter().find(|a| a.starts_with("xdp"));
-        if let Some(x) = xdp {
-            descs.push(desc(i, HookPoint::Xdp, format!("xcap {x}")));
-        }
-        let tc: Vec<&str> = i
-            .attached
-            .iter()
-            .filter(|a| a.starts_with("tc"))
-            .map(String::as_str)
-            .collect();
-        if !tc.is_empty() {
-            descs.push(desc(i, HookPoint::Tc, format!("xcap {}", tc.join(", "))));
-        }
+    let xdp = i.attached.iter().find(|a| a.starts_with("xdp"));
+    if let Some(x) = xdp {
+        descs.push(desc(HookPoint::Xdp, format!("xcap {x}")));
+    }
+    let tc: Vec<&str> = i
+        .attached
+        .iter()
+        .filter(|a| a.starts_with("tc"))
+        .map(String::as_str)
+        .collect();
+    if !tc.is_empty() {
+        descs.push(desc(HookPoint::Tc, format!("xcap {}", tc.join(", "))));
     }
     descs
 }

@@ -10,6 +10,12 @@
 //! drop reason, interface, network namespace, pid and command) and its skb
 //! address as `epb_packetid`.
 //!
+//! `--xdp-hook PROG` hooks an XDP program already loaded (fentry and fexit
+//! on it): lines and comments name the hook (`xdp-entry:NAME`,
+//! `xdp-exit:NAME`), the verdict at exit and the packet id that a
+//! packet's entry and exit copies share; pcapng records carry the id as
+//! `epb_packetid` and the verdict as `epb_verdict`.
+//!
 //! `--stack` records each packet's kernel stack (`bpf_get_stackid`),
 //! symbolized with `/proc/kallsyms`: one `    at func+0xoff` line per frame
 //! after the packet line, innermost first, and `stack=f1,f2,...` in the
@@ -42,6 +48,15 @@ pub fn config(plan: &plan::Capture) -> TraceConfig {
             Hook::Fentry { function, arg } => Some(TraceHook::Fentry {
                 function: function.clone(),
                 arg: *arg,
+            }),
+            Hook::XdpProgram {
+                program,
+                entry,
+                exit,
+            } => Some(TraceHook::XdpProgram {
+                program: program.clone(),
+                entry: *entry,
+                exit: *exit,
             }),
             Hook::Xdp(_) | Hook::Tc => None,
         })
@@ -106,9 +121,67 @@ impl Trace {
         (hook, reason)
     }
 
+    /// Whether the packet comes from `--xdp-hook` (no task, a verdict at
+    /// exit, a packet id shared by its entry and exit copies).
+    fn is_from_xdp_program(&self, p: &TracePacket) -> bool {
+        self.cap
+            .hooks()
+            .get(p.hook)
+            .is_some_and(|h| h.on_xdp_program())
+    }
+
+    /// `hook=... verdict=XDP_TX ifindex=... id=...`: the comment of a
+    /// packet from `--xdp-hook`.
+    fn xdp_comment(&self, p: &TracePacket) -> String {
+        let (hook, _) = self.hook_and_reason(p);
+        let mut c = format!("hook={hook}");
+        if let Some(v) = p.verdict {
+            let _ = write!(c, " verdict={}", verdict_name(v));
+        }
+        let _ = write!(
+            c,
+            " ifindex={} ifname={} netns={} cpu={} link={} id={:#x}",
+            p.ifindex,
+            self.meta.iface(p).replace(' ', "_"),
+            p.netns,
+            p.cpu,
+            p.link.name(),
+            p.skb
+        );
+        c
+    }
+
+    /// `xdp-exit:prog verdict XDP_TX veth0 EN10MB len 98 <summary> [id
+    /// 0x...]`: the line of a packet from `--xdp-hook`.
+    fn xdp_line<'p>(&self, p: &'p TracePacket) -> Line<'p> {
+        let (hook, _) = self.hook_and_reason(p);
+        let mut line = Line::at_ns(p.ts_ns, link(p), &p.data, p.wirelen);
+        line.before.push_str(hook);
+        if let Some(v) = p.verdict {
+            let _ = write!(line.before, " verdict {}", verdict_name(v));
+        }
+        let iface = self.meta.iface(p);
+        let _ = write!(line.before, " {iface} {} len {} ", p.link.name(), p.wirelen);
+        let _ = write!(line.after, " [id {:#x}", p.skb);
+        if self.verbose {
+            let _ = write!(
+                line.after,
+                " cpu {} netns {} caplen {}",
+                p.cpu,
+                p.netns,
+                p.data.len()
+            );
+        }
+        line.after.push(']');
+        line
+    }
+
     /// `hook=... reason=... ifindex=...`: what a pcapng packet's comment
     /// says of it.
     fn comment(&self, p: &TracePacket) -> String {
+        if self.is_from_xdp_program(p) {
+            return self.xdp_comment(p);
+        }
         let (hook, reason) = self.hook_and_reason(p);
         let mut c = format!("hook={hook}");
         if let Some(r) = &reason {
@@ -153,6 +226,13 @@ impl Source for Trace {
 
     fn announce(&self) {
         for h in self.cap.hooks() {
+            if h.on_xdp_program() {
+                eprintln!(
+                    "xcap: hooking with {}, link-type EN10MB, snapshot length {} bytes",
+                    h.description, self.snaplen
+                );
+                continue;
+            }
             eprintln!(
                 "xcap: tracing at {} (link-type EN10MB from the MAC header, RAW otherwise), snapshot length {} bytes",
                 h.description, self.snaplen
@@ -180,6 +260,9 @@ impl Source for Trace {
     }
 
     fn line<'p>(&self, p: &'p TracePacket) -> Line<'p> {
+        if self.is_from_xdp_program(p) {
+            return self.xdp_line(p);
+        }
         let (hook, reason) = self.hook_and_reason(p);
         let mut line = Line::at_ns(p.ts_ns, link(p), &p.data, p.wirelen);
         line.before.push_str(hook);
@@ -224,6 +307,18 @@ impl Source for Trace {
 
     fn close(self) -> Option<String> {
         None
+    }
+}
+
+/// `XDP_TX`, or the number of a verdict XDP does not define.
+fn verdict_name(v: u32) -> String {
+    match v {
+        0 => "XDP_ABORTED".into(),
+        1 => "XDP_DROP".into(),
+        2 => "XDP_PASS".into(),
+        3 => "XDP_TX".into(),
+        4 => "XDP_REDIRECT".into(),
+        n => n.to_string(),
     }
 }
 

@@ -1,0 +1,159 @@
+//! `-i any` as interfaces come and go: xcap starts in a namespace whose
+//! only interface, `lo`, is down (tcpdump captures there, and so must
+//! xcap); then a veth pair is created, used and deleted, and another one
+//! created and used, while it runs. Each packet must be in the files with
+//! its interface: pcapng with an interface block per interface as it
+//! appears, pcap in LINUX_SLL2 with the same records tcpdump `-i any`
+//! writes, text lines that start with the interface's name; and xcap goes
+//! on after the deletion, attached to what came next, and leaves nothing
+//! attached at the end.
+//!
+//! The namespaces are private and deleted when the test ends; the traffic
+//! is numbered UDP frames to port 7777 sent through a packet socket from
+//! the peer namespace. Needs root, tcpdump (`-Z root`) and tshark.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use xcap_tests::netns::{exec, send_frames, spawn_in, Pair};
+use xcap_tests::process::{run, run_text, Proc};
+use xcap_tests::{eth_ipv4, tcpdump_path, xcap_bin};
+
+const FILTER: &str = "udp port 7777";
+
+/// Creates a veth pair, `name` in the capture namespace (B) and
+/// `peer` in A, both up; `name`'s ifindex.
+fn veth(pair: &Pair, name: &str, peer: &str) -> u32 {
+    run(Command::new("ip").args([
+        "link", "add", name, "netns", &pair.b, "type", "veth", "peer", "name", peer, "netns",
+        &pair.a,
+    ]));
+    for (ns, dev) in [(&pair.b, name), (&pair.a, peer)] {
+        run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
+    }
+    let text = run_text(Command::new("ip").args(["-n", &pair.b, "-o", "link", "show", name]));
+    text.split(':').next().unwrap().trim().parse().unwrap()
+}
+
+/// Frames `seqs` sent from the peer `peer` (they arrive on its twin).
+fn send(pair: &Pair, peer: &'static str, seqs: std::ops::Range<u32>) {
+    let frames: Vec<Vec<u8>> = seqs
+        .map(|seq| {
+            let mut payload = seq.to_be_bytes().to_vec();
+            payload.resize(64, 0);
+            eth_ipv4(17, [10, 9, 0, 1], [10, 9, 0, 2], 4000, 7777, &payload)
+        })
+        .collect();
+    spawn_in(&pair.a, move || send_frames(peer, &frames))
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Every record of a pcap file: (original length, bytes).
+fn records(path: &Path) -> (i32, Vec<(u32, Vec<u8>)>) {
+    let mut cap = pcap::Capture::from_file(path).unwrap();
+    let link = cap.get_datalink().0;
+    let mut out = Vec::new();
+    while let Ok(p) = cap.next_packet() {
+        out.push((p.header.len, p.data.to_vec()));
+    }
+    (link, out)
+}
+
+#[test]
+fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() {
+    // Namespace B, where the captures run, has only lo, down.
+    let pair = Pair::new("xcap-any");
+    let (ng, pc) = (pair.path("any.pcapng"), pair.path("any.pcap"));
+    let td = pair.path("tcpdump.pcap");
+    let start = |args: &[&str]| {
+        let mut cmd = exec(&pair.b, xcap_bin());
+        cmd.args(["-i", "any"]).args(args).arg(FILTER);
+        let mut p = Proc::start_keeping_stdout(cmd);
+        p.wait_for("xcap -i any", "listening on lo");
+        p
+    };
+    let mut xcaps = [
+        start(&["-w", ng.to_str().unwrap()]),
+        start(&["-w", pc.to_str().unwrap()]),
+        start(&["-n"]),
+    ];
+    let tcpdump = {
+        let mut cmd = exec(&pair.b, tcpdump_path());
+        cmd.args(["-Z", "root", "-i", "any", "-n", "--immediate-mode", "-w"])
+            .arg(&td)
+            .arg(FILTER);
+        let mut p = Proc::start(cmd);
+        p.wait_listening("tcpdump");
+        p
+    };
+    let first = veth(&pair, "va0", "vp0");
+    for x in &mut xcaps {
+        x.wait_for("xcap", "listening on va0");
+    }
+    send(&pair, "vp0", 0..10);
+    run(Command::new("ip").args(["-n", &pair.b, "link", "del", "va0"]));
+    let second = veth(&pair, "vb0", "vq0");
+    for x in &mut xcaps {
+        x.wait_for("xcap", "listening on vb0");
+    }
+    send(&pair, "vq0", 10..15);
+    std::thread::sleep(Duration::from_millis(1200));
+    tcpdump.signal(libc::SIGINT);
+    let mut outputs = Vec::new();
+    for x in xcaps {
+        x.signal(libc::SIGINT);
+        let (code, lines, stdout) = x.finish_with_stdout("xcap");
+        assert_eq!(code, 0, "{}", lines.join("\n"));
+        assert!(
+            lines.iter().any(|l| l == "15 packets captured"),
+            "{lines:?}"
+        );
+        outputs.push(stdout);
+    }
+    let (code, lines) = tcpdump.finish("tcpdump");
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+
+    // pcapng: each packet on its interface's block, named.
+    let out = run_text(Command::new("tshark").arg("-r").arg(&ng).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+    ]));
+    let names: Vec<&str> = out.lines().collect();
+    let want: Vec<&str> = [vec!["va0"; 10], vec!["vb0"; 5]].concat();
+    assert_eq!(names, want);
+
+    // pcap: LINUX_SLL2, each record with its ifindex; tcpdump -i any's
+    // records, byte for byte (tcpdump may lose the last packets of an
+    // interface being deleted: each it kept must be one of ours).
+    let (link, ours) = records(&pc);
+    assert_eq!(link, 276, "LINKTYPE_LINUX_SLL2");
+    let ifindexes: Vec<u32> = ours
+        .iter()
+        .map(|(_, d)| u32::from_be_bytes(d[4..8].try_into().unwrap()))
+        .collect();
+    assert_eq!(ifindexes, [vec![first; 10], vec![second; 5]].concat());
+    let (their_link, theirs) = records(&td);
+    assert_eq!(their_link, 276);
+    assert!(theirs.len() >= 10, "tcpdump kept {} records", theirs.len());
+    for record in &theirs {
+        assert!(ours.contains(record), "tcpdump's {record:?} is not xcap's");
+    }
+
+    // Text: the interface's name and direction first, as tcpdump -i any.
+    let lines: Vec<&str> = outputs[2].lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 15, "{}", outputs[2]);
+    for (n, line) in lines.iter().enumerate() {
+        let name = if n < 10 { "va0" } else { "vb0" };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&fields[1..3], [name, "P"], "{line}");
+    }
+
+    // Nothing left on the interface that stayed.
+    let attached = run_text(exec(&pair.b, "bpftool").args(["net", "show", "dev", "vb0"]));
+    assert!(!attached.contains("xcap"), "{attached}");
+}
