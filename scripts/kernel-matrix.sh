@@ -38,6 +38,9 @@ for line in sys.stdin:
 ' >"$exes"
 xcap=${CARGO_TARGET_DIR:-target}/release/xcap
 [[ -x $xcap ]] || { echo "kernel-matrix: $xcap is not built" >&2; exit 2; }
+# The attribution tests' traffic program (cargo test --no-run builds it).
+talker=${CARGO_TARGET_DIR:-target}/release/examples/talker
+[[ -x $talker ]] || { echo "kernel-matrix: $talker is not built" >&2; exit 2; }
 
 # The guests read the executables through the shared root while they run
 # for minutes: a build here meanwhile would replace them (stale file
@@ -48,6 +51,8 @@ trap 'rm -f "$exes"; rm -rf "$snapshot"' EXIT
 link_or_copy() { ln "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 link_or_copy "$xcap" "$snapshot/xcap"
 xcap=$snapshot/xcap
+link_or_copy "$talker" "$snapshot/talker"
+talker=$snapshot/talker
 while read -r target exe dir; do
   link_or_copy "$exe" "$snapshot/$(basename "$exe")"
   echo "$target $snapshot/$(basename "$exe") $dir"
@@ -61,7 +66,7 @@ for line in "${lines[@]}"; do
   start=$SECONDS
   set +e
   XCAP_VM_TIMEOUT=${XCAP_MATRIX_TIMEOUT:-2400} scripts/vm.sh "$line" \
-    env XCAP_BIN="$xcap" XCAP_MATRIX_SAMPLE="${XCAP_MATRIX_SAMPLE:-4}" \
+    env XCAP_BIN="$xcap" XCAP_TALKER_BIN="$talker" XCAP_MATRIX_SAMPLE="${XCAP_MATRIX_SAMPLE:-4}" \
     XCAP_MATRIX_OLD="$([[ $line == 5.10 ]] && echo 1 || echo 0)" \
     bash scripts/matrix-guest.sh "$exes" 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}

@@ -20,6 +20,7 @@ plan=(
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"
   "any_interface"
   "trace_capture"
+  "attribution"
   "differential"
   "protochain"
   "regressions"

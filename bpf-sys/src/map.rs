@@ -63,6 +63,12 @@ struct ElemAttr {
 /// value sizes (for per-CPU maps: the value size rounded up to 8, times the
 /// number of possible CPUs).
 pub fn map_update(map: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    map_update_flags(map, key, value, 0)
+}
+
+/// [`map_update`] with `BPF_*` update flags (`BPF_NOEXIST` = 1: only if
+/// there is no value at `key` yet).
+pub fn map_update_flags(map: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
     bpf(
         BPF_MAP_UPDATE_ELEM,
         &mut ElemAttr {
@@ -70,7 +76,7 @@ pub fn map_update(map: RawFd, key: &[u8], value: &[u8]) -> io::Result<()> {
             _pad: 0,
             key: key.as_ptr() as u64,
             value: value.as_ptr() as u64,
-            flags: 0,
+            flags,
         },
     )
     .map(drop)

@@ -113,6 +113,15 @@ impl BtfWriter {
         self.push(name, Kind::Func, false, linkage as u32, proto)
     }
 
+    /// `elem[nelems]`, indexed by `index` (an integer type).
+    pub fn array(&mut self, elem: TypeId, index: TypeId, nelems: u32) -> TypeId {
+        let id = self.push("", Kind::Array, false, 0, 0);
+        for v in [elem, index, nelems] {
+            self.extra(v);
+        }
+        id
+    }
+
     /// The `.BTF` section.
     pub fn to_bytes(&self) -> Vec<u8> {
         let hdr_len = 24u32;

@@ -5,6 +5,8 @@
 //!
 //! - [`live`]: the XDP and TC programs, their filter stubs and the record
 //!   each writes to its CPU's ring buffer ([`live::Hdr`]).
+//! - [`owner`]: who sent each packet: the owner programs, the owner
+//!   record and the process filters' settings and maps.
 //! - [`trace`]: the tracing programs (`tp_btf`, `fentry`), their stubs, the
 //!   kernel field offsets they are given and the perf sample header
 //!   ([`trace::TraceHdr`]).
@@ -19,6 +21,7 @@
 #![no_std]
 
 pub mod live;
+pub mod owner;
 pub mod trace;
 
 /// Per-CPU counters ([`COUNTER_SEEN`] ..): an array of `u64`,

@@ -51,12 +51,18 @@ pub struct Hdr {
     /// TC: `skb->vlan_tci` (host order) and `skb->vlan_proto` (network order).
     pub vlan_tci: u16,
     pub vlan_proto: u16,
+    /// TC with attribution: who sent or receives the packet, when
+    /// `owner_state` is [`super::owner::OWNER_FOUND`].
+    pub owner: super::owner::Owner,
+    /// `super::owner::OWNER_*`.
+    pub owner_state: u8,
+    pub _pad: [u8; 7],
 }
 
 /// Bytes of [`Hdr`]: the packet starts this far into a record.
 pub const HDR_BYTES: usize = core::mem::size_of::<Hdr>();
 // A new field changes this size: keep the header free of padding.
-const _: () = assert!(HDR_BYTES == 40);
+const _: () = assert!(HDR_BYTES == 88);
 
-// SAFETY: integers only, and no padding (40 bytes, checked above).
+// SAFETY: integers only, and no padding (88 bytes, checked above).
 unsafe impl super::Plain for Hdr {}

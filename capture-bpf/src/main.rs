@@ -59,6 +59,7 @@ use aya_ebpf::{
 };
 use capture_abi::{
     live::{Hdr, DIR_IN, DIR_OUT, HOOK_TC, HOOK_XDP},
+    owner::{Owner, OWNER_OFF},
     COUNTERS_LEN, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, COUNTER_UNWOKEN,
 };
 
@@ -454,6 +455,15 @@ fn capture_xdp(ctx: &XdpContext, ret: u32) {
         pkt_type: zero as u8,
         vlan_tci: zero as u16,
         vlan_proto: zero as u16,
+        owner: Owner {
+            pid: zero as u32,
+            tid: zero as u32,
+            cgroup: zero,
+            netns: zero,
+            comm: [zero as u8; 16],
+        },
+        owner_state: OWNER_OFF,
+        _pad: [zero as u8; 7],
     };
     output(&hdr, |dst, len| unsafe {
         bpf_xdp_load_bytes(md, 0, dst, len)
@@ -486,29 +496,65 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
     };
     if ret != 0 {
         core::hint::cold_path();
-        count(COUNTER_MATCHED);
-        let hdr = unsafe {
-            Hdr {
-                ts_ns: bpf_ktime_get_tai_ns(),
-                ifindex: (*skb).ifindex,
-                wirelen,
-                caplen: min3(snaplen(), ret, wirelen),
-                cpu: bpf_get_smp_processor_id(),
-                queue: (*skb).queue_mapping,
-                filter_ret: ret,
-                hook: HOOK_TC,
-                direction,
-                vlan_present: (*skb).vlan_present as u8,
-                pkt_type: (*skb).pkt_type as u8,
-                vlan_tci: (*skb).vlan_tci as u16,
-                vlan_proto: (*skb).vlan_proto as u16,
-            }
-        };
-        output(&hdr, |dst, len| unsafe {
-            bpf_skb_load_bytes(skb as *const c_void, 0, dst, len)
-        });
+        capture_tc(ctx, direction, ret);
     }
     TC_ACT_UNSPEC
+}
+
+/// Writes the record of a packet the TC filter matched (`ret`: the
+/// filter's result), unless a process filter leaves it out.
+///
+/// Out of line, and the record in a function of its own: the kernel allows
+/// 512 bytes of stack along any chain of calls, the program's own frame
+/// holds the inlined filter's (up to 240 bytes), and the header (88 bytes,
+/// with the compiler's spills around its helper calls more than twice
+/// that) and the socket lookup's tuple must not add up on one chain.
+#[inline(never)]
+fn capture_tc(ctx: &TcContext, direction: u8, ret: u32) {
+    let zero = opaque(0);
+    let mut who = Owner {
+        pid: zero as u32,
+        tid: zero as u32,
+        cgroup: zero,
+        netns: zero,
+        comm: [zero as u8; 16],
+    };
+    let state = owner::attribute(ctx.skb.skb, direction == DIR_IN, &mut who);
+    if !owner::selected(state, &who) {
+        return;
+    }
+    count(COUNTER_MATCHED);
+    write_tc_record(ctx, direction, ret, &who, state);
+}
+
+#[inline(never)]
+fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &Owner, state: u8) {
+    let skb = ctx.skb.skb;
+    let wirelen = ctx.len();
+    let zero = opaque(0);
+    let hdr = unsafe {
+        Hdr {
+            ts_ns: bpf_ktime_get_tai_ns(),
+            ifindex: (*skb).ifindex,
+            wirelen,
+            caplen: min3(snaplen(), ret, wirelen),
+            cpu: bpf_get_smp_processor_id(),
+            queue: (*skb).queue_mapping,
+            filter_ret: ret,
+            hook: HOOK_TC,
+            direction,
+            vlan_present: (*skb).vlan_present as u8,
+            pkt_type: (*skb).pkt_type as u8,
+            vlan_tci: (*skb).vlan_tci as u16,
+            vlan_proto: (*skb).vlan_proto as u16,
+            owner: *who,
+            owner_state: state,
+            _pad: [zero as u8; 7],
+        }
+    };
+    output(&hdr, |dst, len| unsafe {
+        bpf_skb_load_bytes(skb as *const c_void, 0, dst, len)
+    });
 }
 
 abi_name!(capture_abi::live::PROG_TC, stringify!(xcap_tc));
@@ -530,6 +576,9 @@ pub fn xcap_tc_egress(ctx: TcContext) -> i32 {
 
 /// Tracing hooks (tp_btf, fentry): issue 5.
 mod trace;
+
+/// Who sent each packet (attribution and process filters): issue 20.
+mod owner;
 
 #[cfg(not(test))]
 #[panic_handler]

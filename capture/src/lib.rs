@@ -55,6 +55,8 @@
 //! # Ok::<(), capture::Error>(())
 //! ```
 
+pub mod attribution;
+pub mod cgroups;
 pub mod clsact;
 pub mod cpus;
 mod follow;
@@ -63,6 +65,7 @@ pub mod kernel;
 pub mod link;
 pub mod live_filter;
 pub mod netlink;
+pub mod netns;
 pub mod object;
 pub mod pcapng;
 pub mod perf;
@@ -83,6 +86,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use capture_abi::live::{self as live_abi, Hdr, DIR_OUT, HOOK_XDP};
+use capture_abi::owner;
 use cbpf2ebpf::Hook;
 
 pub use follow::Followed;
@@ -234,6 +238,9 @@ pub struct Config {
     pub promiscuous: bool,
     /// TCX links or clsact filters.
     pub tc_attach: TcAttachChoice,
+    /// Attribute each packet to its process, and keep only the processes
+    /// selected (TC only; see [`attribution`]). `None`: no attribution.
+    pub who: Option<attribution::Who>,
 }
 
 impl Default for Config {
@@ -253,6 +260,7 @@ impl Default for Config {
             count_seen: true,
             promiscuous: false,
             tc_attach: TcAttachChoice::Auto,
+            who: None,
         }
     }
 }
@@ -279,6 +287,8 @@ pub struct Packet {
     pub vlan: Option<(u16, u16)>,
     /// The captured bytes.
     pub data: Bytes,
+    /// Who sent or receives it ([`Config::who`]).
+    pub owner: attribution::Owner,
 }
 
 /// What one reader hands over at a time.
@@ -482,6 +492,8 @@ pub struct Capture {
     pub linkage: Vec<(&'static str, object::Linkage)>,
     /// Whether the filter was compiled on a live handle.
     pub compiled_live: bool,
+    /// The owner programs and process filters, with [`Config::who`].
+    pub attribution: Option<attribution::Attribution>,
 }
 
 /// The interface name that means every interface (see [`iface`]).
@@ -545,7 +557,12 @@ impl Capture {
                 .map(|((h, _, _), (_, f))| (h.name(), f.len()))
                 .collect(),
             compiled_live: compiled.live,
+            attribution: None,
         };
+        // Owners recorded before any packet is.
+        if let Some(who) = &cfg.who {
+            cap.attribution = Some(attribution::Attribution::start(&cap.object, who)?);
+        }
         cap.enter_promiscuous_mode(cfg)?;
         cap.attach(&hooks, attaching.wait(), cfg)?;
         Ok(cap)
@@ -821,6 +838,11 @@ fn check_settings(cfg: &Config) -> Result<(), Error> {
             "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout".into(),
         ));
     }
+    if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
+        return Err(Error::Config(
+            "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
+        ));
+    }
     if !(1..=262_144).contains(&cfg.snaplen) {
         return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
     }
@@ -931,6 +953,10 @@ fn load_programs(
         Wakeup::Events(_) => (0, 0),
         Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
     };
+    let (attributing, select) = match &cfg.who {
+        Some(who) => (1u32, who.select_bits()),
+        None => (0, 0),
+    };
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
     let maps = object::Maps::create(
         &spliced.elf,
@@ -953,15 +979,22 @@ fn load_programs(
                 capture_abi::GLOBAL_WAKEUP_BYTES,
                 &wakeup_bytes.to_ne_bytes(),
             ),
+            (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
+            (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
         ],
         ring_bytes,
         HashMap::from([
             (capture_abi::RINGS_MAP.to_string(), rings_array),
             (capture_abi::ASLEEP_MAP.to_string(), asleep),
+            (owner::OWNERS_MAP.to_string(), attribution::owners_map()?),
         ]),
         &[],
     )?;
-    let programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+    let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+    // Attribution's programs record sockets' owners.
+    if cfg.who.is_some() {
+        programs.extend(owner::PROGRAMS);
+    }
     maps.load_programs(&programs, &bodies)
 }
 
@@ -1315,6 +1348,7 @@ fn parse_sample(
         pkt_type: hdr.pkt_type,
         vlan,
         data: Bytes::new(),
+        owner: attribution::owner_of(&hdr),
     };
     Some((p, start, len))
 }

@@ -33,6 +33,8 @@ pub struct Loaded {
     maps: HashMap<String, OwnedFd>,
     programs: HashMap<String, OwnedFd>,
     linkages: HashMap<String, Linkage>,
+    /// The cgroup hook (`BPF_CGROUP_*`) of each cgroup program loaded.
+    cgroup_hooks: HashMap<String, u32>,
 }
 
 /// How a loaded program runs its filter.
@@ -164,8 +166,8 @@ impl Maps {
         self.maps.get(name).map(|f| f.as_fd())
     }
 
-    /// Loads the programs named in `programs` (XDP or TC classifier
-    /// programs only). Each function of a program whose instructions are
+    /// Loads the programs named in `programs` (XDP, TC classifier and
+    /// cgroup socket programs). Each function of a program whose instructions are
     /// one of `inline` (the spliced filters) is inlined at its call sites
     /// ([`injector::inline`]).
     pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
@@ -173,6 +175,7 @@ impl Maps {
         let Maps { obj, maps, frozen } = self;
         let mut loaded = HashMap::new();
         let mut linkages = HashMap::new();
+        let mut cgroup_hooks = HashMap::new();
         for &name in programs {
             let prog = obj
                 .programs
@@ -185,7 +188,20 @@ impl Maps {
                     if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
                 ),
                 ProgramSection::SchedClassifier => (sys::PROG_TYPE_SCHED_CLS, 0, 0),
-                _ => return Err(load_err(format!("{name}: not an XDP or TC program"))),
+                ProgramSection::CgroupSock { .. } | ProgramSection::CgroupSockAddr { .. } => {
+                    let hook = crate::attribution::attach_type(&prog.section).unwrap_or(0);
+                    cgroup_hooks.insert(name.to_owned(), hook);
+                    let prog_type = match prog.section {
+                        ProgramSection::CgroupSock { .. } => bpf_sys::cgroup::PROG_TYPE_CGROUP_SOCK,
+                        _ => bpf_sys::cgroup::PROG_TYPE_CGROUP_SOCK_ADDR,
+                    };
+                    (prog_type, hook, 0)
+                }
+                _ => {
+                    return Err(load_err(format!(
+                        "{name}: not an XDP, TC or cgroup program"
+                    )))
+                }
             };
             let (insns, linkage) = program_insns(&obj, name, inline, &frozen);
             linkages.insert(name.to_owned(), linkage);
@@ -211,6 +227,7 @@ impl Maps {
             maps,
             programs: loaded,
             linkages,
+            cgroup_hooks,
         })
     }
 }
@@ -342,6 +359,11 @@ impl Loaded {
 
     pub fn program(&self, name: &str) -> Option<BorrowedFd<'_>> {
         self.programs.get(name).map(|f| f.as_fd())
+    }
+
+    /// A loaded cgroup program and its hook (`BPF_CGROUP_*`).
+    pub fn cgroup_program(&self, name: &str) -> Option<(BorrowedFd<'_>, u32)> {
+        Some((self.program(name)?, *self.cgroup_hooks.get(name)?))
     }
 }
 

@@ -108,8 +108,9 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Writes one packet.
-    pub fn write(&mut self, p: &Packet) -> io::Result<()> {
+    /// Writes one packet; pcapng gives it `comment` (pcap has no place
+    /// for one).
+    pub fn write(&mut self, p: &Packet, comment: Option<&str>) -> io::Result<()> {
         let caplen = p.data.len() as u32;
         match self.format {
             Format::Pcap => {
@@ -134,7 +135,11 @@ impl<W: Write> Writer<W> {
                 }
                 .to_le_bytes();
                 let verdict = pcapng::xdp_verdict(XDP_PASS);
-                let mut opts: Vec<(u16, &[u8])> = vec![(pcapng::EPB_FLAGS, &flags)];
+                let mut opts: Vec<(u16, &[u8])> = Vec::new();
+                if let Some(text) = comment {
+                    opts.push((pcapng::OPT_COMMENT, text.as_bytes()));
+                }
+                opts.push((pcapng::EPB_FLAGS, &flags));
                 if p.hook == HookPoint::Xdp {
                     opts.push((pcapng::EPB_VERDICT, &verdict));
                 }

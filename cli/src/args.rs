@@ -119,6 +119,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub trace: TraceArgs,
 
+    /// Who sent each packet (--who, --pid, --comm, --cgroup, --container)
+    #[command(flatten)]
+    pub who: WhoArgs,
+
     /// -w files that rotate (-C, -G, -W, -z)
     #[command(flatten)]
     pub rotation: RotationArgs,
@@ -226,6 +230,38 @@ pub struct LiveArgs {
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub tc_pull: u32,
+}
+
+/// Attribution and process filters.
+#[derive(Debug, Args, Default)]
+pub struct WhoArgs {
+    /// Show the process of each packet (pid, thread, command, cgroup,
+    /// container, netns) without the rest of -v; TC only
+    #[arg(long)]
+    pub who: bool,
+
+    /// Keep only the packets of process PID (repeat for several); TC only,
+    /// in the kernel, ANDed with the expression
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// With --pid: the processes' children too (found by polling /proc)
+    #[arg(long, requires = "pids")]
+    pub follow_children: bool,
+
+    /// Keep only the packets of threads named NAME (repeat for several)
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+
+    /// Keep only the packets of processes in cgroup PATH or below (a cgroup
+    /// v2 path, or its directory; repeat for several)
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<String>,
+
+    /// Keep only the packets of the container whose id starts with ID, as
+    /// its cgroup path names it (docker, containerd, cri-o, podman)
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
 }
 
 /// tcpdump's rotation of `-w` files.

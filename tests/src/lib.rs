@@ -456,47 +456,59 @@ pub fn tcpdump_path() -> PathBuf {
 /// -p xcap` into the target directory and profile of the running test.
 pub fn xcap_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| built("XCAP_BIN", &["-p", "xcap", "--bin", "xcap"], "xcap"))
+        .clone()
+}
+
+/// The `talker` example (traffic under a command name of its choice, for
+/// the attribution tests): `$XCAP_TALKER_BIN`, or built as [`xcap_bin`].
+pub fn talker_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("XCAP_BIN") {
-            return PathBuf::from(bin);
-        }
-        // The test runs as <target>/<profile>/deps/<test>-<hash>.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary path");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "xcap",
-            "--bin",
-            "xcap",
-            "--target-dir",
-        ])
-        .arg(target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-        let status = cmd.status().expect("running cargo build -p xcap");
-        assert!(status.success(), "cargo build -p xcap failed");
-        let bin = profile_dir.join("xcap");
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
+        built(
+            "XCAP_TALKER_BIN",
+            &["-p", "xcap-tests", "--example", "talker"],
+            "examples/talker",
+        )
     })
     .clone()
+}
+
+/// `$var`, or what `cargo build ARGS` makes at `path` in this test's
+/// target and profile folder.
+fn built(var: &str, args: &[&str], path: &str) -> PathBuf {
+    if let Some(bin) = std::env::var_os(var) {
+        return PathBuf::from(bin);
+    }
+    // The test runs as <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary path");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+    let status = cmd.status().expect("running cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+    let bin = profile_dir.join(path);
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    bin
 }
 
 /// `out` is xcap's refusal: exit status 1 and one line on stderr,

@@ -31,6 +31,10 @@ pub struct Capture {
     pub buffers: Buffers,
     /// `-v`: counters, hook details on each line, filter sizes.
     pub verbose: bool,
+    /// Attribution and process filters (TC only).
+    pub who: Option<capture::attribution::Who>,
+    /// `--who` or `-v`: each line names the packet's process.
+    pub show_who: bool,
     pub output: Output,
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
@@ -116,6 +120,7 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let Filter::Expression(expression) = filter else {
         bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
     };
+    super::who::refuse_at(&args.who, "a tracing hook")?;
     let mut hooks = tracing_hooks(t)?;
     if let Some(program) = &t.xdp_hook {
         if !hooks.is_empty() || t.stack {
@@ -192,7 +197,14 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
         true => Hook::Xdp(xdp_mode(live.xdp_mode)),
         false => Hook::Tc,
     };
-    capture(args, vec![hook], expression, snaplen)
+    let mut capture = capture(args, vec![hook], expression, snaplen)?;
+    if live.xdp {
+        super::who::refuse_at(&args.who, "XDP")?;
+    } else {
+        capture.who = super::who::for_tc(args)?;
+        capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
+    }
+    Ok(capture)
 }
 
 /// What live and tracing captures share.
@@ -210,6 +222,8 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         tc_pull: live.tc_pull,
         buffers: buffers(live, args.write.is_some(), flush_each_packet),
         verbose: live.verbose > 0,
+        who: None,
+        show_who: false,
         output: output(args)?,
         count: args.count,
         flush_each_packet,

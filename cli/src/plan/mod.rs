@@ -15,6 +15,7 @@ mod output;
 #[cfg(test)]
 mod tests;
 mod values;
+mod who;
 
 use anyhow::{bail, Result};
 use cbpf2ebpf::{libpcap, Hook as FilterHook, Options};

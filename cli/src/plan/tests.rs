@@ -703,6 +703,41 @@ fn a_filter_object_runs_where_its_program_does_unless_told() {
 }
 
 #[test]
+fn process_filters_at_tc_select_processes_and_show_them_only_when_asked() {
+    let c = capture_of(&[
+        "-i", "eth0", "--pid", "7", "--pid", "8", "--comm", "curl", "tcp",
+    ]);
+    let who = c.who.expect("attribution");
+    assert_eq!(who.pids, [7, 8]);
+    assert_eq!(who.comms, ["curl"]);
+    assert!(!c.show_who, "lines name processes only with --who or -v");
+    assert!(capture_of(&["-i", "eth0", "--who"]).show_who);
+}
+
+#[test]
+fn verbose_tc_captures_name_processes_and_plain_ones_pay_nothing() {
+    let verbose = capture_of(&["-i", "eth0", "-v"]);
+    assert!(verbose.who.is_some() && verbose.show_who);
+    assert_eq!(capture_of(&["-i", "eth0"]).who, None);
+    assert_eq!(capture_of(&["-i", "eth0", "--xdp", "-v"]).who, None);
+}
+
+#[test]
+fn attribution_is_refused_where_there_is_no_socket() {
+    assert!(error_of(&["-i", "eth0", "--xdp", "--who"]).contains("TC only"));
+    assert!(error_of(&["--trace", "kfree_skb", "--pid", "1"]).contains("TC only"));
+}
+
+#[test]
+fn bad_process_filters_are_refused_in_one_line() {
+    assert!(
+        error_of(&["-i", "eth0", "--comm", "a-name-too-long-for-comm"]).contains("1 to 15 bytes")
+    );
+    assert!(error_of(&["-i", "eth0", "--pid", "0"]).contains("not a process id"));
+    assert!(error_of(&["-i", "eth0", "--follow-children"]).starts_with("usage:"));
+}
+
+#[test]
 fn minus_z_names_the_user_a_capture_becomes_and_root_keeps_root() {
     assert_eq!(capture_of(&["-i", "lo", "udp"]).run_as, RunAs::Default);
     assert_eq!(

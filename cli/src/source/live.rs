@@ -18,6 +18,7 @@ use crate::link::Link;
 use crate::plan::{self, Hook};
 use crate::print::Line;
 use crate::sink::Stream;
+use crate::source::who::Describe;
 use crate::source::Source;
 
 /// How often the consumer looks for a vanished interface.
@@ -76,6 +77,7 @@ pub fn config(plan: &plan::Capture) -> Result<Config> {
         // Only -v prints it, and counting costs on every packet.
         count_seen: plan.verbose,
         tc_attach: tc_attach_choice()?,
+        who: plan.who.clone(),
         ..Config::default()
     })
 }
@@ -98,6 +100,10 @@ pub struct Live {
     snaplen: u32,
     pcapng: bool,
     verbose: bool,
+    /// `--who` or `-v` with attribution: lines name each packet's process.
+    show_who: bool,
+    /// Names processes in lines and pcapng comments.
+    describe: Describe,
     /// The interface that disappeared (the capture then detached).
     vanished: Option<String>,
     last_check: Instant,
@@ -116,6 +122,8 @@ impl Live {
             snaplen: plan.snaplen,
             pcapng: matches!(plan.output, plan::Output::File { pcapng: true, .. }),
             verbose: plan.verbose,
+            show_who: plan.show_who,
+            describe: Describe::new(),
             vanished: None,
             last_check: Instant::now(),
             quiet: plan.quiet_stderr,
@@ -258,6 +266,11 @@ impl Source for Live {
                 p.data.len()
             );
         }
+        if self.show_who {
+            if let Some(who) = self.describe.owner(&p.owner) {
+                line.after.push_str(&format!(" [{who}]"));
+            }
+        }
         line
     }
 
@@ -273,7 +286,11 @@ impl Source for Live {
                 file.add_interface(desc)?;
             }
         }
-        file.write(p)
+        let comment = match self.pcapng {
+            true => self.describe.owner(&p.owner),
+            false => None,
+        };
+        file.write(p, comment.as_deref())
     }
 
     fn detach(&mut self) {

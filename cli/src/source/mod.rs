@@ -6,6 +6,7 @@
 pub mod file;
 pub mod live;
 pub mod trace;
+pub mod who;
 
 use std::io;
 use std::sync::mpsc::RecvTimeoutError;
