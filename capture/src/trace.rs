@@ -588,7 +588,7 @@ fn start_kernel_hooks(
             (GLOBAL_STACK, &stack[..]),
         ],
         perf::page_size() as u32,
-        HashMap::new(),
+        made_maps()?,
         stacks_max,
     )?;
     let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
@@ -688,6 +688,16 @@ fn load_kernel_hooks(
     Ok((loaded, hooks))
 }
 
+/// The maps of the object that only xcap can make: the attribution's
+/// socket storage (it needs BTF for its key and value, which the loader
+/// does not send), unused by the tracing programs.
+fn made_maps() -> Result<HashMap<String, OwnedFd>, Error> {
+    Ok(HashMap::from([(
+        capture_abi::owner::OWNERS_MAP.to_string(),
+        crate::attribution::owners_map()?,
+    )]))
+}
+
 /// The perf buffer of each CPU in the perf event array `map_fd`, and the
 /// reader of them all: before anything is attached.
 #[allow(clippy::type_complexity)]
@@ -754,7 +764,7 @@ fn start_xdp_hooks(
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
         ],
         perf::page_size() as u32,
-        HashMap::new(),
+        made_maps()?,
         &[],
     )?;
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
