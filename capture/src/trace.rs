@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aya::programs::{BtfTracePoint, FEntry, ProgramError};
+use aya::programs::{BtfTracePoint, FEntry, FExit, ProgramError};
 use capture_abi as abi;
 use capture_abi::trace::{
-    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK,
-    GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB,
-    MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE,
-    OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, FEXIT_PROGRAM_PREFIX, GLOBAL_OFFSETS,
+    GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_FEXIT, HOOK_XDP_ENTRY, HOOK_XDP_EXIT,
+    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
+    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
     OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
     OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
     OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
@@ -51,6 +51,12 @@ pub enum TraceHook {
     Tracepoint(String),
     /// A kernel function and, optionally, the position of its skb argument.
     Fentry {
+        function: String,
+        arg: Option<usize>,
+    },
+    /// A kernel function's exit (`--fexit`): the skb argument after the
+    /// function ran, with its return value.
+    Fexit {
         function: String,
         arg: Option<usize>,
     },
@@ -222,10 +228,12 @@ enum Planned {
         id: u16,
         desc: String,
     },
+    /// fentry, or fexit when `exit`.
     Fentry {
         function: String,
         prog: String,
         desc: String,
+        exit: bool,
     },
 }
 
@@ -244,6 +252,7 @@ fn tracepoint(name: &str) -> Option<Tracepoint> {
 fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
     let mut out = Vec::new();
     let mut fentries = 0;
+    let mut fexits = 0;
     for h in hooks {
         match h {
             TraceHook::Tracepoint(name) => {
@@ -278,12 +287,17 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
             }
             // Loaded apart: see `start_xdp_hooks`.
             TraceHook::XdpProgram { .. } => {}
-            TraceHook::Fentry { function, arg } => {
-                fentries += 1;
-                if fentries > 1 {
-                    return Err(Error::Config(
-                        "only one --fentry function per capture (for now)".into(),
-                    ));
+            TraceHook::Fentry { function, arg } | TraceHook::Fexit { function, arg } => {
+                let exit = matches!(h, TraceHook::Fexit { .. });
+                let (kind, count) = match exit {
+                    false => ("fentry", &mut fentries),
+                    true => ("fexit", &mut fexits),
+                };
+                *count += 1;
+                if *count > 1 {
+                    return Err(Error::Config(format!(
+                        "only one --{kind} function per capture (for now)"
+                    )));
                 }
                 let Some(params) = btf.function_params(function) else {
                     return Err(Error::Config(format!(
@@ -328,10 +342,15 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                         "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
                     )));
                 }
+                let prefix = match exit {
+                    false => FENTRY_PROGRAM_PREFIX,
+                    true => FEXIT_PROGRAM_PREFIX,
+                };
                 out.push(Planned::Fentry {
                     function: function.clone(),
-                    prog: format!("{FENTRY_PROGRAM_PREFIX}{n}"),
-                    desc: format!("fentry {function} (argument {n}, {})", params[n].name),
+                    prog: format!("{prefix}{n}"),
+                    desc: format!("{kind} {function} (argument {n}, {})", params[n].name),
+                    exit,
                 });
             }
         }
@@ -476,6 +495,12 @@ impl TraceCapture {
             })
             .map(|t| t.frames().iter().map(|f| f.ip).collect());
         Some(frames)
+    }
+
+    /// Whether a hook's `reason` field is the function's return value
+    /// (`--fexit`; its low 32 bits).
+    pub fn has_return_value(&self, hook: usize) -> bool {
+        self.hooks.get(hook).is_some_and(|h| h.id == HOOK_FEXIT)
     }
 
     /// Whether a hook's `reason` field is a drop reason.
@@ -642,13 +667,20 @@ fn start_kernel_hooks(
                 function,
                 prog,
                 desc,
+                exit,
             } => {
-                let program: &mut aya::programs::FEntry = ebpf
+                let program = ebpf
                     .program_mut(prog)
-                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                    .try_into()
-                    .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                program.load(function, &aya_btf).map_err(|e| {
+                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?;
+                let kind = if *exit { "fexit" } else { "fentry" };
+                let loaded = if *exit {
+                    <&mut aya::programs::FExit>::try_from(program)
+                        .and_then(|p| p.load(function, &aya_btf))
+                } else {
+                    <&mut aya::programs::FEntry>::try_from(program)
+                        .and_then(|p| p.load(function, &aya_btf))
+                };
+                loaded.map_err(|e| {
                     let eperm = match &e {
                         aya::programs::ProgramError::LoadError { io_error, .. } => {
                             io_error.raw_os_error() == Some(libc::EPERM)
@@ -661,16 +693,16 @@ fn start_kernel_hooks(
                         // fmod_ret, lsm) is refused before the verifier
                         // runs, while tp_btf loads.
                         Error::Load(format!(
-                            "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+                            "{desc}: the kernel refuses {kind} programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
                         ))
                     } else {
                         Error::Load(format!("{desc}: {}", crate::one_line(&e)))
                     }
                 })?;
                 hooks.push(AttachedHook {
-                    name: format!("fentry:{function}"),
+                    name: format!("{kind}:{function}"),
                     description: desc.clone(),
-                    id: HOOK_FENTRY,
+                    id: if *exit { HOOK_FEXIT } else { HOOK_FENTRY },
                     code: None,
                 });
             }
@@ -701,12 +733,24 @@ fn start_kernel_hooks(
                     p.take_link(id)
                 })?
             }
-            Planned::Fentry { prog, desc, .. } => {
-                attach_program(cap.aya_mut(), prog, desc, |p: &mut FEntry| {
-                    let id = p.attach()?;
-                    p.take_link(id)
-                })?
-            }
+            Planned::Fentry {
+                prog,
+                desc,
+                exit: false,
+                ..
+            } => attach_program(cap.aya_mut(), prog, desc, |p: &mut FEntry| {
+                let id = p.attach()?;
+                p.take_link(id)
+            })?,
+            Planned::Fentry {
+                prog,
+                desc,
+                exit: true,
+                ..
+            } => attach_program(cap.aya_mut(), prog, desc, |p: &mut FExit| {
+                let id = p.attach()?;
+                p.take_link(id)
+            })?,
         };
         cap.links.push(link);
     }
@@ -793,7 +837,12 @@ fn start_xdp_hooks(
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
         ],
         perf::page_size() as u32,
-        HashMap::new(),
+        // A socket-storage map needs its BTF at creation: made as the
+        // live loader makes it, though no program here uses it.
+        HashMap::from([(
+            capture_abi::owner::OWNERS_MAP.to_string(),
+            crate::attribution::owners_map()?,
+        )]),
     )?;
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
     let sides: Vec<(&str, u16, &str)> = [
