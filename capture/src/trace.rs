@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use capture_abi as abi;
 use capture_abi::trace::{
-    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK,
-    GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB,
-    MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE,
-    OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, FEXIT_PROGRAM_PREFIX, GLOBAL_OFFSETS,
+    GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_FEXIT, HOOK_XDP_ENTRY, HOOK_XDP_EXIT,
+    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
+    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
     OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
     OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
     OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
@@ -50,6 +50,12 @@ pub enum TraceHook {
     Tracepoint(String),
     /// A kernel function and, optionally, the position of its skb argument.
     Fentry {
+        function: String,
+        arg: Option<usize>,
+    },
+    /// A kernel function's exit (`--fexit`): the skb argument after the
+    /// function ran, with its return value.
+    Fexit {
         function: String,
         arg: Option<usize>,
     },
@@ -202,10 +208,12 @@ enum Planned {
         id: u16,
         desc: String,
     },
+    /// fentry, or fexit when `exit`.
     Fentry {
         function: String,
         prog: String,
         desc: String,
+        exit: bool,
     },
 }
 
@@ -224,6 +232,7 @@ fn tracepoint(name: &str) -> Option<Tracepoint> {
 fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
     let mut out = Vec::new();
     let mut fentries = 0;
+    let mut fexits = 0;
     for h in hooks {
         match h {
             TraceHook::Tracepoint(name) => {
@@ -258,12 +267,17 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
             }
             // Loaded apart: see `start_xdp_hooks`.
             TraceHook::XdpProgram { .. } => {}
-            TraceHook::Fentry { function, arg } => {
-                fentries += 1;
-                if fentries > 1 {
-                    return Err(Error::Config(
-                        "only one --fentry function per capture (for now)".into(),
-                    ));
+            TraceHook::Fentry { function, arg } | TraceHook::Fexit { function, arg } => {
+                let exit = matches!(h, TraceHook::Fexit { .. });
+                let (kind, count) = match exit {
+                    false => ("fentry", &mut fentries),
+                    true => ("fexit", &mut fexits),
+                };
+                *count += 1;
+                if *count > 1 {
+                    return Err(Error::Config(format!(
+                        "only one --{kind} function per capture (for now)"
+                    )));
                 }
                 let Some(params) = btf.function_params(function) else {
                     return Err(Error::Config(format!(
@@ -308,10 +322,15 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                         "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
                     )));
                 }
+                let prefix = match exit {
+                    false => FENTRY_PROGRAM_PREFIX,
+                    true => FEXIT_PROGRAM_PREFIX,
+                };
                 out.push(Planned::Fentry {
                     function: function.clone(),
-                    prog: format!("{FENTRY_PROGRAM_PREFIX}{n}"),
-                    desc: format!("fentry {function} (argument {n}, {})", params[n].name),
+                    prog: format!("{prefix}{n}"),
+                    desc: format!("{kind} {function} (argument {n}, {})", params[n].name),
+                    exit,
                 });
             }
         }
@@ -460,6 +479,12 @@ impl TraceCapture {
                     .collect())
             });
         Some(frames)
+    }
+
+    /// Whether a hook's `reason` field is the function's return value
+    /// (`--fexit`; its low 32 bits).
+    pub fn has_return_value(&self, hook: usize) -> bool {
+        self.hooks.get(hook).is_some_and(|h| h.id == HOOK_FEXIT)
     }
 
     /// Whether a hook's `reason` field is a drop reason.
@@ -655,13 +680,14 @@ fn load_kernel_hooks(
                 function,
                 prog,
                 desc,
+                exit,
             } => (
                 prog.as_str(),
                 btf.function_id(function),
                 AttachedHook {
-                    name: format!("fentry:{function}"),
+                    name: format!("{}:{function}", trampoline_kind(*exit)),
                     description: desc.clone(),
-                    id: HOOK_FENTRY,
+                    id: if *exit { HOOK_FEXIT } else { HOOK_FENTRY },
                     code: None,
                 },
             ),
@@ -674,8 +700,9 @@ fn load_kernel_hooks(
             // Seen on Linux 6.18 with lockdown=integrity: every trampoline
             // program (fentry, fexit, fmod_ret, lsm) is refused before the
             // verifier runs, while tp_btf loads.
-            (LoadError::Refused, Planned::Fentry { .. }) => Error::Load(format!(
-                "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
+            (LoadError::Refused, Planned::Fentry { exit, .. }) => Error::Load(format!(
+                "{desc}: the kernel refuses {} programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead",
+                trampoline_kind(*exit)
             )),
             (LoadError::Refused, Planned::Tp { .. }) => {
                 Error::Load(format!("{desc}: BPF_PROG_LOAD: Operation not permitted"))
@@ -1059,6 +1086,15 @@ impl<W: Write> TraceWriter<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// What a trampoline program on a kernel function is called.
+fn trampoline_kind(exit: bool) -> &'static str {
+    if exit {
+        "fexit"
+    } else {
+        "fentry"
     }
 }
 
