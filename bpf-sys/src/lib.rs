@@ -76,10 +76,13 @@ pub const PROG_TYPE_SYSCALL: u32 = 31;
 
 /// `enum bpf_map_type` values xcap creates by hand.
 pub const MAP_TYPE_ARRAY: u32 = 2;
+pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_RINGBUF: u32 = 27;
 
 /// `enum bpf_attach_type` values xcap links with.
+/// Tracing programs: `tp_btf` (`BPF_TRACE_RAW_TP`), fentry, fexit.
+pub const BPF_TRACE_RAW_TP: u32 = 23;
 pub const BPF_TRACE_FENTRY: u32 = 24;
 pub const BPF_TRACE_FEXIT: u32 = 25;
 pub const BPF_XDP: u32 = 37;

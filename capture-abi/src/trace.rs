@@ -27,6 +27,9 @@ pub const HOOK_NET_DEV_QUEUE: u16 = 19;
 pub const HOOK_NET_DEV_XMIT: u16 = 20;
 /// Every `fentry` program (`xcap_fentry_argN`).
 pub const HOOK_FENTRY: u16 = 32;
+/// Every `fexit` program (`xcap_fexit_argN`): `TraceHdr::reason` holds the
+/// function's return value (its low 32 bits).
+pub const HOOK_FEXIT: u16 = 33;
 
 /// The tracepoint programs; the skb is argument 0 of each.
 pub const TRACEPOINTS: &[Tracepoint] = &[
@@ -68,6 +71,11 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
 /// target is given at load time.
 pub const FENTRY_PROGRAM_PREFIX: &str = "xcap_fentry_arg";
 pub const MAX_FENTRY_ARG: usize = 5;
+/// The `fexit` programs, `xcap_fexit_arg0` .. `xcap_fexit_arg5` likewise:
+/// after the function the skb may be freed, so they copy at most
+/// [`MAX_PRE`] bytes of its linear part with probe reads, into
+/// [`TraceHdr::pre`], and append nothing.
+pub const FEXIT_PROGRAM_PREFIX: &str = "xcap_fexit_arg";
 
 /// The filter on packets with a MAC header (DLT_EN10MB, probe mode).
 pub const STUB_L2: &str = "xcap_filter_trace_l2";

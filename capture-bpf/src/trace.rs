@@ -9,6 +9,7 @@
 //! | `xcap_tp_net_dev_queue` | `tp_btf/net_dev_queue` | 0 | |
 //! | `xcap_tp_net_dev_xmit` | `tp_btf/net_dev_xmit` | 0 | return code (1) |
 //! | `xcap_fentry_argN` (N = 0..5) | `fentry` | N | attach target chosen at load |
+//! | `xcap_fexit_argN` (N = 0..5) | `fexit` | N | return value; at most 256 bytes, probe reads only |
 //!
 //! aya-ebpf has no kernel type definitions, so the `sk_buff`, `net_device`
 //! and `net` field offsets come from the kernel's BTF, resolved by user space
@@ -42,14 +43,15 @@ use aya_ebpf::{
     btf_maps::{PerCpuArray, PerfEventArray, StackTrace},
     helpers::generated::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stackid,
-        bpf_ktime_get_tai_ns, bpf_probe_read_kernel, bpf_skb_output,
+        bpf_get_func_ret, bpf_ktime_get_tai_ns, bpf_perf_event_output, bpf_probe_read_kernel,
+        bpf_skb_output,
     },
     macros::btf_map,
 };
 
 use capture_abi::{
     trace::{
-        TraceHdr, HOOK_CONSUME_SKB, HOOK_FENTRY, HOOK_KFREE_SKB, HOOK_NETIF_RECEIVE_SKB,
+        TraceHdr, HOOK_CONSUME_SKB, HOOK_FENTRY, HOOK_FEXIT, HOOK_KFREE_SKB, HOOK_NETIF_RECEIVE_SKB,
         HOOK_NET_DEV_QUEUE, HOOK_NET_DEV_XMIT, LINK_EN10MB, LINK_RAW, MAX_PRE,
         OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS,
         OFF_LEN, OFF_NET_NS_INUM, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD,
@@ -145,6 +147,7 @@ unsafe fn capture_skb(
     hook: u16,
     location: u64,
     reason: u32,
+    after: bool,
 ) {
     if off(OFF_VALID) == 0 {
         return;
@@ -233,7 +236,18 @@ unsafe fn capture_skb(
     if caplen as u64 > room {
         caplen = room as u32;
     }
-    let pre_used = if (caplen as u64) < pre {
+    // After the function (fexit) the skb may be freed or handed on: only
+    // probe reads touch it then, at most MAX_PRE bytes of its linear part.
+    if after {
+        let linear = end - start;
+        if caplen as u64 > linear {
+            caplen = linear as u32;
+        }
+        if caplen as usize > MAX_PRE {
+            caplen = MAX_PRE as u32;
+        }
+    }
+    let pre_used = if after || (caplen as u64) < pre {
         caplen as u64
     } else {
         pre
@@ -275,15 +289,26 @@ unsafe fn capture_skb(
         -1
     };
     h.reserved = 0;
-    let rest = (caplen as u64 - pre_used + skip) & 0xf_ffff;
-    let flags = BPF_F_CURRENT_CPU | (rest << 32);
-    let r = bpf_skb_output(
-        skb_ptr,
-        &EVENTS as *const PerfEventArray as *mut c_void,
-        flags,
-        h as *mut TraceHdr as *mut c_void,
-        core::mem::size_of::<TraceHdr>() as u64,
-    );
+    let r = if after {
+        h.skip = 0;
+        bpf_perf_event_output(
+            ctx,
+            &EVENTS as *const PerfEventArray as *mut c_void,
+            BPF_F_CURRENT_CPU,
+            h as *mut TraceHdr as *mut c_void,
+            core::mem::size_of::<TraceHdr>() as u64,
+        )
+    } else {
+        let rest = (caplen as u64 - pre_used + skip) & 0xf_ffff;
+        let flags = BPF_F_CURRENT_CPU | (rest << 32);
+        bpf_skb_output(
+            skb_ptr,
+            &EVENTS as *const PerfEventArray as *mut c_void,
+            flags,
+            h as *mut TraceHdr as *mut c_void,
+            core::mem::size_of::<TraceHdr>() as u64,
+        )
+    };
     if r != 0 {
         count(COUNTER_OUTPUT_ERRORS);
     }
@@ -302,7 +327,7 @@ pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
         let args = off(OFF_KFREE_SKB_ARGS);
         let location = if args > 1 { arg(ctx, 1) } else { 0 };
         let reason = if args > 2 { arg(ctx, 2) as u32 } else { 0 };
-        capture_skb(ctx, skb, HOOK_KFREE_SKB, location, reason);
+        capture_skb(ctx, skb, HOOK_KFREE_SKB, location, reason, false);
     }
     0
 }
@@ -322,7 +347,7 @@ pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
         } else {
             0
         };
-        capture_skb(ctx, skb, HOOK_CONSUME_SKB, location, 0);
+        capture_skb(ctx, skb, HOOK_CONSUME_SKB, location, 0, false);
     }
     0
 }
@@ -337,7 +362,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[2].name, "netif_receive_skb");
 pub fn xcap_tp_netif_receive_skb(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NETIF_RECEIVE_SKB, 0, 0);
+        capture_skb(ctx, skb, HOOK_NETIF_RECEIVE_SKB, 0, 0, false);
     }
     0
 }
@@ -352,7 +377,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[3].name, "net_dev_queue");
 pub fn xcap_tp_net_dev_queue(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NET_DEV_QUEUE, 0, 0);
+        capture_skb(ctx, skb, HOOK_NET_DEV_QUEUE, 0, 0, false);
     }
     0
 }
@@ -367,7 +392,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[4].name, "net_dev_xmit");
 pub fn xcap_tp_net_dev_xmit(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NET_DEV_XMIT, 0, arg(ctx, 1) as u32);
+        capture_skb(ctx, skb, HOOK_NET_DEV_XMIT, 0, arg(ctx, 1) as u32, false);
     }
     0
 }
@@ -381,7 +406,7 @@ macro_rules! fentry_arg {
         pub fn $name(ctx: *mut c_void) -> i32 {
             unsafe {
                 let skb = arg(ctx, $n) as *mut c_void;
-                capture_skb(ctx, skb, HOOK_FENTRY, 0, 0);
+                capture_skb(ctx, skb, HOOK_FENTRY, 0, 0, false);
             }
             0
         }
@@ -396,6 +421,33 @@ fentry_arg!(xcap_fentry_arg4, 4);
 fentry_arg!(xcap_fentry_arg5, 5);
 const _: () = assert!(capture_abi::trace::MAX_FENTRY_ARG == 5);
 abi_name!(capture_abi::trace::FENTRY_PROGRAM_PREFIX, "xcap_fentry_arg");
+
+/// fexit: the packet after the function ran, with its return value
+/// (`bpf_get_func_ret`) in `TraceHdr::reason`; one program per argument
+/// position, as for fentry.
+macro_rules! fexit_arg {
+    ($name:ident, $n:expr) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "fexit")]
+        pub fn $name(ctx: *mut c_void) -> i32 {
+            unsafe {
+                let skb = arg(ctx, $n) as *mut c_void;
+                let mut ret: u64 = 0;
+                bpf_get_func_ret(ctx, &mut ret);
+                capture_skb(ctx, skb, HOOK_FEXIT, 0, ret as u32, true);
+            }
+            0
+        }
+    };
+}
+
+fexit_arg!(xcap_fexit_arg0, 0);
+fexit_arg!(xcap_fexit_arg1, 1);
+fexit_arg!(xcap_fexit_arg2, 2);
+fexit_arg!(xcap_fexit_arg3, 3);
+fexit_arg!(xcap_fexit_arg4, 4);
+fexit_arg!(xcap_fexit_arg5, 5);
+abi_name!(capture_abi::trace::FEXIT_PROGRAM_PREFIX, "xcap_fexit_arg");
 
 /// fentry and fexit on XDP programs (`--xdp-hook`).
 mod xdp_hook;

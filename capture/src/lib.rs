@@ -58,6 +58,7 @@
 pub mod attribution;
 pub mod cgroups;
 pub mod clsact;
+pub mod cpus;
 mod follow;
 pub mod iface;
 pub mod kernel;
@@ -66,6 +67,7 @@ pub mod live_filter;
 pub mod netlink;
 pub mod netns;
 pub mod object;
+pub mod pcapng;
 pub mod perf;
 pub mod programs;
 pub mod ring;
@@ -382,7 +384,7 @@ impl Shared {
             perf_lost: self.perf_lost.load(Ordering::Relaxed),
             ..Stats::default()
         };
-        let cpus = object::possible_cpus().unwrap_or(1);
+        let cpus = cpus::possible().unwrap_or(1);
         if let Some(map) = counters {
             let sum = |i: u32| object::percpu_sum(map, i, cpus).unwrap_or(0);
             s.seen = sum(capture_abi::COUNTER_SEEN);
@@ -502,246 +504,58 @@ impl Capture {
         Self::start_on_this_kernel(cfg).map_err(kernel::explain)
     }
 
+    /// The steps of a start, in order; on an error, what was made so far
+    /// is dropped (links closed, readers stopped).
     fn start_on_this_kernel(cfg: &Config) -> Result<Capture, Error> {
         check_privileges()?;
-        if cfg.interfaces.is_empty() {
-            return Err(Error::Config("no interface given".into()));
-        }
-        // `any`, unless an interface has that name: every interface with
-        // an Ethernet header (see [`iface`]), at TC only.
-        let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
-        let mut skipped = Vec::new();
-        let names = if any {
-            if cfg.hook == HookKind::Xdp {
-                return Err(Error::Config(
-                    "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
-                ));
-            }
-            let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
-            let mut names: Vec<String> = cfg
-                .interfaces
-                .iter()
-                .filter(|n| *n != ANY)
-                .cloned()
-                .collect();
-            names.extend(found.ethernet);
-            skipped = found.skipped;
-            if names.is_empty() {
-                return Err(Error::Config(
-                    "-i any: no interface with an Ethernet header here".into(),
-                ));
-            }
-            names
-        } else {
-            cfg.interfaces.clone()
-        };
-        let mut interfaces = Vec::new();
-        for name in &names {
-            let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
-            if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
-                continue;
-            }
-            interfaces.push(Interface {
-                name: name.clone(),
-                ifindex,
-                loopback: iface::is_loopback(name),
-                attached: Vec::new(),
-            });
-        }
-        if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
-            return Err(Error::Config(
-                "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
-                    .into(),
-            ));
-        }
-        if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
-            return Err(Error::Config(
-                "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
-            ));
-        }
-        if !(1..=262_144).contains(&cfg.snaplen) {
-            return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
-        }
-        // The ring buffers first, on another thread: putting them in the
-        // programs' array waits for an RCU grace period, which passes while
-        // libpcap compiles.
+        let Resolved {
+            interfaces,
+            any,
+            skipped,
+        } = resolve_interfaces(cfg)?;
+        check_settings(cfg)?;
         let ring_bytes = ring_bytes(cfg.ring_pages)?;
-        let possible = object::possible_cpus()? as u32;
-        let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
-        let rings = std::thread::Builder::new()
-            .name("xcap-rings".into())
-            .spawn(move || {
-                ring::Rings::create(
-                    capture_abi::RINGS_MAP,
-                    capture_abi::ASLEEP_MAP,
-                    possible,
-                    &cpus,
-                    ring_bytes,
-                )
-            })
-            .map_err(|e| Error::Buffer(e.to_string()))?;
-
-        let mut hooks: Vec<(Hook, &'static str, &'static str)> = Vec::new();
-        match cfg.hook {
-            HookKind::Xdp => hooks.push((Hook::Xdp, live_abi::STUB_XDP, live_abi::PROG_XDP)),
-            HookKind::Tc => {
-                if cfg.direction != DirectionFilter::Out {
-                    hooks.push((Hook::TcIngress, live_abi::STUB_TC, live_abi::PROG_TC));
-                }
-                if cfg.direction != DirectionFilter::In {
-                    hooks.push((
-                        Hook::TcEgress,
-                        live_abi::STUB_TC_EGRESS,
-                        live_abi::PROG_TC_EGRESS,
-                    ));
-                }
-            }
-        }
-
-        // Opening a live handle, making a TCX link and switching an XDP
-        // program each wait for an RCU grace period in the kernel (about 10
-        // ms each here). TC links are therefore made on another thread while
-        // libpcap compiles and the programs load, with a program that does
-        // nothing, and switched to the capture programs at the end, which
-        // for TCX costs no grace period. Only for an expression that
-        // compiles on a dead handle, so a typo never touches an interface.
-        // XDP attaches at the end: switching its program waits as long as
-        // attaching it.
-        let early = cfg.hook == HookKind::Tc
-            && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
-        let mut attaching = PendingLinks(early.then(|| {
-            let (interfaces, hooks) = (interfaces.clone(), hooks.clone());
-            let choice = cfg.tc_attach;
-            std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
-        }));
+        let rings = create_rings_meanwhile(ring_bytes)?;
+        let hooks = hooks_for(cfg);
+        let mut attaching = attach_placeholders_meanwhile(cfg, &interfaces, &hooks);
         let compiled = compile_filter(cfg, &interfaces, any)?;
-
-        // Filter.
-        let mut filters = Vec::new();
-        for (hook, stub, _) in &hooks {
-            filters.push((*stub, live_filter::translate_for(&compiled, *hook)?));
-        }
-        let ebpf_insns = hooks
-            .iter()
-            .zip(&filters)
-            .map(|((h, _, _), (_, f))| (h.name(), f.len()))
-            .collect();
-        let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
-            filters.iter().map(|(s, f)| (*s, &f[..])).collect();
-        let spliced = programs::splice(&stubs)?;
-
-        // Load, the filters inlined: their call and return would cost
-        // more than most filters do.
-        let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
-        if cfg.who.is_some() {
-            programs.extend(owner::PROGRAMS);
-        }
-        let (attributing, select) = match &cfg.who {
-            Some(who) => (1u32, who.select_bits()),
-            None => (0, 0),
-        };
+        let filters = translate_filters(&compiled, &hooks)?;
+        let spliced = splice_filters(&filters)?;
         let rings = rings
             .join()
             .map_err(|_| Error::Buffer("the ring buffer thread panicked".into()))?
             .map_err(Error::Buffer)?;
-        let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
-            Wakeup::Events(n) if n > 1 => (n, 0),
-            Wakeup::Events(_) => (0, 0),
-            Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
-        };
-        let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
-        let maps = object::Maps::create(
-            &spliced.elf,
-            &[
-                (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
-                (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
-                (
-                    capture_abi::GLOBAL_FILTER_READS_LEN,
-                    &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_COUNT_SEEN,
-                    &u32::from(cfg.count_seen).to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_EVENTS,
-                    &wakeup_events.to_ne_bytes(),
-                ),
-                (
-                    capture_abi::GLOBAL_WAKEUP_BYTES,
-                    &wakeup_bytes.to_ne_bytes(),
-                ),
-                (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
-                (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
-            ],
+        let object = load_programs(
+            cfg,
+            &compiled,
+            &hooks,
+            &filters,
+            &spliced,
+            (rings.array, rings.asleep),
             ring_bytes,
-            HashMap::from([
-                (capture_abi::RINGS_MAP.to_string(), rings.array),
-                (capture_abi::ASLEEP_MAP.to_string(), rings.asleep),
-                (owner::OWNERS_MAP.to_string(), attribution::owners_map()?),
-            ]),
         )?;
-        let object = maps.load_programs(&programs, &bodies)?;
-
-        let linkage = hooks
-            .iter()
-            .map(|(h, _, p)| {
-                let l = object.linkage(p).cloned();
-                (
-                    h.name(),
-                    l.unwrap_or(object::Linkage::Called("not loaded".into())),
-                )
-            })
-            .collect();
-
-        // Readers, before anything captures.
-        let shared = Shared::new()?;
-        let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
-        let waker_tx = tx.clone();
-        *shared.wake_consumer() = Some(Box::new(move || {
-            let _ = waker_tx.try_send(Batch {
-                packets: Vec::new(),
-            });
-        }));
-        let tai_offset = tai_to_realtime_ns();
-        let index: follow::Index = Arc::new(std::sync::RwLock::new(
-            interfaces
-                .iter()
-                .enumerate()
-                .map(|(n, i)| (i.ifindex, n))
-                .collect(),
-        ));
-        let follow = match any {
-            true => Some(follow::Follower::new(
-                hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
-                index.clone(),
-            )?),
-            false => None,
-        };
-        let rings: Vec<ring::BpfRing> = rings.rings.into_iter().map(|(_, r)| r).collect();
-        let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
-        let readers = vec![std::thread::Builder::new()
-            .name("xcap-rings".into())
-            .spawn(move || reader(rings, tx, reader_shared, index, tai_offset, poll_ms))
-            .map_err(|e| Error::Buffer(e.to_string()))?];
-
+        let reader = start_reader(cfg, &interfaces, &hooks, any, rings.rings)?;
         let mut cap = Capture {
+            linkage: linkage(&object, &hooks),
             object,
             links: Vec::new(),
             clsact: None,
             tc_attach: None,
-            readers,
-            shared,
-            rx: Some(rx),
+            readers: reader.threads,
+            shared: reader.shared,
+            rx: Some(reader.rx),
             interfaces,
             any,
             skipped,
             promiscuous: Vec::new(),
-            follow,
+            follow: reader.follow,
             detached: false,
             cbpf_insns: compiled.cbpf.len(),
-            ebpf_insns,
-            linkage,
+            ebpf_insns: hooks
+                .iter()
+                .zip(&filters)
+                .map(|((h, _, _), (_, f))| (h.name(), f.len()))
+                .collect(),
             compiled_live: compiled.live,
             attribution: None,
         };
@@ -749,19 +563,25 @@ impl Capture {
         if let Some(who) = &cfg.who {
             cap.attribution = Some(attribution::Attribution::start(&cap.object, who)?);
         }
-        if cfg.promiscuous && !any {
-            for i in &cap.interfaces {
+        cap.enter_promiscuous_mode(cfg)?;
+        cap.attach(&hooks, attaching.wait(), cfg)?;
+        Ok(cap)
+    }
+
+    /// Puts each interface in promiscuous mode when asked (tcpdump's
+    /// default; `-p` turns it off), for as long as the capture runs.
+    fn enter_promiscuous_mode(&mut self, cfg: &Config) -> Result<(), Error> {
+        if cfg.promiscuous && !self.any {
+            for i in &self.interfaces {
                 let sock = iface::promiscuous(i.ifindex).map_err(|e| Error::Attach {
                     iface: i.name.clone(),
                     hook: "promiscuous mode".into(),
                     message: e.to_string(),
                 })?;
-                cap.promiscuous.push(sock);
+                self.promiscuous.push(sock);
             }
         }
-        // On error `cap` is dropped: its links close and its readers stop.
-        cap.attach(&hooks, attaching.wait(), cfg)?;
-        Ok(cap)
+        Ok(())
     }
 
     /// Attaches the capture programs, or switches the links made early to
@@ -945,6 +765,307 @@ impl Drop for PendingLinks {
     }
 }
 
+/// A hook to capture at: the translator's hook, the stub and the program.
+type HookPlan = (Hook, &'static str, &'static str);
+
+/// The interfaces a capture is for.
+struct Resolved {
+    interfaces: Vec<Interface>,
+    /// `-i any` was asked for.
+    any: bool,
+    /// The interfaces `any` skipped, with their link type.
+    skipped: Vec<(String, u16)>,
+}
+
+/// The interfaces named (`any`: every interface with an Ethernet header,
+/// see [`iface`], at TC only), each once; whether `any` was asked for, and
+/// the interfaces it skipped.
+fn resolve_interfaces(cfg: &Config) -> Result<Resolved, Error> {
+    if cfg.interfaces.is_empty() {
+        return Err(Error::Config("no interface given".into()));
+    }
+    // `any`, unless an interface has that name.
+    let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
+    let mut skipped = Vec::new();
+    let names = if any {
+        if cfg.hook == HookKind::Xdp {
+            return Err(Error::Config(
+                "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
+            ));
+        }
+        let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
+        let mut names: Vec<String> = cfg
+            .interfaces
+            .iter()
+            .filter(|n| *n != ANY)
+            .cloned()
+            .collect();
+        names.extend(found.ethernet);
+        skipped = found.skipped;
+        if names.is_empty() {
+            return Err(Error::Config(
+                "-i any: no interface with an Ethernet header here".into(),
+            ));
+        }
+        names
+    } else {
+        cfg.interfaces.clone()
+    };
+    let mut interfaces = Vec::new();
+    for name in &names {
+        let ifindex = ifindex(name).ok_or_else(|| Error::NoSuchDevice(name.clone()))?;
+        if interfaces.iter().any(|i: &Interface| i.ifindex == ifindex) {
+            continue;
+        }
+        interfaces.push(Interface {
+            name: name.clone(),
+            ifindex,
+            loopback: iface::is_loopback(name),
+            attached: Vec::new(),
+        });
+    }
+    Ok(Resolved {
+        interfaces,
+        any,
+        skipped,
+    })
+}
+
+/// The settings no kernel would take.
+fn check_settings(cfg: &Config) -> Result<(), Error> {
+    if cfg.hook == HookKind::Xdp && cfg.direction != DirectionFilter::In {
+        return Err(Error::Config(
+            "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout".into(),
+        ));
+    }
+    if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
+        return Err(Error::Config(
+            "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
+        ));
+    }
+    if !(1..=262_144).contains(&cfg.snaplen) {
+        return Err(Error::Config(format!("invalid snaplen {}", cfg.snaplen)));
+    }
+    Ok(())
+}
+
+/// Starts creating the ring buffers on another thread: putting them in the
+/// programs' array waits for an RCU grace period, which passes while
+/// libpcap compiles.
+fn create_rings_meanwhile(
+    ring_bytes: u32,
+) -> Result<JoinHandle<Result<ring::Rings, String>>, Error> {
+    let possible = cpus::possible()? as u32;
+    let cpus = cpus::online()?;
+    std::thread::Builder::new()
+        .name("xcap-rings".into())
+        .spawn(move || {
+            ring::Rings::create(
+                capture_abi::RINGS_MAP,
+                capture_abi::ASLEEP_MAP,
+                possible,
+                &cpus,
+                ring_bytes,
+            )
+        })
+        .map_err(|e| Error::Buffer(e.to_string()))
+}
+
+/// The hooks to capture at: XDP, or TC ingress and/or egress as `-Q` asks.
+fn hooks_for(cfg: &Config) -> Vec<HookPlan> {
+    let mut hooks = Vec::new();
+    match cfg.hook {
+        HookKind::Xdp => hooks.push((Hook::Xdp, live_abi::STUB_XDP, live_abi::PROG_XDP)),
+        HookKind::Tc => {
+            if cfg.direction != DirectionFilter::Out {
+                hooks.push((Hook::TcIngress, live_abi::STUB_TC, live_abi::PROG_TC));
+            }
+            if cfg.direction != DirectionFilter::In {
+                hooks.push((
+                    Hook::TcEgress,
+                    live_abi::STUB_TC_EGRESS,
+                    live_abi::PROG_TC_EGRESS,
+                ));
+            }
+        }
+    }
+    hooks
+}
+
+/// Opening a live handle, making a TCX link and switching an XDP program
+/// each wait for an RCU grace period in the kernel (about 10 ms each
+/// here). TC links are therefore made on another thread while libpcap
+/// compiles and the programs load, with a program that does nothing, and
+/// switched to the capture programs at the end, which for TCX costs no
+/// grace period. Only for an expression that compiles on a dead handle, so
+/// a typo never touches an interface. XDP attaches at the end: switching
+/// its program waits as long as attaching it.
+fn attach_placeholders_meanwhile(
+    cfg: &Config,
+    interfaces: &[Interface],
+    hooks: &[HookPlan],
+) -> PendingLinks {
+    let early = cfg.hook == HookKind::Tc
+        && cbpf2ebpf::libpcap::compile(&cfg.expression, 1, cfg.snaplen).is_ok();
+    PendingLinks(early.then(|| {
+        let (interfaces, hooks) = (interfaces.to_vec(), hooks.to_vec());
+        let choice = cfg.tc_attach;
+        std::thread::spawn(move || attach_placeholders(&interfaces, &hooks, choice))
+    }))
+}
+
+/// The filter translated for each hook: (stub, eBPF).
+fn translate_filters(
+    compiled: &live_filter::Compiled,
+    hooks: &[HookPlan],
+) -> Result<Vec<(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)>, Error> {
+    hooks
+        .iter()
+        .map(|(hook, stub, _)| Ok((*stub, live_filter::translate_for(compiled, *hook)?)))
+        .collect()
+}
+
+/// The capture programs with each filter in its stub's place.
+fn splice_filters(
+    filters: &[(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)],
+) -> Result<injector::Spliced, Error> {
+    let stubs: Vec<(&str, &[cbpf2ebpf::ebpf::Insn])> =
+        filters.iter().map(|(s, f)| (*s, &f[..])).collect();
+    programs::splice(&stubs)
+}
+
+/// Creates the object's maps (the rings' array and sleep flags made
+/// already, the settings in `.rodata`) and loads the programs of `hooks`,
+/// the filters inlined: their call and return would cost more than most
+/// filters do.
+fn load_programs(
+    cfg: &Config,
+    compiled: &live_filter::Compiled,
+    hooks: &[HookPlan],
+    filters: &[(&'static str, Vec<cbpf2ebpf::ebpf::Insn>)],
+    spliced: &injector::Spliced,
+    rings: (OwnedFd, OwnedFd),
+    ring_bytes: u32,
+) -> Result<object::Loaded, Error> {
+    let (rings_array, asleep) = rings;
+    let (wakeup_events, wakeup_bytes) = match cfg.wakeup {
+        Wakeup::Events(n) if n > 1 => (n, 0),
+        Wakeup::Events(_) => (0, 0),
+        Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
+    };
+    let (attributing, select) = match &cfg.who {
+        Some(who) => (1u32, who.select_bits()),
+        None => (0, 0),
+    };
+    let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
+    let maps = object::Maps::create(
+        &spliced.elf,
+        &[
+            (capture_abi::GLOBAL_SNAPLEN, &cfg.snaplen.to_ne_bytes()),
+            (capture_abi::GLOBAL_TC_PULL, &cfg.tc_pull.to_ne_bytes()),
+            (
+                capture_abi::GLOBAL_FILTER_READS_LEN,
+                &u32::from(live_filter::reads_len(&compiled.cbpf)).to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_COUNT_SEEN,
+                &u32::from(cfg.count_seen).to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_WAKEUP_EVENTS,
+                &wakeup_events.to_ne_bytes(),
+            ),
+            (
+                capture_abi::GLOBAL_WAKEUP_BYTES,
+                &wakeup_bytes.to_ne_bytes(),
+            ),
+            (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
+            (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
+        ],
+        ring_bytes,
+        HashMap::from([
+            (capture_abi::RINGS_MAP.to_string(), rings_array),
+            (capture_abi::ASLEEP_MAP.to_string(), asleep),
+            (owner::OWNERS_MAP.to_string(), attribution::owners_map()?),
+        ]),
+        &[],
+    )?;
+    let mut programs: Vec<&str> = hooks.iter().map(|(_, _, p)| *p).collect();
+    // Attribution's programs record sockets' owners.
+    if cfg.who.is_some() {
+        programs.extend(owner::PROGRAMS);
+    }
+    maps.load_programs(&programs, &bodies)
+}
+
+/// How each hook's program runs its filter, for `-v`.
+fn linkage(object: &object::Loaded, hooks: &[HookPlan]) -> Vec<(&'static str, object::Linkage)> {
+    hooks
+        .iter()
+        .map(|(h, _, p)| {
+            let l = object.linkage(p).cloned();
+            (
+                h.name(),
+                l.unwrap_or(object::Linkage::Called("not loaded".into())),
+            )
+        })
+        .collect()
+}
+
+/// The reader thread of every ring, the channel it hands batches to and,
+/// with `-i any`, what follows interfaces coming and going.
+struct Reader {
+    shared: Arc<Shared>,
+    rx: Receiver<Batch>,
+    threads: Vec<JoinHandle<()>>,
+    follow: Option<follow::Follower>,
+}
+
+/// Starts the reader of every ring, before anything captures.
+fn start_reader(
+    cfg: &Config,
+    interfaces: &[Interface],
+    hooks: &[HookPlan],
+    any: bool,
+    rings: Vec<(u32, ring::BpfRing)>,
+) -> Result<Reader, Error> {
+    let shared = Shared::new()?;
+    let (tx, rx) = mpsc::sync_channel::<Batch>(cfg.queue_batches.max(1));
+    let waker_tx = tx.clone();
+    *shared.wake_consumer() = Some(Box::new(move || {
+        let _ = waker_tx.try_send(Batch {
+            packets: Vec::new(),
+        });
+    }));
+    let tai_offset = tai_to_realtime_ns();
+    let index: follow::Index = Arc::new(std::sync::RwLock::new(
+        interfaces
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.ifindex, n))
+            .collect(),
+    ));
+    let follow = match any {
+        true => Some(follow::Follower::new(
+            hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
+            index.clone(),
+        )?),
+        false => None,
+    };
+    let rings: Vec<ring::BpfRing> = rings.into_iter().map(|(_, r)| r).collect();
+    let (reader_shared, poll_ms) = (shared.clone(), cfg.poll_ms);
+    let readers = vec![std::thread::Builder::new()
+        .name("xcap-rings".into())
+        .spawn(move || reader(rings, tx, reader_shared, index, tai_offset, poll_ms))
+        .map_err(|e| Error::Buffer(e.to_string()))?];
+    Ok(Reader {
+        shared,
+        rx,
+        threads: readers,
+        follow,
+    })
+}
+
 /// (interface, hook) index pairs, in the order links are made: every
 /// hook on every interface, but a loopback's egress when its ingress is
 /// hooked too (it would see every packet twice).
@@ -1079,24 +1200,6 @@ fn attach(
         ),
     };
     Ok((link, what))
-}
-
-/// An error and its causes on one line (verifier logs are cut to their
-/// last meaningful line).
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() > 1 {
-        format!("{} ... {}", lines[0], lines[lines.len() - 1])
-    } else {
-        s
-    }
 }
 
 /// The bytes of a ring of `pages` pages: a power of two the kernel takes.

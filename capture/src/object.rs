@@ -1,17 +1,20 @@
-//! Loads the spliced capture object for a live capture: its maps, its
-//! `.rodata` globals and the XDP/TC programs asked for.
+//! Loads the spliced capture object, for live and tracing captures alike:
+//! [`Maps::create`] makes its maps and `.rodata` globals, then
+//! [`Maps::load_programs`] loads the XDP/TC programs asked for and
+//! [`Maps::load_tracing`] a tracing program (`tp_btf`, fentry, fexit) on
+//! its target: a kernel tracepoint or function, or a loaded program.
 //!
-//! aya's loader is not used here because creating one parses the kernel's
-//! whole BTF (5 MB, about 30 ms on the build machine, more than everything
-//! else xcap does before it captures), and XDP and TC programs need none of
-//! it: they have no CO-RE relocations and no kernel types. `aya-obj` still
+//! aya's loader is not used because creating one parses the kernel's whole
+//! BTF (5 MB, about 30 ms on the build machine, more than everything else
+//! xcap does before it captures), and the programs need none of it: they
+//! have no CO-RE relocations and no kernel types (the tracing programs get
+//! their field offsets in a global, and their target's BTF id from the one
+//! parse of the kernel's BTF the tracing start makes). `aya-obj` still
 //! parses the ELF and applies the map and call relocations; the maps and
 //! programs are created with plain `bpf(2)` calls (`bpf_sys`). The
 //! object's own BTF is not loaded either: nothing here needs it (maps are
 //! created from their definitions, the filter function is verified as a
 //! static subprogram, which it has to be anyway as it takes packet pointers).
-//! Tracing programs (`tp_btf`) need the kernel's BTF and are loaded by aya in
-//! [`crate::trace`].
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -66,12 +69,14 @@ impl Maps {
     /// Parses `elf`, sets each global of `globals` (name, bytes) in its data
     /// section and creates every map but those of `made` (name, fd), made
     /// by the caller. Arrays of maps get one slot per possible CPU, and
-    /// their ring buffers (the template here) `ring_bytes` bytes.
+    /// their ring buffers (the template here) `ring_bytes` bytes; the maps
+    /// of `max_entries` (name, entries) that many entries.
     pub fn create(
         elf: &[u8],
         globals: &[(&str, &[u8])],
         ring_bytes: u32,
         mut made: HashMap<String, OwnedFd>,
+        max_entries: &[(&str, u32)],
     ) -> Result<Maps, Error> {
         let load_err = |what: String| Error::Load(what);
         let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
@@ -85,11 +90,14 @@ impl Maps {
                 maps.insert(name.clone(), fd);
                 continue;
             }
-            let mut max_entries = map.max_entries();
-            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && max_entries == 0
+            let mut entries = map.max_entries();
+            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && entries == 0
                 || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
             {
-                max_entries = possible_cpus()? as u32;
+                entries = possible_cpus()? as u32;
+            }
+            if let Some(&(_, n)) = max_entries.iter().find(|(n, _)| n == name) {
+                entries = n;
             }
             // The verifier learns an inner map's type from a template
             // passed at creation; ring buffers must match it in size.
@@ -117,7 +125,7 @@ impl Maps {
                 map_type: map.map_type(),
                 key_size: map.key_size(),
                 value_size: map.value_size(),
-                max_entries,
+                max_entries: entries,
                 flags: map.map_flags(),
                 inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
             })
@@ -224,10 +232,13 @@ impl Maps {
     }
 }
 
-/// Where a tracing program attaches: a function of a loaded program.
+/// Where a tracing program attaches: a function of a loaded program, or
+/// a kernel function or tracepoint.
 pub struct AttachTarget<'a> {
-    pub prog: BorrowedFd<'a>,
-    /// The function's type id in that program's BTF.
+    /// The loaded program; `None`: the kernel.
+    pub prog: Option<BorrowedFd<'a>>,
+    /// The target's type id in that program's BTF, or the kernel's: a
+    /// function, or a tracepoint's `btf_trace_<name>` typedef.
     pub btf_id: u32,
 }
 
@@ -242,8 +253,8 @@ pub enum LoadError {
 }
 
 impl Maps {
-    /// Loads the fentry or fexit program `name` on `target`; a program may
-    /// be loaded several times, once per target. The filters of `inline`
+    /// Loads the tracing program `name` (`tp_btf`, fentry or fexit) on
+    /// `target`; a program may be loaded several times, once per target. The filters of `inline`
     /// are inlined as in [`Maps::load_programs`].
     pub fn load_tracing(
         &self,
@@ -257,11 +268,12 @@ impl Maps {
             .get(name)
             .ok_or_else(|| LoadError::Other(format!("no program {name}")))?;
         let expected_attach_type = match prog.section {
+            ProgramSection::BtfTracePoint => sys::BPF_TRACE_RAW_TP,
             ProgramSection::FEntry { .. } => sys::BPF_TRACE_FENTRY,
             ProgramSection::FExit { .. } => sys::BPF_TRACE_FEXIT,
             _ => {
                 return Err(LoadError::Other(format!(
-                    "{name}: not an fentry or fexit program"
+                    "{name}: not a tp_btf, fentry or fexit program"
                 )))
             }
         };
@@ -276,7 +288,7 @@ impl Maps {
             license: &prog.license,
             func_info: btf.as_ref().map(|(fd, info)| (fd.as_fd(), &info[..])),
             attach_btf_id: target.btf_id,
-            attach_prog: Some(target.prog),
+            attach_prog: target.prog,
             ..Default::default()
         };
         match bpf_sys::prog_load(&spec, None) {
@@ -399,7 +411,7 @@ pub fn placeholder(xdp: bool) -> Result<OwnedFd, Error> {
 
 /// The number of possible CPUs (the kernel sizes per-CPU values by it).
 pub fn possible_cpus() -> Result<usize, Error> {
-    aya::util::nr_cpus().map_err(|(path, e)| Error::Load(format!("{path}: {e}")))
+    crate::cpus::possible()
 }
 
 /// Sums a per-CPU array of u64 at `index`.

@@ -9,7 +9,7 @@
 
 use std::io::{self, Write};
 
-use crate::{Direction, HookPoint, Packet};
+use crate::{pcapng, Direction, HookPoint, Packet};
 
 /// LINKTYPE_ETHERNET.
 pub const LINKTYPE_ETHERNET: u16 = 1;
@@ -46,6 +46,7 @@ pub struct Writer<W: Write> {
     filter: String,
 }
 
+/// The action xcap's XDP program returns for every packet (`epb_verdict`).
 const XDP_PASS: u64 = 2;
 
 impl<W: Write> Writer<W> {
@@ -75,7 +76,7 @@ impl<W: Write> Writer<W> {
                 out.write_all(&h)?;
             }
             Format::Pcapng => {
-                section_header(&mut out)?;
+                pcapng::section_header(&mut out)?;
                 for i in &interfaces {
                     interface_block(&mut out, i, snaplen, filter)?;
                 }
@@ -128,30 +129,30 @@ impl<W: Write> Writer<W> {
                     .iter()
                     .position(|i| i.ifindex == p.ifindex && i.hook == p.hook)
                     .unwrap_or(0) as u32;
-                let mut body = Vec::with_capacity(p.data.len() + 64);
-                body.extend_from_slice(&id.to_le_bytes());
-                body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
-                body.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
-                body.extend_from_slice(&caplen.to_le_bytes());
-                body.extend_from_slice(&p.wirelen.to_le_bytes());
-                body.extend_from_slice(&p.data);
-                pad4(&mut body);
-                let dir: u32 = match p.direction {
-                    Direction::In => 1,
-                    Direction::Out => 2,
-                };
+                let flags = match p.direction {
+                    Direction::In => pcapng::EPB_FLAGS_INBOUND,
+                    Direction::Out => pcapng::EPB_FLAGS_OUTBOUND,
+                }
+                .to_le_bytes();
+                let verdict = pcapng::xdp_verdict(XDP_PASS);
+                let mut opts: Vec<(u16, &[u8])> = Vec::new();
                 if let Some(text) = comment {
-                    option(&mut body, 1, text.as_bytes()); // opt_comment
+                    opts.push((pcapng::OPT_COMMENT, text.as_bytes()));
                 }
-                option(&mut body, 2, &dir.to_le_bytes()); // epb_flags
+                opts.push((pcapng::EPB_FLAGS, &flags));
                 if p.hook == HookPoint::Xdp {
-                    // epb_verdict: type 2 = Linux eBPF XDP, then the action.
-                    let mut v = vec![2u8];
-                    v.extend_from_slice(&XDP_PASS.to_le_bytes());
-                    option(&mut body, 7, &v);
+                    opts.push((pcapng::EPB_VERDICT, &verdict));
                 }
-                end_options(&mut body);
-                block(&mut self.out, 6, &body)?;
+                pcapng::enhanced_packet(
+                    &mut self.out,
+                    &pcapng::Packet {
+                        interface: id,
+                        ts_ns: p.ts_ns,
+                        wirelen: p.wirelen,
+                        data: &p.data,
+                    },
+                    &opts,
+                )?;
             }
         }
         Ok(())
@@ -210,81 +211,14 @@ fn interface_block(
     snaplen: u32,
     filter: &str,
 ) -> io::Result<()> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-    body.extend_from_slice(&0u16.to_le_bytes());
-    body.extend_from_slice(&snaplen.to_le_bytes());
-    option(&mut body, 2, i.name.as_bytes()); // if_name
-    option(&mut body, 3, i.description.as_bytes()); // if_description
-    option(&mut body, 9, &[9]); // if_tsresol: 10^-9
-    let mut f = vec![0u8]; // if_filter: libpcap filter string
-    f.extend_from_slice(filter.as_bytes());
-    option(&mut body, 11, &f);
-    end_options(&mut body);
-    block(out, 1, &body)
-}
-
-/// The pcapng Section Header Block (version 1.0, section length unknown)
-/// naming xcap and the OS; live and tracing pcapng files start with the
-/// same one.
-pub(crate) fn section_header(out: &mut impl Write) -> io::Result<()> {
-    let mut opts = Vec::new();
-    option(
-        &mut opts,
-        4,
-        format!("xcap {}", env!("CARGO_PKG_VERSION")).as_bytes(),
-    ); // shb_userappl
-    option(&mut opts, 3, os_name().as_bytes()); // shb_os
-    end_options(&mut opts);
-    let mut body = Vec::new();
-    body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes()); // byte-order magic
-    body.extend_from_slice(&1u16.to_le_bytes());
-    body.extend_from_slice(&0u16.to_le_bytes());
-    body.extend_from_slice(&(-1i64).to_le_bytes());
-    body.extend_from_slice(&opts);
-    block(out, 0x0a0d_0d0a, &body)
-}
-
-pub(crate) fn pad4(v: &mut Vec<u8>) {
-    while !v.len().is_multiple_of(4) {
-        v.push(0);
-    }
-}
-
-pub(crate) fn option(v: &mut Vec<u8>, code: u16, value: &[u8]) {
-    v.extend_from_slice(&code.to_le_bytes());
-    v.extend_from_slice(&(value.len() as u16).to_le_bytes());
-    v.extend_from_slice(value);
-    pad4(v);
-}
-
-pub(crate) fn end_options(v: &mut Vec<u8>) {
-    v.extend_from_slice(&[0, 0, 0, 0]);
-}
-
-pub(crate) fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
-    let total = (12 + body.len()) as u32;
-    let mut b = Vec::with_capacity(total as usize);
-    b.extend_from_slice(&kind.to_le_bytes());
-    b.extend_from_slice(&total.to_le_bytes());
-    b.extend_from_slice(body);
-    b.extend_from_slice(&total.to_le_bytes());
-    out.write_all(&b)
-}
-
-pub(crate) fn os_name() -> String {
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid utsname buffer.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "Linux".into();
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    format!("{} {}", field(&u.sysname), field(&u.release))
+    pcapng::interface_description(
+        out,
+        &pcapng::Interface {
+            link_type: LINKTYPE_ETHERNET,
+            snaplen,
+            name: &i.name,
+            description: &i.description,
+            filter,
+        },
+    )
 }

@@ -6,9 +6,10 @@ use std::os::fd::OwnedFd;
 use bpf_sys::ProgLoad;
 pub use bpf_sys::{
     link_create, link_update, map_create, map_freeze, map_lookup, map_update, map_update_batch,
-    MapSpec, BPF_F_MMAPABLE, BPF_F_XDP_HAS_FRAGS, BPF_TCX_EGRESS, BPF_TCX_INGRESS,
-    BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_XDP, MAP_TYPE_ARRAY, MAP_TYPE_ARRAY_OF_MAPS,
-    MAP_TYPE_RINGBUF, PROG_TYPE_SCHED_CLS, PROG_TYPE_TRACING, PROG_TYPE_XDP,
+    tracing_attach, MapSpec, BPF_F_MMAPABLE, BPF_F_XDP_HAS_FRAGS, BPF_TCX_EGRESS, BPF_TCX_INGRESS,
+    BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_TRACE_RAW_TP, BPF_XDP, MAP_TYPE_ARRAY,
+    MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_RINGBUF, PROG_TYPE_SCHED_CLS, PROG_TYPE_TRACING,
+    PROG_TYPE_XDP,
 };
 
 /// Loads a program. On a refusal the verifier runs again with its log on,

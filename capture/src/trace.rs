@@ -16,20 +16,19 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aya::programs::{BtfTracePoint, FEntry, ProgramError};
 use capture_abi as abi;
 use capture_abi::trace::{
-    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, GLOBAL_OFFSETS, GLOBAL_STACK,
-    GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB,
-    MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE,
-    OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
+    TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, FEXIT_PROGRAM_PREFIX, GLOBAL_OFFSETS,
+    GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_FEXIT, HOOK_XDP_ENTRY, HOOK_XDP_EXIT,
+    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
+    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
     OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
     OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
     OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
@@ -37,8 +36,8 @@ use capture_abi::trace::{
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
-use crate::savefile::{block, end_options, option, pad4, section_header};
-use crate::{perf, programs, xdp_hook, Error, Shared, Stats};
+use crate::object::{AttachTarget, LoadError};
+use crate::{pcapng, perf, programs, sys, xdp_hook, Error, Shared, Stats};
 use btf::Btf;
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
@@ -51,6 +50,12 @@ pub enum TraceHook {
     Tracepoint(String),
     /// A kernel function and, optionally, the position of its skb argument.
     Fentry {
+        function: String,
+        arg: Option<usize>,
+    },
+    /// A kernel function's exit (`--fexit`): the skb argument after the
+    /// function ran, with its return value.
+    Fexit {
         function: String,
         arg: Option<usize>,
     },
@@ -183,36 +188,17 @@ pub struct TraceCapture {
     pub filters: Vec<(LinkType, usize, usize)>,
 }
 
-/// The loaded object: by aya (tracepoints, fentry on kernel functions,
-/// which need the kernel's BTF), or by xcap's own loader (`--xdp-hook`,
-/// whose targets are programs aya cannot load against).
-enum Programs {
-    Aya(aya::Ebpf),
-    Own {
-        maps: Box<crate::object::Maps>,
-        /// One per attached hook, in order.
-        loaded: Vec<std::os::fd::OwnedFd>,
-    },
+/// The loaded object, by xcap's own loader: its maps and one program per
+/// hook, in order (a program of the object may be loaded several times,
+/// once per target).
+struct Programs {
+    maps: Box<crate::object::Maps>,
+    loaded: Vec<OwnedFd>,
 }
 
-impl Programs {
-    fn aya(&self) -> Option<&aya::Ebpf> {
-        match self {
-            Programs::Aya(e) => Some(e),
-            Programs::Own { .. } => None,
-        }
-    }
-
-    fn counters(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        match self {
-            Programs::Aya(e) => e.map(abi::COUNTERS_MAP).and_then(|m| match m {
-                aya::maps::Map::PerCpuArray(d) => Some(d.fd().as_fd()),
-                _ => None,
-            }),
-            Programs::Own { maps, .. } => maps.map(abi::COUNTERS_MAP),
-        }
-    }
-}
+/// Frames in a stack map value (`PERF_MAX_STACK_DEPTH`, as capture-bpf's
+/// map declares it).
+const STACK_DEPTH: usize = 127;
 
 /// A resolved hook, ready to load.
 enum Planned {
@@ -222,10 +208,12 @@ enum Planned {
         id: u16,
         desc: String,
     },
+    /// fentry, or fexit when `exit`.
     Fentry {
         function: String,
         prog: String,
         desc: String,
+        exit: bool,
     },
 }
 
@@ -244,6 +232,7 @@ fn tracepoint(name: &str) -> Option<Tracepoint> {
 fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
     let mut out = Vec::new();
     let mut fentries = 0;
+    let mut fexits = 0;
     for h in hooks {
         match h {
             TraceHook::Tracepoint(name) => {
@@ -278,12 +267,17 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
             }
             // Loaded apart: see `start_xdp_hooks`.
             TraceHook::XdpProgram { .. } => {}
-            TraceHook::Fentry { function, arg } => {
-                fentries += 1;
-                if fentries > 1 {
-                    return Err(Error::Config(
-                        "only one --fentry function per capture (for now)".into(),
-                    ));
+            TraceHook::Fentry { function, arg } | TraceHook::Fexit { function, arg } => {
+                let exit = matches!(h, TraceHook::Fexit { .. });
+                let (kind, count) = match exit {
+                    false => ("fentry", &mut fentries),
+                    true => ("fexit", &mut fexits),
+                };
+                *count += 1;
+                if *count > 1 {
+                    return Err(Error::Config(format!(
+                        "only one --{kind} function per capture (for now)"
+                    )));
                 }
                 let Some(params) = btf.function_params(function) else {
                     return Err(Error::Config(format!(
@@ -328,10 +322,15 @@ fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
                         "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
                     )));
                 }
+                let prefix = match exit {
+                    false => FENTRY_PROGRAM_PREFIX,
+                    true => FEXIT_PROGRAM_PREFIX,
+                };
                 out.push(Planned::Fentry {
                     function: function.clone(),
-                    prog: format!("{FENTRY_PROGRAM_PREFIX}{n}"),
-                    desc: format!("fentry {function} (argument {n}, {})", params[n].name),
+                    prog: format!("{prefix}{n}"),
+                    desc: format!("{kind} {function} (argument {n}, {})", params[n].name),
+                    exit,
                 });
             }
         }
@@ -433,7 +432,7 @@ impl TraceCapture {
             Some((program, entry, exit)) => {
                 start_xdp_hooks(cfg, program, entry, exit, &offs, compiled, reasons)
             }
-            None => start_kernel_hooks(cfg, &planned, &offs, compiled, reasons),
+            None => start_kernel_hooks(cfg, &btf, &planned, &offs, compiled, reasons),
         }
     }
 
@@ -466,16 +465,26 @@ impl TraceCapture {
         }
         let frames = self
             .programs
-            .aya()
-            .and_then(|e| e.map(STACKS_MAP))
+            .maps
+            .map(STACKS_MAP)
             .ok_or_else(|| format!("no map {STACKS_MAP}"))
-            .and_then(|m| aya::maps::StackTraceMap::try_from(m).map_err(|e| e.to_string()))
-            .and_then(|m| {
-                m.get(&(p.stack_id as u32), 0)
-                    .map_err(|e| format!("stack {}: {}", p.stack_id, crate::one_line(&e)))
-            })
-            .map(|t| t.frames().iter().map(|f| f.ip).collect());
+            .and_then(|map| {
+                let mut frames = vec![0u8; 8 * STACK_DEPTH];
+                sys::map_lookup(map, &(p.stack_id as u32).to_ne_bytes(), &mut frames)
+                    .map_err(|e| format!("stack {}: {e}", p.stack_id))?;
+                Ok(frames
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+                    .take_while(|&ip| ip != 0)
+                    .collect())
+            });
         Some(frames)
+    }
+
+    /// Whether a hook's `reason` field is the function's return value
+    /// (`--fexit`; its low 32 bits).
+    pub fn has_return_value(&self, hook: usize) -> bool {
+        self.hooks.get(hook).is_some_and(|h| h.id == HOOK_FEXIT)
     }
 
     /// Whether a hook's `reason` field is a drop reason.
@@ -498,15 +507,7 @@ impl TraceCapture {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats(self.programs.counters())
-    }
-
-    /// The aya-loaded object (tracepoints, fentry on kernel functions).
-    fn aya_mut(&mut self) -> &mut aya::Ebpf {
-        match &mut self.programs {
-            Programs::Aya(e) => e,
-            Programs::Own { .. } => unreachable!("kernel hooks are loaded by aya"),
-        }
+        self.shared.stats(self.programs.maps.map(abi::COUNTERS_MAP))
     }
 }
 
@@ -585,103 +586,48 @@ fn xdp_programs(hooks: &[TraceHook]) -> Result<Option<(&str, bool, bool)>, Error
     }
 }
 
-/// Tracepoints and fentry on kernel functions, loaded by aya.
+/// Tracepoints and fentry on kernel functions: each program loaded by
+/// xcap's own loader against its target's id in the kernel's BTF (the one
+/// parse of it), then attached.
 fn start_kernel_hooks(
     cfg: &TraceConfig,
+    btf: &Btf,
     planned: &[Planned],
     offs: &[u32; OFF_LEN],
     compiled: Compiled,
     reasons: HashMap<u32, String>,
 ) -> Result<TraceCapture, Error> {
-    let filters = compiled.sizes;
-    let spliced_elf = compiled.elf;
-    let snaplen = cfg.snaplen;
-    let stack = u32::from(cfg.stack);
-    let mut loader = aya::EbpfLoader::new();
-    loader
-        .override_global(abi::GLOBAL_SNAPLEN, &snaplen, true)
-        .override_global(GLOBAL_OFFSETS, offs, true)
-        .override_global(GLOBAL_STACK, &stack, true);
-    if cfg.stack {
-        loader.map_max_entries(STACKS_MAP, STACKS_MAX);
-    }
-    let mut ebpf = loader
-        .load(&spliced_elf)
-        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-    let aya_btf = aya::Btf::from_sys_fs()
-        .map_err(|e| Error::Config(format!("kernel BTF: {}", crate::one_line(&e))))?;
-
-    let mut hooks = Vec::new();
-    for p in planned {
-        match p {
-            Planned::Tp {
-                name,
-                prog,
-                id,
-                desc,
-            } => {
-                let program: &mut aya::programs::BtfTracePoint = ebpf
-                    .program_mut(prog)
-                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                    .try_into()
-                    .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                program.load(name, &aya_btf).map_err(|e| {
-                    if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
-                        crate::sys::save_verifier_log(&verifier_log.to_string());
-                    }
-                    Error::Load(format!("{desc}: {}", crate::one_line(&e)))
-                })?;
-                hooks.push(AttachedHook {
-                    name: (*name).to_owned(),
-                    description: desc.clone(),
-                    id: *id,
-                    code: None,
-                });
-            }
-            Planned::Fentry {
-                function,
-                prog,
-                desc,
-            } => {
-                let program: &mut aya::programs::FEntry = ebpf
-                    .program_mut(prog)
-                    .ok_or_else(|| Error::Load(format!("no program {prog}")))?
-                    .try_into()
-                    .map_err(|e| Error::Load(crate::one_line(&e)))?;
-                program.load(function, &aya_btf).map_err(|e| {
-                    let eperm = match &e {
-                        aya::programs::ProgramError::LoadError { io_error, .. } => {
-                            io_error.raw_os_error() == Some(libc::EPERM)
-                        }
-                        _ => false,
-                    };
-                    if eperm {
-                        // Seen on Linux 6.18 with lockdown=integrity:
-                        // every trampoline program (fentry, fexit,
-                        // fmod_ret, lsm) is refused before the verifier
-                        // runs, while tp_btf loads.
-                        Error::Load(format!(
-                            "{desc}: the kernel refuses fentry programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead"
-                        ))
-                    } else {
-                        Error::Load(format!("{desc}: {}", crate::one_line(&e)))
-                    }
-                })?;
-                hooks.push(AttachedHook {
-                    name: format!("fentry:{function}"),
-                    description: desc.clone(),
-                    id: HOOK_FENTRY,
-                    code: None,
-                });
-            }
-        }
-    }
-
-    let map_fd = perf_map_fd(&ebpf)?;
+    let snaplen = cfg.snaplen.to_ne_bytes();
+    let stack = u32::from(cfg.stack).to_ne_bytes();
+    let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let stacks_max: &[(&str, u32)] = if cfg.stack {
+        &[(STACKS_MAP, STACKS_MAX)]
+    } else {
+        &[]
+    };
+    let maps = crate::object::Maps::create(
+        &compiled.elf,
+        &[
+            (abi::GLOBAL_SNAPLEN, &snaplen[..]),
+            (GLOBAL_OFFSETS, &offs_bytes[..]),
+            (GLOBAL_STACK, &stack[..]),
+        ],
+        perf::page_size() as u32,
+        made_maps()?,
+        stacks_max,
+    )?;
+    let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
+    let map_fd = maps
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
     let keys = hooks.iter().map(HookKey::of).collect();
     let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
     let mut cap = TraceCapture {
-        programs: Programs::Aya(ebpf),
+        programs: Programs {
+            maps: Box::new(maps),
+            loaded,
+        },
         links: Vec::new(),
         readers,
         shared,
@@ -690,41 +636,93 @@ fn start_kernel_hooks(
         detached: false,
         reasons,
         stack: cfg.stack,
-        filters,
+        filters: compiled.sizes,
     };
     // Attach; on error `cap` is dropped, which detaches what was attached.
-    for p in planned {
-        let link = match p {
-            Planned::Tp { prog, desc, .. } => {
-                attach_program(cap.aya_mut(), prog, desc, |p: &mut BtfTracePoint| {
-                    let id = p.attach()?;
-                    p.take_link(id)
-                })?
-            }
-            Planned::Fentry { prog, desc, .. } => {
-                attach_program(cap.aya_mut(), prog, desc, |p: &mut FEntry| {
-                    let id = p.attach()?;
-                    p.take_link(id)
-                })?
-            }
-        };
-        cap.links.push(link);
+    for (p, program) in planned.iter().zip(&cap.programs.loaded) {
+        let link = sys::tracing_attach(program.as_fd()).map_err(|e| Error::Attach {
+            iface: "kernel".into(),
+            hook: p.desc().to_owned(),
+            message: e.to_string(),
+        })?;
+        cap.links.push(Box::new(link));
     }
     Ok(cap)
 }
 
-/// The perf event array's fd in an aya-loaded object.
-fn perf_map_fd(ebpf: &aya::Ebpf) -> Result<std::os::fd::RawFd, Error> {
-    let map = ebpf
-        .map(abi::EVENTS_MAP)
-        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?;
-    let aya::maps::Map::PerfEventArray(data) = map else {
-        return Err(Error::Load(format!(
-            "{} is not a perf event array",
-            abi::EVENTS_MAP
-        )));
-    };
-    Ok(data.fd().as_fd().as_raw_fd())
+/// Loads each planned program against its target: a tracepoint's
+/// `btf_trace_<name>`, a function; and the hooks, as records name them.
+fn load_kernel_hooks(
+    maps: &crate::object::Maps,
+    btf: &Btf,
+    planned: &[Planned],
+) -> Result<(Vec<OwnedFd>, Vec<AttachedHook>), Error> {
+    let mut loaded = Vec::new();
+    let mut hooks = Vec::new();
+    for p in planned {
+        let (prog, target, hook) = match p {
+            Planned::Tp {
+                name,
+                prog,
+                id,
+                desc,
+            } => (
+                *prog,
+                btf.tracepoint_id(name),
+                AttachedHook {
+                    name: (*name).to_owned(),
+                    description: desc.clone(),
+                    id: *id,
+                    code: None,
+                },
+            ),
+            Planned::Fentry {
+                function,
+                prog,
+                desc,
+                exit,
+            } => (
+                prog.as_str(),
+                btf.function_id(function),
+                AttachedHook {
+                    name: format!("{}:{function}", trampoline_kind(*exit)),
+                    description: desc.clone(),
+                    id: if *exit { HOOK_FEXIT } else { HOOK_FENTRY },
+                    code: None,
+                },
+            ),
+        };
+        let desc = p.desc();
+        let btf_id =
+            target.ok_or_else(|| Error::Load(format!("{desc}: not in the kernel's BTF")))?;
+        let target = AttachTarget { prog: None, btf_id };
+        let fd = maps.load_tracing(prog, target, &[]).map_err(|e| match (e, p) {
+            // Seen on Linux 6.18 with lockdown=integrity: every trampoline
+            // program (fentry, fexit, fmod_ret, lsm) is refused before the
+            // verifier runs, while tp_btf loads.
+            (LoadError::Refused, Planned::Fentry { exit, .. }) => Error::Load(format!(
+                "{desc}: the kernel refuses {} programs (BPF_PROG_LOAD: Operation not permitted, no verifier log; kernel lockdown or a security policy forbids BPF trampolines); use --trace instead",
+                trampoline_kind(*exit)
+            )),
+            (LoadError::Refused, Planned::Tp { .. }) => {
+                Error::Load(format!("{desc}: BPF_PROG_LOAD: Operation not permitted"))
+            }
+            (LoadError::Other(m), _) => Error::Load(format!("{desc}: {m}")),
+        })?;
+        loaded.push(fd);
+        hooks.push(hook);
+    }
+    Ok((loaded, hooks))
+}
+
+/// The maps of the object that only xcap can make: the attribution's
+/// socket storage (it needs BTF for its key and value, which the loader
+/// does not send), unused by the tracing programs.
+fn made_maps() -> Result<HashMap<String, OwnedFd>, Error> {
+    Ok(HashMap::from([(
+        capture_abi::owner::OWNERS_MAP.to_string(),
+        crate::attribution::owners_map()?,
+    )]))
 }
 
 /// The perf buffer of each CPU in the perf event array `map_fd`, and the
@@ -736,7 +734,7 @@ fn start_readers(
     keys: Vec<HookKey>,
 ) -> Result<(Arc<Shared>, Receiver<Vec<TracePacket>>, Vec<JoinHandle<()>>), Error> {
     let shared = Shared::new()?;
-    let cpus = aya::util::online_cpus().map_err(|(_, e)| Error::Buffer(e.to_string()))?;
+    let cpus = crate::cpus::online()?;
     let (tx, rx) = mpsc::sync_channel::<Vec<TracePacket>>(cfg.queue_batches.max(1));
     let waker_tx = tx.clone();
     *shared.wake_consumer() = Some(Box::new(move || {
@@ -793,7 +791,8 @@ fn start_xdp_hooks(
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
         ],
         perf::page_size() as u32,
-        HashMap::new(),
+        made_maps()?,
+        &[],
     )?;
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = compiled.bodies.iter().map(Vec::as_slice).collect();
     let sides: Vec<(&str, u16, &str)> = [
@@ -838,7 +837,7 @@ fn start_xdp_hooks(
     let keys = hooks.iter().map(HookKey::of).collect();
     let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
     let mut cap = TraceCapture {
-        programs: Programs::Own {
+        programs: Programs {
             maps: Box::new(maps),
             loaded,
         },
@@ -855,10 +854,7 @@ fn start_xdp_hooks(
     // Attach; on error `cap` is dropped, which detaches what was attached.
     let per_target = sides.len();
     for i in 0..cap.hooks.len() {
-        let Programs::Own { loaded, .. } = &cap.programs else {
-            break;
-        };
-        let link = xdp_hook::attach(loaded[i].as_fd(), &targets[i / per_target])?;
+        let link = xdp_hook::attach(cap.programs.loaded[i].as_fd(), &targets[i / per_target])?;
         cap.links.push(Box::new(link));
     }
     Ok(cap)
@@ -890,32 +886,6 @@ impl Drop for TraceCapture {
         self.detach();
         crate::join_readers(&mut self.rx, &mut self.readers);
     }
-}
-
-/// Attaches the loaded program `prog` (described as `desc` in errors) and
-/// returns its link. Tracepoint and fentry programs are different aya types
-/// with the same attach-then-take-link steps, which `attach_and_take_link`
-/// does for the type at hand.
-fn attach_program<P, L: Send + 'static>(
-    ebpf: &mut aya::Ebpf,
-    prog: &str,
-    desc: &str,
-    attach_and_take_link: impl FnOnce(&mut P) -> Result<L, ProgramError>,
-) -> Result<Box<dyn std::any::Any + Send>, Error>
-where
-    for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let program: &mut P = ebpf
-        .program_mut(prog)
-        .unwrap()
-        .try_into()
-        .map_err(|e| Error::Load(crate::one_line(&e)))?;
-    let link = attach_and_take_link(program).map_err(|e| Error::Attach {
-        iface: "kernel".into(),
-        hook: desc.to_owned(),
-        message: crate::one_line(&e),
-    })?;
-    Ok(Box::new(link))
 }
 
 /// The one reader of every perf buffer; rounds as the live capture's
@@ -1055,12 +1025,9 @@ pub struct TraceWriter<W: Write> {
     interfaces: Vec<(usize, LinkType)>,
 }
 
-/// `epb_verdict`'s type for a verdict of an XDP program.
-const VERDICT_EBPF_XDP: u8 = 2;
-
 impl<W: Write> TraceWriter<W> {
     pub fn new(mut out: W, snaplen: u32, filter: &str, hooks: &[AttachedHook]) -> io::Result<Self> {
-        section_header(&mut out)?;
+        pcapng::section_header(&mut out)?;
         let mut interfaces = Vec::new();
         for (i, h) in hooks.iter().enumerate() {
             let links: &[LinkType] = if h.on_xdp_program() {
@@ -1069,30 +1036,20 @@ impl<W: Write> TraceWriter<W> {
                 &[LinkType::Ethernet, LinkType::Raw]
             };
             for &link in links {
-                let mut body = Vec::new();
-                body.extend_from_slice(&link.pcap_linktype().to_le_bytes());
-                body.extend_from_slice(&0u16.to_le_bytes());
-                body.extend_from_slice(&snaplen.to_le_bytes());
-                option(
-                    &mut body,
-                    2,
-                    format!("{}:{}", h.name, link.name()).as_bytes(),
-                );
                 let what = match link {
                     LinkType::Ethernet => "from the MAC header",
                     LinkType::Raw => "from the network header",
                 };
-                option(
-                    &mut body,
-                    3,
-                    format!("xcap {}, {what}", h.description).as_bytes(),
-                );
-                option(&mut body, 9, &[9]);
-                let mut f = vec![0u8];
-                f.extend_from_slice(filter.as_bytes());
-                option(&mut body, 11, &f);
-                end_options(&mut body);
-                block(&mut out, 1, &body)?;
+                pcapng::interface_description(
+                    &mut out,
+                    &pcapng::Interface {
+                        link_type: link.pcap_linktype(),
+                        snaplen,
+                        name: &format!("{}:{}", h.name, link.name()),
+                        description: &format!("xcap {}, {what}", h.description),
+                        filter,
+                    },
+                )?;
                 interfaces.push((i, link));
             }
         }
@@ -1106,26 +1063,46 @@ impl<W: Write> TraceWriter<W> {
             .iter()
             .position(|&(h, l)| h == p.hook && l == p.link)
             .unwrap_or(0) as u32;
-        let mut body = Vec::with_capacity(p.data.len() + 128);
-        body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
-        body.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
-        body.extend_from_slice(&p.wirelen.to_le_bytes());
-        body.extend_from_slice(&p.data);
-        pad4(&mut body);
-        option(&mut body, 1, comment.as_bytes()); // opt_comment
-        option(&mut body, 5, &p.skb.to_le_bytes()); // epb_packetid
-        if let Some(v) = p.verdict {
-            let mut verdict = vec![VERDICT_EBPF_XDP];
-            verdict.extend_from_slice(&u64::from(v).to_le_bytes());
-            option(&mut body, 7, &verdict); // epb_verdict
+        let packet_id = p.skb.to_le_bytes();
+        let verdict = p.verdict.map(|v| pcapng::xdp_verdict(u64::from(v)));
+        let mut opts: Vec<(u16, &[u8])> = vec![
+            (pcapng::OPT_COMMENT, comment.as_bytes()),
+            (pcapng::EPB_PACKETID, &packet_id),
+        ];
+        if let Some(v) = &verdict {
+            opts.push((pcapng::EPB_VERDICT, v));
         }
-        end_options(&mut body);
-        block(&mut self.out, 6, &body)
+        pcapng::enhanced_packet(
+            &mut self.out,
+            &pcapng::Packet {
+                interface: id,
+                ts_ns: p.ts_ns,
+                wirelen: p.wirelen,
+                data: &p.data,
+            },
+            &opts,
+        )
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// What a trampoline program on a kernel function is called.
+fn trampoline_kind(exit: bool) -> &'static str {
+    if exit {
+        "fexit"
+    } else {
+        "fentry"
+    }
+}
+
+impl Planned {
+    /// How errors name the hook (`tp_btf skb:kfree_skb`).
+    fn desc(&self) -> &str {
+        match self {
+            Planned::Tp { desc, .. } | Planned::Fentry { desc, .. } => desc,
+        }
     }
 }

@@ -193,7 +193,7 @@ pub fn load(
     maps.load_tracing(
         program,
         crate::object::AttachTarget {
-            prog: target.fd.as_fd(),
+            prog: Some(target.fd.as_fd()),
             btf_id: target.main_func_btf_id,
         },
         inline,

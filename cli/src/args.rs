@@ -375,6 +375,11 @@ pub struct TraceArgs {
     #[arg(long = "fentry", value_name = "FUNC[:N]")]
     pub fentry: Option<String>,
 
+    /// Capture at the exit of kernel function FUNC: its struct sk_buff *
+    /// argument after it ran (at most 256 bytes), with its return value
+    #[arg(long = "fexit", value_name = "FUNC[:N]")]
+    pub fexit: Option<String>,
+
     /// Capture what an XDP program already loaded gets and, with its
     /// verdict, what it leaves (fentry/fexit on it; -Q in, out or inout):
     /// PROG is its id, name, pinned path, or the interface it is attached to

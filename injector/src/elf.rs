@@ -84,148 +84,14 @@ fn malformed(e: impl std::fmt::Display) -> Error {
 }
 
 impl<'a> Elf<'a> {
+    /// Parses a little-endian eBPF relocatable object: its header, then
+    /// its sections, symbols and relocation sections, each checked.
     pub fn parse(data: &'a [u8]) -> Result<Self, Error> {
-        if data.len() < 4 || &data[..4] != b"\x7fELF" {
-            return Err(Error::NotElf);
-        }
-        if data.len() < 20 {
-            return Err(malformed("truncated ELF header"));
-        }
-        let big_endian = data[5] == elf::ELFDATA2MSB;
-        let machine = if big_endian {
-            u16::from_be_bytes([data[18], data[19]])
-        } else {
-            u16::from_le_bytes([data[18], data[19]])
-        };
-        if machine != EM_BPF {
-            return Err(Error::NotBpf {
-                machine,
-                name: machine_name(machine),
-            });
-        }
-        if data[4] != elf::ELFCLASS64 {
-            return Err(Error::Unsupported(
-                "32-bit ELF (eBPF objects are ELFCLASS64)".into(),
-            ));
-        }
-        if big_endian {
-            return Err(Error::Unsupported(
-                "big-endian eBPF object (bpfeb); only bpfel is supported".into(),
-            ));
-        }
-        let header = Ehdr::parse(data).map_err(malformed)?;
-        let e_type = header.e_type(LE);
-        if e_type != elf::ET_REL {
-            return Err(Error::Unsupported(format!(
-                "ELF type {e_type} is not a relocatable object (ET_REL); splice the object the compiler wrote"
-            )));
-        }
-        if header.e_phnum(LE) != 0 {
-            return Err(malformed("a relocatable object with program headers"));
-        }
+        let header = check_header(data)?;
         let table = header.sections(LE, data).map_err(malformed)?;
-
-        let mut sections = Vec::with_capacity(table.len());
-        let mut total = 0u64;
-        for sh in table.iter() {
-            let name = table.section_name(LE, sh).map_err(malformed)?;
-            let ty = sh.sh_type(LE);
-            let contents = if ty == elf::SHT_NULL || ty == elf::SHT_NOBITS {
-                &[][..]
-            } else {
-                sh.data(LE, data)
-                    .map_err(|_| malformed("section contents out of the file"))?
-            };
-            total += contents.len() as u64;
-            sections.push(Section {
-                hdr: *sh,
-                name: String::from_utf8_lossy(name).into_owned(),
-                data: contents,
-            });
-        }
-        // Sections may not overlap: the rebuilt file holds each one once.
-        if total > data.len() as u64 {
-            return Err(malformed("section contents overlap"));
-        }
-
-        let mut symtab = None;
-        let mut symbols = Vec::new();
-        if let Some((i, _)) = table
-            .enumerate()
-            .find(|(_, s)| s.sh_type(LE) == elf::SHT_SYMTAB)
-        {
-            symtab = Some(i.0);
-            let st = table
-                .symbols(LE, data, elf::SHT_SYMTAB)
-                .map_err(malformed)?;
-            for (index, sym) in st.enumerate() {
-                let name = st.symbol_name(LE, sym).map_err(malformed)?;
-                let section = st
-                    .symbol_section(LE, sym, index)
-                    .map_err(malformed)?
-                    .map(|s| s.0);
-                if section.is_some_and(|s| s >= sections.len()) {
-                    return Err(malformed(format!(
-                        "symbol {} in a section that does not exist",
-                        index.0
-                    )));
-                }
-                symbols.push(Symbol {
-                    name: String::from_utf8_lossy(name).into_owned(),
-                    value: sym.st_value(LE),
-                    size: sym.st_size(LE),
-                    st_type: sym.st_type(),
-                    section,
-                });
-            }
-        }
-
-        let mut rel_sections = Vec::with_capacity(sections.len());
-        for (i, s) in sections.iter().enumerate() {
-            let ty = s.sh_type();
-            let target = s.hdr.sh_info.get(LE) as usize;
-            if ty == elf::SHT_RELA && sections.get(target).is_some_and(|t| t.is_code()) {
-                return Err(Error::Relocation {
-                    section: sections[target].name.clone(),
-                    offset: 0,
-                    detail: format!("RELA relocations ({}) in an eBPF object", s.name),
-                });
-            }
-            if ty != elf::SHT_REL {
-                rel_sections.push(None);
-                continue;
-            }
-            if target == 0 || target >= sections.len() || target == i {
-                return Err(malformed(format!(
-                    "relocation section {} applies to no valid section",
-                    s.name
-                )));
-            }
-            if Some(s.hdr.sh_link.get(LE) as usize) != symtab {
-                return Err(malformed(format!(
-                    "relocation section {} does not use the symbol table",
-                    s.name
-                )));
-            }
-            let raw: &[elf::Rel64<LE>] = object::pod::slice_from_all_bytes(s.data)
-                .map_err(|_| malformed(format!("relocation section {} has a bad size", s.name)))?;
-            let rels = raw
-                .iter()
-                .map(|r| Rel {
-                    offset: r.r_offset.get(LE),
-                    sym: r.r_sym(LE),
-                    kind: r.r_type(LE),
-                })
-                .collect::<Vec<_>>();
-            if let Some(r) = rels.iter().find(|r| r.sym as usize >= symbols.len()) {
-                return Err(malformed(format!(
-                    "relocation in {} names symbol {} which does not exist",
-                    s.name, r.sym
-                )));
-            }
-            rel_sections.push(Some(RelSection { target, rels }));
-        }
-
+        let sections = read_sections(&table, data)?;
+        let (symtab, symbols) = read_symbols(&table, data, sections.len())?;
+        let rel_sections = read_relocations(&sections, symtab, symbols.len())?;
         Ok(Elf {
             header: *header,
             sections,
@@ -273,6 +139,177 @@ impl<'a> Elf<'a> {
         header.e_shnum = object::U16::new(LE, all.len() as u16);
         write_sections(&header, &all, &contents)
     }
+}
+
+type SectionTable<'a> = object::read::elf::SectionTable<'a, Ehdr>;
+
+/// The ELF header of an eBPF relocatable object, 64-bit, little-endian.
+fn check_header(data: &[u8]) -> Result<&Ehdr, Error> {
+    if data.len() < 4 || &data[..4] != b"\x7fELF" {
+        return Err(Error::NotElf);
+    }
+    if data.len() < 20 {
+        return Err(malformed("truncated ELF header"));
+    }
+    let big_endian = data[5] == elf::ELFDATA2MSB;
+    let machine = if big_endian {
+        u16::from_be_bytes([data[18], data[19]])
+    } else {
+        u16::from_le_bytes([data[18], data[19]])
+    };
+    if machine != EM_BPF {
+        return Err(Error::NotBpf {
+            machine,
+            name: machine_name(machine),
+        });
+    }
+    if data[4] != elf::ELFCLASS64 {
+        return Err(Error::Unsupported(
+            "32-bit ELF (eBPF objects are ELFCLASS64)".into(),
+        ));
+    }
+    if big_endian {
+        return Err(Error::Unsupported(
+            "big-endian eBPF object (bpfeb); only bpfel is supported".into(),
+        ));
+    }
+    let header = Ehdr::parse(data).map_err(malformed)?;
+    let e_type = header.e_type(LE);
+    if e_type != elf::ET_REL {
+        return Err(Error::Unsupported(format!(
+            "ELF type {e_type} is not a relocatable object (ET_REL); splice the object the compiler wrote"
+        )));
+    }
+    if header.e_phnum(LE) != 0 {
+        return Err(malformed("a relocatable object with program headers"));
+    }
+    Ok(header)
+}
+
+/// Every section with its name and contents; contents may not overlap.
+fn read_sections<'a>(table: &SectionTable<'a>, data: &'a [u8]) -> Result<Vec<Section<'a>>, Error> {
+    let mut sections = Vec::with_capacity(table.len());
+    let mut total = 0u64;
+    for sh in table.iter() {
+        let name = table.section_name(LE, sh).map_err(malformed)?;
+        let ty = sh.sh_type(LE);
+        let contents = if ty == elf::SHT_NULL || ty == elf::SHT_NOBITS {
+            &[][..]
+        } else {
+            sh.data(LE, data)
+                .map_err(|_| malformed("section contents out of the file"))?
+        };
+        total += contents.len() as u64;
+        sections.push(Section {
+            hdr: *sh,
+            name: String::from_utf8_lossy(name).into_owned(),
+            data: contents,
+        });
+    }
+    // Sections may not overlap: the rebuilt file holds each one once.
+    if total > data.len() as u64 {
+        return Err(malformed("section contents overlap"));
+    }
+
+    Ok(sections)
+}
+
+/// The symbol table's index and its symbols, each in a section that exists.
+fn read_symbols(
+    table: &SectionTable<'_>,
+    data: &[u8],
+    section_count: usize,
+) -> Result<(Option<usize>, Vec<Symbol>), Error> {
+    let mut symtab = None;
+    let mut symbols = Vec::new();
+    if let Some((i, _)) = table
+        .enumerate()
+        .find(|(_, s)| s.sh_type(LE) == elf::SHT_SYMTAB)
+    {
+        symtab = Some(i.0);
+        let st = table
+            .symbols(LE, data, elf::SHT_SYMTAB)
+            .map_err(malformed)?;
+        for (index, sym) in st.enumerate() {
+            let name = st.symbol_name(LE, sym).map_err(malformed)?;
+            let section = st
+                .symbol_section(LE, sym, index)
+                .map_err(malformed)?
+                .map(|s| s.0);
+            if section.is_some_and(|s| s >= section_count) {
+                return Err(malformed(format!(
+                    "symbol {} in a section that does not exist",
+                    index.0
+                )));
+            }
+            symbols.push(Symbol {
+                name: String::from_utf8_lossy(name).into_owned(),
+                value: sym.st_value(LE),
+                size: sym.st_size(LE),
+                st_type: sym.st_type(),
+                section,
+            });
+        }
+    }
+
+    Ok((symtab, symbols))
+}
+
+/// For each section, its relocations when it is a REL section: applied to
+/// a valid section, against the symbol table, naming symbols that exist.
+/// RELA in code is refused.
+fn read_relocations(
+    sections: &[Section<'_>],
+    symtab: Option<usize>,
+    symbol_count: usize,
+) -> Result<Vec<Option<RelSection>>, Error> {
+    let mut rel_sections = Vec::with_capacity(sections.len());
+    for (i, s) in sections.iter().enumerate() {
+        let ty = s.sh_type();
+        let target = s.hdr.sh_info.get(LE) as usize;
+        if ty == elf::SHT_RELA && sections.get(target).is_some_and(|t| t.is_code()) {
+            return Err(Error::Relocation {
+                section: sections[target].name.clone(),
+                offset: 0,
+                detail: format!("RELA relocations ({}) in an eBPF object", s.name),
+            });
+        }
+        if ty != elf::SHT_REL {
+            rel_sections.push(None);
+            continue;
+        }
+        if target == 0 || target >= sections.len() || target == i {
+            return Err(malformed(format!(
+                "relocation section {} applies to no valid section",
+                s.name
+            )));
+        }
+        if Some(s.hdr.sh_link.get(LE) as usize) != symtab {
+            return Err(malformed(format!(
+                "relocation section {} does not use the symbol table",
+                s.name
+            )));
+        }
+        let raw: &[elf::Rel64<LE>] = object::pod::slice_from_all_bytes(s.data)
+            .map_err(|_| malformed(format!("relocation section {} has a bad size", s.name)))?;
+        let rels = raw
+            .iter()
+            .map(|r| Rel {
+                offset: r.r_offset.get(LE),
+                sym: r.r_sym(LE),
+                kind: r.r_type(LE),
+            })
+            .collect::<Vec<_>>();
+        if let Some(r) = rels.iter().find(|r| r.sym as usize >= symbol_count) {
+            return Err(malformed(format!(
+                "relocation in {} names symbol {} which does not exist",
+                s.name, r.sym
+            )));
+        }
+        rel_sections.push(Some(RelSection { target, rels }));
+    }
+
+    Ok(rel_sections)
 }
 
 /// A section added to an object.

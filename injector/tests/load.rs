@@ -203,12 +203,13 @@ fn clang_object_without_btf() {
     check_c_object(&build_c_fixture(false), false);
 }
 
-/// `elf` with its `fentry` section (the capture template's
-/// `xcap_fentry_argN`, whose target is given at load time) marked as
-/// non-executable, so libbpf skips it: libbpf wants an fentry target in the
-/// section name, and a kernel that refuses trampolines (lockdown) refuses
-/// them anyway. The XDP, TC and tp_btf programs are all still loaded.
-fn without_fentry(elf: &[u8]) -> Vec<u8> {
+/// `elf` with its `fentry` and `fexit` sections (the capture template's
+/// `xcap_fentry_argN` and `--xdp-hook`'s `xcap_xdp_entry`/`xcap_xdp_exit`,
+/// whose targets are given at load time) marked as non-executable, so
+/// libbpf skips them: libbpf wants a target in the section name, and a
+/// kernel that refuses trampolines (lockdown) refuses them anyway. The XDP,
+/// TC and tp_btf programs are all still loaded.
+fn without_trampolines(elf: &[u8]) -> Vec<u8> {
     let mut e = elf.to_vec();
     let u16_at = |e: &[u8], o: usize| u16::from_le_bytes([e[o], e[o + 1]]) as usize;
     let u32_at = |e: &[u8], o: usize| u32::from_le_bytes(e[o..o + 4].try_into().unwrap()) as usize;
@@ -222,7 +223,7 @@ fn without_fentry(elf: &[u8]) -> Vec<u8> {
     for i in 0..shnum {
         let h = shoff + i * shentsize;
         let name_at = strtab + u32_at(&e, h);
-        if e[name_at..].starts_with(b"fentry\0") {
+        if e[name_at..].starts_with(b"fentry\0") || e[name_at..].starts_with(b"fexit\0") {
             e[h + 8] &= !0x4; // SHF_EXECINSTR
         }
     }
@@ -242,7 +243,7 @@ fn bpftool_loadall(elf: &[u8], prog: &str) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let obj = dir.join("spliced.o");
-    std::fs::write(&obj, without_fentry(elf)).unwrap();
+    std::fs::write(&obj, without_trampolines(elf)).unwrap();
     let script = format!(
         "set -e; mkdir {d}/fs; mount -t bpf bpf {d}/fs; bpftool prog loadall {o} {d}/fs/progs; bpftool prog show pinned {d}/fs/progs/{prog}",
         d = dir.display(),

@@ -94,7 +94,11 @@ fn finish(p: Proc) -> (i32, String) {
 fn xcap_tracing_programs() -> Vec<String> {
     run_text(Command::new("bpftool").args(["prog", "show"]))
         .lines()
-        .filter(|l| l.contains("name xcap_tp_") || l.contains("name xcap_fentry"))
+        .filter(|l| {
+            l.contains("name xcap_tp_")
+                || l.contains("name xcap_fentry")
+                || l.contains("name xcap_fexit")
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -329,6 +333,68 @@ fn assert_fentry_ip_rcv_captures_matching_packets() {
     xcap_tests::report(
         "trace: fentry ip_rcv and kfree_skb in one pcapng file: 5 of 5 expected packets, at the hooks they passed",
     );
+}
+
+/// fentry and fexit on a receive function (`ip_rcv`) and a transmit
+/// function (`__dev_queue_xmit`), checked against the datagrams sent; or,
+/// on a kernel that refuses trampolines, the one-line refusal.
+#[test]
+fn fentry_and_fexit_see_each_datagram_sent_and_received_or_are_refused_in_one_line() {
+    let _g = serial();
+    let probe = output(Command::new("timeout").args([
+        "3",
+        xcap_bin().to_str().unwrap(),
+        "--fexit",
+        "ip_rcv",
+        "udp port 1",
+    ]));
+    let err = String::from_utf8_lossy(&probe.stderr).into_owned();
+    if probe.status.code() == Some(1) && err.contains("the kernel refuses fexit programs") {
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(xcap_tracing_programs().is_empty() && xcap_tracing_links().is_empty());
+        xcap_tests::report(
+            "trace: this kernel refuses fexit programs; checked the one-line refusal",
+        );
+        return;
+    }
+    let net = Net::new();
+    // A listener in B that never reads: each datagram's skb waits in its
+    // queue, alive when the functions return (fexit reads it then).
+    let mut listener = exec(&net.pair.b, "python3")
+        .args([
+            "-c",
+            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',9997))\ntime.sleep(60)\n",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let filter = format!("udp dst port 9997 and dst host {}.2", net.subnet);
+    let received = start(&["--fentry", "ip_rcv", "--fexit", "ip_rcv", &filter]);
+    let sent = start(&[
+        "--fentry",
+        "__dev_queue_xmit",
+        "--fexit",
+        "__dev_queue_xmit",
+        &filter,
+    ]);
+    net.send(&[(2, 9997), (2, 9996), (2, 9997), (2, 9997)]);
+    let (code, received) = finish(received);
+    let (code2, sent) = finish(sent);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!((code, code2), (0, 0), "{received}\n{sent}");
+    let count = |text: &str, what: &str| text.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count(&received, " fentry:ip_rcv "), 3, "{received}");
+    // NET_RX_SUCCESS.
+    assert_eq!(count(&received, " fexit:ip_rcv ret 0 "), 3, "{received}");
+    assert_eq!(count(&sent, " fentry:__dev_queue_xmit "), 3, "{sent}");
+    // NET_XMIT_SUCCESS.
+    assert_eq!(count(&sent, " fexit:__dev_queue_xmit ret 0 "), 3, "{sent}");
+    for l in received.lines().chain(sent.lines()) {
+        assert!(l.contains(&format!("> {}.2.9997: UDP", net.subnet)), "{l}");
+    }
+    assert_eq!(received.lines().count() + sent.lines().count(), 12);
+    assert!(xcap_tracing_programs().is_empty());
 }
 
 /// xcap with `args` and `envs` refuses in one line that contains `want`,

@@ -76,6 +76,12 @@ pub enum Hook {
         function: String,
         arg: Option<usize>,
     },
+    /// A kernel function's exit, on the same argument, with its return
+    /// value.
+    Fexit {
+        function: String,
+        arg: Option<usize>,
+    },
     /// An XDP program already loaded (`--xdp-hook PROG`): its entry, its
     /// exit, or both (`-Q in`, `out`, `inout`).
     XdpProgram {
@@ -112,10 +118,14 @@ pub struct Buffers {
 
 /// Any tracing flag asks for a tracing capture.
 pub(super) fn tracing_asked(t: &TraceArgs) -> bool {
-    !t.trace.is_empty() || t.fentry.is_some() || t.xdp_hook.is_some() || t.stack
+    !t.trace.is_empty()
+        || t.fentry.is_some()
+        || t.fexit.is_some()
+        || t.xdp_hook.is_some()
+        || t.stack
 }
 
-/// `--trace`, `--fentry`, `--xdp-hook`, `--stack`.
+/// `--trace`, `--fentry`, `--fexit`, `--xdp-hook`, `--stack`.
 pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let t = &args.trace;
     let live = &args.live;
@@ -132,7 +142,7 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let mut hooks = tracing_hooks(t)?;
     if let Some(program) = &t.xdp_hook {
         if !hooks.is_empty() || t.stack {
-            bail!("--xdp-hook does not combine with --trace, --fentry or --stack");
+            bail!("--xdp-hook does not combine with --trace, --fentry, --fexit or --stack");
         }
         hooks.push(xdp_program(program, live.direction)?);
     }
@@ -140,7 +150,8 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     capture(args, hooks, expression, snaplen)
 }
 
-/// The tracepoints (empty names left out), then the `--fentry` function.
+/// The tracepoints (empty names left out), then the `--fentry` and
+/// `--fexit` functions.
 fn tracing_hooks(t: &TraceArgs) -> Result<Vec<Hook>> {
     let mut hooks: Vec<Hook> = t
         .trace
@@ -151,25 +162,32 @@ fn tracing_hooks(t: &TraceArgs) -> Result<Vec<Hook>> {
     if let Some(f) = &t.fentry {
         hooks.push(fentry(f)?);
     }
+    if let Some(f) = &t.fexit {
+        let (function, arg) = function_and_arg("--fexit", f)?;
+        hooks.push(Hook::Fexit { function, arg });
+    }
     Ok(hooks)
 }
 
 /// `--fentry FUNC` or `FUNC:N`.
 fn fentry(text: &str) -> Result<Hook> {
+    let (function, arg) = function_and_arg("--fentry", text)?;
+    Ok(Hook::Fentry { function, arg })
+}
+
+/// `FUNC` or `FUNC:N` after `flag` (`--fentry`, `--fexit`).
+fn function_and_arg(flag: &str, text: &str) -> Result<(String, Option<usize>)> {
     let (function, arg) = match text.split_once(':') {
         Some((function, n)) => match n.parse::<usize>() {
             Ok(n) => (function, Some(n)),
-            Err(_) => bail!("--fentry {text}: the argument position must be a number (FUNC:N)"),
+            Err(_) => bail!("{flag} {text}: the argument position must be a number (FUNC:N)"),
         },
         None => (text, None),
     };
     if function.is_empty() {
-        bail!("--fentry needs a function name");
+        bail!("{flag} needs a function name");
     }
-    Ok(Hook::Fentry {
-        function: function.to_owned(),
-        arg,
-    })
+    Ok((function.to_owned(), arg))
 }
 
 /// `--xdp-hook PROG`: entry and exit by `-Q` (both by default).

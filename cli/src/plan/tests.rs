@@ -337,7 +337,7 @@ fn xdp_hook_refuses_other_tracing_hooks_an_interface_and_raw_cbpf() {
     let raw = raw_program();
     assert_eq!(
         error_of(&["--xdp-hook", "1", "--fentry", "ip_rcv", "udp"]),
-        "--xdp-hook does not combine with --trace, --fentry or --stack"
+        "--xdp-hook does not combine with --trace, --fentry, --fexit or --stack"
     );
     assert_eq!(
         error_of(&["--xdp-hook", "1", "-i", "lo", "udp"]),
@@ -393,6 +393,32 @@ fn tracepoints_split_at_commas_and_come_before_the_fentry_function() {
             function: "tcp_v4_rcv".into(),
             arg: None
         }]
+    );
+}
+
+#[test]
+fn fexit_comes_after_the_fentry_function_and_reads_the_same_way() {
+    let c = capture_of(&["--fexit", "ip_rcv:0", "--fentry", "ip_rcv", "udp"]);
+    assert_eq!(
+        c.hooks,
+        [
+            Hook::Fentry {
+                function: "ip_rcv".into(),
+                arg: None
+            },
+            Hook::Fexit {
+                function: "ip_rcv".into(),
+                arg: Some(0)
+            }
+        ]
+    );
+    assert_eq!(
+        error_of(&["--fexit", "ip_rcv:x", "udp"]),
+        "--fexit ip_rcv:x: the argument position must be a number (FUNC:N)"
+    );
+    assert_eq!(
+        error_of(&["--fexit", ":1", "udp"]),
+        "--fexit needs a function name"
     );
 }
 

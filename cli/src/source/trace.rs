@@ -1,7 +1,8 @@
 //! Capture at tracing hooks (`capture::trace`): tracepoints
 //! (`kfree_skb` with the drop reason, `consume_skb`, `netif_receive_skb`,
-//! `net_dev_queue`, `net_dev_xmit`) and `--fentry FUNC`, whose
-//! `struct sk_buff *` argument is found in the kernel BTF.
+//! `net_dev_queue`, `net_dev_xmit`), `--fentry FUNC` and `--fexit FUNC`
+//! (its return value shown as `ret N`), whose `struct sk_buff *` argument
+//! is found in the kernel BTF.
 //!
 //! Packets with a MAC header are captured from it (link type EN10MB),
 //! others from the network header (RAW); the filter is compiled for each.
@@ -46,6 +47,10 @@ pub fn config(plan: &plan::Capture) -> TraceConfig {
         .filter_map(|h| match h {
             Hook::Tracepoint(name) => Some(TraceHook::Tracepoint(name.clone())),
             Hook::Fentry { function, arg } => Some(TraceHook::Fentry {
+                function: function.clone(),
+                arg: *arg,
+            }),
+            Hook::Fexit { function, arg } => Some(TraceHook::Fexit {
                 function: function.clone(),
                 arg: *arg,
             }),
@@ -187,6 +192,9 @@ impl Trace {
         if let Some(r) = &reason {
             let _ = write!(c, " reason={r}");
         }
+        if self.cap.has_return_value(p.hook) {
+            let _ = write!(c, " ret={}", p.reason as i32);
+        }
         let _ = write!(
             c,
             " ifindex={} ifname={} netns={} pid={} tid={} comm={} cpu={} link={}",
@@ -268,6 +276,9 @@ impl Source for Trace {
         line.before.push_str(hook);
         if let Some(r) = &reason {
             let _ = write!(line.before, " reason {r}");
+        }
+        if self.cap.has_return_value(p.hook) {
+            let _ = write!(line.before, " ret {}", p.reason as i32);
         }
         let iface = self.meta.iface(p);
         let _ = write!(line.before, " {iface} {} len {} ", p.link.name(), p.wirelen);

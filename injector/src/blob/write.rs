@@ -233,29 +233,43 @@ fn place_filter(
     Ok(filter_bytes)
 }
 
+/// The filter as function `name` at the start of `text`, with its symbol,
+/// BTF FUNC, func_info and line_info: `exported`, a global symbol with
+/// hidden visibility and a global BTF function (for libbpf's linker);
+/// otherwise local and static.
+fn filter_function(
+    obj: &mut Object<'_>,
+    btf: &mut BtfWriter,
+    ext: &mut ExtWriter,
+    blob: &FilterBlob,
+    text: SectionId,
+    name: &str,
+    exported: bool,
+) -> Result<SymbolId, BlobError> {
+    let filter_bytes = place_filter(obj, btf, ext, blob, text, name)?;
+    let (bind, visibility, linkage) = if exported {
+        (elf::STB_GLOBAL, elf::STV_HIDDEN, Linkage::Global)
+    } else {
+        (elf::STB_LOCAL, elf::STV_DEFAULT, Linkage::Static)
+    };
+    let symbol = func_symbol(obj, name, text, filter_bytes, bind, visibility);
+    let proto = filter_proto(btf);
+    let func = btf.func(name, proto, linkage);
+    let sec = btf.string(".text");
+    ext.func(sec, 0, func);
+    let l = line(btf, 0, &format!("xcap filter: {}", blob.source()));
+    ext.line(sec, l);
+    Ok(symbol)
+}
+
 pub(super) fn function_object(blob: &FilterBlob, name: &str) -> Result<Vec<u8>, BlobError> {
     let mut obj = new_object();
     let mut btf = BtfWriter::default();
     let mut ext = ExtWriter::default();
     let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
-    let filter_bytes = place_filter(&mut obj, &mut btf, &mut ext, blob, text, name)?;
-    func_symbol(
-        &mut obj,
-        name,
-        text,
-        filter_bytes,
-        elf::STB_GLOBAL,
-        elf::STV_HIDDEN,
-    );
-
-    let proto = filter_proto(&mut btf);
     // Global: libbpf's linker resolves externs only against non-static
     // BTF functions; libbpf makes it static at load (hidden symbol).
-    let func = btf.func(name, proto, Linkage::Global);
-    let sec = btf.string(".text");
-    ext.func(sec, 0, func);
-    let l = line(&mut btf, 0, &format!("xcap filter: {}", blob.source()));
-    ext.line(sec, l);
+    filter_function(&mut obj, &mut btf, &mut ext, blob, text, name, true)?;
     add_btf(&mut obj, &btf, &ext);
     finish(obj)
 }
@@ -313,29 +327,15 @@ pub(super) fn program_object(
         }
         None => {
             let text = text.expect("made above");
-            let filter_bytes = place_filter(
+            Some(filter_function(
                 &mut obj,
                 &mut btf,
                 &mut ext,
                 blob,
                 text,
                 PROGRAM_FILTER_NAME,
-            )?;
-            let filter_proto = filter_proto(&mut btf);
-            let filter = func_symbol(
-                &mut obj,
-                PROGRAM_FILTER_NAME,
-                text,
-                filter_bytes,
-                elf::STB_LOCAL,
-                elf::STV_DEFAULT,
-            );
-            let func = btf.func(PROGRAM_FILTER_NAME, filter_proto, Linkage::Static);
-            let text_name = btf.string(".text");
-            ext.func(text_name, 0, func);
-            let l = line(&mut btf, 0, &format!("xcap filter: {}", blob.source()));
-            ext.line(text_name, l);
-            Some(filter)
+                false,
+            )?)
         }
     };
 

@@ -67,34 +67,11 @@ pub(super) fn plan(
         let f = find_stub(obj, code, name)?;
         let func = &funcs[f];
         let sym = &syms[func.sym];
-        let sec = &secs[func.section];
         if plan.stubs.iter().any(|(g, r)| *g == f || r.name == name) {
             return Err(Error::DuplicateStub(name.into()));
         }
-        if sec.holds_programs() {
-            return Err(Error::StubUnsupported {
-                stub: name.into(),
-                detail: format!(
-                    "the program `{}` in section `{}`, not a subprogram in .text",
-                    sym.name, sec.name
-                ),
-            });
-        }
-        let callbacks = check_filter(name, insns)?;
-        if !callbacks.is_empty() && ext.is_none() {
-            return Err(Error::BadFilter {
-                stub: name.into(),
-                detail: "it has a loop callback, and the kernel wants BTF func_info for a program that takes a callback's address, but the object has no .BTF.ext (build it with debug info: clang -g, or rustc -C debuginfo=2 with bpf-linker --btf)".into(),
-            });
-        }
-        if let (Some((_, ext)), Some(btf)) = (ext, btf) {
-            if let Some(ty) = func_type_at(ext, &sec.name, func.start) {
-                check_signature(btf, ty).map_err(|detail| Error::StubSignature {
-                    stub: name.into(),
-                    detail,
-                })?;
-            }
-        }
+        let sec = &secs[func.section];
+        let callbacks = check_stub(obj, code, btf, ext, name, insns, f)?;
         let callers: Vec<String> = calls
             .callers(f)
             .map(|p| syms[funcs[p].sym].name.clone())
@@ -155,6 +132,48 @@ pub(super) fn plan(
         e.sort_by_key(|e| e.start);
     }
     Ok(plan)
+}
+
+/// Checks stub `f` and its filter: a subprogram, a filter that fits, BTF
+/// for its callbacks, the filter's signature in BTF. Returns where the
+/// filter's callbacks start.
+fn check_stub(
+    obj: &Elf<'_>,
+    code: &Code,
+    btf: Option<&Btf>,
+    ext: Option<&(usize, BtfExt)>,
+    name: &str,
+    insns: &[Insn],
+    f: usize,
+) -> Result<Vec<usize>, Error> {
+    let func = &code.funcs[f];
+    let sym = &obj.symbols[func.sym];
+    let sec = &obj.sections[func.section];
+    if sec.holds_programs() {
+        return Err(Error::StubUnsupported {
+            stub: name.into(),
+            detail: format!(
+                "the program `{}` in section `{}`, not a subprogram in .text",
+                sym.name, sec.name
+            ),
+        });
+    }
+    let callbacks = check_filter(name, insns)?;
+    if !callbacks.is_empty() && ext.is_none() {
+        return Err(Error::BadFilter {
+            stub: name.into(),
+            detail: "it has a loop callback, and the kernel wants BTF func_info for a program that takes a callback's address, but the object has no .BTF.ext (build it with debug info: clang -g, or rustc -C debuginfo=2 with bpf-linker --btf)".into(),
+        });
+    }
+    if let (Some((_, ext)), Some(btf)) = (ext, btf) {
+        if let Some(ty) = func_type_at(ext, &sec.name, func.start) {
+            check_signature(btf, ty).map_err(|detail| Error::StubSignature {
+                stub: name.into(),
+                detail,
+            })?;
+        }
+    }
+    Ok(callbacks)
 }
 
 /// The one sized function `name` matches; the error names what could be
