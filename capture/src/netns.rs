@@ -67,3 +67,69 @@ impl Names {
         }
     }
 }
+
+/// `--netns NAME|PATH|PID`: the namespace file it names (`ip netns`'s
+/// /run/netns/NAME, a path to a namespace file, or /proc/PID/ns/net).
+pub fn file_of(spec: &str) -> std::path::PathBuf {
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("/proc/{spec}/ns/net").into();
+    }
+    if spec.contains('/') {
+        return spec.into();
+    }
+    format!("/run/netns/{spec}").into()
+}
+
+/// Moves this process into the network namespace `spec` names, as `ip
+/// netns exec` does: the namespace, then a mount namespace of its own with
+/// a sysfs of that network namespace on /sys (what names interfaces
+/// there), and cgroup v2 on /sys/fs/cgroup again (attribution reads it).
+/// Must run before any thread starts: threads made later inherit it,
+/// and the kernel refuses a new mount namespace to a threaded process.
+pub fn enter(spec: &str) -> Result<(), String> {
+    let path = file_of(spec);
+    let file = std::fs::File::open(&path)
+        .map_err(|e| format!("--netns {spec}: {}: {e}", path.display()))?;
+    let fail = |what: &str| {
+        format!(
+            "--netns {spec}: {what}: {}",
+            std::io::Error::last_os_error()
+        )
+    };
+    // SAFETY: a namespace fd we hold.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(fail("setns"));
+    }
+    // SAFETY: no pointers.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(fail("unshare (mount namespace)"));
+    }
+    let mount = |source: &std::ffi::CStr,
+                 target: &std::ffi::CStr,
+                 fstype: Option<&std::ffi::CStr>,
+                 flags: libc::c_ulong| {
+        // SAFETY: C strings that outlive the call; no data argument.
+        unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                fstype.map_or(std::ptr::null(), |f| f.as_ptr()),
+                flags,
+                std::ptr::null(),
+            )
+        }
+    };
+    // Mounts made here stay here.
+    if mount(c"none", c"/", None, libc::MS_REC | libc::MS_SLAVE) != 0 {
+        return Err(fail("making / a slave mount"));
+    }
+    // SAFETY: a C string.
+    unsafe { libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH) };
+    if mount(c"sysfs", c"/sys", Some(c"sysfs"), 0) != 0 {
+        return Err(fail("mounting its sysfs on /sys"));
+    }
+    // Without it attribution still finds the hierarchy through an
+    // ancestor (see cgroups::mount_point).
+    mount(c"cgroup2", c"/sys/fs/cgroup", Some(c"cgroup2"), 0);
+    Ok(())
+}

@@ -111,6 +111,12 @@ pub struct RunArgs {
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
+    /// After `--`: run CMD (as the user who ran sudo, if any), capture only
+    /// the packets of CMD and its children (TC), and stop when it exits,
+    /// with its exit status
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
     /// Live capture flags (-i, --xdp, --tc, -Q, -n, -q, -v, -U, --pcapng, ...)
     #[command(flatten)]
     pub live: LiveArgs,
@@ -230,6 +236,12 @@ pub struct LiveArgs {
     /// filter runs, for filters that read past the linear part of an skb
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub tc_pull: u32,
+
+    /// Capture in another network namespace: an `ip netns` NAME, a PATH to
+    /// a namespace file, or a PID (its namespace); interfaces are resolved
+    /// there
+    #[arg(long, value_name = "NAME|PATH|PID")]
+    pub netns: Option<String>,
 }
 
 /// Attribution and process filters.

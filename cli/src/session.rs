@@ -23,6 +23,10 @@ use crate::source::{live, trace, Source};
 
 /// A capture at the plan's hooks: at interfaces, or at tracing hooks.
 pub fn capture(plan: &plan::Capture) -> Result<ExitCode> {
+    // Before any thread starts (they inherit it).
+    if let Some(ns) = &plan.netns {
+        capture::netns::enter(ns).map_err(|e| anyhow!(e))?;
+    }
     if plan.on_interfaces() {
         let config = live::config(plan)?;
         run(plan, || live::Live::start(&config, plan))
@@ -82,6 +86,8 @@ struct Ended {
     failure: Option<String>,
     /// Whether packets went to `-w` files (whose errors name them).
     to_files: bool,
+    /// `-- CMD`'s exit status.
+    command_status: Option<u8>,
 }
 
 /// Takes batches until the readers are done: detaches on a signal, once
@@ -113,12 +119,14 @@ fn consume<S: Source>(
         written.error.get_or_insert(e);
     }
     let stats = source.stats();
+    let command_status = source.command_status();
     Ended {
         captured: written.count,
         write_error: written.error,
         stats,
         failure: source.close(),
         to_files: matches!(sink, Sink::File(_)),
+        command_status,
     }
 }
 
@@ -201,7 +209,7 @@ impl Ended {
         if write_failed || self.failure.is_some() {
             return ExitCode::from(1);
         }
-        ExitCode::SUCCESS
+        ExitCode::from(self.command_status.unwrap_or(0))
     }
 }
 

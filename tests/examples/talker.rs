@@ -13,6 +13,8 @@
 //!                                     datagrams (no echo awaited)
 //! ```
 //!
+//! A last number after ROUNDS is the exit status (for `xcap -- CMD`).
+//!
 //! Each mode prints its local ports ("udp PORT", "tcp PORT") on stdout as
 //! it uses them, and "done" at the end; waiting on stdin lets a test learn
 //! the pid, or move the process to a cgroup, before any socket exists.
@@ -59,6 +61,8 @@ fn main() {
         other => fail(&format!("{other}: not a mode")),
     }
     say("done");
+    let status = rest.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    std::process::exit(status);
 }
 
 fn set_name(name: &str) {

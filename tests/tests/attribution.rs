@@ -77,6 +77,17 @@ impl Net {
         p.wait_listening("xcap");
         p
     }
+
+    /// [`Net::xcap`] started from this namespace, entering A with
+    /// `--netns`.
+    fn xcap_by_netns(&self, args: &[&str]) -> Proc {
+        let mut cmd = Command::new(xcap_bin());
+        cmd.args(["--netns", &self.pair.a, "-i", &self.a_if, "-n", "-U"])
+            .args(args);
+        let mut p = Proc::start_keeping_stdout(cmd);
+        p.wait_listening("xcap");
+        p
+    }
 }
 
 /// A running `talker`, its stdout lines coming in on a channel.
@@ -435,5 +446,64 @@ fn a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container() {
         }
         assert_both_ways(&lines, &net, &inside);
         drop(inside);
+    }
+}
+
+#[test]
+fn a_command_after_double_dash_is_captured_alone_and_its_exit_status_is_xcaps() {
+    let net = Net::new("own-cmd");
+    let mut other = net.talker("t-other", "talk");
+    let server = net.server_addr();
+    let talker = talker_bin();
+    let command = [
+        talker.to_str().unwrap(),
+        "t-cmd",
+        "talk",
+        &server,
+        PORT,
+        "2",
+        "3",
+    ];
+    let mut args = vec!["--who", "--"];
+    args.extend(command);
+    let xcap = net.xcap_by_netns(&args);
+    other.go();
+    let (code, err, out) = xcap.finish_with_stdout("xcap");
+    assert_eq!(
+        code,
+        3,
+        "xcap's status is not the command's: {}",
+        err.join("\n")
+    );
+    // The command shares xcap's stdout: its port lines, then the packets.
+    let ports: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("udp ").or(l.strip_prefix("tcp ")))
+        .map(str::to_owned)
+        .collect();
+    let lines: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(" > "))
+        .map(str::to_owned)
+        .collect();
+    assert!(!ports.is_empty(), "the command said no ports: {out}");
+    for l in &lines {
+        assert!(l.contains(" comm=t-cmd "), "not the command's: {l}");
+    }
+    let me = net.client_addr();
+    for port in &ports {
+        let out = format!("{me}.{port} > {server}.{PORT}:");
+        let back = format!("{server}.{PORT} > {me}.{port}:");
+        assert!(
+            lines.iter().any(|l| l.contains(&out)) && lines.iter().any(|l| l.contains(&back)),
+            "port {port}: not both ways in:\n{}",
+            lines.join("\n")
+        );
+    }
+    for port in &other.ports {
+        assert!(
+            lines_about(&lines, &me, port).is_empty(),
+            "t-other's port {port} captured"
+        );
     }
 }

@@ -32,9 +32,14 @@ pub struct Capture {
     /// `-v`: counters, hook details on each line, filter sizes.
     pub verbose: bool,
     /// Attribution and process filters (TC only).
-    pub who: Option<capture::attribution::Who>,
+    pub who: Option<Box<capture::attribution::Who>>,
     /// `--who` or `-v`: each line names the packet's process.
     pub show_who: bool,
+    /// `-- CMD ARGS...`: run it and capture its packets alone, until it
+    /// exits.
+    pub command: Vec<String>,
+    /// `--netns`: the network namespace to capture in.
+    pub netns: Option<String>,
     pub output: Output,
     pub count: Option<u64>,
     /// `-U` or `-l`: each packet goes out as soon as it is written.
@@ -130,7 +135,10 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let Filter::Expression(expression) = filter else {
         bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
     };
-    super::who::refuse_at(&args.who, "a tracing hook")?;
+    super::who::refuse_at(args, "a tracing hook")?;
+    if live.netns.is_some() {
+        bail!("--netns does not apply to tracing hooks, which see every namespace");
+    }
     let mut hooks = tracing_hooks(t)?;
     if let Some(program) = &t.xdp_hook {
         if !hooks.is_empty() || t.stack {
@@ -217,9 +225,9 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
     };
     let mut capture = capture(args, vec![hook], expression, snaplen)?;
     if live.xdp {
-        super::who::refuse_at(&args.who, "XDP")?;
+        super::who::refuse_at(args, "XDP")?;
     } else {
-        capture.who = super::who::for_tc(args)?;
+        capture.who = super::who::for_tc(args)?.map(Box::new);
         capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
     }
     Ok(capture)
@@ -242,6 +250,8 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         verbose: live.verbose > 0,
         who: None,
         show_who: false,
+        command: args.command.clone(),
+        netns: live.netns.clone(),
         output: output(args)?,
         count: args.count,
         flush_each_packet,

@@ -874,3 +874,19 @@ fn an_extcap_capture_writes_pcap_into_the_fifo_with_every_filter_given() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn a_command_after_double_dash_is_followed_with_its_children_and_netns_is_for_interfaces() {
+    let c = capture_of(&["-i", "eth0", "tcp", "--", "curl", "-s", "x"]);
+    assert_eq!(c.command, ["curl", "-s", "x"]);
+    assert_eq!(c.filter, "tcp");
+    assert!(c.who.expect("attribution").follow_children);
+    assert_eq!(
+        capture_of(&["--netns", "blue", "-i", "eth0"])
+            .netns
+            .as_deref(),
+        Some("blue")
+    );
+    assert!(error_of(&["--netns", "blue", "--trace", "kfree_skb"]).contains("--netns"));
+    assert!(error_of(&["-i", "eth0", "--xdp", "--", "curl"]).contains("TC only"));
+}

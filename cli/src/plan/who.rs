@@ -17,11 +17,12 @@ pub(super) fn asked(w: &WhoArgs) -> bool {
     w.who || filters_asked(w)
 }
 
-/// Attribution for a TC capture: with `--who`, a process filter, or `-v`
-/// (whose lines name each packet's process).
+/// Attribution for a TC capture: with `--who`, a process filter, `-v`
+/// (whose lines name each packet's process), or `-- CMD` (whose pid, known
+/// once it is started, joins `pids`, its children followed).
 pub(super) fn for_tc(args: &RunArgs) -> Result<Option<Who>> {
     let w = &args.who;
-    if !asked(w) && args.live.verbose == 0 {
+    if !asked(w) && args.live.verbose == 0 && args.command.is_empty() {
         return Ok(None);
     }
     for comm in &w.comms {
@@ -34,7 +35,7 @@ pub(super) fn for_tc(args: &RunArgs) -> Result<Option<Who>> {
     }
     Ok(Some(Who {
         pids: w.pids.clone(),
-        follow_children: w.follow_children,
+        follow_children: w.follow_children || !args.command.is_empty(),
         comms: w.comms.clone(),
         cgroups: w.cgroups.clone(),
         containers: w.containers.clone(),
@@ -42,9 +43,9 @@ pub(super) fn for_tc(args: &RunArgs) -> Result<Option<Who>> {
 }
 
 /// Attribution flags where there is no socket to attribute from.
-pub(super) fn refuse_at(w: &WhoArgs, hook: &str) -> Result<()> {
-    if asked(w) {
-        bail!("--who and the process filters work at TC only ({hook} has no socket to take the process from): use --tc");
+pub(super) fn refuse_at(args: &RunArgs, hook: &str) -> Result<()> {
+    if asked(&args.who) || !args.command.is_empty() {
+        bail!("--who, the process filters and -- CMD work at TC only ({hook} has no socket to take the process from): use --tc");
     }
     Ok(())
 }

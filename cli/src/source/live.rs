@@ -18,6 +18,7 @@ use crate::link::Link;
 use crate::plan::{self, Hook};
 use crate::print::Line;
 use crate::sink::Stream;
+use crate::source::command::Held;
 use crate::source::who::Describe;
 use crate::source::Source;
 
@@ -77,7 +78,7 @@ pub fn config(plan: &plan::Capture) -> Result<Config> {
         // Only -v prints it, and counting costs on every packet.
         count_seen: plan.verbose,
         tc_attach: tc_attach_choice()?,
-        who: plan.who.clone(),
+        who: plan.who.as_deref().cloned(),
         ..Config::default()
     })
 }
@@ -104,6 +105,8 @@ pub struct Live {
     show_who: bool,
     /// Names processes in lines and pcapng comments.
     describe: Describe,
+    /// `-- CMD`: the command, released once attached.
+    command: Option<Held>,
     /// The interface that disappeared (the capture then detached).
     vanished: Option<String>,
     last_check: Instant,
@@ -112,10 +115,23 @@ pub struct Live {
 }
 
 impl Live {
-    /// Loads and attaches the capture programs.
+    /// Loads and attaches the capture programs; with `-- CMD`, starts the
+    /// command held, selects its pid, and releases it once attached.
     pub fn start(config: &Config, plan: &plan::Capture) -> Result<Live> {
-        let cap = Capture::start(config).map_err(|e| anyhow!("{e}"))?;
+        let mut command = match plan.command.is_empty() {
+            true => None,
+            false => Some(Held::start(&plan.command)?),
+        };
+        let mut config = config.clone();
+        if let (Some(held), Some(who)) = (&command, &mut config.who) {
+            who.pids.push(held.pid());
+        }
+        let cap = Capture::start(&config).map_err(|e| anyhow!("{e}"))?;
+        if let Some(held) = &mut command {
+            held.release();
+        }
         Ok(Live {
+            command,
             names: cap.interfaces().iter().map(|i| i.name.clone()).collect(),
             cap,
             filter: plan.filter.clone(),
@@ -228,6 +244,11 @@ impl Source for Live {
         if self.last_check.elapsed() < VANISHED_CHECK {
             return;
         }
+        if let Some(held) = &mut self.command {
+            if held.exited() {
+                self.cap.detach();
+            }
+        }
         self.last_check = Instant::now();
         if self.cap.captures_any() {
             self.follow_interfaces();
@@ -299,6 +320,10 @@ impl Source for Live {
 
     fn stats(&self) -> Stats {
         self.cap.stats()
+    }
+
+    fn command_status(&self) -> Option<u8> {
+        self.command.as_ref().and_then(Held::exit_code)
     }
 
     fn close(self) -> Option<String> {

@@ -3,6 +3,7 @@
 //! The two captures run in the kernel and are driven the same way by a
 //! session ([`Source`]); a file is read as `tcpdump -r` reads it.
 
+pub mod command;
 pub mod file;
 pub mod live;
 pub mod trace;
@@ -54,4 +55,9 @@ pub trait Source {
     /// Ends the capture (joining the readers) and says why it failed, if
     /// it failed on its own (an interface that disappeared).
     fn close(self) -> Option<String>;
+    /// With `-- CMD`: the command's exit status, once it has exited
+    /// (xcap's own then).
+    fn command_status(&self) -> Option<u8> {
+        None
+    }
 }
