@@ -59,16 +59,16 @@ while read -r target exe dir; do
 done <"$exes" >"$exes.snap"
 mv "$exes.snap" "$exes"
 
-failed=0
-for line in "${lines[@]}"; do
-  out=${CARGO_TARGET_DIR:-target}/kernel-matrix-$line.txt
-  echo "== kernel matrix: Linux $line (scripts/vm.sh $line), output in $out"
-  start=$SECONDS
+# One guest run: kernel line $1, plan $2 (see matrix-guest.sh), vCPUs $3,
+# output in $4. Prints the summary line and adds it, with the tests' report
+# lines, to the test report.
+run_guest() {
+  local line=$1 plan=$2 cpus=$3 out=$4 status seconds summary start=$SECONDS
+  echo "== kernel matrix: Linux $line, plan $plan, $cpus vCPU (scripts/vm.sh $line), output in $out"
   set +e
-  XCAP_VM_TIMEOUT=${XCAP_MATRIX_TIMEOUT:-2400} scripts/vm.sh "$line" \
+  XCAP_VM_CPUS=$cpus XCAP_VM_TIMEOUT=${XCAP_MATRIX_TIMEOUT:-2400} scripts/vm.sh "$line" \
     env XCAP_BIN="$xcap" XCAP_TALKER_BIN="$talker" XCAP_MATRIX_SAMPLE="${XCAP_MATRIX_SAMPLE:-4}" \
-    XCAP_MATRIX_OLD="$([[ $line == 5.10 ]] && echo 1 || echo 0)" \
-    bash scripts/matrix-guest.sh "$exes" 2>&1 | tee "$out"
+    XCAP_MATRIX_PLAN="$plan" bash scripts/matrix-guest.sh "$exes" 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
   set -e
   seconds=$((SECONDS - start))
@@ -80,8 +80,19 @@ for line in "${lines[@]}"; do
   while IFS= read -r report; do
     [[ -n ${XCAP_REPORT:-} ]] && echo "  [$line] $report" >>"$XCAP_REPORT"
   done < <(sed -n 's/^report: //p' "$out")
-  [[ -n ${XCAP_REPORT:-} ]] && echo "kernel $summary, in ${seconds} s" >>"$XCAP_REPORT"
-  echo "kernel $summary, in ${seconds} s"
-  ((status == 0)) || failed=1
+  [[ -n ${XCAP_REPORT:-} ]] && echo "kernel $summary ($plan plan, $cpus vCPU), in ${seconds} s" >>"$XCAP_REPORT"
+  echo "kernel $summary ($plan plan, $cpus vCPU), in ${seconds} s"
+  return "$status"
+}
+
+failed=0
+for line in "${lines[@]}"; do
+  out=${CARGO_TARGET_DIR:-target}/kernel-matrix-$line
+  if [[ $line == 5.10 ]]; then
+    run_guest "$line" old 2 "$out.txt" || failed=1
+  else
+    run_guest "$line" main 2 "$out.txt" || failed=1
+    run_guest "$line" one-cpu 1 "$out-one-cpu.txt" || failed=1
+  fi
 done
 exit "$failed"

@@ -29,6 +29,7 @@ use std::time::Duration;
 use capture_abi::live::Hdr;
 use capture_abi::owner as abi;
 
+use crate::procs::{all_pids, parent_of};
 use crate::{cgroups, netns, object, Error};
 
 /// What to attribute and which processes to keep ([`crate::Config::who`]).
@@ -173,20 +174,6 @@ pub(crate) fn owners_map() -> Result<OwnedFd, Error> {
             "cannot make the socket storage map for attribution: {e} (it needs Linux 5.2)"
         ))
     })
-}
-
-/// The cgroup hook of each owner program (`BPF_CGROUP_*`).
-pub(crate) fn attach_type(section: &aya_obj::ProgramSection) -> Option<u32> {
-    use aya_obj::generated::bpf_attach_type;
-    match section {
-        aya_obj::ProgramSection::CgroupSock { attach_type } => {
-            Some(bpf_attach_type::from(*attach_type) as u32)
-        }
-        aya_obj::ProgramSection::CgroupSockAddr { attach_type } => {
-            Some(bpf_attach_type::from(*attach_type) as u32)
-        }
-        _ => None,
-    }
 }
 
 impl Attribution {
@@ -397,17 +384,6 @@ fn seed_existing_sockets(owners: BorrowedFd<'_>) -> usize {
     seeded
 }
 
-/// Every process, by /proc.
-pub(crate) fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: no pointers; the fd is checked.
     let fd = unsafe { libc::syscall(SYS_PIDFD_OPEN, pid as libc::c_int, 0) };
@@ -456,14 +432,6 @@ fn descendants(roots: &[u32]) -> Vec<u32> {
         }
     }
     out
-}
-
-/// The parent of `pid`.
-pub(crate) fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Step 4: adds new descendants of `roots` until `stop`.

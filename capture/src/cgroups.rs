@@ -23,7 +23,7 @@ pub fn mount_point() -> Result<PathBuf, String> {
         return Ok(point);
     }
     let mut candidates = ancestors();
-    candidates.extend(crate::attribution::all_pids());
+    candidates.extend(crate::procs::all_pids());
     candidates
         .into_iter()
         .find_map(|pid| {
@@ -41,7 +41,7 @@ pub fn mount_point() -> Result<PathBuf, String> {
 fn ancestors() -> Vec<u32> {
     let mut out = Vec::new();
     let mut pid = std::process::id();
-    while let Some(parent) = crate::attribution::parent_of(pid) {
+    while let Some(parent) = crate::procs::parent_of(pid) {
         if parent == 0 || out.contains(&parent) {
             break;
         }

@@ -69,6 +69,7 @@ pub mod netns;
 pub mod object;
 pub mod pcapng;
 pub mod perf;
+mod procs;
 pub mod programs;
 pub mod ring;
 pub mod savefile;

@@ -189,7 +189,7 @@ impl Maps {
                 ),
                 ProgramSection::SchedClassifier => (sys::PROG_TYPE_SCHED_CLS, 0, 0),
                 ProgramSection::CgroupSock { .. } | ProgramSection::CgroupSockAddr { .. } => {
-                    let hook = crate::attribution::attach_type(&prog.section).unwrap_or(0);
+                    let hook = attach_type(&prog.section).unwrap_or(0);
                     cgroup_hooks.insert(name.to_owned(), hook);
                     let prog_type = match prog.section {
                         ProgramSection::CgroupSock { .. } => bpf_sys::cgroup::PROG_TYPE_CGROUP_SOCK,
@@ -424,4 +424,18 @@ pub fn percpu_sum(map: BorrowedFd<'_>, index: u32, cpus: usize) -> Option<u64> {
             .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
             .sum(),
     )
+}
+
+/// The cgroup hook of each owner program (`BPF_CGROUP_*`).
+pub(crate) fn attach_type(section: &aya_obj::ProgramSection) -> Option<u32> {
+    use aya_obj::generated::bpf_attach_type;
+    match section {
+        aya_obj::ProgramSection::CgroupSock { attach_type } => {
+            Some(bpf_attach_type::from(*attach_type) as u32)
+        }
+        aya_obj::ProgramSection::CgroupSockAddr { attach_type } => {
+            Some(bpf_attach_type::from(*attach_type) as u32)
+        }
+        _ => None,
+    }
 }
