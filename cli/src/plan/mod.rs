@@ -127,6 +127,20 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
     }
 }
 
+/// The expression's words. Reading a file or printing a program runs no
+/// command, so there `--` keeps tcpdump's meaning: the end of the options,
+/// the expression after it (`xcap -d -- 'tcp port 80'`).
+fn expression_words(args: &RunArgs) -> Result<&[String]> {
+    let runs_nothing = args.read.is_some() || lists(args);
+    if !runs_nothing || args.command.is_empty() {
+        return Ok(&args.expression);
+    }
+    if !args.expression.is_empty() {
+        bail!("-- CMD runs a command for a live capture; -r and -d/--ebpf run none");
+    }
+    Ok(&args.command)
+}
+
 /// The top-level command: Wireshark's calls, then the filter, then the
 /// job.
 fn top_level(args: &RunArgs) -> Result<Plan> {
@@ -139,7 +153,7 @@ fn top_level(args: &RunArgs) -> Result<Plan> {
     let filter = Filter::read(
         args.raw_cbpf.as_deref(),
         args.filter_file.as_deref(),
-        &args.expression,
+        expression_words(args)?,
     )?;
     if let Some(path) = &args.read {
         return read_file(args, path, filter);

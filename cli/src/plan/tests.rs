@@ -107,6 +107,22 @@ fn a_filter_file_replaces_the_words_and_loses_its_comments() {
 }
 
 #[test]
+fn double_dash_ends_the_options_where_no_command_runs_as_in_tcpdump() {
+    let Ok(Plan::ShowProgram(p)) = plan_of(&["-d", "--", "tcp", "port", "80"]) else {
+        panic!("not a listing");
+    };
+    assert_eq!(p.filter, Filter::Expression("tcp port 80".into()));
+    assert!(matches!(
+        plan_of(&["-r", "in.pcap", "--", "udp"]),
+        Ok(Plan::ReadFile(_))
+    ));
+    assert_eq!(
+        error_of(&["-r", "in.pcap", "tcp", "--", "curl"]),
+        "-- CMD runs a command for a live capture; -r and -d/--ebpf run none"
+    );
+}
+
+#[test]
 fn reading_a_file_ignores_capture_flags() {
     // Capture flags are ignored with -r, as they always were.
     for args in [
