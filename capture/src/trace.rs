@@ -617,27 +617,7 @@ fn start_kernel_hooks(
         stacks_max,
     )?;
     let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
-    let map_fd = maps
-        .map(abi::EVENTS_MAP)
-        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
-        .as_raw_fd();
-    let keys = hooks.iter().map(HookKey::of).collect();
-    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
-    let mut cap = TraceCapture {
-        programs: Programs {
-            maps: Box::new(maps),
-            loaded,
-        },
-        links: Vec::new(),
-        readers,
-        shared,
-        rx: Some(rx),
-        hooks,
-        detached: false,
-        reasons,
-        stack: cfg.stack,
-        filters: compiled.sizes,
-    };
+    let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, cfg.stack, compiled.sizes)?;
     // Attach; on error `cap` is dropped, which detaches what was attached.
     for (p, program) in planned.iter().zip(&cap.programs.loaded) {
         let link = sys::tracing_attach(program.as_fd()).map_err(|e| Error::Attach {
@@ -723,6 +703,40 @@ fn made_maps() -> Result<HashMap<String, OwnedFd>, Error> {
         capture_abi::owner::OWNERS_MAP.to_string(),
         crate::attribution::owners_map()?,
     )]))
+}
+
+/// The capture before its attach step, shared by kernel and XDP hooks:
+/// readers started on the events map, the loaded programs kept.
+fn start_reading(
+    cfg: &TraceConfig,
+    maps: crate::object::Maps,
+    loaded: Vec<OwnedFd>,
+    hooks: Vec<AttachedHook>,
+    reasons: HashMap<u32, String>,
+    stack: bool,
+    filters: Vec<(LinkType, usize, usize)>,
+) -> Result<TraceCapture, Error> {
+    let map_fd = maps
+        .map(abi::EVENTS_MAP)
+        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
+        .as_raw_fd();
+    let keys = hooks.iter().map(HookKey::of).collect();
+    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
+    Ok(TraceCapture {
+        programs: Programs {
+            maps: Box::new(maps),
+            loaded,
+        },
+        links: Vec::new(),
+        readers,
+        shared,
+        rx: Some(rx),
+        hooks,
+        detached: false,
+        reasons,
+        stack,
+        filters,
+    })
 }
 
 /// The perf buffer of each CPU in the perf event array `map_fd`, and the
@@ -830,27 +844,7 @@ fn start_xdp_hooks(
             });
         }
     }
-    let map_fd = maps
-        .map(abi::EVENTS_MAP)
-        .ok_or_else(|| Error::Load(format!("no map {}", abi::EVENTS_MAP)))?
-        .as_raw_fd();
-    let keys = hooks.iter().map(HookKey::of).collect();
-    let (shared, rx, readers) = start_readers(cfg, map_fd, keys)?;
-    let mut cap = TraceCapture {
-        programs: Programs {
-            maps: Box::new(maps),
-            loaded,
-        },
-        links: Vec::new(),
-        readers,
-        shared,
-        rx: Some(rx),
-        hooks,
-        detached: false,
-        reasons,
-        stack: false,
-        filters: compiled.sizes,
-    };
+    let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, false, compiled.sizes)?;
     // Attach; on error `cap` is dropped, which detaches what was attached.
     let per_target = sides.len();
     for i in 0..cap.hooks.len() {
