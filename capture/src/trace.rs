@@ -26,13 +26,14 @@ use std::time::Duration;
 use capture_abi as abi;
 use capture_abi::trace::{
     TraceHdr, Tracepoint, FENTRY_PROGRAM_PREFIX, FEXIT_PROGRAM_PREFIX, GLOBAL_OFFSETS,
-    GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_FEXIT, HOOK_XDP_ENTRY, HOOK_XDP_EXIT,
-    LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS, OFF_DEV_IFINDEX, OFF_DEV_ND_NET,
-    OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM, OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE,
-    OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN, OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN,
-    OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID, OFF_XDP_DATA, OFF_XDP_DATA_END,
-    OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START, OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3,
-    TRACEPOINTS, TRACE_HDR_BYTES, XDP_ENTRY_PROGRAM, XDP_EXIT_PROGRAM,
+    GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, GLOBAL_XDP_FIRST_CODE, HOOK_FENTRY, HOOK_FEXIT,
+    HOOK_XDP_ENTRY, HOOK_XDP_EXIT, LINK_EN10MB, MAX_FENTRY_ARG, MAX_PRE, OFF_CONSUME_SKB_ARGS,
+    OFF_DEV_IFINDEX, OFF_DEV_ND_NET, OFF_DEV_TYPE, OFF_KFREE_SKB_ARGS, OFF_LEN, OFF_NET_NS_INUM,
+    OFF_RXQ_DEV, OFF_SHINFO_FRAGS_SIZE, OFF_SHINFO_SIZE, OFF_SKB_DATA, OFF_SKB_DATA_LEN,
+    OFF_SKB_DEV, OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MAC_HEADER, OFF_SKB_NETWORK_HEADER, OFF_VALID,
+    OFF_XDP_DATA, OFF_XDP_DATA_END, OFF_XDP_FLAGS, OFF_XDP_FRAME_SZ, OFF_XDP_HARD_START,
+    OFF_XDP_RXQ, STACKS_MAP, STUB_L2, STUB_L3, TRACEPOINTS, TRACE_HDR_BYTES, XDP_ENTRY_PROGRAM,
+    XDP_EXIT_PROGRAM,
 };
 use cbpf2ebpf::{libpcap, translate, Hook, Mode, Options};
 
@@ -795,6 +796,7 @@ fn start_xdp_hooks(
     let snaplen = cfg.snaplen.to_ne_bytes();
     let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
     let entry_counts = u32::from(entry).to_ne_bytes();
+    let first_code = xdp_hook::first_code(&targets);
     let no_stack = 0u32.to_ne_bytes();
     let maps = crate::object::Maps::create(
         &compiled.elf,
@@ -803,6 +805,7 @@ fn start_xdp_hooks(
             (GLOBAL_OFFSETS, &offs_bytes[..]),
             (GLOBAL_STACK, &no_stack[..]),
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
+            (GLOBAL_XDP_FIRST_CODE, &first_code[..]),
         ],
         perf::page_size() as u32,
         made_maps()?,
