@@ -240,7 +240,8 @@ pub struct Config {
     /// TCX links or clsact filters.
     pub tc_attach: TcAttachChoice,
     /// Attribute each packet to its process, and keep only the processes
-    /// selected (TC only; see [`attribution`]). `None`: no attribution.
+    /// selected (see [`attribution`]; tracing captures have
+    /// [`trace::TraceConfig::who`]). `None`: no attribution.
     pub who: Option<attribution::Who>,
 }
 
@@ -841,7 +842,7 @@ fn check_settings(cfg: &Config) -> Result<(), Error> {
     }
     if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
         return Err(Error::Config(
-            "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
+            "attribution and process filters work at TC and the tracing hooks (XDP runs before there is a socket): use --tc".into(),
         ));
     }
     if !(1..=262_144).contains(&cfg.snaplen) {
@@ -954,10 +955,8 @@ fn load_programs(
         Wakeup::Events(_) => (0, 0),
         Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
     };
-    let (attributing, select) = match &cfg.who {
-        Some(who) => (1u32, who.select_bits()),
-        None => (0, 0),
-    };
+    let [attributing, select] = attribution::globals(cfg.who.as_ref());
+
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
     let maps = object::Maps::create(
         &spliced.elf,
@@ -980,8 +979,8 @@ fn load_programs(
                 capture_abi::GLOBAL_WAKEUP_BYTES,
                 &wakeup_bytes.to_ne_bytes(),
             ),
-            (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
-            (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
+            (attributing.0, &attributing.1),
+            (select.0, &select.1),
         ],
         ring_bytes,
         HashMap::from([

@@ -80,6 +80,9 @@ pub struct TraceConfig {
     pub queue_batches: usize,
     /// Record each packet's kernel stack (see [`TraceCapture::stack`]).
     pub stack: bool,
+    /// Attribution and process filters, from each packet's socket (see
+    /// [`crate::attribution`]); not at `--xdp-hook`, which has no socket.
+    pub who: Option<crate::attribution::Who>,
 }
 
 impl Default for TraceConfig {
@@ -93,6 +96,7 @@ impl Default for TraceConfig {
             poll_ms: 50,
             queue_batches: 1024,
             stack: false,
+            who: None,
         }
     }
 }
@@ -157,9 +161,13 @@ pub struct TracePacket {
     /// kfree_skb / consume_skb: the kernel address of the caller.
     pub location: u64,
     pub netns: u32,
+    /// The task running when the hook fired (not always the packet's
+    /// process: that is [`TracePacket::owner`]).
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
+    /// With [`TraceConfig::who`]: the process of the packet's socket.
+    pub owner: crate::attribution::Owner,
     pub cpu: u32,
     /// The skb's address.
     pub skb: u64,
@@ -184,6 +192,8 @@ pub struct TraceCapture {
     reasons: HashMap<u32, String>,
     /// Stacks were asked for ([`TraceConfig::stack`]).
     stack: bool,
+    /// The owner programs and process filters, with [`TraceConfig::who`].
+    attribution: Option<crate::attribution::Attribution>,
     /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
     pub filters: Vec<(LinkType, usize, usize)>,
 }
@@ -605,19 +615,29 @@ fn start_kernel_hooks(
     } else {
         &[]
     };
+    let [attributing, select] = crate::attribution::globals(cfg.who.as_ref());
+    let sk_offset = skb_sk_offset(btf, cfg)?.to_ne_bytes();
     let maps = crate::object::Maps::create(
         &compiled.elf,
         &[
             (abi::GLOBAL_SNAPLEN, &snaplen[..]),
             (GLOBAL_OFFSETS, &offs_bytes[..]),
             (GLOBAL_STACK, &stack[..]),
+            (attributing.0, &attributing.1),
+            (select.0, &select.1),
+            (capture_abi::owner::GLOBAL_SKB_SK_OFFSET, &sk_offset),
         ],
         perf::page_size() as u32,
         made_maps()?,
         stacks_max,
     )?;
     let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
+    let attribution = match &cfg.who {
+        Some(who) => Some(crate::attribution::Attribution::start_beside(&maps, who)?),
+        None => None,
+    };
     let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, cfg.stack, compiled.sizes)?;
+    cap.attribution = attribution;
     // Attach; on error `cap` is dropped, which detaches what was attached.
     for (p, program) in planned.iter().zip(&cap.programs.loaded) {
         let link = sys::tracing_attach(program.as_fd()).map_err(|e| Error::Attach {
@@ -628,6 +648,16 @@ fn start_kernel_hooks(
         cap.links.push(Box::new(link));
     }
     Ok(cap)
+}
+
+/// Where `struct sk_buff` keeps its socket, for attribution (0 without).
+fn skb_sk_offset(btf: &Btf, cfg: &TraceConfig) -> Result<u32, Error> {
+    if cfg.who.is_none() {
+        return Ok(0);
+    }
+    btf.member_offset("sk_buff", "sk").ok_or_else(|| {
+        Error::Config("attribution: the kernel BTF has no field sk in struct sk_buff".into())
+    })
 }
 
 /// Loads each planned program against its target: a tracepoint's
@@ -735,6 +765,7 @@ fn start_reading(
         detached: false,
         reasons,
         stack,
+        attribution: None,
         filters,
     })
 }
@@ -789,6 +820,11 @@ fn start_xdp_hooks(
     {
         return Err(Error::Config(
             "--xdp-hook: the kernel BTF lacks fields of struct xdp_buff or xdp_rxq_info".into(),
+        ));
+    }
+    if cfg.who.is_some() {
+        return Err(Error::Config(
+            "--xdp-hook has no socket to take the process from (XDP runs before the stack): attribution and process filters work at TC and the kernel's tracing hooks".into(),
         ));
     }
     let targets = xdp_hook::resolve(program)?;
@@ -960,6 +996,7 @@ fn parse(raw: &[u8], keys: &[HookKey], tai_offset: i64) -> Option<TracePacket> {
         hook,
         link,
         comm: String::from_utf8_lossy(&h.comm[..n]).into_owned(),
+        owner: crate::attribution::owner_from(h.owner_state, &h.owner),
         data,
         stack_id: h.stack_id,
         verdict: (h.hook == HOOK_XDP_EXIT).then_some(h.reason),
