@@ -21,8 +21,9 @@ pub const PROGRAMS: [&str; 9] = [
     "xcap_owner_recvmsg6",
 ];
 
-/// u32 (`.rodata`, frozen): 1 to attribute packets at TC; with 0 the code
-/// is dead and plain capture costs nothing more.
+/// u32 (`.rodata`, frozen): 1 to attribute packets at TC and at the
+/// tracing hooks; with 0 the code is dead and plain capture costs nothing
+/// more.
 pub const GLOBAL_ATTRIBUTION: &str = "XCAP_ATTRIBUTION";
 /// u32 (`.rodata`, frozen): which process filters apply (`SELECT_*` bits,
 /// ANDed; a filter selects any of its map's keys).
@@ -45,9 +46,20 @@ pub const OWNER_FOUND: u8 = 1;
 pub const OWNER_NO_SOCKET: u8 = 2;
 /// A socket with no owner recorded (made by the kernel, or TIME_WAIT).
 pub const OWNER_UNKNOWN: u8 = 3;
+/// Tracing hooks: the packet carries no socket where the hook saw it, and
+/// these programs cannot look one up (`bpf_sk_lookup_*` is for TC and
+/// XDP): received and not yet delivered, forwarded, or the kernel's own.
+pub const OWNER_NO_SOCKET_YET: u8 = 4;
+
+/// u32 (`.rodata`, frozen), tracing hooks: the offset of `sk` in
+/// `struct sk_buff`, from the kernel's BTF. The tracing programs read the
+/// packet's socket there as a typed pointer, which `bpf_sk_storage_get`
+/// takes from them.
+pub const GLOBAL_SKB_SK_OFFSET: &str = "XCAP_SKB_SK_OFFSET";
 
 /// The process a socket belongs to, as its last user from user space left
-/// it: in the socket storage, and copied into a TC record's header.
+/// it: in the socket storage, and copied into a TC record's header and a
+/// tracing sample's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Owner {

@@ -178,7 +178,8 @@ pub struct TraceHdr {
     pub reason: u32,
     /// Inode of the device's network namespace (0: unknown).
     pub netns: u32,
-    /// `bpf_get_current_pid_tgid()`: tgid, tid.
+    /// `bpf_get_current_pid_tgid()`: tgid, tid of the task running when
+    /// the hook fired (the socket's owner is [`TraceHdr::owner`]).
     pub pid: u32,
     pub tid: u32,
     pub filter_ret: u32,
@@ -196,14 +197,20 @@ pub struct TraceHdr {
     /// stacks are off.
     pub stack_id: i32,
     pub reserved: u32,
+    /// With attribution: the process of the packet's socket, when
+    /// `owner_state` is [`super::owner::OWNER_FOUND`].
+    pub owner: super::owner::Owner,
+    /// `super::owner::OWNER_*`.
+    pub owner_state: u8,
+    pub _owner_pad: [u8; 7],
 }
 
 /// Bytes of [`TraceHdr`]: the appended packet bytes start this far into a
 /// sample.
 pub const TRACE_HDR_BYTES: usize = core::mem::size_of::<TraceHdr>();
 // A new field changes this size: keep the header free of padding.
-const _: () = assert!(TRACE_HDR_BYTES == 352);
+const _: () = assert!(TRACE_HDR_BYTES == 400);
 
-// SAFETY: integers and arrays of integers only, and no padding (352
+// SAFETY: integers and arrays of integers only, and no padding (400
 // bytes, checked above).
 unsafe impl super::Plain for TraceHdr {}

@@ -11,6 +11,9 @@
 //! finds (TCP and UDP, IPv4 and IPv6 without extension headers). A packet
 //! with no local socket (forwarded, or for no one here) says so
 //! ([`OWNER_NO_SOCKET`]) rather than naming whoever runs when it passes.
+//! The tracing programs read it from the packet's own socket (`skb->sk`
+//! as a typed pointer, [`attribute_traced`]); they may not look sockets
+//! up, so a packet without one says [`OWNER_NO_SOCKET_YET`] there.
 //!
 //! [`XCAP_ATTRIBUTION`] (frozen `.rodata`) is 0 unless asked for, which
 //! makes all of it dead code in the TC programs: plain capture pays
@@ -32,8 +35,8 @@ use aya_ebpf::{
     programs::{SockAddrContext, SockContext},
 };
 use capture_abi::owner::{
-    self, Owner, OWNER_FOUND, OWNER_NO_SOCKET, OWNER_OFF, OWNER_UNKNOWN, SELECT_CGROUP,
-    SELECT_COMM, SELECT_PID,
+    self, Owner, OWNER_FOUND, OWNER_NO_SOCKET, OWNER_NO_SOCKET_YET, OWNER_OFF, OWNER_UNKNOWN,
+    SELECT_CGROUP, SELECT_COMM, SELECT_PID,
 };
 
 /// 1 to attribute packets; set by the loader (frozen).
@@ -45,6 +48,11 @@ abi_name!(owner::GLOBAL_ATTRIBUTION, stringify!(XCAP_ATTRIBUTION));
 #[unsafe(no_mangle)]
 static XCAP_SELECT: u32 = 0;
 abi_name!(owner::GLOBAL_SELECT, stringify!(XCAP_SELECT));
+
+/// Tracing hooks: where `struct sk_buff` keeps `sk` (set by the loader).
+#[unsafe(no_mangle)]
+static XCAP_SKB_SK_OFFSET: u32 = 0;
+abi_name!(owner::GLOBAL_SKB_SK_OFFSET, stringify!(XCAP_SKB_SK_OFFSET));
 
 /// Socket storage: the owner of each socket. The loader makes it (with
 /// BTF and `BPF_F_CLONE`, so accepted sockets inherit their listener's).
@@ -296,6 +304,34 @@ fn lookup_ingress(skb: *mut __sk_buff, out: &mut Owner) -> u8 {
     let state = read_owner(sk as *mut c_void, out);
     unsafe { bpf_sk_release(sk as *mut c_void) };
     state
+}
+
+/// The owner of a packet at a tracing hook, from its socket: `skb` is the
+/// hook's `struct sk_buff *` argument, a pointer the verifier knows the
+/// type of, so `skb->sk` read from it directly is a `struct sock *` that
+/// `bpf_sk_storage_get` takes (tracing programs, Linux 5.11). A packet
+/// with no socket there is [`OWNER_NO_SOCKET`] on the way out (`egress`:
+/// the transmit hooks, where a local packet has its socket) and
+/// [`OWNER_NO_SOCKET_YET`] elsewhere; a request socket (a SYN-ACK's) or a
+/// TIME_WAIT socket has no storage: [`OWNER_UNKNOWN`]. (TC reaches a
+/// request socket's listener with `bpf_get_listener_sock`; here the field
+/// shares a union with an integer, which the verifier reads as one.)
+#[inline(always)]
+pub fn attribute_traced(skb: *const c_void, egress: bool, out: &mut Owner) -> u8 {
+    if !enabled() {
+        return OWNER_OFF;
+    }
+    let at = unsafe { core::ptr::read_volatile(&XCAP_SKB_SK_OFFSET) } as usize;
+    // A plain load (not a probe read): it keeps the pointer's type.
+    let sk = unsafe { core::ptr::read_volatile(skb.cast::<u8>().add(at).cast::<*mut c_void>()) };
+    if sk.is_null() {
+        return if egress {
+            OWNER_NO_SOCKET
+        } else {
+            OWNER_NO_SOCKET_YET
+        };
+    }
+    read_owner(sk, out)
 }
 
 /// Whether the owner passes every process filter asked for (`XCAP_SELECT`).

@@ -60,7 +60,7 @@ use capture_abi::{
     COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN,
 };
 
-use super::{count, snaplen, EVENTS};
+use super::{count, owner, snaplen, EVENTS};
 
 /// Field offsets (see `OFF_*`); `u32::MAX` marks a field this kernel lacks.
 #[unsafe(no_mangle)]
@@ -148,6 +148,7 @@ unsafe fn capture_skb(
     location: u64,
     reason: u32,
     after: bool,
+    egress: bool,
 ) {
     if off(OFF_VALID) == 0 {
         return;
@@ -219,11 +220,17 @@ unsafe fn capture_skb(
     if ret == 0 {
         return;
     }
-    count(COUNTER_MATCHED);
     let Some(h) = SCRATCH.get_ptr_mut(0) else {
         count(COUNTER_OUTPUT_ERRORS);
         return;
     };
+    // Who: written straight into the header (no room on the stack next
+    // to the filter's); a packet of a process not selected is not matched.
+    let state = owner::attribute_traced(skb_ptr, egress, &mut (*h).owner);
+    if !owner::selected(state, &(*h).owner) {
+        return;
+    }
+    count(COUNTER_MATCHED);
     let snap = snaplen();
     let mut caplen = if ret < wirelen { ret } else { wirelen };
     if snap < caplen {
@@ -283,6 +290,8 @@ unsafe fn capture_skb(
             start as *const c_void,
         );
     }
+    h.owner_state = state;
+    h._owner_pad = [0; 7];
     h.stack_id = if core::ptr::read_volatile(&XCAP_TRACE_STACK) != 0 {
         bpf_get_stackid(ctx, &STACKS as *const _ as *mut c_void, 0) as i32
     } else {
@@ -327,7 +336,7 @@ pub fn xcap_tp_kfree_skb(ctx: *mut c_void) -> i32 {
         let args = off(OFF_KFREE_SKB_ARGS);
         let location = if args > 1 { arg(ctx, 1) } else { 0 };
         let reason = if args > 2 { arg(ctx, 2) as u32 } else { 0 };
-        capture_skb(ctx, skb, HOOK_KFREE_SKB, location, reason, false);
+        capture_skb(ctx, skb, HOOK_KFREE_SKB, location, reason, false, false);
     }
     0
 }
@@ -347,7 +356,7 @@ pub fn xcap_tp_consume_skb(ctx: *mut c_void) -> i32 {
         } else {
             0
         };
-        capture_skb(ctx, skb, HOOK_CONSUME_SKB, location, 0, false);
+        capture_skb(ctx, skb, HOOK_CONSUME_SKB, location, 0, false, false);
     }
     0
 }
@@ -362,7 +371,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[2].name, "netif_receive_skb");
 pub fn xcap_tp_netif_receive_skb(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NETIF_RECEIVE_SKB, 0, 0, false);
+        capture_skb(ctx, skb, HOOK_NETIF_RECEIVE_SKB, 0, 0, false, false);
     }
     0
 }
@@ -377,7 +386,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[3].name, "net_dev_queue");
 pub fn xcap_tp_net_dev_queue(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NET_DEV_QUEUE, 0, 0, false);
+        capture_skb(ctx, skb, HOOK_NET_DEV_QUEUE, 0, 0, false, true);
     }
     0
 }
@@ -392,7 +401,7 @@ abi_name!(capture_abi::trace::TRACEPOINTS[4].name, "net_dev_xmit");
 pub fn xcap_tp_net_dev_xmit(ctx: *mut c_void) -> i32 {
     unsafe {
         let skb = arg(ctx, 0) as *mut c_void;
-        capture_skb(ctx, skb, HOOK_NET_DEV_XMIT, 0, arg(ctx, 1) as u32, false);
+        capture_skb(ctx, skb, HOOK_NET_DEV_XMIT, 0, arg(ctx, 1) as u32, false, true);
     }
     0
 }
@@ -406,7 +415,7 @@ macro_rules! fentry_arg {
         pub fn $name(ctx: *mut c_void) -> i32 {
             unsafe {
                 let skb = arg(ctx, $n) as *mut c_void;
-                capture_skb(ctx, skb, HOOK_FENTRY, 0, 0, false);
+                capture_skb(ctx, skb, HOOK_FENTRY, 0, 0, false, false);
             }
             0
         }
@@ -434,7 +443,7 @@ macro_rules! fexit_arg {
                 let skb = arg(ctx, $n) as *mut c_void;
                 let mut ret: u64 = 0;
                 bpf_get_func_ret(ctx, &mut ret);
-                capture_skb(ctx, skb, HOOK_FEXIT, 0, ret as u32, true);
+                capture_skb(ctx, skb, HOOK_FEXIT, 0, ret as u32, true, false);
             }
             0
         }

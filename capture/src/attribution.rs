@@ -1,7 +1,8 @@
 //! Who sent each packet, and the process filters (`capture-bpf`'s
 //! `owner.rs` is the kernel side).
 //!
-//! `Attribution::start` does, before the TC programs are attached:
+//! `Attribution::start` does, before the TC or tracing programs are attached
+//! (for a tracing capture through `Attribution::start_beside`):
 //! 1. fills the selection maps of the process filters ([`Who`]): pids
 //!    (and, when following children, the descendants found now), command
 //!    names, and cgroup ids (each `--cgroup` and `--container` with every
@@ -76,8 +77,12 @@ pub enum Owner {
     /// No local socket: the packet is forwarded, or for no socket here.
     NoSocket,
     /// A socket with no process recorded (made by the kernel, or in
-    /// TIME_WAIT).
+    /// TIME_WAIT; at a tracing hook also a SYN-ACK's request socket).
     Unknown,
+    /// Tracing hooks: no socket on the packet where the hook saw it
+    /// (received and not yet delivered, forwarded, or the kernel's own),
+    /// and none can be looked up there.
+    NoSocketYet,
 }
 
 /// A socket's owner: its last user from user space.
@@ -94,12 +99,31 @@ pub struct Process {
 
 /// The owner a record's header names.
 pub(crate) fn owner_of(hdr: &Hdr) -> Owner {
-    match hdr.owner_state {
-        abi::OWNER_FOUND => Owner::Process(process_from(&hdr.owner)),
+    owner_from(hdr.owner_state, &hdr.owner)
+}
+
+/// The owner of a record or sample: its `OWNER_*` state and owner field.
+pub(crate) fn owner_from(state: u8, owner: &abi::Owner) -> Owner {
+    match state {
+        abi::OWNER_FOUND => Owner::Process(process_from(owner)),
         abi::OWNER_NO_SOCKET => Owner::NoSocket,
         abi::OWNER_UNKNOWN => Owner::Unknown,
+        abi::OWNER_NO_SOCKET_YET => Owner::NoSocketYet,
         _ => Owner::NotAsked,
     }
+}
+
+/// The `.rodata` settings of attribution for `who` (`None`: off):
+/// [`abi::GLOBAL_ATTRIBUTION`] and [`abi::GLOBAL_SELECT`].
+pub(crate) fn globals(who: Option<&Who>) -> [(&'static str, [u8; 4]); 2] {
+    let (on, select) = match who {
+        Some(who) => (1u32, who.select_bits()),
+        None => (0, 0),
+    };
+    [
+        (abi::GLOBAL_ATTRIBUTION, on.to_ne_bytes()),
+        (abi::GLOBAL_SELECT, select.to_ne_bytes()),
+    ]
 }
 
 fn process_from(o: &abi::Owner) -> Process {
@@ -177,6 +201,14 @@ pub(crate) fn owners_map() -> Result<OwnedFd, Error> {
 }
 
 impl Attribution {
+    /// [`Attribution::start`] for a tracing capture, whose object stays
+    /// open for its tracing programs: the owner programs are loaded beside
+    /// them.
+    pub(crate) fn start_beside(maps: &object::Maps, who: &Who) -> Result<Attribution, Error> {
+        let owners = maps.load_beside(&abi::PROGRAMS)?;
+        Attribution::start(&owners, who)
+    }
+
     /// Steps 1-4 of the module docs, with the loaded capture object.
     pub(crate) fn start(loaded: &object::Loaded, who: &Who) -> Result<Attribution, Error> {
         let selection = Selection::from_maps(loaded)?;

@@ -171,8 +171,31 @@ impl Maps {
     /// one of `inline` (the spliced filters) is inlined at its call sites
     /// ([`injector::inline`]).
     pub fn load_programs(self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
+        let loaded = self.load_each(programs, inline)?;
+        Ok(Loaded {
+            maps: self.maps,
+            ..loaded
+        })
+    }
+
+    /// Loads `programs` as [`Maps::load_programs`] does, keeping this
+    /// object for more loads (the tracing capture's owner programs, next
+    /// to its tracing programs): the result holds copies of the map fds.
+    pub fn load_beside(&self, programs: &[&str]) -> Result<Loaded, Error> {
+        let mut loaded = self.load_each(programs, &[])?;
+        for (name, fd) in &self.maps {
+            let copy = fd
+                .try_clone()
+                .map_err(|e| Error::Load(format!("map {name}: {e}")))?;
+            loaded.maps.insert(name.clone(), copy);
+        }
+        Ok(loaded)
+    }
+
+    /// The programs of [`Maps::load_programs`], loaded, with no maps.
+    fn load_each(&self, programs: &[&str], inline: &[&[Insn]]) -> Result<Loaded, Error> {
         let load_err = |what: String| Error::Load(what);
-        let Maps { obj, maps, frozen } = self;
+        let Maps { obj, frozen, .. } = self;
         let mut loaded = HashMap::new();
         let mut linkages = HashMap::new();
         let mut cgroup_hooks = HashMap::new();
@@ -203,7 +226,7 @@ impl Maps {
                     )))
                 }
             };
-            let (insns, linkage) = program_insns(&obj, name, inline, &frozen);
+            let (insns, linkage) = program_insns(obj, name, inline, frozen);
             linkages.insert(name.to_owned(), linkage);
             // A filter's loop callback: the kernel wants func_info for each
             // function then, which a small BTF of our own gives (the
@@ -224,7 +247,7 @@ impl Maps {
             loaded.insert(name.to_owned(), fd);
         }
         Ok(Loaded {
-            maps,
+            maps: HashMap::new(),
             programs: loaded,
             linkages,
             cgroup_hooks,

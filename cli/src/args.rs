@@ -248,12 +248,13 @@ pub struct LiveArgs {
 #[derive(Debug, Args, Default)]
 pub struct WhoArgs {
     /// Show the process of each packet (pid, thread, command, cgroup,
-    /// container, netns) without the rest of -v; TC only
+    /// container, netns) without the rest of -v; at TC and the tracing
+    /// hooks (--trace, --fentry, --fexit), from the packet's socket
     #[arg(long)]
     pub who: bool,
 
-    /// Keep only the packets of process PID (repeat for several); TC only,
-    /// in the kernel, ANDed with the expression
+    /// Keep only the packets of process PID (repeat for several); at TC
+    /// and the tracing hooks, in the kernel, ANDed with the expression
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 

@@ -1,6 +1,8 @@
 //! Who sent each packet: xcap at TC names the process of every packet
 //! (`--who`, pcapng comments) and keeps only the processes asked for
-//! (`--pid`, `--comm`, `--cgroup`, `--container`), in the kernel.
+//! (`--pid`, `--comm`, `--cgroup`, `--container`), in the kernel; at the
+//! tracing hooks (`tp_btf` tracepoints here) it does the same from the
+//! packet's own socket, and says when the packet has none there.
 //!
 //! Each test makes private network namespaces joined by veth pairs
 //! (10.201.N.0/24 between the talkers' namespace A and the server's B;
@@ -75,6 +77,16 @@ impl Net {
         cmd.args(["-i", &self.a_if, "-n", "-U"]).args(args);
         let mut p = Proc::start_keeping_stdout(cmd);
         p.wait_listening("xcap");
+        p
+    }
+
+    /// xcap in A at tracing hooks (which see every namespace) with
+    /// `args`, listening.
+    fn xcap_tracing(&self, args: &[&str]) -> Proc {
+        let mut cmd = exec(&self.pair.a, xcap_bin());
+        cmd.args(["-n", "-U"]).args(args);
+        let mut p = Proc::start_keeping_stdout(cmd);
+        p.wait_for("xcap", "tracing at");
         p
     }
 
@@ -504,6 +516,137 @@ fn a_command_after_double_dash_is_captured_alone_and_its_exit_status_is_xcaps() 
         assert!(
             lines_about(&lines, &me, port).is_empty(),
             "t-other's port {port} captured"
+        );
+    }
+}
+
+/// Checks that each port of `talker` shows up going out, over UDP and TCP.
+fn assert_sent(lines: &[String], net: &Net, talker: &Talker) {
+    let (me, server) = (net.client_addr(), net.server_addr());
+    for port in &talker.ports {
+        let out = format!("{me}.{port} > {server}.{PORT}:");
+        assert!(
+            lines.iter().any(|l| l.contains(&out)),
+            "port {port}: not sent in:\n{}",
+            lines.join("\n")
+        );
+    }
+    let udp = lines.iter().any(|l| l.contains(": UDP"));
+    let tcp = lines.iter().any(|l| l.contains(": Flags"));
+    assert!(udp && tcp, "no UDP or no TCP in:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn at_a_tracepoint_pid_keeps_exactly_the_packets_of_that_processs_sockets() {
+    let net = Net::new("own-tpid");
+    let mut one = net.talker("t-one", "talk");
+    let mut two = net.talker("t-two", "talk");
+    let pid = one.pid().to_string();
+    // The tracepoint sees every namespace: the server's packets too,
+    // which --pid leaves out.
+    let host = format!("host {}", net.server_addr());
+    let xcap = net.xcap_tracing(&["--trace", "net_dev_queue", "--who", "--pid", &pid, &host]);
+    one.go();
+    two.go();
+    let lines = lines_of(xcap);
+    let said = format!("[pid={pid} tid=");
+    for l in &lines {
+        assert!(
+            l.contains(" net_dev_queue ") && l.contains(&said) && l.contains(" comm=t-one "),
+            "not t-one: {l}"
+        );
+    }
+    assert_sent(&lines, &net, &one);
+    for port in &two.ports {
+        assert!(
+            lines_about(&lines, &net.client_addr(), port).is_empty(),
+            "t-two's port {port} captured"
+        );
+    }
+}
+
+#[test]
+fn at_a_tracepoint_comm_selects_and_pcapng_comments_name_the_socket_owner() {
+    let net = Net::new("own-tcomm");
+    let mut one = net.talker("t-one", "talk");
+    let mut two = net.talker("t-two", "talk");
+    let file = net.pair.path("tcomm.pcapng");
+    let host = format!("host {}", net.server_addr());
+    let xcap = net.xcap_tracing(&[
+        "--trace",
+        "net_dev_xmit",
+        "--comm",
+        "t-two",
+        "-w",
+        file.to_str().unwrap(),
+        &host,
+    ]);
+    one.go();
+    two.go();
+    lines_of(xcap);
+    let comments = tshark_comments(&file);
+    assert!(comments.len() >= 6, "too few packets: {comments:?}");
+    let said = format!(" pid={} tid=", two.pid());
+    for c in &comments {
+        assert!(
+            c.starts_with("hook=net_dev_xmit ") && c.contains(&said) && c.contains(" comm=t-two "),
+            "not t-two: {c}"
+        );
+        assert!(c.contains(" task_pid="), "no running task: {c}");
+    }
+}
+
+#[test]
+fn at_netif_receive_skb_a_packet_from_another_namespace_still_names_its_sender() {
+    // A veth keeps the sender's socket on the packet until the receiving
+    // namespace's IP layer lets it go: before that, the server's socket.
+    let net = Net::new("own-trecv");
+    let mut one = net.talker("t-one", "talk");
+    let from_server = format!(
+        "ip src {} and ip dst {}",
+        net.server_addr(),
+        net.client_addr()
+    );
+    let xcap = net.xcap_tracing(&["--trace", "netif_receive_skb", "--who", &from_server]);
+    one.go();
+    let lines = lines_of(xcap);
+    assert!(lines.len() >= 4, "too few packets:\n{}", lines.join("\n"));
+    for l in &lines {
+        // A SYN-ACK's socket is a request socket, which names no process.
+        if l.contains("Flags [S.]") {
+            assert!(l.contains("[process unknown"), "{l}");
+        } else {
+            assert!(l.contains(" comm=t-server "), "not the server's: {l}");
+        }
+        assert!(l.contains("[task comm "), "no running task: {l}");
+    }
+}
+
+#[test]
+fn at_kfree_skb_a_datagram_for_no_socket_says_it_has_no_process_yet() {
+    let net = Net::new("own-tyet");
+    // Nothing listens on the port after the server's.
+    let closed = "7001";
+    let mut sender = Talker::start(
+        &net.pair.a,
+        "t-one",
+        &["send", &net.server_addr(), closed, "3"],
+    );
+    let filter = format!("udp dst port {closed}");
+    let xcap = net.xcap_tracing(&["--trace", "kfree_skb", "--who", &filter]);
+    sender.go();
+    let lines = lines_of(xcap);
+    assert_eq!(
+        lines.len(),
+        3,
+        "want the 3 datagrams:\n{}",
+        lines.join("\n")
+    );
+    for l in &lines {
+        assert!(l.contains(" kfree_skb reason NO_SOCKET "), "{l}");
+        assert!(
+            l.contains("[no process yet (no socket on the packet"),
+            "attributed: {l}"
         );
     }
 }

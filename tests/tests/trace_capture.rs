@@ -152,7 +152,7 @@ fn kfree_skb_captures_exactly_the_netfilter_drops() {
         assert!(l.contains(" kfree_skb reason NETFILTER_DROP "), "{l}");
         assert!(l.contains(&format!("> {}.2.9999: UDP", net.subnet)), "{l}");
         assert!(l.contains(" EN10MB len 47 "), "{l}");
-        assert!(l.contains("[comm python3 pid "), "{l}");
+        assert!(l.contains("[task comm python3 pid "), "{l}");
         assert!(
             l.contains(" at nf_hook_slow") || l.contains(" at nft_do_chain"),
             "{l}"

@@ -100,7 +100,8 @@ pub struct Config {
     /// TCX links or clsact filters.
     pub tc_attach: TcAttachChoice,
     /// Attribute each packet to its process, and keep only the processes
-    /// selected (TC only; see [`attribution`]). `None`: no attribution.
+    /// selected (see [`attribution`]; tracing captures have
+    /// [`TraceConfig::who`](crate::trace::TraceConfig::who)). `None`: no attribution.
     pub who: Option<attribution::Who>,
 }
 
@@ -135,7 +136,7 @@ pub(super) fn check_settings(cfg: &Config) -> Result<(), Error> {
     }
     if cfg.who.is_some() && cfg.hook == HookKind::Xdp {
         return Err(Error::Config(
-            "attribution and process filters work at TC only (XDP runs before there is a socket): use --tc".into(),
+            "attribution and process filters work at TC and the tracing hooks (XDP runs before there is a socket): use --tc".into(),
         ));
     }
     if !(1..=262_144).contains(&cfg.snaplen) {

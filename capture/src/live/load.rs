@@ -92,10 +92,8 @@ pub(super) fn load_programs(
         Wakeup::Events(_) => (0, 0),
         Wakeup::Bytes(n) => (0, n.clamp(1, ring_bytes)),
     };
-    let (attributing, select) = match &cfg.who {
-        Some(who) => (1u32, who.select_bits()),
-        None => (0, 0),
-    };
+    let [attributing, select] = attribution::globals(cfg.who.as_ref());
+
     let bodies: Vec<&[cbpf2ebpf::ebpf::Insn]> = filters.iter().map(|(_, f)| &f[..]).collect();
     let maps = object::Maps::create(
         &spliced.elf,
@@ -118,8 +116,8 @@ pub(super) fn load_programs(
                 capture_abi::GLOBAL_WAKEUP_BYTES,
                 &wakeup_bytes.to_ne_bytes(),
             ),
-            (owner::GLOBAL_ATTRIBUTION, &attributing.to_ne_bytes()),
-            (owner::GLOBAL_SELECT, &select.to_ne_bytes()),
+            (attributing.0, &attributing.1),
+            (select.0, &select.1),
         ],
         ring_bytes,
         HashMap::from([

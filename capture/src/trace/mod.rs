@@ -85,6 +85,9 @@ pub struct TraceConfig {
     pub queue_batches: usize,
     /// Record each packet's kernel stack (see [`TraceCapture::stack`]).
     pub stack: bool,
+    /// Attribution and process filters, from each packet's socket (see
+    /// [`crate::attribution`]); not at `--xdp-hook`, which has no socket.
+    pub who: Option<crate::attribution::Who>,
 }
 
 impl Default for TraceConfig {
@@ -98,6 +101,7 @@ impl Default for TraceConfig {
             poll_ms: 50,
             queue_batches: 1024,
             stack: false,
+            who: None,
         }
     }
 }
@@ -162,9 +166,13 @@ pub struct TracePacket {
     /// kfree_skb / consume_skb: the kernel address of the caller.
     pub location: u64,
     pub netns: u32,
+    /// The task running when the hook fired (not always the packet's
+    /// process: that is [`TracePacket::owner`]).
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
+    /// With [`TraceConfig::who`]: the process of the packet's socket.
+    pub owner: crate::attribution::Owner,
     pub cpu: u32,
     /// The skb's address.
     pub skb: u64,
@@ -189,6 +197,8 @@ pub struct TraceCapture {
     reasons: HashMap<u32, String>,
     /// Stacks were asked for ([`TraceConfig::stack`]).
     stack: bool,
+    /// The owner programs and process filters, with [`TraceConfig::who`].
+    attribution: Option<crate::attribution::Attribution>,
     /// cBPF and eBPF sizes, for `-v`: (link type, cBPF, eBPF).
     pub filters: Vec<(LinkType, usize, usize)>,
 }

@@ -111,6 +111,7 @@ pub(super) fn parse(raw: &[u8], keys: &[HookKey], tai_offset: i64) -> Option<Tra
         hook,
         link,
         comm: String::from_utf8_lossy(&h.comm[..n]).into_owned(),
+        owner: crate::attribution::owner_from(h.owner_state, &h.owner),
         data,
         stack_id: h.stack_id,
         verdict: (h.hook == HOOK_XDP_EXIT).then_some(h.reason),

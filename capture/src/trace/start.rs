@@ -43,19 +43,29 @@ pub(super) fn start_kernel_hooks(
     } else {
         &[]
     };
+    let [attributing, select] = crate::attribution::globals(cfg.who.as_ref());
+    let sk_offset = skb_sk_offset(btf, cfg)?.to_ne_bytes();
     let maps = crate::object::Maps::create(
         &compiled.elf,
         &[
             (abi::GLOBAL_SNAPLEN, &snaplen[..]),
             (GLOBAL_OFFSETS, &offs_bytes[..]),
             (GLOBAL_STACK, &stack[..]),
+            (attributing.0, &attributing.1),
+            (select.0, &select.1),
+            (capture_abi::owner::GLOBAL_SKB_SK_OFFSET, &sk_offset),
         ],
         perf::page_size() as u32,
         made_maps()?,
         stacks_max,
     )?;
     let (loaded, hooks) = load_kernel_hooks(&maps, btf, planned)?;
+    let attribution = match &cfg.who {
+        Some(who) => Some(crate::attribution::Attribution::start_beside(&maps, who)?),
+        None => None,
+    };
     let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, cfg.stack, compiled.sizes)?;
+    cap.attribution = attribution;
     // Attach; on error `cap` is dropped, which detaches what was attached.
     for (p, program) in planned.iter().zip(&cap.programs.loaded) {
         let link = sys::tracing_attach(program.as_fd()).map_err(|e| Error::Attach {
@@ -66,6 +76,16 @@ pub(super) fn start_kernel_hooks(
         cap.links.push(Box::new(link));
     }
     Ok(cap)
+}
+
+/// Where `struct sk_buff` keeps its socket, for attribution (0 without).
+fn skb_sk_offset(btf: &Btf, cfg: &TraceConfig) -> Result<u32, Error> {
+    if cfg.who.is_none() {
+        return Ok(0);
+    }
+    btf.member_offset("sk_buff", "sk").ok_or_else(|| {
+        Error::Config("attribution: the kernel BTF has no field sk in struct sk_buff".into())
+    })
 }
 
 /// Loads each planned program against its target: a tracepoint's
@@ -173,6 +193,7 @@ pub(super) fn start_reading(
         detached: false,
         reasons,
         stack,
+        attribution: None,
         filters,
     })
 }
@@ -227,6 +248,11 @@ pub(super) fn start_xdp_hooks(
     {
         return Err(Error::Config(
             "--xdp-hook: the kernel BTF lacks fields of struct xdp_buff or xdp_rxq_info".into(),
+        ));
+    }
+    if cfg.who.is_some() {
+        return Err(Error::Config(
+            "--xdp-hook has no socket to take the process from (XDP runs before the stack): attribution and process filters work at TC and the kernel's tracing hooks".into(),
         ));
     }
     let targets = xdp_hook::resolve(program)?;

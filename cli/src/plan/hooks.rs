@@ -31,7 +31,7 @@ pub struct Capture {
     pub buffers: Buffers,
     /// `-v`: counters, hook details on each line, filter sizes.
     pub verbose: bool,
-    /// Attribution and process filters (TC only).
+    /// Attribution and process filters (TC and the kernel's tracing hooks).
     pub who: Option<Box<capture::attribution::Who>>,
     /// `--who` or `-v`: each line names the packet's process.
     pub show_who: bool,
@@ -135,7 +135,6 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let Filter::Expression(expression) = filter else {
         bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
     };
-    super::who::refuse_at(args, "a tracing hook")?;
     if live.netns.is_some() {
         bail!("--netns does not apply to tracing hooks, which see every namespace");
     }
@@ -144,10 +143,16 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
         if !hooks.is_empty() || t.stack {
             bail!("--xdp-hook does not combine with --trace, --fentry, --fexit or --stack");
         }
+        super::who::refuse_at(args, "--xdp-hook (XDP)")?;
         hooks.push(xdp_program(program, live.direction)?);
     }
     let snaplen = snaplen(args.snaplen.as_deref())?;
-    capture(args, hooks, expression, snaplen)
+    let mut capture = capture(args, hooks, expression, snaplen)?;
+    if t.xdp_hook.is_none() {
+        capture.who = super::who::for_tracing(args)?.map(Box::new);
+        capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
+    }
+    Ok(capture)
 }
 
 /// The tracepoints (empty names left out), then the `--fentry` and

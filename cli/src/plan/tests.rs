@@ -766,8 +766,20 @@ fn verbose_tc_captures_name_processes_and_plain_ones_pay_nothing() {
 
 #[test]
 fn attribution_is_refused_where_there_is_no_socket() {
-    assert!(error_of(&["-i", "eth0", "--xdp", "--who"]).contains("TC only"));
-    assert!(error_of(&["--trace", "kfree_skb", "--pid", "1"]).contains("TC only"));
+    assert!(error_of(&["-i", "eth0", "--xdp", "--who"]).contains("no socket"));
+    assert!(error_of(&["--xdp-hook", "7", "--pid", "1"]).contains("no socket"));
+}
+
+#[test]
+fn tracing_hooks_attribute_and_filter_processes_but_run_no_command() {
+    let c = capture_of(&["--trace", "net_dev_queue", "--pid", "7", "--comm", "curl"]);
+    let who = c.who.expect("attribution");
+    assert_eq!((who.pids, who.comms), (vec![7], vec!["curl".to_owned()]));
+    assert!(!c.show_who, "lines name processes only with --who or -v");
+    assert!(capture_of(&["--fentry", "ip_rcv", "--who"]).show_who);
+    assert!(capture_of(&["--trace", "kfree_skb", "-v"]).who.is_some());
+    assert_eq!(capture_of(&["--trace", "kfree_skb"]).who, None);
+    assert!(error_of(&["--trace", "kfree_skb", "--", "curl"]).contains("TC only"));
 }
 
 #[test]
@@ -904,5 +916,5 @@ fn a_command_after_double_dash_is_followed_with_its_children_and_netns_is_for_in
         Some("blue")
     );
     assert!(error_of(&["--netns", "blue", "--trace", "kfree_skb"]).contains("--netns"));
-    assert!(error_of(&["-i", "eth0", "--xdp", "--", "curl"]).contains("TC only"));
+    assert!(error_of(&["-i", "eth0", "--xdp", "--", "curl"]).contains("no socket"));
 }

@@ -21,6 +21,20 @@ pub(super) fn asked(w: &WhoArgs) -> bool {
 /// (whose lines name each packet's process), or `-- CMD` (whose pid, known
 /// once it is started, joins `pids`, its children followed).
 pub(super) fn for_tc(args: &RunArgs) -> Result<Option<Who>> {
+    checked(args)
+}
+
+/// Attribution at the kernel's tracing hooks (tracepoints, fentry,
+/// fexit), from each packet's socket: as at TC, but not for `-- CMD`.
+pub(super) fn for_tracing(args: &RunArgs) -> Result<Option<Who>> {
+    if !args.command.is_empty() {
+        bail!("-- CMD works at TC only: use --tc, or --pid with the command's pid");
+    }
+    checked(args)
+}
+
+/// The attribution asked for, its values checked.
+fn checked(args: &RunArgs) -> Result<Option<Who>> {
     let w = &args.who;
     if !asked(w) && args.live.verbose == 0 && args.command.is_empty() {
         return Ok(None);
@@ -45,7 +59,7 @@ pub(super) fn for_tc(args: &RunArgs) -> Result<Option<Who>> {
 /// Attribution flags where there is no socket to attribute from.
 pub(super) fn refuse_at(args: &RunArgs, hook: &str) -> Result<()> {
     if asked(&args.who) || !args.command.is_empty() {
-        bail!("--who, the process filters and -- CMD work at TC only ({hook} has no socket to take the process from): use --tc");
+        bail!("--who, the process filters and -- CMD do not work at {hook}, which has no socket to take the process from: use --tc, or a tracing hook (--trace, --fentry, --fexit)");
     }
     Ok(())
 }

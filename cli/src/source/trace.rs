@@ -8,8 +8,15 @@
 //! others from the network header (RAW); the filter is compiled for each.
 //! `-w` always writes pcapng (one file may mix both link types): one
 //! interface block per (hook, link type), each packet with a comment (hook,
-//! drop reason, interface, network namespace, pid and command) and its skb
-//! address as `epb_packetid`.
+//! drop reason, interface, network namespace, the task running when the
+//! hook fired as `task_pid`, `task_tid`, `task_comm`) and its skb address
+//! as `epb_packetid`.
+//!
+//! With `--who`, `-v` or a process filter, each packet is attributed from
+//! its socket as at TC (`crate::source::who`): the line gets the socket
+//! owner's `[pid=… tid=… comm=… cgroup=… netns=…]` (or why there is none)
+//! before the running task's `[task comm … pid …]`, and the comment the
+//! same text at its end.
 //!
 //! `--xdp-hook PROG` hooks an XDP program already loaded (fentry and fexit
 //! on it): lines and comments name the hook (`xdp-entry:NAME`,
@@ -37,6 +44,7 @@ use crate::link::Link;
 use crate::plan::{self, Hook};
 use crate::print::Line;
 use crate::sink::Stream;
+use crate::source::who::Describe;
 use crate::source::Source;
 
 /// The capture library's configuration for the plan.
@@ -74,6 +82,7 @@ pub fn config(plan: &plan::Capture) -> TraceConfig {
         wakeup: plan.buffers.wakeup,
         poll_ms: plan.buffers.poll_ms,
         stack: plan.stack,
+        who: plan.who.as_deref().cloned(),
         ..TraceConfig::default()
     }
 }
@@ -85,6 +94,10 @@ pub struct Trace {
     filter: String,
     snaplen: u32,
     verbose: bool,
+    /// `--who` or `-v` with attribution: lines name each packet's process.
+    show_who: bool,
+    /// Names processes in lines and pcapng comments.
+    describe: Describe,
 }
 
 impl Trace {
@@ -107,6 +120,8 @@ impl Trace {
             filter: plan.filter.clone(),
             snaplen: plan.snaplen,
             verbose: plan.verbose,
+            show_who: plan.show_who,
+            describe: Describe::new(),
         })
     }
 
@@ -197,7 +212,7 @@ impl Trace {
         }
         let _ = write!(
             c,
-            " ifindex={} ifname={} netns={} pid={} tid={} comm={} cpu={} link={}",
+            " ifindex={} ifname={} netns={} task_pid={} task_tid={} task_comm={} cpu={} link={}",
             p.ifindex,
             self.meta.iface(p).replace(' ', "_"),
             p.netns,
@@ -212,6 +227,9 @@ impl Trace {
         }
         if let Some(frames) = self.meta.stack(&self.cap, p) {
             let _ = write!(c, " stack={}", frames.join(","));
+        }
+        if let Some(who) = self.describe.owner(&p.owner) {
+            let _ = write!(c, " {who}");
         }
         c
     }
@@ -261,8 +279,8 @@ impl Source for Trace {
         self.cap.recv_timeout(timeout)
     }
 
-    /// `kfree_skb reason NO_SOCKET veth0 EN10MB len 98 <summary> [comm
-    /// ping pid 42]`, then the stack's frames.
+    /// `kfree_skb reason NO_SOCKET veth0 EN10MB len 98 <summary> [task
+    /// comm ping pid 42]`, then the stack's frames.
     fn time_ns(&self, p: &TracePacket) -> u64 {
         p.ts_ns
     }
@@ -282,7 +300,12 @@ impl Source for Trace {
         }
         let iface = self.meta.iface(p);
         let _ = write!(line.before, " {iface} {} len {} ", p.link.name(), p.wirelen);
-        let _ = write!(line.after, " [comm {} pid {}", p.comm, p.pid);
+        if self.show_who {
+            if let Some(who) = self.describe.owner(&p.owner) {
+                let _ = write!(line.after, " [{who}]");
+            }
+        }
+        let _ = write!(line.after, " [task comm {} pid {}", p.comm, p.pid);
         if self.verbose {
             let _ = write!(
                 line.after,

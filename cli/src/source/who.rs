@@ -16,6 +16,10 @@ pub struct Describe {
 
 /// What a packet with no local socket says.
 pub const NO_SOCKET: &str = "no process here (no local socket: forwarded, or for no socket)";
+/// What a packet says at a tracing hook where it carries no socket (and
+/// none can be looked up there).
+pub const NO_SOCKET_YET: &str =
+    "no process yet (no socket on the packet at this hook: received and not yet delivered, forwarded, or the kernel's own)";
 /// What a packet on a socket no process was seen using says.
 pub const UNKNOWN: &str =
     "process unknown (a socket made before any process used it, or in TIME_WAIT)";
@@ -35,6 +39,7 @@ impl Describe {
             Owner::NotAsked => return None,
             Owner::NoSocket => return Some(NO_SOCKET.into()),
             Owner::Unknown => return Some(UNKNOWN.into()),
+            Owner::NoSocketYet => return Some(NO_SOCKET_YET.into()),
             Owner::Process(p) => p,
         };
         let mut names = self.cgroups.borrow_mut();
