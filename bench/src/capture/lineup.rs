@@ -6,6 +6,7 @@ use anyhow::Result;
 use super::config::Config;
 use super::netns::{Netns, CAP_IF};
 use super::setups::{Setup, FILTER, FILTER_NONE};
+use super::socket_owner::{SocketOwner, OWNER_COMM};
 use super::tool::Tool;
 use super::traffic::ONE_PCT;
 
@@ -38,6 +39,18 @@ impl Member {
             setup,
             only_at_1pct: false,
             xcap_program: true,
+        }
+    }
+
+    /// xcap with attribution or a process filter: its program at TC, to
+    /// read next to `xcap --tc`'s.
+    fn attributing(name: &'static str, setup: Setup) -> Member {
+        Member {
+            name,
+            short: "",
+            setup,
+            only_at_1pct: false,
+            xcap_program: false,
         }
     }
 
@@ -82,7 +95,13 @@ pub(super) struct Lineup {
 }
 
 impl Lineup {
-    pub(super) fn new(cfg: &Config, xcap_note: Option<String>) -> Lineup {
+    /// `owner`: the matching packets' socket owner, for the attribution
+    /// rows (none without it).
+    pub(super) fn new(
+        cfg: &Config,
+        xcap_note: Option<String>,
+        owner: Option<&SocketOwner>,
+    ) -> Lineup {
         let xcap = XcapBin(
             cfg.xcap
                 .as_ref()
@@ -94,7 +113,7 @@ impl Lineup {
             .into_iter()
             .filter(|r| wanted(only, r.name))
             .collect();
-        let groups = own_cost_groups(&xcap, xcap_note.is_none(), only);
+        let groups = own_cost_groups(&xcap, xcap_note.is_none(), only, owner);
         Lineup {
             rows,
             groups,
@@ -175,8 +194,13 @@ fn rows(xcap: &XcapBin) -> Vec<Row> {
 
 /// The own-cost phase's setups: per hook, xcap's program, and at 1%
 /// xcap with a filter matching nothing and the hand-written C filter.
-fn own_cost_groups(xcap: &XcapBin, xcap_ok: bool, only: Option<&[String]>) -> Vec<OwnCostGroup> {
-    let groups = vec![
+fn own_cost_groups(
+    xcap: &XcapBin,
+    xcap_ok: bool,
+    only: Option<&[String]>,
+    owner: Option<&SocketOwner>,
+) -> Vec<OwnCostGroup> {
+    let mut groups = vec![
         OwnCostGroup {
             bare: (
                 "bare native-XDP pass program, frags",
@@ -219,6 +243,14 @@ fn own_cost_groups(xcap: &XcapBin, xcap_ok: bool, only: Option<&[String]>) -> Ve
             ],
         },
     ];
+    if let Some(owner) = owner {
+        let tc = groups
+            .iter_mut()
+            .find(|g| matches!(g.bare.1, Setup::BareTc));
+        tc.expect("a TC group")
+            .members
+            .extend(attribution_members(xcap, owner));
+    }
     groups
         .into_iter()
         .map(|mut g| {
@@ -229,6 +261,33 @@ fn own_cost_groups(xcap: &XcapBin, xcap_ok: bool, only: Option<&[String]>) -> Ve
         })
         .filter(|g| !g.members.is_empty())
         .collect()
+}
+
+/// Attribution and each process filter at TC, measured in the TC group
+/// next to plain `xcap --tc`: every matching packet is the socket owner's,
+/// so each filter selects it and it is captured (`--pid 1`: another
+/// process, so nothing is copied). `--container` selects by cgroup ids as
+/// `--cgroup` does.
+fn attribution_members(xcap: &XcapBin, owner: &SocketOwner) -> Vec<Member> {
+    let with = |options: &[&str]| {
+        let mut o = vec!["--tc"];
+        o.extend(options);
+        xcap.capturing(&o, FILTER)
+    };
+    vec![
+        Member::attributing("`xcap --tc --who`", with(&["--who"])),
+        Member::attributing("`xcap --tc --pid`", with(&["--pid", &owner.pid])),
+        Member::attributing("`xcap --tc --comm`", with(&["--comm", OWNER_COMM])),
+        Member::attributing("`xcap --tc --cgroup`", with(&["--cgroup", &owner.cgroup])),
+        Member::attributing(
+            "`xcap --tc --container`",
+            with(&["--container", &owner.container[..12]]),
+        ),
+        Member::attributing(
+            "`xcap --tc --pid` of another process",
+            with(&["--pid", "1"]),
+        ),
+    ]
 }
 
 const TC: [&str; 1] = ["--tc"];

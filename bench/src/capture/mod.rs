@@ -19,7 +19,8 @@
 //!   it was lost.
 //!
 //! `run` takes the steps in this order, each in its module: the
-//! namespaces and veth pair (`netns`), the lineup of setups and whether
+//! namespaces and veth pair (`netns`), the owner of the matching packets'
+//! socket (`socket_owner`, for the attribution rows), the lineup of setups and whether
 //! xcap can be measured (`lineup`), the runs of tables 2a and 2b
 //! (`rates`), the programs' own cost (`own_cost`), the report of both
 //! (`report`), then the fixed cost in isolation (`isolated`) and the
@@ -34,6 +35,7 @@ mod cpu;
 mod ethtool;
 mod isolated;
 mod lineup;
+pub mod long_run;
 mod netns;
 mod own_cost;
 mod rates;
@@ -41,6 +43,7 @@ mod report;
 mod runs;
 mod setups;
 mod shell;
+mod socket_owner;
 mod startup;
 mod tool;
 mod traffic;
@@ -56,13 +59,23 @@ use setups::Objects;
 pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<String> {
     let mut n = Netns::new()?;
     let objs = Objects::build(&cfg.c_dir)?;
-    let lineup = Lineup::new(cfg, xcap_unavailable(cfg, &n)?);
+    // Kept for all of section 2: the matching packets' socket exists for
+    // every setup alike. Without it, no attribution rows.
+    let owner = match socket_owner::SocketOwner::start(&n.cap) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            log(&format!("capture: no attribution rows: {e:#}"));
+            None
+        }
+    };
+    let lineup = Lineup::new(cfg, xcap_unavailable(cfg, &n)?, owner.as_ref());
     let rates = rates::measure(&mut n, &objs, cfg, &lineup, log);
     let own = own_cost::measure(&mut n, &objs, cfg, &lineup.groups, rates.fixed_rate, log);
     let mut s = report::write(cfg, &lineup, &rates, &own, n.ethtool.is_some());
     isolated::measure_and_write(&mut s, cfg, lineup.xcap_note.as_deref(), &n, log);
     startup::measure_and_write(&mut s, cfg, &lineup, &n, log)?;
     // The namespaces go before the objects they had attached.
+    drop(owner);
     drop(n);
     Ok(s)
 }
