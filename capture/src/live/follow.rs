@@ -10,14 +10,17 @@ use std::sync::{Arc, RwLock};
 
 use cbpf2ebpf::Hook;
 
-use crate::{attach, clsact, iface, ifindex_exists, Capture, Error, Interface, TcAttach, XdpMode};
+use super::attach::attach;
+use super::interfaces::{ifindex, ifindex_exists};
+use super::{Capture, Interface, TcAttach, XdpMode};
+use crate::{clsact, iface, Error};
 
 /// The ifindex → position in [`Capture::interfaces`] map the readers
 /// label packets with.
-pub(crate) type Index = Arc<RwLock<Vec<(u32, usize)>>>;
+pub(super) type Index = Arc<RwLock<Vec<(u32, usize)>>>;
 
 /// What `-i any` needs to attach later.
-pub(crate) struct Follower {
+pub(super) struct Follower {
     /// Link changes of this namespace (RTMGRP_LINK).
     netlink: OwnedFd,
     /// The hooks and their programs' names.
@@ -158,7 +161,7 @@ impl Capture {
 
     /// Attaches to `name` unless it is captured already; its position.
     fn attach_new(&mut self, name: &str) -> Result<Option<usize>, Error> {
-        let Some(ifindex) = crate::ifindex(name) else {
+        let Some(ifindex) = ifindex(name) else {
             return Ok(None);
         };
         // Ifindexes are not reused while a namespace lives: one known is
