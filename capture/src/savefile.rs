@@ -17,6 +17,22 @@ pub const LINKTYPE_ETHERNET: u16 = 1;
 pub const LINKTYPE_LINUX_SLL2: u16 = 276;
 /// Its header's length, in place of the 14 bytes of the Ethernet header.
 const SLL2_LEN: usize = 20;
+/// The ARPHRD_* types a LINUX_SLL2 header names.
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+/// The packet type of a packet that left (PACKET_OUTGOING).
+const PACKET_OUTGOING: u8 = 4;
+/// The length of an Ethernet address, in a LINUX_SLL2 header.
+const ETH_ALEN: u8 = 6;
+
+/// The pcap file header: the magic number of nanosecond timestamps, the
+/// format's version (2.4), and the time zone and accuracy fields, always 0.
+const PCAP_MAGIC_NANOSECONDS: u32 = 0xa1b2_3c4d;
+const PCAP_VERSION_MAJOR: u16 = 2;
+const PCAP_VERSION_MINOR: u16 = 4;
+const PCAP_FILE_HEADER_LEN: usize = 24;
+/// A pcap record header: seconds, nanoseconds, captured and wire length.
+const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -65,15 +81,7 @@ impl<W: Write> Writer<W> {
                     Format::PcapCooked => LINKTYPE_LINUX_SLL2,
                     _ => LINKTYPE_ETHERNET,
                 };
-                let mut h = Vec::with_capacity(24);
-                h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond pcap
-                h.extend_from_slice(&2u16.to_le_bytes());
-                h.extend_from_slice(&4u16.to_le_bytes());
-                h.extend_from_slice(&0i32.to_le_bytes());
-                h.extend_from_slice(&0u32.to_le_bytes());
-                h.extend_from_slice(&snaplen.to_le_bytes());
-                h.extend_from_slice(&(linktype as u32).to_le_bytes());
-                out.write_all(&h)?;
+                out.write_all(&pcap_file_header(snaplen, linktype))?;
             }
             Format::Pcapng => {
                 pcapng::section_header(&mut out)?;
@@ -114,12 +122,8 @@ impl<W: Write> Writer<W> {
         let caplen = p.data.len() as u32;
         match self.format {
             Format::Pcap => {
-                let mut h = [0u8; 16];
-                h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
-                h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-                h[8..12].copy_from_slice(&caplen.to_le_bytes());
-                h[12..16].copy_from_slice(&p.wirelen.to_le_bytes());
-                self.out.write_all(&h)?;
+                self.out
+                    .write_all(&pcap_record_header(p.ts_ns, caplen, p.wirelen))?;
                 self.out.write_all(&p.data)?;
             }
             Format::PcapCooked => self.write_cooked(p)?,
@@ -175,25 +179,26 @@ impl<W: Write> Writer<W> {
             .interfaces
             .iter()
             .any(|i| i.ifindex == p.ifindex && i.loopback);
-        let arphrd: u16 = if loopback { 772 } else { 1 };
+        let arphrd = if loopback {
+            ARPHRD_LOOPBACK
+        } else {
+            ARPHRD_ETHER
+        };
         // PACKET_OUTGOING for what left; else the skb's type.
         let packet_type = match p.direction {
-            Direction::Out => 4,
+            Direction::Out => PACKET_OUTGOING,
             Direction::In => p.pkt_type,
         };
         let caplen = (payload.len() + SLL2_LEN) as u32;
         let wirelen = p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32;
-        let mut h = [0u8; 16 + SLL2_LEN];
-        h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&caplen.to_le_bytes());
-        h[12..16].copy_from_slice(&wirelen.to_le_bytes());
-        let sll = &mut h[16..];
+        let mut h = [0u8; PCAP_RECORD_HEADER_LEN + SLL2_LEN];
+        h[..PCAP_RECORD_HEADER_LEN].copy_from_slice(&pcap_record_header(p.ts_ns, caplen, wirelen));
+        let sll = &mut h[PCAP_RECORD_HEADER_LEN..];
         sll[0..2].copy_from_slice(protocol);
         sll[4..8].copy_from_slice(&p.ifindex.to_be_bytes());
         sll[8..10].copy_from_slice(&arphrd.to_be_bytes());
         sll[10] = packet_type;
-        sll[11] = 6;
+        sll[11] = ETH_ALEN;
         sll[12..18].copy_from_slice(source);
         self.out.write_all(&h)?;
         self.out.write_all(payload)
@@ -202,6 +207,29 @@ impl<W: Write> Writer<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// The pcap file header, for nanosecond timestamps.
+fn pcap_file_header(snaplen: u32, linktype: u16) -> [u8; PCAP_FILE_HEADER_LEN] {
+    let mut h = [0u8; PCAP_FILE_HEADER_LEN];
+    h[0..4].copy_from_slice(&PCAP_MAGIC_NANOSECONDS.to_le_bytes());
+    h[4..6].copy_from_slice(&PCAP_VERSION_MAJOR.to_le_bytes());
+    h[6..8].copy_from_slice(&PCAP_VERSION_MINOR.to_le_bytes());
+    // thiszone and sigfigs (8..16) stay 0.
+    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    h[20..24].copy_from_slice(&u32::from(linktype).to_le_bytes());
+    h
+}
+
+/// A pcap record header: the time in seconds and nanoseconds, the
+/// captured and the wire length.
+fn pcap_record_header(ts_ns: u64, caplen: u32, wirelen: u32) -> [u8; PCAP_RECORD_HEADER_LEN] {
+    let mut h = [0u8; PCAP_RECORD_HEADER_LEN];
+    h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&caplen.to_le_bytes());
+    h[12..16].copy_from_slice(&wirelen.to_le_bytes());
+    h
 }
 
 /// A pcapng Interface Description Block for `i`.
@@ -221,4 +249,26 @@ fn interface_block(
             filter,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pcap_file_header_is_libpcaps_nanosecond_header() {
+        let expected = [
+            0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
+        ];
+        assert_eq!(pcap_file_header(262_144, LINKTYPE_ETHERNET), expected);
+    }
+
+    #[test]
+    fn a_pcap_record_header_splits_the_time_into_seconds_and_nanoseconds() {
+        let h = pcap_record_header(1_500_000_007, 60, 1514);
+        assert_eq!(&h[0..4], &1u32.to_le_bytes());
+        assert_eq!(&h[4..8], &500_000_007u32.to_le_bytes());
+        assert_eq!(&h[8..12], &60u32.to_le_bytes());
+        assert_eq!(&h[12..16], &1514u32.to_le_bytes());
+    }
 }
