@@ -43,7 +43,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub use func_info::{btf_load, static_func_info, static_funcs_btf};
 pub use link::{link_create, link_update, tracing_attach};
 pub use map::{
-    map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapSpec,
+    map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapBtf,
+    MapSpec,
 };
 pub use prog::{
     enable_run_time_stats, kernel_has_gotol, obj_get, prog_by_id, prog_ids, prog_info, prog_load,
