@@ -5,8 +5,11 @@ use xcap_bench::filters::{self, Config};
 
 const USAGE: &str = "usage: xcap-bench [--filters-only | --capture-only] [--quick] \
 [--xcap PATH] [--seconds N] [--runs N] [--prog-rounds N] [--rate PPS] [--setups A,B] [--dump EXPR]
+       xcap-bench --long-run --xcap PATH [--seconds N] [--rate PPS]
 Runs the benchmarks of issue 7 and prints a markdown report (scripts/bench.sh writes \
-docs/benchmarks.md with it). Needs root, clang, trafgen and tcpdump.";
+docs/benchmarks.md with it). Needs root, clang, trafgen and tcpdump.
+--long-run: only the long capture (issue 21): `xcap -i any` with a ring of files for \
+--seconds (default 3600) at --rate frames/s (default 3000), sampled every 10 s.";
 
 /// Options that take a value, and flags.
 const WITH_VALUE: [&str; 7] = [
@@ -28,7 +31,7 @@ fn positive(option: &str, value: &str) -> bool {
         value.parse::<u64>().is_ok_and(|v| v > 0)
     }
 }
-const FLAGS: [&str; 3] = ["--filters-only", "--capture-only", "--quick"];
+const FLAGS: [&str; 4] = ["--filters-only", "--capture-only", "--quick", "--long-run"];
 
 fn main() -> Result<()> {
     let args = Args(std::env::args().skip(1).collect());
@@ -48,6 +51,10 @@ fn main() -> Result<()> {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut log = |m: &str| eprintln!("[bench] {m}");
+    if args.has("--long-run") {
+        print!("{}", long_run(&args, &mut log)?);
+        return Ok(());
+    }
     let mut out = String::new();
     if !args.has("--capture-only") {
         let (reports, bench) = filters::run(
@@ -154,6 +161,21 @@ fn capture_config(args: &Args, root: &Path) -> xcap_bench::capture::Config {
         prog_rounds: args.number("--prog-rounds", 7).max(1),
         prog_window: std::time::Duration::from_secs(2),
     }
+}
+
+/// `--long-run`: the long capture alone.
+fn long_run(args: &Args, log: &mut dyn FnMut(&str)) -> Result<String> {
+    let Some(xcap) = args.value("--xcap") else {
+        anyhow::bail!("--long-run needs --xcap PATH");
+    };
+    xcap_bench::capture::long_run::run(
+        &xcap_bench::capture::long_run::LongRun {
+            xcap: PathBuf::from(xcap),
+            duration: std::time::Duration::from_secs_f64(args.number("--seconds", 3600.0)),
+            rate: args.number("--rate", 3000),
+        },
+        log,
+    )
 }
 
 /// `--dump EXPR`: the skb-mode translation and the kernel-style one.

@@ -49,9 +49,25 @@ pub fn median_and_half_iqr(mut d: Vec<f64>) -> (f64, f64) {
     (m, half_iqr(&mut d))
 }
 
+/// The least-squares slope of `points` (x, y): how fast y moves per unit
+/// of x over the whole series, not just between its two ends.
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let cov: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let var: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    cov / var
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slope_of_a_line_is_its_gradient() {
+        assert_eq!(slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]), 2.0);
+    }
 
     #[test]
     fn median_of_an_odd_count_is_the_middle_sample() {

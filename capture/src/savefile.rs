@@ -16,7 +16,7 @@ pub const LINKTYPE_ETHERNET: u16 = 1;
 /// LINKTYPE_LINUX_SLL2: Linux cooked v2, what tcpdump `-i any` writes.
 pub const LINKTYPE_LINUX_SLL2: u16 = 276;
 /// Its header's length, in place of the 14 bytes of the Ethernet header.
-const SLL2_LEN: usize = 20;
+pub const SLL2_LEN: usize = 20;
 /// The ARPHRD_* types a LINUX_SLL2 header names.
 const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
@@ -166,19 +166,46 @@ impl<W: Write> Writer<W> {
         self.out.flush()
     }
 
-    /// A LINUX_SLL2 record, as libpcap's `any` writes it: the Ethernet
-    /// header becomes the cooked header (protocol, ifindex, ARPHRD type,
-    /// packet type, source address); a VLAN tag stays after it.
+    /// A LINUX_SLL2 record, as libpcap's `any` writes it.
     fn write_cooked(&mut self, p: &Packet) -> io::Result<()> {
+        let loopback = self
+            .interfaces
+            .iter()
+            .any(|i| i.ifindex == p.ifindex && i.loopback);
+        let cooked = Cooked::of(p, loopback);
+        let caplen = (cooked.payload.len() + SLL2_LEN) as u32;
+        self.out
+            .write_all(&pcap_record_header(p.ts_ns, caplen, cooked.wirelen))?;
+        self.out.write_all(&cooked.header)?;
+        self.out.write_all(cooked.payload)
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// A packet in Linux cooked v2 (LINUX_SLL2), as libpcap's `any` device
+/// gives it: the Ethernet header becomes the cooked header (protocol,
+/// ifindex, ARPHRD type, packet type, source address); a VLAN tag stays
+/// after it. Files (`-i any` in pcap) and text lines (`-i any`) both show
+/// packets this way.
+pub struct Cooked<'p> {
+    pub header: [u8; SLL2_LEN],
+    /// What follows the Ethernet header.
+    pub payload: &'p [u8],
+    /// The packet's length on the wire, counted with the cooked header.
+    pub wirelen: u32,
+}
+
+impl<'p> Cooked<'p> {
+    /// `p` as cooked; `loopback`: its interface is a loopback device.
+    pub fn of(p: &'p Packet, loopback: bool) -> Cooked<'p> {
         let data = &p.data[..];
         let (protocol, source, payload) = match data.len() {
             14.. => (&data[12..14], &data[6..12], &data[14..]),
             _ => (&[0u8, 0][..], &[0u8; 6][..], data),
         };
-        let loopback = self
-            .interfaces
-            .iter()
-            .any(|i| i.ifindex == p.ifindex && i.loopback);
         let arphrd = if loopback {
             ARPHRD_LOOPBACK
         } else {
@@ -189,23 +216,18 @@ impl<W: Write> Writer<W> {
             Direction::Out => PACKET_OUTGOING,
             Direction::In => p.pkt_type,
         };
-        let caplen = (payload.len() + SLL2_LEN) as u32;
-        let wirelen = p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32;
-        let mut h = [0u8; PCAP_RECORD_HEADER_LEN + SLL2_LEN];
-        h[..PCAP_RECORD_HEADER_LEN].copy_from_slice(&pcap_record_header(p.ts_ns, caplen, wirelen));
-        let sll = &mut h[PCAP_RECORD_HEADER_LEN..];
-        sll[0..2].copy_from_slice(protocol);
-        sll[4..8].copy_from_slice(&p.ifindex.to_be_bytes());
-        sll[8..10].copy_from_slice(&arphrd.to_be_bytes());
-        sll[10] = packet_type;
-        sll[11] = ETH_ALEN;
-        sll[12..18].copy_from_slice(source);
-        self.out.write_all(&h)?;
-        self.out.write_all(payload)
-    }
-
-    pub fn into_inner(self) -> W {
-        self.out
+        let mut header = [0u8; SLL2_LEN];
+        header[0..2].copy_from_slice(protocol);
+        header[4..8].copy_from_slice(&p.ifindex.to_be_bytes());
+        header[8..10].copy_from_slice(&arphrd.to_be_bytes());
+        header[10] = packet_type;
+        header[11] = ETH_ALEN;
+        header[12..18].copy_from_slice(source);
+        Cooked {
+            header,
+            payload,
+            wirelen: p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! says what its lines carry besides ([`Line`]); the printer
 //! (`sink::Printer`) lays them out.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::link::Link;
@@ -64,8 +65,9 @@ pub struct Line<'p> {
     pub secs: i64,
     pub usecs: i64,
     pub link: Link,
-    /// The captured bytes.
-    pub data: &'p [u8],
+    /// The captured bytes (as a source shows them: `-i any` makes them
+    /// cooked).
+    pub data: Cow<'p, [u8]>,
     pub wirelen: u32,
     pub before: String,
     pub after: String,
@@ -75,12 +77,18 @@ pub struct Line<'p> {
 
 impl<'p> Line<'p> {
     /// A bare line: the time stamp, the summary and the dump.
-    pub fn new(secs: i64, usecs: i64, link: Link, data: &'p [u8], wirelen: u32) -> Self {
+    pub fn new(
+        secs: i64,
+        usecs: i64,
+        link: Link,
+        data: impl Into<Cow<'p, [u8]>>,
+        wirelen: u32,
+    ) -> Self {
         Line {
             secs,
             usecs,
             link,
-            data,
+            data: data.into(),
             wirelen,
             before: String::new(),
             after: String::new(),
@@ -89,7 +97,7 @@ impl<'p> Line<'p> {
     }
 
     /// A bare line for a kernel time stamp (ns since the epoch).
-    pub fn at_ns(ts_ns: u64, link: Link, data: &'p [u8], wirelen: u32) -> Self {
+    pub fn at_ns(ts_ns: u64, link: Link, data: impl Into<Cow<'p, [u8]>>, wirelen: u32) -> Self {
         let secs = (ts_ns / 1_000_000_000) as i64;
         let usecs = ((ts_ns % 1_000_000_000) / 1000) as i64;
         Line::new(secs, usecs, link, data, wirelen)
@@ -99,9 +107,9 @@ impl<'p> Line<'p> {
     pub fn render(&self, style: &Style, clock: &mut Clock) -> String {
         let mut text = clock.stamp(style.stamps, self.secs, self.usecs);
         text.push_str(&self.before);
-        text.push_str(&summary(style, self.link, self.data, self.wirelen));
+        text.push_str(&summary(style, self.link, &self.data, self.wirelen));
         text.push_str(&self.after);
-        append_dump(style, self.link, self.data, &mut text);
+        append_dump(style, self.link, &self.data, &mut text);
         text.push('\n');
         text.push_str(&self.below);
         text
@@ -172,34 +180,75 @@ fn summary(style: &Style, link: Link, data: &[u8], wirelen: u32) -> String {
         return format!("length {wirelen}");
     };
     let text = crate::summary::summary(&frame, frame_len, style.quiet);
-    if !style.link_header || link != Link::Ethernet || data.len() < 14 {
+    if !style.link_header {
         return text;
     }
-    let mac = |m: &[u8]| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+    let header = match link {
+        Link::Ethernet if data.len() >= 14 => ethernet_header(data, wirelen),
+        Link::LinuxSll2 if data.len() >= 20 => cooked_header(data, wirelen, style.quiet),
+        _ => return text,
     };
-    let ethertype = u16::from_be_bytes([data[12], data[13]]);
-    let mut s = format!("{} > {}, ", mac(&data[6..12]), mac(&data[0..6]));
-    if ethertype <= 1500 {
-        let _ = write!(s, "802.3, length {wirelen}: {text}");
-        return s;
-    }
-    let _ = write!(
-        s,
-        "ethertype {} (0x{ethertype:04x}), length {wirelen}: ",
-        ethertype_name(ethertype)
-    );
+    let Some(header) = header else {
+        return text;
+    };
     // The ethertype says what follows: tcpdump then leaves out the
     // protocol's own prefix.
     let text = ["IP6 ", "IP ", "ARP, "]
         .iter()
         .find_map(|p| text.strip_prefix(p))
         .unwrap_or(&text);
-    s.push_str(text);
-    s
+    header + text
+}
+
+fn mac(m: &[u8]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `-e` on Ethernet: `SRC > DST, ethertype NAME (0xTYPE), length N: `;
+/// `None` (the whole line written) for an 802.3 frame.
+fn ethernet_header(data: &[u8], wirelen: u32) -> Option<String> {
+    let ethertype = u16::from_be_bytes([data[12], data[13]]);
+    let s = format!("{} > {}, ", mac(&data[6..12]), mac(&data[0..6]));
+    if ethertype <= 1500 {
+        return Some(s + &format!("802.3, length {wirelen}: "));
+    }
+    Some(s + &ethertype_words(ethertype, wirelen))
+}
+
+/// `-e` on Linux cooked v2 (tcpdump's `-i any`): `ifindex N SRC
+/// ethertype NAME (0xTYPE), length N: `, the length counting the cooked
+/// header; with `-q` the ethertype and length are left out.
+fn cooked_header(data: &[u8], wirelen: u32, quiet: bool) -> Option<String> {
+    let ifindex = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+    let mut s = format!("ifindex {ifindex} ");
+    if data[11] == 6 {
+        let _ = write!(s, "{} ", mac(&data[12..18]));
+    }
+    if quiet {
+        return Some(s);
+    }
+    let protocol = u16::from_be_bytes([data[0], data[1]]);
+    match protocol {
+        0x0001 => s.push_str("802.3"),
+        0x0004 => s.push_str("802.2"),
+        0..=1500 => {
+            let _ = write!(s, "ethertype Unknown (0x{protocol:04x})");
+        }
+        _ => return Some(s + &ethertype_words(protocol, wirelen)),
+    }
+    let _ = write!(s, ", length {wirelen}: ");
+    Some(s)
+}
+
+/// `ethertype NAME (0xTYPE), length N: `
+fn ethertype_words(ethertype: u16, wirelen: u32) -> String {
+    format!(
+        "ethertype {} (0x{ethertype:04x}), length {wirelen}: ",
+        ethertype_name(ethertype)
+    )
 }
 
 /// tcpdump's names for common ethertypes.

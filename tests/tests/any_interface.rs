@@ -4,7 +4,8 @@
 //! created and used, while it runs. Each packet must be in the files with
 //! its interface: pcapng with an interface block per interface as it
 //! appears, pcap in LINUX_SLL2 with the same records tcpdump `-i any`
-//! writes, text lines that start with the interface's name; and xcap goes
+//! writes, text lines (`-e`) as tcpdump `-i any -e` prints them, after
+//! tcpdump's "listening on any" line; and xcap goes
 //! on after the deletion, attached to what came next, and leaves nothing
 //! attached at the end.
 //!
@@ -72,13 +73,13 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
         let mut cmd = exec(&pair.b, xcap_bin());
         cmd.args(["-i", "any"]).args(args).arg(FILTER);
         let mut p = Proc::start_keeping_stdout(cmd);
-        p.wait_for("xcap -i any", "listening on lo");
+        p.wait_for("xcap -i any", "listening on any (tc ingress");
         p
     };
     let mut xcaps = [
         start(&["-w", ng.to_str().unwrap()]),
         start(&["-w", pc.to_str().unwrap()]),
-        start(&["-n"]),
+        start(&["-n", "-e"]),
     ];
     let tcpdump = {
         let mut cmd = exec(&pair.b, tcpdump_path());
@@ -87,6 +88,13 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
             .arg(FILTER);
         let mut p = Proc::start(cmd);
         p.wait_listening("tcpdump");
+        p
+    };
+    let tcpdump_text = {
+        let mut cmd = exec(&pair.b, tcpdump_path());
+        cmd.args(["-i", "any", "-n", "-e", "--immediate-mode", FILTER]);
+        let mut p = Proc::start_keeping_stdout(cmd);
+        p.wait_listening("tcpdump -e");
         p
     };
     let first = veth(&pair, "va0", "vp0");
@@ -102,7 +110,9 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
     send(&pair, "vq0", 10..15);
     std::thread::sleep(Duration::from_millis(1200));
     tcpdump.signal(libc::SIGINT);
+    tcpdump_text.signal(libc::SIGINT);
     let mut outputs = Vec::new();
+    let mut banners = Vec::new();
     for x in xcaps {
         x.signal(libc::SIGINT);
         let (code, lines, stdout) = x.finish_with_stdout("xcap");
@@ -112,9 +122,26 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
             "{lines:?}"
         );
         outputs.push(stdout);
+        banners.push(lines.into_iter().find(|l| l.contains("listening on any")));
     }
     let (code, lines) = tcpdump.finish("tcpdump");
     assert_eq!(code, 0, "{}", lines.join("\n"));
+    let (code, lines, tcpdump_lines) = tcpdump_text.finish_with_stdout("tcpdump -e");
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+
+    // The link type said is the one written: Ethernet in pcapng, Linux
+    // cooked v2 in pcap and text, as tcpdump -i any says.
+    for (banner, link) in banners.iter().zip([
+        "EN10MB (Ethernet)",
+        "LINUX_SLL2 (Linux cooked v2)",
+        "LINUX_SLL2 (Linux cooked v2)",
+    ]) {
+        let banner = banner.as_deref().unwrap_or("none");
+        assert!(
+            banner.ends_with(&format!("link-type {link}, snapshot length 262144 bytes")),
+            "{banner}"
+        );
+    }
 
     // pcapng: each packet on its interface's block, named.
     let out = run_text(Command::new("tshark").arg("-r").arg(&ng).args([
@@ -144,14 +171,43 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
         assert!(ours.contains(record), "tcpdump's {record:?} is not xcap's");
     }
 
-    // Text: the interface's name and direction first, as tcpdump -i any.
+    // Text: the interface's name and direction first, then (-e) the
+    // cooked header, as tcpdump -i any -e prints them: each of tcpdump's
+    // lines is one of xcap's, time stamps aside.
     let lines: Vec<&str> = outputs[2].lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 15, "{}", outputs[2]);
     for (n, line) in lines.iter().enumerate() {
-        let name = if n < 10 { "va0" } else { "vb0" };
+        let (name, ifindex) = if n < 10 {
+            ("va0", first)
+        } else {
+            ("vb0", second)
+        };
         let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(&fields[1..3], [name, "P"], "{line}");
+        assert_eq!(
+            &fields[1..5],
+            [name, "P", "ifindex", &ifindex.to_string()],
+            "{line}"
+        );
     }
+    let untimed = |l: &str| l.split_once(' ').map(|(_, rest)| rest.to_string());
+    let ours: Vec<String> = lines.iter().filter_map(|l| untimed(l)).collect();
+    let theirs: Vec<String> = tcpdump_lines.lines().filter_map(untimed).collect();
+    assert!(theirs.len() >= 10, "tcpdump printed {tcpdump_lines}");
+    for line in &theirs {
+        assert!(
+            ours.contains(line),
+            "tcpdump's line {line:?} is not among xcap's {ours:#?}"
+        );
+    }
+
+    // Reading the pcap back prints what tcpdump -r prints: names by
+    // index on this host (`?` for the deleted va0), the cooked header.
+    let read = |program: &Path| {
+        let mut cmd = exec(&pair.b, program);
+        cmd.args(["-n", "-e", "-r"]).arg(&pc);
+        run_text(&mut cmd)
+    };
+    assert_eq!(read(&xcap_bin()), read(&tcpdump_path()));
 
     // Nothing left on the interface that stayed.
     let attached = run_text(exec(&pair.b, "bpftool").args(["net", "show", "dev", "vb0"]));

@@ -35,6 +35,7 @@ mod cpu;
 mod ethtool;
 mod isolated;
 mod lineup;
+pub mod long_run;
 mod netns;
 mod own_cost;
 mod rates;

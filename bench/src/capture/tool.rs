@@ -80,6 +80,11 @@ impl Tool {
         }
     }
 
+    /// The tool's process id (`ip netns exec` execs it in place).
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGINT, then tcpdump's three counter lines.
     pub(super) fn stop(mut self) -> Result<Option<ToolStats>> {
         interrupt(&mut self.child)?;

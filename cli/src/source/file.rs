@@ -143,7 +143,37 @@ pub fn line<'p>(link: Link, packet: &Packet<'p>) -> Line<'p> {
     // time_t and suseconds_t are i64 here, not everywhere.
     #[allow(clippy::unnecessary_cast)]
     let (secs, usecs) = (h.ts.tv_sec as i64, h.ts.tv_usec as i64);
-    Line::new(secs, usecs, link, packet.data, h.len)
+    let mut line = Line::new(secs, usecs, link, packet.data, h.len);
+    if link == Link::LinuxSll2 && packet.data.len() >= 20 {
+        line.before = cooked_interface(packet.data);
+    }
+    line
+}
+
+/// What tcpdump prints first on a Linux cooked v2 packet: the name of its
+/// interface on this host (`?` where no interface has its index) and its
+/// packet type (`In`, `B`, `M`, `P`, `Out`).
+fn cooked_interface(data: &[u8]) -> String {
+    let ifindex = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write.
+    let named = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    let name = match named.is_null() {
+        true => "?".to_string(),
+        // SAFETY: on success buf holds a NUL-terminated name.
+        false => unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let kind = match data[10] {
+        0 => "In",
+        1 => "B",
+        2 => "M",
+        3 => "P",
+        4 => "Out",
+        _ => "?",
+    };
+    format!("{name:<5} {kind:<3} ")
 }
 
 /// libpcap's own message for a `pcap` crate error.

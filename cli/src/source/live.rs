@@ -9,7 +9,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use capture::savefile::{Format, InterfaceDesc, Writer};
+use capture::savefile::{Cooked, Format, InterfaceDesc, Writer};
 use capture::{
     Capture, Config, Direction, HookKind, HookPoint, Packet, Stats, TcAttach, TcAttachChoice, Waker,
 };
@@ -176,6 +176,39 @@ impl Live {
         }
     }
 
+    /// `-i any`: tcpdump's one line, with the link type of what is
+    /// written (text and pcap cooked, pcapng Ethernet) and the hooks; each
+    /// interface on a line of its own with `-v`, as those that appear later.
+    fn announce_any(&self) {
+        let mut hooks: Vec<&str> = Vec::new();
+        for a in self.cap.interfaces().iter().flat_map(|i| &i.attached) {
+            if !hooks.contains(&a.as_str()) {
+                hooks.push(a);
+            }
+        }
+        let link = match self.pcapng {
+            true => "EN10MB (Ethernet)",
+            false => "LINUX_SLL2 (Linux cooked v2)",
+        };
+        eprintln!(
+            "xcap: listening on any ({}), link-type {link}, snapshot length {} bytes",
+            hooks.join(", "),
+            self.snaplen
+        );
+        if self.verbose {
+            for i in self.cap.interfaces() {
+                eprintln!("xcap: listening on {} ({})", i.name, i.attached.join(", "));
+            }
+        }
+    }
+
+    fn is_loopback(&self, ifindex: u32) -> bool {
+        self.cap
+            .interfaces()
+            .iter()
+            .any(|i| i.ifindex == ifindex && i.loopback)
+    }
+
     /// tcpdump prints the interface and direction on its `-i any` lines.
     fn names_interfaces(&self) -> bool {
         self.cap.interfaces().len() > 1 || self.cap.captures_any()
@@ -225,7 +258,15 @@ impl Source for Live {
                 names.join(", ")
             );
         }
-        for i in self.cap.interfaces() {
+        if self.cap.captures_any() {
+            self.announce_any();
+        }
+        for i in self
+            .cap
+            .interfaces()
+            .iter()
+            .filter(|_| !self.cap.captures_any())
+        {
             eprintln!(
                 "xcap: listening on {} ({}), link-type EN10MB (Ethernet), snapshot length {} bytes",
                 i.name,
@@ -270,7 +311,16 @@ impl Source for Live {
     }
 
     fn line<'p>(&self, p: &'p Packet) -> Line<'p> {
-        let mut line = Line::at_ns(p.ts_ns, Link::Ethernet, &p.data, p.wirelen);
+        let mut line = match self.cap.captures_any() {
+            // As tcpdump -i any shows them: cooked (-e, -xx).
+            true => {
+                let cooked = Cooked::of(p, self.is_loopback(p.ifindex));
+                let mut data = cooked.header.to_vec();
+                data.extend_from_slice(cooked.payload);
+                Line::at_ns(p.ts_ns, Link::LinuxSll2, data, cooked.wirelen)
+            }
+            false => Line::at_ns(p.ts_ns, Link::Ethernet, &p.data[..], p.wirelen),
+        };
         if self.names_interfaces() {
             let name = self.names.get(p.iface).map(String::as_str).unwrap_or("?");
             line.before = format!("{name:<5} {}", direction_word(p));
