@@ -29,10 +29,40 @@ pub fn capture(plan: &plan::Capture) -> Result<ExitCode> {
     }
     if plan.on_interfaces() {
         let config = live::config(plan)?;
-        run(plan, || live::Live::start(&config, plan))
+        run(plan, || {
+            or_without_processes(plan, &config, live::Live::start, |c| {
+                c.who = None;
+            })
+        })
     } else {
         let config = trace::config(plan);
-        run(plan, || trace::Trace::start(&config, plan))
+        run(plan, || {
+            or_without_processes(plan, &config, trace::Trace::start, |c| {
+                c.who = None;
+            })
+        })
+    }
+}
+
+/// Starts the capture; when it attributes only because of `-v` (no
+/// `--who`, process filter or `-- CMD`) and cannot start, starts it again
+/// without attribution (`unattributed`), saying why in one line: a kernel
+/// that lacks what attribution needs still captures with `-v`.
+fn or_without_processes<C: Clone, S>(
+    plan: &plan::Capture,
+    config: &C,
+    start: impl Fn(&C, &plan::Capture) -> Result<S>,
+    unattributed: impl FnOnce(&mut C),
+) -> Result<S> {
+    match start(config, plan) {
+        Err(e) if plan.who.is_some() && !plan.who_required => {
+            let mut config = config.clone();
+            unattributed(&mut config);
+            let source = start(&config, plan)?;
+            eprintln!("xcap: capturing without processes: {e:#}");
+            Ok(source)
+        }
+        other => other,
     }
 }
 

@@ -28,7 +28,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use xcap_tests::netns::{exec, Pair};
+use xcap_tests::netns::{exec, mac_of, mac_text, Pair};
 use xcap_tests::process::{output, run_text, sh, Proc};
 use xcap_tests::{talker_bin, xcap_bin};
 
@@ -333,7 +333,7 @@ fn a_tcp_connection_opened_before_xcap_started_is_attributed() {
 }
 
 #[test]
-fn traffic_forwarded_through_a_namespace_is_marked_as_having_no_process() {
+fn traffic_forwarded_through_a_namespace_is_marked_as_having_no_process_at_tc_and_tracing_hooks() {
     // A (10.202.N.1) - R (10.202.N.2, 10.203.N.1) - C (10.203.N.2).
     let left = Pair::new("own-fwd");
     let right = Pair::new("own-fwd");
@@ -371,14 +371,29 @@ fn traffic_forwarded_through_a_namespace_is_marked_as_having_no_process() {
     cmd.args(["-i", &r_left, "-n", "-U", "--who", "tcp or udp"]);
     let mut xcap = Proc::start_keeping_stdout(cmd);
     xcap.wait_listening("xcap");
+    // And at a tracing hook, which sees every namespace: what R sends.
+    let from_r = format!(
+        "ip and (ether src {} or ether src {})",
+        mac_text(&mac_of(r, &r_left)),
+        mac_text(&mac_of(r, &r_right))
+    );
+    let mut cmd = exec(r, xcap_bin());
+    cmd.args(["-n", "-U", "--trace", "net_dev_queue", "--who", &from_r]);
+    let mut traced = Proc::start_keeping_stdout(cmd);
+    traced.wait_for("xcap", "tracing at");
     client.go();
-    let lines = lines_of(xcap);
-    assert!(lines.len() >= 8, "too few packets:\n{}", lines.join("\n"));
-    for l in &lines {
+    for (lines, at_least) in [(lines_of(xcap), 8), (lines_of(traced), 8)] {
         assert!(
-            l.contains("[no process here (no local socket"),
-            "attributed: {l}"
+            lines.len() >= at_least,
+            "too few packets:\n{}",
+            lines.join("\n")
         );
+        for l in &lines {
+            assert!(
+                l.contains("[no process here (no local socket"),
+                "attributed: {l}"
+            );
+        }
     }
 }
 
@@ -712,6 +727,72 @@ fn fentry_tcp_v4_rcv_names_the_receiving_process_of_each_tcp_packet_or_is_refuse
         assert!(
             lines_about(&lines, &me, port).is_empty(),
             "t-two's port {port} captured"
+        );
+    }
+}
+
+#[test]
+fn at_a_tracepoint_cgroup_and_container_select_a_process_in_its_own_cgroup() {
+    let net = Net::new("own-tcg");
+    let cgroup = Cgroup::new();
+    let prefix = cgroup.id[..12].to_owned();
+    let parent = cgroup.parent_path();
+    let host = format!("host {}", net.server_addr());
+    for select in [
+        ["--cgroup", parent.as_str()],
+        ["--container", prefix.as_str()],
+    ] {
+        let mut inside = net.talker("t-inside", "talk");
+        let mut outside = net.talker("t-outside", "talk");
+        cgroup.enter(inside.pid());
+        let xcap = net.xcap_tracing(&[
+            "--trace",
+            "net_dev_queue",
+            "--who",
+            select[0],
+            select[1],
+            &host,
+        ]);
+        inside.go();
+        outside.go();
+        let lines = lines_of(xcap);
+        let container = format!(" container={} ", cgroup.id);
+        for l in &lines {
+            assert!(
+                l.contains(" comm=t-inside ") && l.contains(&container),
+                "{select:?}: not t-inside in its container: {l}"
+            );
+        }
+        assert_sent(&lines, &net, &inside);
+        drop(inside);
+    }
+}
+
+#[test]
+fn at_a_tracepoint_a_tcp_connection_opened_before_xcap_started_is_attributed() {
+    let net = Net::new("own-tbefore");
+    let mut held = net.talker("t-held", "hold");
+    held.wait_for("connected");
+    let sent = format!("tcp and src host {}", net.client_addr());
+    let xcap = net.xcap_tracing(&["--trace", "net_dev_queue", "--who", &sent]);
+    held.go();
+    let lines = lines_of(xcap);
+    let port = held
+        .ports
+        .first()
+        .expect("the held connection's port")
+        .clone();
+    let about = lines_about(&lines, &net.client_addr(), &port);
+    assert!(
+        about.len() >= 2,
+        "too few packets of port {port}:\n{}",
+        lines.join("\n")
+    );
+    let said = format!("[pid={} tid=", held.pid());
+    for l in about {
+        assert!(
+            l.contains(&said) && l.contains(" comm=t-held "),
+            "not t-held: {l}"
         );
     }
 }

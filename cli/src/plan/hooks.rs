@@ -35,6 +35,10 @@ pub struct Capture {
     pub who: Option<Box<capture::attribution::Who>>,
     /// `--who` or `-v`: each line names the packet's process.
     pub show_who: bool,
+    /// `--who`, a process filter or `-- CMD`: a start that cannot
+    /// attribute fails. With `-v` alone, xcap then captures without
+    /// processes and says why in one line.
+    pub who_required: bool,
     /// `-- CMD ARGS...`: run it and capture its packets alone, until it
     /// exits.
     pub command: Vec<String>,
@@ -151,6 +155,7 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     if t.xdp_hook.is_none() {
         capture.who = super::who::for_tracing(args)?.map(Box::new);
         capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
+        capture.who_required = super::who::asked(&args.who);
     }
     Ok(capture)
 }
@@ -234,6 +239,7 @@ pub(super) fn live(args: &RunArgs, filter: Filter) -> Result<Capture> {
     } else {
         capture.who = super::who::for_tc(args)?.map(Box::new);
         capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
+        capture.who_required = super::who::asked(&args.who) || !args.command.is_empty();
     }
     Ok(capture)
 }
@@ -255,6 +261,7 @@ fn capture(args: &RunArgs, hooks: Vec<Hook>, filter: String, snaplen: u32) -> Re
         verbose: live.verbose > 0,
         who: None,
         show_who: false,
+        who_required: false,
         command: args.command.clone(),
         netns: live.netns.clone(),
         output: output(args)?,

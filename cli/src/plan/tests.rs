@@ -760,6 +760,13 @@ fn process_filters_at_tc_select_processes_and_show_them_only_when_asked() {
 fn verbose_tc_captures_name_processes_and_plain_ones_pay_nothing() {
     let verbose = capture_of(&["-i", "eth0", "-v"]);
     assert!(verbose.who.is_some() && verbose.show_who);
+    assert!(
+        !verbose.who_required,
+        "-v alone captures without processes where it must"
+    );
+    assert!(capture_of(&["-i", "eth0", "-v", "--who"]).who_required);
+    assert!(capture_of(&["--trace", "kfree_skb", "-v", "--comm", "x"]).who_required);
+    assert!(!capture_of(&["--trace", "kfree_skb", "-v"]).who_required);
     assert_eq!(capture_of(&["-i", "eth0"]).who, None);
     assert_eq!(capture_of(&["-i", "eth0", "--xdp", "-v"]).who, None);
 }

@@ -22,7 +22,7 @@ pub const NO_SOCKET_YET: &str =
     "no process yet (no socket on the packet at this hook: received and not yet delivered, forwarded, or the kernel's own)";
 /// What a packet on a socket no process was seen using says.
 pub const UNKNOWN: &str =
-    "process unknown (a socket made before any process used it, or in TIME_WAIT)";
+    "process unknown (a socket made before any process used it, in TIME_WAIT, or at a tracing hook a SYN-ACK's request socket)";
 
 impl Describe {
     /// Names as seen from this process's namespaces, read now.
