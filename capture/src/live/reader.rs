@@ -86,6 +86,7 @@ pub(super) fn start_reader(
         true => Some(follow::Follower::new(
             hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
             index.clone(),
+            cfg.xdp_mode,
         )?),
         false => None,
     };
@@ -239,6 +240,7 @@ pub(super) fn parse_sample(
         vlan,
         data: Bytes::new(),
         owner: attribution::owner_of(&hdr),
+        packet_id: hdr.packet_id,
     };
     Some((p, start, len))
 }

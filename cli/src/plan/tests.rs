@@ -2,6 +2,7 @@
 //! each cross-flag check refuses (with the message users see), and what
 //! the defaults become.
 
+use capture::trace::TraceHook;
 use capture::{DirectionFilter, Wakeup, XdpMode};
 use cbpf2ebpf::Mode;
 use clap::Parser;
@@ -311,12 +312,10 @@ fn xdp_sees_received_packets_only() {
 }
 
 #[test]
-fn tracing_refuses_interfaces_and_interface_hooks() {
-    let refused = "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)";
+fn tracing_alone_refuses_interfaces() {
+    let refused = "-i: interfaces do not apply to tracing hooks alone, which see every interface; add --tc or --xdp to capture at IFACE too (--xdp-hook takes the interface: --xdp-hook IFACE)";
     for args in [
         &["--trace", "kfree_skb", "-i", "lo", "udp"][..],
-        &["--trace", "kfree_skb", "--xdp", "udp"],
-        &["--fentry", "ip_rcv", "--tc", "udp"],
         &["--stack", "-i", "lo", "udp"],
     ] {
         assert_eq!(error_of(args), refused, "{args:?}");
@@ -324,14 +323,99 @@ fn tracing_refuses_interfaces_and_interface_hooks() {
 }
 
 #[test]
+fn tc_or_xdp_with_tracing_hooks_is_one_capture_with_the_interface_hook_first() {
+    let c = capture_of(&[
+        "-i",
+        "veth0",
+        "--tc",
+        "--trace",
+        "kfree_skb",
+        "--fentry",
+        "ip_rcv",
+        "-w",
+        "f.pcapng",
+        "udp",
+    ]);
+    assert_eq!(
+        c.hooks,
+        vec![
+            Hook::Tc,
+            Hook::Trace(TraceHook::Tracepoint("kfree_skb".into())),
+            Hook::Trace(TraceHook::Fentry {
+                function: "ip_rcv".into(),
+                arg: None
+            }),
+        ]
+    );
+    assert!(c.on_interfaces() && c.at_tracing_hooks());
+    assert_eq!(c.interfaces, ["veth0"]);
+    let c = capture_of(&["-i", "lo", "--xdp", "--fexit", "ip_rcv", "udp"]);
+    assert_eq!(c.hooks[0], Hook::Xdp(XdpMode::Auto));
+    assert_eq!(c.direction, DirectionFilter::In);
+}
+
+#[test]
+fn tc_or_xdp_with_tracing_hooks_refuses_pcap_the_xdp_hook_and_raw_cbpf() {
+    let raw = raw_program();
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--trace", "kfree_skb", "-w", "f.pcap", "udp"]),
+        "-w f.pcap: interface and tracing hooks in one run write pcapng (an interface block per hook): use --pcapng or a .pcapng name"
+    );
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--xdp-hook", "lo", "udp"]),
+        "--xdp-hook does not combine with --tc or --xdp: hook the XDP program, or capture at the interface"
+    );
+    assert_eq!(
+        error_of(&["--tc", "--trace", "kfree_skb", "--raw-cbpf", raw.path()]),
+        "--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"
+    );
+    assert_eq!(
+        error_of(&[
+            "-i",
+            "lo",
+            "--xdp",
+            "-Q",
+            "out",
+            "--trace",
+            "kfree_skb",
+            "udp"
+        ]),
+        "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
+    );
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--trace", "kfree_skb", "udp", "--", "true"]),
+        "-- CMD works with --tc alone: use --pid with the command's pid to follow its packets across hooks"
+    );
+}
+
+#[test]
+fn tc_with_tracing_hooks_attributes_packets_at_both() {
+    let c = capture_of(&[
+        "-i",
+        "lo",
+        "--tc",
+        "--trace",
+        "kfree_skb",
+        "--pid",
+        "7",
+        "udp",
+    ]);
+    assert_eq!(c.who.map(|w| w.pids), Some(vec![7]));
+    assert!(
+        error_of(&["-i", "lo", "--xdp", "--trace", "kfree_skb", "--who", "udp"])
+            .contains("no socket")
+    );
+}
+
+#[test]
 fn xdp_hook_takes_entry_and_exit_by_direction_and_both_by_default() {
     let hook = |args: &[&str]| capture_of(args).hooks;
     let xdp = |entry, exit| {
-        vec![Hook::XdpProgram {
+        vec![Hook::Trace(TraceHook::XdpProgram {
             program: "veth0".into(),
             entry,
             exit,
-        }]
+        })]
     };
     assert_eq!(hook(&["--xdp-hook", "veth0", "udp"]), xdp(true, true));
     assert_eq!(
@@ -357,7 +441,7 @@ fn xdp_hook_refuses_other_tracing_hooks_an_interface_and_raw_cbpf() {
     );
     assert_eq!(
         error_of(&["--xdp-hook", "1", "-i", "lo", "udp"]),
-        "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)"
+        "-i: interfaces do not apply to tracing hooks alone, which see every interface; add --tc or --xdp to capture at IFACE too (--xdp-hook takes the interface: --xdp-hook IFACE)"
     );
     assert_eq!(
         error_of(&["--xdp-hook", "1", "--raw-cbpf", raw.path()]),
@@ -392,23 +476,23 @@ fn tracepoints_split_at_commas_and_come_before_the_fentry_function() {
     assert_eq!(
         c.hooks,
         [
-            Hook::Tracepoint("kfree_skb".into()),
-            Hook::Tracepoint("skb:consume_skb".into()),
-            Hook::Tracepoint("net_dev_xmit".into()),
-            Hook::Fentry {
+            Hook::Trace(TraceHook::Tracepoint("kfree_skb".into())),
+            Hook::Trace(TraceHook::Tracepoint("skb:consume_skb".into())),
+            Hook::Trace(TraceHook::Tracepoint("net_dev_xmit".into())),
+            Hook::Trace(TraceHook::Fentry {
                 function: "ip_rcv".into(),
                 arg: Some(0)
-            },
+            }),
         ]
     );
     assert!(!c.on_interfaces());
     let c = capture_of(&["--fentry", "tcp_v4_rcv", "udp"]);
     assert_eq!(
         c.hooks,
-        [Hook::Fentry {
+        [Hook::Trace(TraceHook::Fentry {
             function: "tcp_v4_rcv".into(),
             arg: None
-        }]
+        })]
     );
 }
 
@@ -418,14 +502,14 @@ fn fexit_comes_after_the_fentry_function_and_reads_the_same_way() {
     assert_eq!(
         c.hooks,
         [
-            Hook::Fentry {
+            Hook::Trace(TraceHook::Fentry {
                 function: "ip_rcv".into(),
                 arg: None
-            },
-            Hook::Fexit {
+            }),
+            Hook::Trace(TraceHook::Fexit {
                 function: "ip_rcv".into(),
                 arg: Some(0)
-            }
+            })
         ]
     );
     assert_eq!(
