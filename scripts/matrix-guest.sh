@@ -12,7 +12,7 @@ exes=$1
 # (printing, reader wakeups, ordering, promiscuity), which behave the same
 # on every kernel and run on the host; every attach path, hook, direction
 # and counter test runs here. Tests of BPF trampolines (xdp_hook, and the
-# fentry/fexit tests of trace_capture and attribution) have a plan of their own
+# fentry/fexit tests of trace_capture, attribution and follow_packet) have a plan of their own
 # (XCAP_MATRIX_PLAN=one-cpu), which kernel-matrix.sh runs in a second guest
 # with one vCPU: under qemu's software emulation with two vCPUs a vCPU can
 # go on running code from before the trampoline was patched, so a hook
@@ -23,6 +23,7 @@ plan=(
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"
   "any_interface"
   "trace_capture --skip fentry_"
+  "follow_packet --skip _fentry_"
   "attribution --skip fentry_"
   "differential"
   "protochain"
@@ -38,7 +39,7 @@ plan=(
 case ${XCAP_MATRIX_PLAN:-main} in
   main) ;;
   # Hooks patched into a running XDP program, in a one-vCPU guest.
-  one-cpu) plan=(xdp_hook "trace_capture fentry_" "attribution fentry_") ;;
+  one-cpu) plan=(xdp_hook "trace_capture fentry_" "attribution fentry_" "follow_packet _fentry_") ;;
   # A kernel older than xcap supports: the refusal alone.
   old) plan=(kernel_requirements) ;;
   *) echo "matrix-guest: unknown plan '$XCAP_MATRIX_PLAN'" >&2; exit 2 ;;

@@ -14,6 +14,9 @@ APT_PACKAGES=(
   llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev
   # The kernel matrix (scripts/vm.sh, scripts/kernel-matrix.sh).
   qemu-system-x86 qemu-system-common busybox-static cpio kmod zstd xz-utils
+  # --xdp-hook's tests: xdp-loader attaches programs through libxdp's
+  # dispatcher (tests/tests/xdp_hook.rs).
+  xdp-tools
 )
 
 missing=()

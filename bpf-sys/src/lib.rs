@@ -41,7 +41,10 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub use func_info::{btf_load, static_func_info, static_funcs_btf};
-pub use link::{link_create, link_update, tracing_attach};
+pub use link::{
+    link_by_id, link_create, link_ids, link_info, link_update, tracing_attach, LinkInfo,
+    LINK_TYPE_TRACING,
+};
 pub use map::{
     map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapSpec,
 };
@@ -65,6 +68,8 @@ const BPF_MAP_FREEZE: libc::c_int = 22;
 const BPF_MAP_UPDATE_BATCH: libc::c_int = 26;
 const BPF_LINK_CREATE: libc::c_int = 28;
 const BPF_LINK_UPDATE: libc::c_int = 29;
+const BPF_LINK_GET_FD_BY_ID: libc::c_int = 30;
+const BPF_LINK_GET_NEXT_ID: libc::c_int = 31;
 const BPF_ENABLE_STATS: libc::c_int = 32;
 
 /// `enum bpf_prog_type` values xcap loads.
@@ -72,6 +77,8 @@ pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const PROG_TYPE_XDP: u32 = 6;
 pub const PROG_TYPE_TRACING: u32 = 26;
+/// An extension (`freplace`): replaces a function of another program.
+pub const PROG_TYPE_EXT: u32 = 28;
 pub const PROG_TYPE_SYSCALL: u32 = 31;
 
 /// `enum bpf_map_type` values xcap creates by hand.
@@ -120,6 +127,32 @@ fn bpf_fd<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<OwnedFd> {
     let fd = bpf(cmd, attr)?;
     // SAFETY: the command returned a fresh fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Every id a `*_GET_NEXT_ID` command lists, in increasing order.
+fn next_ids(cmd: libc::c_int) -> io::Result<Vec<u32>> {
+    #[repr(C)]
+    struct Attr {
+        start_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let mut ids = Vec::new();
+    let mut attr = Attr {
+        start_id: 0,
+        next_id: 0,
+        open_flags: 0,
+    };
+    loop {
+        match bpf(cmd, &mut attr) {
+            Ok(_) => {
+                ids.push(attr.next_id);
+                attr.start_id = attr.next_id;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(ids),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn ptr_or_null(b: &[u8]) -> u64 {

@@ -317,28 +317,7 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
 /// The ids of every loaded program, in increasing order
 /// (`BPF_PROG_GET_NEXT_ID`).
 pub fn prog_ids() -> io::Result<Vec<u32>> {
-    #[repr(C)]
-    struct Attr {
-        start_id: u32,
-        next_id: u32,
-        open_flags: u32,
-    }
-    let mut ids = Vec::new();
-    let mut attr = Attr {
-        start_id: 0,
-        next_id: 0,
-        open_flags: 0,
-    };
-    loop {
-        match bpf(BPF_PROG_GET_NEXT_ID, &mut attr) {
-            Ok(_) => {
-                ids.push(attr.next_id);
-                attr.start_id = attr.next_id;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(ids),
-            Err(e) => return Err(e),
-        }
-    }
+    crate::next_ids(BPF_PROG_GET_NEXT_ID)
 }
 
 /// An fd of the loaded program `id` (`BPF_PROG_GET_FD_BY_ID`).

@@ -57,12 +57,26 @@ pub struct Hdr {
     /// `super::owner::OWNER_*`.
     pub owner_state: u8,
     pub _pad: [u8; 7],
+    /// The packet's id, the same wherever xcap sees the packet (pcapng
+    /// `epb_packetid`). TC: the `struct sk_buff` address (the program's
+    /// context is the kernel's skb, and the tracing hooks record the same
+    /// address in [`super::trace::TraceHdr::skb`]). XDP, before any skb
+    /// exists: [`xdp_packet_id`] of the CPU and its count of matched
+    /// packets, never a kernel address.
+    pub packet_id: u64,
+}
+
+/// An XDP record's packet id: the CPU in the top 16 bits (its top bit
+/// clear, where a kernel address has it set), below them the CPU's
+/// [`super::COUNTER_MATCHED`] count, this packet included.
+pub const fn xdp_packet_id(cpu: u32, matched: u64) -> u64 {
+    ((cpu as u64) << 48) | (matched & 0xffff_ffff_ffff)
 }
 
 /// Bytes of [`Hdr`]: the packet starts this far into a record.
 pub const HDR_BYTES: usize = core::mem::size_of::<Hdr>();
 // A new field changes this size: keep the header free of padding.
-const _: () = assert!(HDR_BYTES == 88);
+const _: () = assert!(HDR_BYTES == 96);
 
-// SAFETY: integers only, and no padding (88 bytes, checked above).
+// SAFETY: integers only, and no padding (96 bytes, checked above).
 unsafe impl super::Plain for Hdr {}

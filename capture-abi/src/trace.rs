@@ -144,6 +144,12 @@ pub const HOOK_XDP_EXIT: u16 = 49;
 /// u32: 1 when the entry program advances the packet sequence, 0 when the
 /// exit program does (only exits are hooked).
 pub const GLOBAL_XDP_ENTRY_COUNTS: &str = "XCAP_XDP_ENTRY_COUNTS";
+/// [u64; 2]: the code (`[start, end)`) of the hooked program packets meet
+/// first, when several programs they pass one after the other are hooked
+/// (the components of libxdp's dispatcher): only hooks on it advance the
+/// packet sequence, so every component's copies of one packet share an
+/// id. `[0, 0]`: every hooked program advances it.
+pub const GLOBAL_XDP_FIRST_CODE: &str = "XCAP_XDP_FIRST_CODE";
 /// The per-CPU packet sequence (one u64 per CPU).
 pub const XDP_SEQ_MAP: &str = "XCAP_XDP_SEQ";
 

@@ -58,7 +58,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use capture_abi::{
-    live::{Hdr, DIR_IN, DIR_OUT, HOOK_TC, HOOK_XDP},
+    live::{xdp_packet_id, Hdr, DIR_IN, DIR_OUT, HOOK_TC, HOOK_XDP},
     owner::{Owner, OWNER_OFF},
     COUNTERS_LEN, COUNTER_MATCHED, COUNTER_OUTPUT_ERRORS, COUNTER_SEEN, COUNTER_UNWOKEN,
 };
@@ -263,6 +263,19 @@ fn count(index: u32) {
     }
 }
 
+/// Counts one more and returns this CPU's count, this one included.
+#[inline(always)]
+fn count_and_read(index: u32) -> u64 {
+    match COUNTERS.get_ptr_mut(index) {
+        // Per-CPU slot: no other writer.
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    }
+}
+
 #[inline(always)]
 fn snaplen() -> u32 {
     unsafe { core::ptr::read_volatile(&XCAP_SNAPLEN) }
@@ -432,7 +445,9 @@ pub fn xcap_xdp(ctx: XdpContext) -> u32 {
 /// filter's result).
 #[inline(always)]
 fn capture_xdp(ctx: &XdpContext, ret: u32) {
-    count(COUNTER_MATCHED);
+    // No skb yet: the packet's id is its number among this CPU's matches.
+    let matched = count_and_read(COUNTER_MATCHED);
+    let cpu = unsafe { bpf_get_smp_processor_id() };
     // Asked again rather than kept from before the filter: one helper call
     // per captured packet instead of a stack slot on every packet.
     let wirelen = unsafe { bpf_xdp_get_buff_len(ctx.ctx) as u32 };
@@ -446,7 +461,7 @@ fn capture_xdp(ctx: &XdpContext, ret: u32) {
         ifindex: unsafe { (*md).ingress_ifindex },
         wirelen,
         caplen: min3(snaplen(), ret, wirelen),
-        cpu: unsafe { bpf_get_smp_processor_id() },
+        cpu,
         queue: unsafe { (*md).rx_queue_index },
         filter_ret: ret,
         hook: HOOK_XDP,
@@ -464,6 +479,7 @@ fn capture_xdp(ctx: &XdpContext, ret: u32) {
         },
         owner_state: OWNER_OFF,
         _pad: [zero as u8; 7],
+        packet_id: xdp_packet_id(cpu, matched),
     };
     output(&hdr, |dst, len| unsafe {
         bpf_xdp_load_bytes(md, 0, dst, len)
@@ -506,7 +522,7 @@ fn tc(ctx: &TcContext, direction: u8) -> i32 {
 ///
 /// Out of line, and the record in a function of its own: the kernel allows
 /// 512 bytes of stack along any chain of calls, the program's own frame
-/// holds the inlined filter's (up to 240 bytes), and the header (88 bytes,
+/// holds the inlined filter's (up to 240 bytes), and the header (96 bytes,
 /// with the compiler's spills around its helper calls more than twice
 /// that) and the socket lookup's tuple must not add up on one chain.
 #[inline(never)]
@@ -550,6 +566,13 @@ fn write_tc_record(ctx: &TcContext, direction: u8, ret: u32, who: &Owner, state:
             owner: *who,
             owner_state: state,
             _pad: [zero as u8; 7],
+            // The context is the kernel's `struct sk_buff *` (the
+            // verifier rewrites `__sk_buff` field reads into it): the
+            // address the tracing hooks record. A pointer may be written
+            // to the ring because xcap's loader is privileged
+            // (`allow_ptr_leaks`), which every kernel since 5.8 allows
+            // without `bpf_cast_to_kern_ctx`.
+            packet_id: skb as u64,
         }
     };
     output(&hdr, |dst, len| unsafe {

@@ -44,8 +44,57 @@ pub const EPB_FLAGS_OUTBOUND: u32 = 2;
 /// `epb_verdict`'s type byte: a Linux eBPF XDP action follows (u64).
 pub const VERDICT_LINUX_EBPF_XDP: u8 = 2;
 
+/// A pcapng file as it is written: the section header, then interface
+/// blocks as they are added (the reader numbers them from 0; here each
+/// has a key `K`, what its packets are told apart by) and packets on
+/// them. The one pcapng writer of live and tracing captures, alone or
+/// together in one file; what each kind of packet carries is written by
+/// its own module (`savefile`, `trace`).
+pub struct Writer<W: Write, K> {
+    out: W,
+    interfaces: Vec<K>,
+}
+
+impl<W: Write, K: PartialEq> Writer<W, K> {
+    /// Writes the section header.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        section_header(&mut out)?;
+        Ok(Writer {
+            out,
+            interfaces: Vec::new(),
+        })
+    }
+
+    /// Writes an interface block; packets with `key` go on it.
+    pub fn add_interface(&mut self, key: K, i: &Interface<'_>) -> io::Result<()> {
+        interface_description(&mut self.out, i)?;
+        self.interfaces.push(key);
+        Ok(())
+    }
+
+    /// Whether an interface block has `key`.
+    pub fn knows(&self, key: &K) -> bool {
+        self.interfaces.contains(key)
+    }
+
+    /// Writes a packet with `opts` (code, value) on the interface block
+    /// with `key` (the first block when none has it).
+    pub fn packet(&mut self, key: &K, p: &Packet<'_>, opts: &[(u16, &[u8])]) -> io::Result<()> {
+        let interface = self.interfaces.iter().position(|k| k == key).unwrap_or(0) as u32;
+        enhanced_packet(&mut self.out, interface, p, opts)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
 /// Writes the Section Header Block, naming xcap and the OS.
-pub fn section_header(out: &mut impl Write) -> io::Result<()> {
+fn section_header(out: &mut impl Write) -> io::Result<()> {
     let mut body = Vec::new();
     body.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
     body.extend_from_slice(&VERSION_MAJOR.to_le_bytes());
@@ -74,7 +123,7 @@ pub struct Interface<'a> {
 }
 
 /// Writes an Interface Description Block with nanosecond timestamps.
-pub fn interface_description(out: &mut impl Write, i: &Interface<'_>) -> io::Result<()> {
+fn interface_description(out: &mut impl Write, i: &Interface<'_>) -> io::Result<()> {
     let mut body = Vec::new();
     body.extend_from_slice(&i.link_type.to_le_bytes());
     body.extend_from_slice(&0u16.to_le_bytes()); // reserved
@@ -95,8 +144,6 @@ pub fn interface_description(out: &mut impl Write, i: &Interface<'_>) -> io::Res
 
 /// One packet.
 pub struct Packet<'a> {
-    /// The interface's index among the Interface Description Blocks.
-    pub interface: u32,
     /// Nanoseconds since the epoch.
     pub ts_ns: u64,
     /// The packet's length on the wire.
@@ -105,14 +152,16 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
 }
 
-/// Writes an Enhanced Packet Block with `opts` (code, value).
-pub fn enhanced_packet(
+/// Writes an Enhanced Packet Block on interface block number `interface`
+/// with `opts` (code, value).
+fn enhanced_packet(
     out: &mut impl Write,
+    interface: u32,
     p: &Packet<'_>,
     opts: &[(u16, &[u8])],
 ) -> io::Result<()> {
     let mut body = Vec::with_capacity(p.data.len() + 128);
-    body.extend_from_slice(&p.interface.to_le_bytes());
+    body.extend_from_slice(&interface.to_le_bytes());
     body.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
     body.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
     body.extend_from_slice(&(p.data.len() as u32).to_le_bytes());

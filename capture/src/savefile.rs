@@ -4,8 +4,9 @@
 //! pcapng options xcap needs are exact: one Interface Description Block per
 //! (interface, hook) with `if_name`, `if_description` (the hook),
 //! `if_tsresol` = 9 (nanoseconds), `if_filter` (the expression) and the
-//! snap length; Enhanced Packet Blocks with `epb_flags` (direction) and, for
-//! XDP, `epb_verdict` (the XDP action xcap's program returned).
+//! snap length; Enhanced Packet Blocks with `epb_flags` (direction),
+//! `epb_packetid` (the packet's id, see `Packet::packet_id`) and, for XDP,
+//! `epb_verdict` (the XDP action xcap's program returned).
 
 use std::io::{self, Write};
 
@@ -38,12 +39,45 @@ pub struct InterfaceDesc {
     pub loopback: bool,
 }
 
+/// A live record's interface block: (ifindex, hook).
+pub type InterfaceKey = (u32, HookPoint);
+
+impl InterfaceDesc {
+    /// The key of its interface block: its packets' (ifindex, hook).
+    pub fn key(&self) -> InterfaceKey {
+        (self.ifindex, self.hook)
+    }
+
+    /// Its interface block.
+    pub fn block<'a>(&'a self, snaplen: u32, filter: &'a str) -> pcapng::Interface<'a> {
+        pcapng::Interface {
+            link_type: LINKTYPE_ETHERNET,
+            snaplen,
+            name: &self.name,
+            description: &self.description,
+            filter,
+        }
+    }
+}
+
+impl Packet {
+    /// The key of the interface block its record goes on.
+    pub fn interface_key(&self) -> InterfaceKey {
+        (self.ifindex, self.hook)
+    }
+}
+
 pub struct Writer<W: Write> {
-    out: W,
-    format: Format,
+    out: Out<W>,
     interfaces: Vec<InterfaceDesc>,
     snaplen: u32,
     filter: String,
+}
+
+/// pcap's stream of records, or a pcapng file.
+enum Out<W: Write> {
+    Pcap { out: W, cooked: bool },
+    Pcapng(pcapng::Writer<W, InterfaceKey>),
 }
 
 /// The action xcap's XDP program returns for every packet (`epb_verdict`).
@@ -59,11 +93,12 @@ impl<W: Write> Writer<W> {
         filter: &str,
         interfaces: Vec<InterfaceDesc>,
     ) -> io::Result<Self> {
-        match format {
+        let out = match format {
             Format::Pcap | Format::PcapCooked => {
-                let linktype = match format {
-                    Format::PcapCooked => LINKTYPE_LINUX_SLL2,
-                    _ => LINKTYPE_ETHERNET,
+                let cooked = format == Format::PcapCooked;
+                let linktype = match cooked {
+                    true => LINKTYPE_LINUX_SLL2,
+                    false => LINKTYPE_ETHERNET,
                 };
                 let mut h = Vec::with_capacity(24);
                 h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond pcap
@@ -74,17 +109,18 @@ impl<W: Write> Writer<W> {
                 h.extend_from_slice(&snaplen.to_le_bytes());
                 h.extend_from_slice(&(linktype as u32).to_le_bytes());
                 out.write_all(&h)?;
+                Out::Pcap { out, cooked }
             }
             Format::Pcapng => {
-                pcapng::section_header(&mut out)?;
+                let mut file = pcapng::Writer::new(out)?;
                 for i in &interfaces {
-                    interface_block(&mut out, i, snaplen, filter)?;
+                    file.add_interface(i.key(), &i.block(snaplen, filter))?;
                 }
+                Out::Pcapng(file)
             }
-        }
+        };
         Ok(Writer {
             out,
-            format,
             interfaces,
             snaplen,
             filter: filter.to_owned(),
@@ -101,8 +137,8 @@ impl<W: Write> Writer<W> {
     /// An interface that appeared during the capture (`-i any`): in
     /// pcapng, its interface block, before its first packet.
     pub fn add_interface(&mut self, desc: InterfaceDesc) -> io::Result<()> {
-        if self.format == Format::Pcapng {
-            interface_block(&mut self.out, &desc, self.snaplen, &self.filter)?;
+        if let Out::Pcapng(file) = &mut self.out {
+            file.add_interface(desc.key(), &desc.block(self.snaplen, &self.filter))?;
         }
         self.interfaces.push(desc);
         Ok(())
@@ -111,78 +147,88 @@ impl<W: Write> Writer<W> {
     /// Writes one packet; pcapng gives it `comment` (pcap has no place
     /// for one).
     pub fn write(&mut self, p: &Packet, comment: Option<&str>) -> io::Result<()> {
-        let caplen = p.data.len() as u32;
-        match self.format {
-            Format::Pcap => {
+        match &mut self.out {
+            Out::Pcap { out, cooked: false } => {
+                let caplen = p.data.len() as u32;
                 let mut h = [0u8; 16];
                 h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
                 h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
                 h[8..12].copy_from_slice(&caplen.to_le_bytes());
                 h[12..16].copy_from_slice(&p.wirelen.to_le_bytes());
-                self.out.write_all(&h)?;
-                self.out.write_all(&p.data)?;
+                out.write_all(&h)?;
+                out.write_all(&p.data)
             }
-            Format::PcapCooked => self.write_cooked(p)?,
-            Format::Pcapng => {
-                let id = self
-                    .interfaces
-                    .iter()
-                    .position(|i| i.ifindex == p.ifindex && i.hook == p.hook)
-                    .unwrap_or(0) as u32;
-                let flags = match p.direction {
-                    Direction::In => pcapng::EPB_FLAGS_INBOUND,
-                    Direction::Out => pcapng::EPB_FLAGS_OUTBOUND,
-                }
-                .to_le_bytes();
-                let verdict = pcapng::xdp_verdict(XDP_PASS);
-                let mut opts: Vec<(u16, &[u8])> = Vec::new();
-                if let Some(text) = comment {
-                    opts.push((pcapng::OPT_COMMENT, text.as_bytes()));
-                }
-                opts.push((pcapng::EPB_FLAGS, &flags));
-                if p.hook == HookPoint::Xdp {
-                    opts.push((pcapng::EPB_VERDICT, &verdict));
-                }
-                pcapng::enhanced_packet(
-                    &mut self.out,
-                    &pcapng::Packet {
-                        interface: id,
-                        ts_ns: p.ts_ns,
-                        wirelen: p.wirelen,
-                        data: &p.data,
-                    },
-                    &opts,
-                )?;
-            }
+            Out::Pcap { out, cooked: true } => write_cooked(out, &self.interfaces, p),
+            Out::Pcapng(file) => write_pcapng(file, &p.interface_key(), p, comment),
         }
-        Ok(())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// A LINUX_SLL2 record, as libpcap's `any` writes it.
-    fn write_cooked(&mut self, p: &Packet) -> io::Result<()> {
-        let loopback = self
-            .interfaces
-            .iter()
-            .any(|i| i.ifindex == p.ifindex && i.loopback);
-        let cooked = Cooked::of(p, loopback);
-        let caplen = (cooked.payload.len() + SLL2_LEN) as u32;
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&caplen.to_le_bytes());
-        h[12..16].copy_from_slice(&cooked.wirelen.to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(&cooked.header)?;
-        self.out.write_all(cooked.payload)
+        match &mut self.out {
+            Out::Pcap { out, .. } => out.flush(),
+            Out::Pcapng(file) => file.flush(),
+        }
     }
 
     pub fn into_inner(self) -> W {
-        self.out
+        match self.out {
+            Out::Pcap { out, .. } => out,
+            Out::Pcapng(file) => file.into_inner(),
+        }
     }
+}
+
+/// A live packet's Enhanced Packet Block on the interface block `key` of
+/// `file`: `comment`, `epb_flags` (direction), `epb_packetid` and, at
+/// XDP, `epb_verdict`.
+pub fn write_pcapng<W: Write, K: PartialEq>(
+    file: &mut pcapng::Writer<W, K>,
+    key: &K,
+    p: &Packet,
+    comment: Option<&str>,
+) -> io::Result<()> {
+    let flags = match p.direction {
+        Direction::In => pcapng::EPB_FLAGS_INBOUND,
+        Direction::Out => pcapng::EPB_FLAGS_OUTBOUND,
+    }
+    .to_le_bytes();
+    let verdict = pcapng::xdp_verdict(XDP_PASS);
+    let packet_id = p.packet_id.to_le_bytes();
+    let mut opts: Vec<(u16, &[u8])> = Vec::with_capacity(4);
+    if let Some(text) = comment {
+        opts.push((pcapng::OPT_COMMENT, text.as_bytes()));
+    }
+    opts.push((pcapng::EPB_FLAGS, &flags));
+    opts.push((pcapng::EPB_PACKETID, &packet_id));
+    if p.hook == HookPoint::Xdp {
+        opts.push((pcapng::EPB_VERDICT, &verdict));
+    }
+    file.packet(
+        key,
+        &pcapng::Packet {
+            ts_ns: p.ts_ns,
+            wirelen: p.wirelen,
+            data: &p.data,
+        },
+        &opts,
+    )
+}
+
+/// A LINUX_SLL2 record, as libpcap's `any` writes it.
+fn write_cooked(out: &mut impl Write, interfaces: &[InterfaceDesc], p: &Packet) -> io::Result<()> {
+    let loopback = interfaces
+        .iter()
+        .any(|i| i.ifindex == p.ifindex && i.loopback);
+    let cooked = Cooked::of(p, loopback);
+    let caplen = (cooked.payload.len() + SLL2_LEN) as u32;
+    let mut h = [0u8; 16];
+    h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&caplen.to_le_bytes());
+    h[12..16].copy_from_slice(&cooked.wirelen.to_le_bytes());
+    out.write_all(&h)?;
+    out.write_all(&cooked.header)?;
+    out.write_all(cooked.payload)
 }
 
 /// A packet in Linux cooked v2 (LINUX_SLL2), as libpcap's `any` device
@@ -225,23 +271,4 @@ impl<'p> Cooked<'p> {
             wirelen: p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32,
         }
     }
-}
-
-/// A pcapng Interface Description Block for `i`.
-fn interface_block(
-    out: &mut impl Write,
-    i: &InterfaceDesc,
-    snaplen: u32,
-    filter: &str,
-) -> io::Result<()> {
-    pcapng::interface_description(
-        out,
-        &pcapng::Interface {
-            link_type: LINKTYPE_ETHERNET,
-            snaplen,
-            name: &i.name,
-            description: &i.description,
-            filter,
-        },
-    )
 }

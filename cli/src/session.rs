@@ -13,34 +13,51 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use capture::Stats;
 
 use crate::plan::{self, Output, ReadFile};
 use crate::privileges;
-use crate::sink::{print_counters, report_write_error, Files, Printer, Room, Sink};
+use crate::sink::{print_counters, report_write_error, Counters, Files, Printer, Room, Sink};
 use crate::source::file::{self, pcap_message, FileSource};
-use crate::source::{live, trace, Source};
+use crate::source::{followed, live, trace, Source};
 
-/// A capture at the plan's hooks: at interfaces, or at tracing hooks.
+/// A capture at the plan's hooks: at interfaces, at tracing hooks, or
+/// both (a packet followed across them).
 pub fn capture(plan: &plan::Capture) -> Result<ExitCode> {
     // Before any thread starts (they inherit it).
     if let Some(ns) = &plan.netns {
         capture::netns::enter(ns).map_err(|e| anyhow!(e))?;
     }
-    if plan.on_interfaces() {
-        let config = live::config(plan)?;
-        run(plan, || {
-            or_without_processes(plan, &config, live::Live::start, |c| {
-                c.who = None;
+    match (plan.on_interfaces(), plan.at_tracing_hooks()) {
+        (true, true) => {
+            let configs = (live::config(plan)?, trace::config(plan));
+            run(plan, || {
+                or_without_processes(
+                    plan,
+                    &configs,
+                    |(live, trace), plan| followed::Followed::start(live, trace, plan),
+                    |(live, trace)| {
+                        live.who = None;
+                        trace.who = None;
+                    },
+                )
             })
-        })
-    } else {
-        let config = trace::config(plan);
-        run(plan, || {
-            or_without_processes(plan, &config, trace::Trace::start, |c| {
-                c.who = None;
+        }
+        (true, false) => {
+            let config = live::config(plan)?;
+            run(plan, || {
+                or_without_processes(plan, &config, live::Live::start, |c| {
+                    c.who = None;
+                })
             })
-        })
+        }
+        (false, _) => {
+            let config = trace::config(plan);
+            run(plan, || {
+                or_without_processes(plan, &config, trace::Trace::start, |c| {
+                    c.who = None;
+                })
+            })
+        }
     }
 }
 
@@ -111,7 +128,7 @@ struct Ended {
     /// The first write error; the capture was detached when it happened.
     write_error: Option<io::Error>,
     /// The counters, read after the readers drained their buffers.
-    stats: Stats,
+    stats: Counters,
     /// Why the capture failed on its own, if it did.
     failure: Option<String>,
     /// Whether packets went to `-w` files (whose errors name them).

@@ -75,6 +75,33 @@ int xdp_peer_pass(struct xdp_md *ctx)
 char _license[] SEC("license") = "GPL";
 "#;
 
+/// The second component under libxdp's dispatcher: drops UDP to port
+/// 7003, passes the rest.
+const SECOND: &str = r#"
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+
+#define SEC(name) __attribute__((section(name), used))
+
+SEC("xdp")
+int xdp_second(struct xdp_md *ctx)
+{
+	unsigned char *data = (unsigned char *)(long)ctx->data;
+	unsigned char *end = (unsigned char *)(long)ctx->data_end;
+	struct ethhdr *eth = (struct ethhdr *)data;
+	struct iphdr *ip = (struct iphdr *)(eth + 1);
+	struct udphdr *udp = (struct udphdr *)(ip + 1);
+	if ((unsigned char *)(udp + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) ||
+	    ip->ihl != 5 || ip->protocol != 17)
+		return XDP_PASS;
+	return udp->dest == __builtin_bswap16(7003) ? XDP_DROP : XDP_PASS;
+}
+
+char _license[] SEC("license") = "GPL";
+"#;
+
 /// A socket filter: a program that is not XDP.
 const SOCKET: &str = r#"
 #define SEC(name) __attribute__((section(name), used))
@@ -112,6 +139,15 @@ impl Net {
     /// The namespaces and the veth pair, with `vb`'s program built with or
     /// without BTF.
     fn new(btf: bool) -> Net {
+        let net = Net::without_fixture();
+        let fixture = compile(&net.pair, "fixture", FIXTURE, btf);
+        attach_xdp(&net.pair.b, "vb", &fixture);
+        net
+    }
+
+    /// The namespaces and the veth pair, `va`'s pass program attached and
+    /// `vb` without a program.
+    fn without_fixture() -> Net {
         let pair = Pair::new("xcap-xh");
         let subnet = format!(
             "10.233.{}",
@@ -140,9 +176,7 @@ impl Net {
             mac_text(&mac_b),
             mac_text(&mac_a)
         ));
-        let fixture = compile(&pair, "fixture", FIXTURE, btf);
         let peer = compile(&pair, "peer", PEER, true);
-        attach_xdp(b, "vb", &fixture);
         attach_xdp(a, "va", &peer);
         Net {
             pair,
@@ -171,6 +205,60 @@ impl Net {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no XDP program on vb: {text}"))
             .to_owned()
+    }
+}
+
+/// `xdp-loader ARGS` in namespace `ns`. libxdp keeps its dispatcher's
+/// components attached through pins under /sys/fs/bpf, so that must be a
+/// BPF filesystem: the guests have one; elsewhere one is mounted in a
+/// private mount namespace, whose pins go with it (enough to see
+/// xdp-loader refused).
+fn xdp_loader(ns: &str, args: &str) -> std::process::Output {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let has_bpffs = mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "));
+    let load = format!("nsenter --net=/run/netns/{ns} xdp-loader {args}");
+    let script = if has_bpffs {
+        load
+    } else {
+        format!("mount -t bpf bpf /sys/fs/bpf && {load}")
+    };
+    output(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]))
+}
+
+/// libxdp's dispatcher on `vb`, running the fixture, then [`SECOND`]
+/// where the fixture passes (libxdp's default chain-call action);
+/// unloaded, pins included, when dropped.
+struct Dispatcher<'n> {
+    net: &'n Net,
+}
+
+impl<'n> Dispatcher<'n> {
+    /// The dispatcher, or xdp-loader's complaint.
+    fn load(net: &'n Net) -> Result<Dispatcher<'n>, String> {
+        let fixture = compile(&net.pair, "fixture", FIXTURE, true);
+        let second = compile(&net.pair, "second", SECOND, true);
+        let out = xdp_loader(
+            &net.pair.b,
+            &format!(
+                "load -m native vb {} {}",
+                fixture.display(),
+                second.display()
+            ),
+        );
+        let dispatcher = Dispatcher { net };
+        if out.status.success() {
+            Ok(dispatcher)
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Dispatcher<'_> {
+    fn drop(&mut self) {
+        xdp_loader(&self.net.pair.b, "unload -a vb");
     }
 }
 
@@ -396,5 +484,103 @@ fn xdp_hook_refuses_what_it_cannot_hook_in_one_line() {
         "{out}"
     );
     assert_eq!(lines[1], "status 1", "{out}");
+    assert!(xcap_xdp_hook_programs().is_empty());
+}
+
+/// Where libxdp's dispatcher is attached (xdp-loader with two programs),
+/// `--xdp-hook IFACE` hooks each component: entry and exit of each with
+/// its own verdict, in the order the dispatcher runs them, a packet the
+/// first one ends (drop, `XDP_TX`) never seen by the second, and one
+/// packet id for a packet's copies at every component. A component is
+/// hooked alone by its name too. Where the kernel refuses trampolines,
+/// libxdp cannot build its dispatcher (it attaches the components with
+/// freplace), which the test checks, with xcap's refusal.
+#[test]
+fn xdp_hook_on_an_interface_with_libxdps_dispatcher_captures_each_component_with_its_verdict() {
+    let _g = serial();
+    let net = Net::without_fixture();
+    let dispatcher = match Dispatcher::load(&net) {
+        Ok(d) => d,
+        Err(complaint) => {
+            assert!(
+                complaint.contains("Can't fall back to legacy load with 2 programs"),
+                "{complaint}"
+            );
+            let plain = Net::new(true);
+            assert!(
+                trampoline_refusal(&plain).is_some(),
+                "xdp-loader failed on a kernel with trampolines: {complaint}"
+            );
+            xcap_tests::report(
+                "xdp-hook: this kernel refuses trampolines, so libxdp builds no dispatcher (xdp-loader refused); checked",
+            );
+            return;
+        }
+    };
+    let file = net.pair.path("components.pcapng");
+    let to_file = start(
+        &net,
+        &["--xdp-hook", "vb", "-w", file.to_str().unwrap(), "udp"],
+    );
+    let second_exits = start(&net, &["--xdp-hook", "xdp_second", "-Q", "out", "udp"]);
+    net.send(&[7000, 7001, 7002, 7003]);
+    let (code, _) = finish(to_file);
+    let (code_second, lines) = finish(second_exits);
+    assert_eq!((code, code_second), (0, 0));
+    drop(dispatcher);
+
+    let rows = tshark_fields(
+        &file,
+        &[
+            "frame.interface_name",
+            "frame.verdict.ebpf_xdp",
+            "frame.packet_id",
+            "udp.dstport",
+        ],
+    );
+    let (entry1, exit1) = (
+        "xdp-entry:xdp_fixture:EN10MB",
+        "xdp-exit:xdp_fixture:EN10MB",
+    );
+    let (entry2, exit2) = ("xdp-entry:xdp_second:EN10MB", "xdp-exit:xdp_second:EN10MB");
+    let want: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "7000",
+            &[(entry1, ""), (exit1, "2"), (entry2, ""), (exit2, "2")],
+        ),
+        ("7001", &[(entry1, ""), (exit1, "1")]),
+        ("7002", &[(entry1, ""), (exit1, "3")]),
+        (
+            "7003",
+            &[(entry1, ""), (exit1, "2"), (entry2, ""), (exit2, "1")],
+        ),
+    ];
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    for (port, copies) in want {
+        let of_port: Vec<&Vec<String>> = rows.iter().filter(|r| r[3] == port).collect();
+        let seen: Vec<(&str, &str)> = of_port
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect();
+        assert_eq!(seen, copies, "copies of the datagram to {port}: {rows:?}");
+        assert!(
+            of_port.iter().all(|r| r[2] == of_port[0][2]),
+            "one packet id for every copy of {port}: {rows:?}"
+        );
+    }
+    let ids: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r[2]).collect();
+    assert_eq!(ids.len(), 4, "one id per datagram: {rows:?}");
+
+    // By name, the second component alone, at exit.
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(" xdp-exit:xdp_second verdict XDP_PASS vb "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains(" xdp-exit:xdp_second verdict XDP_DROP vb "),
+        "{lines:?}"
+    );
     assert!(xcap_xdp_hook_programs().is_empty());
 }

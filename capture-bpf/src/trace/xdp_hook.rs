@@ -16,7 +16,9 @@
 //! The record is a [`TraceHdr`] (see `capture_abi::trace`): `skb` holds the packet id (CPU in the top
 //! 16 bits, a per-CPU sequence below: entry and exit of one run of the
 //! program see the same value, as both run on one CPU with nothing in
-//! between but the program), `reason` the verdict (exit only), `location`
+//! between but the program; so do the components of one dispatcher run,
+//! as only the first component's hook advances the sequence), `reason`
+//! the verdict (exit only), `location`
 //! the hooked program's address (`bpf_get_func_ip`), by which user space
 //! tells hooked programs apart.
 
@@ -52,6 +54,24 @@ abi_name!(
     capture_abi::trace::GLOBAL_XDP_ENTRY_COUNTS,
     stringify!(XCAP_XDP_ENTRY_COUNTS)
 );
+
+/// The code of the program packets meet first (see
+/// `capture_abi::trace::GLOBAL_XDP_FIRST_CODE`). Set by the loader.
+#[unsafe(no_mangle)]
+static XCAP_XDP_FIRST_CODE: [u64; 2] = [0, 0];
+abi_name!(
+    capture_abi::trace::GLOBAL_XDP_FIRST_CODE,
+    stringify!(XCAP_XDP_FIRST_CODE)
+);
+
+/// Whether the hooked program at `ip` is the one packets meet first (or
+/// every program counts as first).
+#[inline(always)]
+fn meets_first(ip: u64) -> bool {
+    let start = unsafe { core::ptr::read_volatile(&XCAP_XDP_FIRST_CODE[0]) };
+    let end = unsafe { core::ptr::read_volatile(&XCAP_XDP_FIRST_CODE[1]) };
+    end == 0 || (start <= ip && ip < end)
+}
 
 /// The per-CPU packet sequence behind packet ids.
 #[btf_map(name = "XCAP_XDP_SEQ")]
@@ -103,7 +123,8 @@ unsafe fn capture_xdp_buff(ctx: *mut c_void, hook: u16, verdict: u32, advance: b
         return;
     }
     count(COUNTER_SEEN);
-    let id = packet_id(advance);
+    let ip = bpf_get_func_ip(ctx);
+    let id = packet_id(advance && meets_first(ip));
     let xdp_ptr = arg(ctx, 0) as *mut c_void;
     if xdp_ptr.is_null() {
         return;
@@ -155,7 +176,7 @@ unsafe fn capture_xdp_buff(ctx: *mut c_void, hook: u16, verdict: u32, advance: b
     let h = &mut *h;
     h.ts_ns = bpf_ktime_get_tai_ns();
     h.skb = id;
-    h.location = bpf_get_func_ip(ctx);
+    h.location = ip;
     h.wirelen = wirelen as u32;
     h.caplen = caplen as u32;
     h.pre_len = 0;

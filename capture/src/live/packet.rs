@@ -41,6 +41,9 @@ pub struct Packet {
     pub data: Bytes,
     /// Who sent or receives it ([`Config::who`](crate::Config::who)).
     pub owner: attribution::Owner,
+    /// The same for the same packet at every hook (pcapng
+    /// `epb_packetid`): see [`capture_abi::live::Hdr::packet_id`].
+    pub packet_id: u64,
 }
 
 /// What one reader hands over at a time.

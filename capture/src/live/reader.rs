@@ -239,6 +239,7 @@ pub(super) fn parse_sample(
         vlan,
         data: Bytes::new(),
         owner: attribution::owner_of(&hdr),
+        packet_id: hdr.packet_id,
     };
     Some((p, start, len))
 }

@@ -43,7 +43,7 @@ use crate::shared::{check_privileges, detach_links, join_readers, recv_batch, Sh
 use crate::{sys, Error, Stats};
 
 pub use kallsyms::Kallsyms;
-pub use writer::TraceWriter;
+pub use writer::{add_interfaces, write_pcapng, InterfaceKey, TraceWriter};
 
 /// Distinct stacks kept with `--stack` (the object has one entry).
 pub const STACKS_MAX: u32 = 4096;

@@ -10,8 +10,9 @@ use std::thread::JoinHandle;
 use btf::Btf;
 use capture_abi as abi;
 use capture_abi::trace::{
-    GLOBAL_OFFSETS, GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, HOOK_FENTRY, HOOK_FEXIT, HOOK_XDP_ENTRY,
-    HOOK_XDP_EXIT, OFF_LEN, STACKS_MAP, XDP_ENTRY_PROGRAM, XDP_EXIT_PROGRAM,
+    GLOBAL_OFFSETS, GLOBAL_STACK, GLOBAL_XDP_ENTRY_COUNTS, GLOBAL_XDP_FIRST_CODE, HOOK_FENTRY,
+    HOOK_FEXIT, HOOK_XDP_ENTRY, HOOK_XDP_EXIT, OFF_LEN, STACKS_MAP, XDP_ENTRY_PROGRAM,
+    XDP_EXIT_PROGRAM,
 };
 
 use super::filters::Compiled;
@@ -259,6 +260,7 @@ pub(super) fn start_xdp_hooks(
     let snaplen = cfg.snaplen.to_ne_bytes();
     let offs_bytes: Vec<u8> = offs.iter().flat_map(|o| o.to_ne_bytes()).collect();
     let entry_counts = u32::from(entry).to_ne_bytes();
+    let first_code = xdp_hook::first_code(&targets);
     let no_stack = 0u32.to_ne_bytes();
     let maps = crate::object::Maps::create(
         &compiled.elf,
@@ -267,6 +269,7 @@ pub(super) fn start_xdp_hooks(
             (GLOBAL_OFFSETS, &offs_bytes[..]),
             (GLOBAL_STACK, &no_stack[..]),
             (GLOBAL_XDP_ENTRY_COUNTS, &entry_counts[..]),
+            (GLOBAL_XDP_FIRST_CODE, &first_code[..]),
         ],
         perf::page_size() as u32,
         made_maps()?,

@@ -4,8 +4,17 @@
 //!
 //! PROG is a program id, a pinned path, an interface (the XDP program
 //! attached there) or a program name. Each target must be an XDP program
-//! with BTF: fentry and fexit attach to its main function, whose BTF id is
-//! the program's first `func_info` record.
+//! with BTF, or an extension (freplace) of one: fentry and fexit attach to
+//! its main function, whose BTF id is the program's first `func_info`
+//! record.
+//!
+//! Where the program attached to an interface is extended by others (as
+//! libxdp's dispatcher runs its component programs: each replaces one of
+//! its stub functions), the components are the targets, each with its own
+//! verdict. They are found from kernel facts alone: the freplace links
+//! whose target is the attached program (`bpf_link_info`'s
+//! `target_obj_id`), in the order of the functions they replace (their BTF
+//! ids: libxdp's `prog0`, `prog1`, ...); nothing of libxdp's pin layout.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -25,6 +34,9 @@ pub struct Target {
     pub fd: OwnedFd,
     pub id: u32,
     pub name: String,
+    /// For an extension: the XDP program it is part of (`program 10
+    /// (xdp_dispatcher)`).
+    pub extends: Option<String>,
     /// What fentry/fexit attach to: the main function's BTF type id.
     pub main_func_btf_id: u32,
     /// Its JIT-compiled code (`bpf_get_func_ip` points into it), when the
@@ -33,9 +45,13 @@ pub struct Target {
 }
 
 impl Target {
-    /// `program 42 (xdp_fixture)`.
+    /// `program 42 (xdp_fixture)`, and for an extension `program 19
+    /// (xdp_first) in program 10 (xdp_dispatcher)`.
     pub fn describe(&self) -> String {
-        format!("program {} ({})", self.id, self.name)
+        match &self.extends {
+            None => format!("program {} ({})", self.id, self.name),
+            Some(of) => format!("program {} ({}) in {of}", self.id, self.name),
+        }
     }
 }
 
@@ -66,7 +82,10 @@ fn program_ids(spec: &str) -> Result<Vec<u32>, Error> {
     let ifindex = interface_index(spec);
     if ifindex != 0 {
         return match attached_xdp(ifindex).map_err(|e| config(e.to_string()))? {
-            Some(id) => Ok(vec![id]),
+            Some(id) => {
+                let parts = extensions_of(id).map_err(|e| config(e.to_string()))?;
+                Ok(if parts.is_empty() { vec![id] } else { parts })
+            }
             None => Err(config(
                 "no XDP program is attached to this interface".into(),
             )),
@@ -147,6 +166,76 @@ fn attached_xdp(ifindex: u32) -> Result<Option<u32>, netlink::Error> {
     Ok(None)
 }
 
+/// A freplace link: `prog_id` replaces function `replaced_btf_id` of
+/// program `extended_id`.
+struct Replacement {
+    prog_id: u32,
+    extended_id: u32,
+    replaced_btf_id: u32,
+}
+
+/// Every freplace link in the kernel (tracing links whose program is an
+/// extension).
+fn replacements() -> std::io::Result<Vec<Replacement>> {
+    let mut out = Vec::new();
+    for id in bpf_sys::link_ids()? {
+        // A link may go away between the listing and the look.
+        let Ok(link) = bpf_sys::link_by_id(id) else {
+            continue;
+        };
+        let Ok(info) = bpf_sys::link_info(link.as_fd()) else {
+            continue;
+        };
+        if info.link_type != bpf_sys::LINK_TYPE_TRACING {
+            continue;
+        }
+        let is_extension = bpf_sys::prog_by_id(info.prog_id)
+            .and_then(|p| bpf_sys::prog_info(p.as_fd()))
+            .is_ok_and(|p| p.prog_type == bpf_sys::PROG_TYPE_EXT);
+        if is_extension {
+            out.push(Replacement {
+                prog_id: info.prog_id,
+                extended_id: info.target_prog_id,
+                replaced_btf_id: info.target_btf_id,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The programs that replace functions of program `id`, in the order of
+/// those functions (libxdp's dispatcher calls them in that order).
+fn extensions_of(id: u32) -> std::io::Result<Vec<u32>> {
+    let mut parts: Vec<Replacement> = replacements()?
+        .into_iter()
+        .filter(|r| r.extended_id == id)
+        .collect();
+    parts.sort_by_key(|r| r.replaced_btf_id);
+    Ok(parts.into_iter().map(|r| r.prog_id).collect())
+}
+
+/// The XDP program that extension `id` is part of, described, or why it
+/// cannot be hooked as one.
+fn extended_xdp_program(id: u32) -> Result<String, String> {
+    let extended = replacements()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|r| r.prog_id == id)
+        .map(|r| r.extended_id)
+        .ok_or("is an extension attached to no program")?;
+    let info = bpf_sys::prog_by_id(extended)
+        .and_then(|p| bpf_sys::prog_info(p.as_fd()))
+        .map_err(|e| format!("extends program {extended} ({e})"))?;
+    let what = format!("program {extended} ({})", info.name);
+    if info.prog_type != bpf_sys::PROG_TYPE_XDP {
+        return Err(format!(
+            "extends {what}, which is not an XDP program (type {})",
+            info.prog_type
+        ));
+    }
+    Ok(what)
+}
+
 /// Program `id`, checked.
 fn target(spec: &str, id: u32) -> Result<Target, Error> {
     let config = |m: String| Error::Config(format!("--xdp-hook {spec}: {m}"));
@@ -154,12 +243,17 @@ fn target(spec: &str, id: u32) -> Result<Target, Error> {
         bpf_sys::prog_by_id(id).map_err(|e| config(format!("no program has id {id} ({e})")))?;
     let info = bpf_sys::prog_info(fd.as_fd()).map_err(|e| config(format!("program {id}: {e}")))?;
     let what = format!("program {id} ({})", info.name);
-    if info.prog_type != bpf_sys::PROG_TYPE_XDP {
-        return Err(config(format!(
-            "{what} is not an XDP program (type {})",
-            info.prog_type
-        )));
-    }
+    let extends = match info.prog_type {
+        bpf_sys::PROG_TYPE_XDP => None,
+        bpf_sys::PROG_TYPE_EXT => {
+            Some(extended_xdp_program(id).map_err(|m| config(format!("{what} {m}")))?)
+        }
+        other => {
+            return Err(config(format!(
+                "{what} is not an XDP program (type {other})"
+            )))
+        }
+    };
     if info.btf_id == 0 || info.main_func_btf_id == 0 {
         return Err(config(format!(
             "{what} has no BTF, which fentry/fexit need to attach to it (build it with debug information: clang -g)"
@@ -173,9 +267,26 @@ fn target(spec: &str, id: u32) -> Result<Target, Error> {
         fd,
         id,
         name: info.name,
+        extends,
         main_func_btf_id: info.main_func_btf_id,
         code,
     })
+}
+
+/// `capture_abi::trace::GLOBAL_XDP_FIRST_CODE` for `targets` (in the
+/// order packets meet them): the first one's code when there are several
+/// and the kernel shows where it is, else `[0, 0]` (each program's copies
+/// then have ids of their own).
+pub fn first_code(targets: &[Target]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if let (true, Some(code)) = (
+        targets.len() > 1,
+        targets.first().and_then(|t| t.code.clone()),
+    ) {
+        out[..8].copy_from_slice(&code.start.to_ne_bytes());
+        out[8..].copy_from_slice(&code.end.to_ne_bytes());
+    }
+    out
 }
 
 /// Loads `program` (entry or exit) on `target`.

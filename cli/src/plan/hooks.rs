@@ -12,8 +12,8 @@ use crate::plan::values::snaplen;
 /// A capture at hooks in the kernel, from start to counters.
 #[derive(Debug, PartialEq)]
 pub struct Capture {
-    /// Where the filter runs. Interface hooks (XDP, TC) and tracing hooks
-    /// are not mixed (yet).
+    /// Where the filter runs: an interface hook (XDP or TC), tracing
+    /// hooks, or one interface hook and then tracing hooks.
     pub hooks: Vec<Hook>,
     /// `-i`, for interface hooks; none: the first interface libpcap finds.
     pub interfaces: Vec<String>,
@@ -103,9 +103,15 @@ impl Hook {
 }
 
 impl Capture {
-    /// Whether the capture is at interface hooks (else at tracing hooks).
+    /// Whether the capture is at interface hooks (XDP, TC).
     pub fn on_interfaces(&self) -> bool {
         self.hooks.iter().any(Hook::on_interfaces)
+    }
+
+    /// Whether the capture is at tracing hooks (alone, or with
+    /// interface hooks: a packet followed across them).
+    pub fn at_tracing_hooks(&self) -> bool {
+        self.hooks.iter().any(|h| !h.on_interfaces())
     }
 }
 
@@ -129,16 +135,18 @@ pub(super) fn tracing_asked(t: &TraceArgs) -> bool {
         || t.stack
 }
 
-/// `--trace`, `--fentry`, `--fexit`, `--xdp-hook`, `--stack`.
+/// `--trace`, `--fentry`, `--fexit`, `--xdp-hook`, `--stack`; with `--tc`
+/// or `--xdp` too, interface and tracing hooks in one run ([`followed`]).
 pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
     let t = &args.trace;
     let live = &args.live;
-    if !live.interfaces.is_empty() || live.xdp || live.tc {
-        bail!("-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)");
+    if live.xdp || live.tc {
+        return followed(args, filter);
     }
-    let Filter::Expression(expression) = filter else {
-        bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)");
-    };
+    if !live.interfaces.is_empty() {
+        bail!("-i: interfaces do not apply to tracing hooks alone, which see every interface; add --tc or --xdp to capture at IFACE too (--xdp-hook takes the interface: --xdp-hook IFACE)");
+    }
+    let expression = tracing_expression(filter)?;
     if live.netns.is_some() {
         bail!("--netns does not apply to tracing hooks, which see every namespace");
     }
@@ -156,6 +164,43 @@ pub(super) fn tracing(args: &RunArgs, filter: Filter) -> Result<Capture> {
         capture.who = super::who::for_tracing(args)?.map(Box::new);
         capture.show_who = capture.who.is_some() && (args.who.who || capture.verbose);
         capture.who_required = super::who::asked(&args.who);
+    }
+    Ok(capture)
+}
+
+/// Tracing hooks take an expression, compiled for each link type they
+/// capture.
+fn tracing_expression(filter: Filter) -> Result<String> {
+    match filter {
+        Filter::Expression(expression) => Ok(expression),
+        Filter::Raw(_) => bail!("--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"),
+    }
+}
+
+/// `--tc` or `--xdp` on interfaces and tracing hooks in one run, so that
+/// one packet can be followed from hook to hook by its id: the interface
+/// hook first, then the tracing hooks, as each alone would have them, in
+/// one pcapng file.
+fn followed(args: &RunArgs, filter: Filter) -> Result<Capture> {
+    if args.trace.xdp_hook.is_some() {
+        bail!("--xdp-hook does not combine with --tc or --xdp: hook the XDP program, or capture at the interface");
+    }
+    let expression = tracing_expression(filter)?;
+    if !args.command.is_empty() {
+        bail!("-- CMD works with --tc alone: use --pid with the command's pid to follow its packets across hooks");
+    }
+    // Checked as at the tracing hooks; `live` gives both captures the
+    // attribution asked for (none at XDP).
+    super::who::for_tracing(args)?;
+    let mut capture = live(args, Filter::Expression(expression))?;
+    capture.hooks.extend(tracing_hooks(&args.trace)?);
+    if let Output::File {
+        path,
+        pcapng: false,
+        ..
+    } = &capture.output
+    {
+        bail!("-w {path}: interface and tracing hooks in one run write pcapng (an interface block per hook): use --pcapng or a .pcapng name");
     }
     Ok(capture)
 }

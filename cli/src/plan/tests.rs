@@ -311,16 +311,99 @@ fn xdp_sees_received_packets_only() {
 }
 
 #[test]
-fn tracing_refuses_interfaces_and_interface_hooks() {
-    let refused = "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)";
+fn tracing_alone_refuses_interfaces() {
+    let refused = "-i: interfaces do not apply to tracing hooks alone, which see every interface; add --tc or --xdp to capture at IFACE too (--xdp-hook takes the interface: --xdp-hook IFACE)";
     for args in [
         &["--trace", "kfree_skb", "-i", "lo", "udp"][..],
-        &["--trace", "kfree_skb", "--xdp", "udp"],
-        &["--fentry", "ip_rcv", "--tc", "udp"],
         &["--stack", "-i", "lo", "udp"],
     ] {
         assert_eq!(error_of(args), refused, "{args:?}");
     }
+}
+
+#[test]
+fn tc_or_xdp_with_tracing_hooks_is_one_capture_with_the_interface_hook_first() {
+    let c = capture_of(&[
+        "-i",
+        "veth0",
+        "--tc",
+        "--trace",
+        "kfree_skb",
+        "--fentry",
+        "ip_rcv",
+        "-w",
+        "f.pcapng",
+        "udp",
+    ]);
+    assert_eq!(
+        c.hooks,
+        vec![
+            Hook::Tc,
+            Hook::Tracepoint("kfree_skb".into()),
+            Hook::Fentry {
+                function: "ip_rcv".into(),
+                arg: None
+            },
+        ]
+    );
+    assert!(c.on_interfaces() && c.at_tracing_hooks());
+    assert_eq!(c.interfaces, ["veth0"]);
+    let c = capture_of(&["-i", "lo", "--xdp", "--fexit", "ip_rcv", "udp"]);
+    assert_eq!(c.hooks[0], Hook::Xdp(XdpMode::Auto));
+    assert_eq!(c.direction, DirectionFilter::In);
+}
+
+#[test]
+fn tc_or_xdp_with_tracing_hooks_refuses_pcap_the_xdp_hook_and_raw_cbpf() {
+    let raw = raw_program();
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--trace", "kfree_skb", "-w", "f.pcap", "udp"]),
+        "-w f.pcap: interface and tracing hooks in one run write pcapng (an interface block per hook): use --pcapng or a .pcapng name"
+    );
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--xdp-hook", "lo", "udp"]),
+        "--xdp-hook does not combine with --tc or --xdp: hook the XDP program, or capture at the interface"
+    );
+    assert_eq!(
+        error_of(&["--tc", "--trace", "kfree_skb", "--raw-cbpf", raw.path()]),
+        "--raw-cbpf does not apply to tracing hooks: give an expression (it is compiled for EN10MB and RAW)"
+    );
+    assert_eq!(
+        error_of(&[
+            "-i",
+            "lo",
+            "--xdp",
+            "-Q",
+            "out",
+            "--trace",
+            "kfree_skb",
+            "udp"
+        ]),
+        "XDP sees received packets only: use -Q in with --xdp, or --tc for -Q out/inout"
+    );
+    assert_eq!(
+        error_of(&["-i", "lo", "--tc", "--trace", "kfree_skb", "udp", "--", "true"]),
+        "-- CMD works with --tc alone: use --pid with the command's pid to follow its packets across hooks"
+    );
+}
+
+#[test]
+fn tc_with_tracing_hooks_attributes_packets_at_both() {
+    let c = capture_of(&[
+        "-i",
+        "lo",
+        "--tc",
+        "--trace",
+        "kfree_skb",
+        "--pid",
+        "7",
+        "udp",
+    ]);
+    assert_eq!(c.who.map(|w| w.pids), Some(vec![7]));
+    assert!(
+        error_of(&["-i", "lo", "--xdp", "--trace", "kfree_skb", "--who", "udp"])
+            .contains("no socket")
+    );
 }
 
 #[test]
@@ -357,7 +440,7 @@ fn xdp_hook_refuses_other_tracing_hooks_an_interface_and_raw_cbpf() {
     );
     assert_eq!(
         error_of(&["--xdp-hook", "1", "-i", "lo", "udp"]),
-        "-i, --xdp and --tc do not apply to --trace/--fentry/--xdp-hook: tracing hooks see every interface (--xdp-hook takes the interface: --xdp-hook IFACE)"
+        "-i: interfaces do not apply to tracing hooks alone, which see every interface; add --tc or --xdp to capture at IFACE too (--xdp-hook takes the interface: --xdp-hook IFACE)"
     );
     assert_eq!(
         error_of(&["--xdp-hook", "1", "--raw-cbpf", raw.path()]),

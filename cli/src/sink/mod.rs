@@ -119,28 +119,75 @@ impl Printer {
     }
 }
 
+/// A run's counters, from one capture or added up over several (a packet
+/// followed across interface and tracing hooks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets the programs ran on (`-v`).
+    pub seen: u64,
+    /// tcpdump's "received by filter".
+    pub matched: u64,
+    /// tcpdump's "dropped by kernel".
+    pub dropped: u64,
+    /// `-v`: records not written to a full buffer, losses perf reported.
+    pub output_errors: u64,
+    pub perf_lost: u64,
+}
+
+impl From<Stats> for Counters {
+    fn from(s: Stats) -> Self {
+        Counters {
+            seen: s.seen,
+            matched: s.matched,
+            // Packets lost to a full buffer are counted by the program
+            // (failed output) and, for perf buffers, by perf when it gets
+            // to: the same packets, so the larger, not the sum.
+            dropped: s.output_errors.max(s.perf_lost),
+            output_errors: s.output_errors,
+            perf_lost: s.perf_lost,
+        }
+    }
+}
+
+impl std::ops::Add for Counters {
+    type Output = Counters;
+
+    /// Two captures' counters: their packets are distinct, so each count
+    /// is the sum.
+    fn add(self, o: Counters) -> Counters {
+        Counters {
+            seen: self.seen + o.seen,
+            matched: self.matched + o.matched,
+            dropped: self.dropped + o.dropped,
+            output_errors: self.output_errors + o.output_errors,
+            perf_lost: self.perf_lost + o.perf_lost,
+        }
+    }
+}
+
 /// tcpdump's three counters on stderr; with `-v`, the raw counters too
 /// (`seen` names what the programs ran on).
-pub fn print_counters(captured: u64, stats: &Stats, verbose: bool, seen: &str) {
+pub fn print_counters(captured: u64, counters: &Counters, verbose: bool, seen: &str) {
     let plural = |n: u64| if n == 1 { "" } else { "s" };
-    // Packets lost to a full ring are counted by the program (failed
-    // output) and, for perf buffers, by perf when it gets to: take the
-    // larger.
-    let dropped = stats.output_errors.max(stats.perf_lost);
+    let c = counters;
     eprintln!("{captured} packet{} captured", plural(captured));
     eprintln!(
         "{} packet{} received by filter",
-        stats.matched,
-        plural(stats.matched)
+        c.matched,
+        plural(c.matched)
     );
-    eprintln!("{dropped} packet{} dropped by kernel", plural(dropped));
+    eprintln!(
+        "{} packet{} dropped by kernel",
+        c.dropped,
+        plural(c.dropped)
+    );
     if verbose {
         eprintln!(
             "xcap: {} {seen} seen by the programs, {} not written to a full buffer{}",
-            stats.seen,
-            stats.output_errors,
-            if stats.perf_lost > 0 {
-                format!(", {} reported lost by perf", stats.perf_lost)
+            c.seen,
+            c.output_errors,
+            if c.perf_lost > 0 {
+                format!(", {} reported lost by perf", c.perf_lost)
             } else {
                 String::new()
             }

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use capture::savefile::{Cooked, Format, InterfaceDesc, Writer};
 use capture::{
-    Capture, Config, Direction, HookKind, HookPoint, Packet, Stats, TcAttach, TcAttachChoice, Waker,
+    Capture, Config, Direction, HookKind, HookPoint, Packet, TcAttach, TcAttachChoice, Waker,
 };
 
 use crate::link::Link;
 use crate::plan::{self, Hook};
 use crate::print::Line;
-use crate::sink::Stream;
+use crate::sink::{Counters, Stream};
 use crate::source::command::Held;
 use crate::source::who::Describe;
 use crate::source::Source;
@@ -112,6 +112,9 @@ pub struct Live {
     last_check: Instant,
     /// Errors only on stderr (Wireshark's extcap).
     quiet: bool,
+    /// Tracing hooks run too ([`super::followed`]): each line names its
+    /// hook and interface, and ends with the packet's id.
+    followed: bool,
 }
 
 impl Live {
@@ -143,6 +146,7 @@ impl Live {
             vanished: None,
             last_check: Instant::now(),
             quiet: plan.quiet_stderr,
+            followed: plan.at_tracing_hooks(),
         })
     }
 
@@ -213,6 +217,31 @@ impl Live {
     fn names_interfaces(&self) -> bool {
         self.cap.interfaces().len() > 1 || self.cap.captures_any()
     }
+
+    /// One pcapng interface block per (interface, hook) attached.
+    pub fn interface_descs(&self) -> Vec<InterfaceDesc> {
+        self.cap.interfaces().iter().flat_map(descs_of).collect()
+    }
+
+    /// The interface blocks of an interface that appeared (`-i any`).
+    pub fn descs_of_new(&self, ifindex: u32) -> Vec<InterfaceDesc> {
+        let new = self
+            .cap
+            .interfaces()
+            .iter()
+            .filter(|i| i.ifindex == ifindex);
+        new.flat_map(descs_of).collect()
+    }
+
+    /// Whether the capture detached on its own (its interface went away).
+    pub fn vanished(&self) -> bool {
+        self.vanished.is_some()
+    }
+
+    /// The packet's pcapng comment: who sent or receives it.
+    pub fn comment(&self, p: &Packet) -> Option<String> {
+        self.describe.owner(&p.owner)
+    }
 }
 
 impl Source for Live {
@@ -234,7 +263,7 @@ impl Source for Live {
             (false, true) => Format::PcapCooked,
             (false, false) => Format::Pcap,
         };
-        let descs = interface_descs(&self.cap);
+        let descs = self.interface_descs();
         Writer::new(stream, format, self.snaplen, &self.filter, descs)
     }
 
@@ -321,21 +350,27 @@ impl Source for Live {
             }
             false => Line::at_ns(p.ts_ns, Link::Ethernet, &p.data[..], p.wirelen),
         };
-        if self.names_interfaces() {
-            let name = self.names.get(p.iface).map(String::as_str).unwrap_or("?");
+        let hook = match p.hook {
+            HookPoint::Xdp => "xdp",
+            HookPoint::Tc => "tc",
+        };
+        let name = self.names.get(p.iface).map(String::as_str).unwrap_or("?");
+        if self.followed {
+            // As the tracing hooks' lines: the hook, then where.
+            line.before = format!("{hook} {name} {}", direction_word(p));
+        } else if self.names_interfaces() {
             line.before = format!("{name:<5} {}", direction_word(p));
         }
         if self.verbose {
-            let hook = match p.hook {
-                HookPoint::Xdp => "xdp",
-                HookPoint::Tc => "tc",
-            };
             line.after = format!(
-                " [{hook} cpu {} queue {} caplen {}]",
+                " [{hook} cpu {} queue {} caplen {} id {:#x}]",
                 p.cpu,
                 p.queue,
-                p.data.len()
+                p.data.len(),
+                p.packet_id
             );
+        } else if self.followed {
+            line.after = format!(" [id {:#x}]", p.packet_id);
         }
         if self.show_who {
             if let Some(who) = self.describe.owner(&p.owner) {
@@ -348,17 +383,12 @@ impl Source for Live {
     fn write_record(&self, file: &mut Self::File, p: &Packet) -> io::Result<()> {
         if !file.knows(p.ifindex, p.hook) {
             // An interface that appeared: its block before its packets.
-            let new = self
-                .cap
-                .interfaces()
-                .iter()
-                .filter(|i| i.ifindex == p.ifindex);
-            for desc in new.flat_map(descs_of) {
+            for desc in self.descs_of_new(p.ifindex) {
                 file.add_interface(desc)?;
             }
         }
         let comment = match self.pcapng {
-            true => self.describe.owner(&p.owner),
+            true => self.comment(p),
             false => None,
         };
         file.write(p, comment.as_deref())
@@ -368,8 +398,8 @@ impl Source for Live {
         self.cap.detach()
     }
 
-    fn stats(&self) -> Stats {
-        self.cap.stats()
+    fn stats(&self) -> Counters {
+        self.cap.stats().into()
     }
 
     fn command_status(&self) -> Option<u8> {
@@ -405,11 +435,6 @@ fn announce_filter(cap: &Capture, filter: &str) {
         },
         sizes.join(", ")
     );
-}
-
-/// One pcapng interface block per (interface, hook) attached.
-fn interface_descs(cap: &Capture) -> Vec<InterfaceDesc> {
-    cap.interfaces().iter().flat_map(descs_of).collect()
 }
 
 /// The interface blocks of one interface: one per hook attached.

@@ -1,10 +1,12 @@
 //! Where packets come from: a live capture at XDP or TC ([`live`]), a
-//! capture at tracing hooks ([`trace`]), or a capture file ([`mod@file`]).
-//! The two captures run in the kernel and are driven the same way by a
-//! session ([`Source`]); a file is read as `tcpdump -r` reads it.
+//! capture at tracing hooks ([`trace`]), both at once ([`followed`]), or
+//! a capture file ([`mod@file`]). The captures run in the kernel and are
+//! driven the same way by a session ([`Source`]); a file is read as
+//! `tcpdump -r` reads it.
 
 pub mod command;
 pub mod file;
+pub mod followed;
 pub mod live;
 pub mod trace;
 pub mod who;
@@ -13,10 +15,10 @@ use std::io;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
-use capture::{Stats, Waker};
+use capture::Waker;
 
 use crate::print::Line;
-use crate::sink::{RecordFile, Stream};
+use crate::sink::{Counters, RecordFile, Stream};
 
 /// A running capture, as a session drives it: announced, read in
 /// batches until its readers are done, detached to stop, counted.
@@ -51,7 +53,7 @@ pub trait Source {
     /// Stops the capture: the readers drain what the programs wrote.
     fn detach(&mut self);
     /// The counters, once the readers are done.
-    fn stats(&self) -> Stats;
+    fn stats(&self) -> Counters;
     /// Ends the capture (joining the readers) and says why it failed, if
     /// it failed on its own (an interface that disappeared).
     fn close(self) -> Option<String>;

@@ -38,12 +38,12 @@ use anyhow::{anyhow, Result};
 use capture::trace::{
     Kallsyms, LinkType, TraceCapture, TraceConfig, TraceHook, TracePacket, TraceWriter,
 };
-use capture::{Stats, Waker};
+use capture::Waker;
 
 use crate::link::Link;
 use crate::plan::{self, Hook};
 use crate::print::Line;
-use crate::sink::Stream;
+use crate::sink::{Counters, Stream};
 use crate::source::who::Describe;
 use crate::source::Source;
 
@@ -94,6 +94,9 @@ pub struct Trace {
     filter: String,
     snaplen: u32,
     verbose: bool,
+    /// Interface hooks run too ([`super::followed`]): each line shows the
+    /// packet's id.
+    followed: bool,
     /// `--who` or `-v` with attribution: lines name each packet's process.
     show_who: bool,
     /// Names processes in lines and pcapng comments.
@@ -120,9 +123,15 @@ impl Trace {
             filter: plan.filter.clone(),
             snaplen: plan.snaplen,
             verbose: plan.verbose,
+            followed: plan.on_interfaces(),
             show_who: plan.show_who,
             describe: Describe::new(),
         })
+    }
+
+    /// The attached hooks, in order.
+    pub fn hooks(&self) -> &[capture::trace::AttachedHook] {
+        self.cap.hooks()
     }
 
     /// The hook's name and, at `kfree_skb`, the drop reason's name: the
@@ -198,7 +207,7 @@ impl Trace {
 
     /// `hook=... reason=... ifindex=...`: what a pcapng packet's comment
     /// says of it.
-    fn comment(&self, p: &TracePacket) -> String {
+    pub fn comment(&self, p: &TracePacket) -> String {
         if self.is_from_xdp_program(p) {
             return self.xdp_comment(p);
         }
@@ -300,6 +309,9 @@ impl Source for Trace {
         }
         let iface = self.meta.iface(p);
         let _ = write!(line.before, " {iface} {} len {} ", p.link.name(), p.wirelen);
+        if self.followed {
+            let _ = write!(line.after, " [id {:#x}]", p.skb);
+        }
         if self.show_who {
             if let Some(who) = self.describe.owner(&p.owner) {
                 let _ = write!(line.after, " [{who}]");
@@ -335,8 +347,8 @@ impl Source for Trace {
         self.cap.detach()
     }
 
-    fn stats(&self) -> Stats {
-        self.cap.stats()
+    fn stats(&self) -> Counters {
+        self.cap.stats().into()
     }
 
     fn close(self) -> Option<String> {
