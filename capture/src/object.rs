@@ -115,6 +115,7 @@ impl Maps {
                         },
                         flags: inner.map_flags(),
                         inner_map_fd: None,
+                        btf: None,
                     })
                     .map_err(|e| load_err(format!("map {name} (inner): {e}")))?,
                 ),
@@ -128,6 +129,7 @@ impl Maps {
                 max_entries: entries,
                 flags: map.map_flags(),
                 inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
+                btf: None,
             })
             .map_err(|e| load_err(format!("map {name}: {e}")))?;
             let kind = map.section_kind();

@@ -45,7 +45,7 @@ fn interfaces() -> Result<String> {
         env!("CARGO_PKG_VERSION")
     );
     text += &format!(
-        "interface {{value={INTERFACE_PREFIX}any}}{{display=xcap: every interface (TC)}}\n"
+        "interface {{value={INTERFACE_PREFIX}any}}{{display=xcap: every interface (TC or XDP)}}\n"
     );
     for name in &any.ethernet {
         text += &format!(

@@ -213,3 +213,47 @@ fn any_follows_interfaces_that_come_and_go_and_says_which_each_packet_crossed() 
     let attached = run_text(exec(&pair.b, "bpftool").args(["net", "show", "dev", "vb0"]));
     assert!(!attached.contains("xcap"), "{attached}");
 }
+
+#[test]
+fn any_with_xdp_attaches_every_interface_and_those_that_come_and_go() {
+    // As above, at XDP: lo (down) at the start, then a pair created, used
+    // and deleted, then another; each packet in the pcapng file on its
+    // interface's XDP block, and nothing attached at the end.
+    let pair = Pair::new("xcap-anyx");
+    let ng = pair.path("any.pcapng");
+    let mut cmd = exec(&pair.b, xcap_bin());
+    cmd.args(["-i", "any", "--xdp", "-w"]).arg(&ng).arg(FILTER);
+    let mut x = Proc::start(cmd);
+    x.wait_for("xcap -i any --xdp", "listening on any (xdp");
+    veth(&pair, "xa0", "xp0");
+    x.wait_for("xcap", "listening on xa0 (xdp");
+    send(&pair, "xp0", 0..6);
+    run(Command::new("ip").args(["-n", &pair.b, "link", "del", "xa0"]));
+    veth(&pair, "xb0", "xq0");
+    x.wait_for("xcap", "listening on xb0 (xdp");
+    send(&pair, "xq0", 6..10);
+    std::thread::sleep(Duration::from_millis(1200));
+    x.signal(libc::SIGINT);
+    let (code, lines) = x.finish("xcap");
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l == "10 packets captured"),
+        "{lines:?}"
+    );
+    let out = run_text(Command::new("tshark").arg("-r").arg(&ng).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+        "-e",
+        "frame.interface_description",
+    ]));
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 10, "{out}");
+    for (n, row) in rows.iter().enumerate() {
+        let name = if n < 6 { "xa0" } else { "xb0" };
+        assert!(row.starts_with(&format!("{name}\txcap xdp")), "{row}");
+    }
+    let attached = run_text(exec(&pair.b, "bpftool").args(["net", "show", "dev", "xb0"]));
+    assert!(!attached.contains("xcap"), "{attached}");
+}

@@ -733,10 +733,6 @@ fn bad_input_fails_with_one_line_and_leaves_nothing_attached() {
         &xcap_in(net.rx(), &["-i", "nosuch0", "--tc", "icmp"]),
         "nosuch0: No such device exists",
     );
-    assert_one_error_line(
-        &xcap_in(net.rx(), &["-i", "any", "--xdp", "icmp"]),
-        "xcap: -i any is for --tc",
-    );
     assert_nothing_attached(&net);
     // libpcap's text, as tcpdump prints it.
     assert_one_error_line(

@@ -4,8 +4,9 @@
 //! open files and threads the same at the end as after the first minutes,
 //! every frame sent captured, none lost in the ring buffer.
 //!
-//! `run` takes the steps in order: the namespaces and the generator's
-//! configuration, xcap listening, trafgen at the fixed rate, the samples
+//! `run` takes the steps in order: the namespaces, xcap listening, the
+//! frames at the fixed rate (from a packet socket: trafgen's `-b` catches
+//! up after a busy spell with bursts far above the rate), the samples
 //! (with a veth pair created in the capture namespace and deleted again
 //! once a minute, the containers that come and go), then the final counts
 //! and the report. Each sample reads xcap's `/proc/PID` (VmRSS, threads,
@@ -22,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use super::netns::{Netns, CAP_IF};
 use super::shell::sh;
 use super::tool::Tool;
-use super::traffic::{trafgen_conf, Generator, FRAME_LEN};
+use super::traffic::{Paced, FRAME_LEN};
 use crate::stats::slope;
 
 /// What `xcap-bench --long-run` was asked for.
@@ -85,8 +86,6 @@ fn measure(
     dir: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<Sample>, End)> {
-    let conf = dir.join("trafgen.conf");
-    std::fs::write(&conf, trafgen_conf(1))?;
     let ring = dir.join("ring");
     let cmd: Vec<String> = [
         cfg.xcap.to_str().context("xcap path")?,
@@ -107,7 +106,7 @@ fn measure(
     let tool = Tool::start(&n.cap, &cmd)?;
     let pid = tool.pid();
     let ring_bytes = ring_buffer_bytes(pid)?;
-    let gen = Generator::start(&n.gen, &conf, Some(cfg.rate))?;
+    let gen = Paced::start(&n.gen, cfg.rate)?;
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut pairs = 0;
@@ -127,7 +126,7 @@ fn measure(
         }
         samples.push(s);
     }
-    let sent = gen.stop()?;
+    let sent = Some(gen.stop()?);
     std::thread::sleep(Duration::from_secs(2));
     let stats = tool.stop()?.context("xcap printed no counter lines")?;
     Ok((
@@ -279,8 +278,9 @@ fn report(cfg: &LongRun, samples: &[Sample], end: &End) -> String {
     let _ = writeln!(
         s,
         "`xcap -i any -s 96 -C {RING_FILE_MB} -W {RING_FILES} -w ring '{FILTER}'` in the receiving \
-         namespace; trafgen sends {FRAME_LEN}-byte UDP frames, every one matching, at {} a \
-         second; a veth pair is created in the capture namespace and deleted five seconds \
+         namespace; a packet socket in the sending namespace sends {FRAME_LEN}-byte UDP \
+         frames, every one matching, {} a second in batches every 100 ms (a batch missed \
+         while the machine is busy is not made up); a veth pair is created in the capture namespace and deleted five seconds \
          later once a minute. Sampled every {} s: xcap's VmRSS, threads and open files \
          (/proc/PID), its CPU time, its XCAP_COUNTERS maps (bpftool), the receiving veth's \
          rx_packets, the bytes in the ring of files.\n",
@@ -358,7 +358,7 @@ fn report(cfg: &LongRun, samples: &[Sample], end: &End) -> String {
     );
     let _ = writeln!(
         s,
-        "- Frames: trafgen sent {}, xcap: {} packets captured, {} received by filter, {} \
+        "- Frames: sent {}, xcap: {} packets captured, {} received by filter, {} \
          dropped by kernel; ring-full errors in the kernel: {}; BPF ring buffers: {} MiB.",
         end.sent.map_or("?".to_string(), |n| n.to_string()),
         end.captured,

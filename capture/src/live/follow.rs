@@ -1,5 +1,5 @@
 //! `-i any` over time: interfaces that appear while a capture runs get its
-//! programs, and the links of the ones that go are closed. A netlink
+//! programs (TC or XDP, as at the start), and the links of the ones that go are closed. A netlink
 //! socket subscribed to link changes (RTM_NEWLINK, RTM_DELLINK) says when
 //! to look; the consumer asks ([`Capture::follow_interfaces`]) between
 //! batches, so an interface is attached within a wait of the consumer.
@@ -25,6 +25,8 @@ pub(super) struct Follower {
     netlink: OwnedFd,
     /// The hooks and their programs' names.
     hooks: Vec<(Hook, &'static str)>,
+    /// How XDP attaches (`--xdp-mode`), as at the start.
+    xdp_mode: XdpMode,
     index: Index,
     /// Links made for interfaces that appeared, by ifindex: closed when
     /// the interface goes.
@@ -43,10 +45,15 @@ pub struct Followed {
 }
 
 impl Follower {
-    pub(crate) fn new(hooks: Vec<(Hook, &'static str)>, index: Index) -> Result<Self, Error> {
+    pub(crate) fn new(
+        hooks: Vec<(Hook, &'static str)>,
+        index: Index,
+        xdp_mode: XdpMode,
+    ) -> Result<Self, Error> {
         Ok(Follower {
             netlink: link_changes().map_err(|e| Error::Config(format!("-i any: netlink: {e}")))?,
             hooks,
+            xdp_mode,
             index,
             links: HashMap::new(),
         })
@@ -194,6 +201,7 @@ impl Capture {
             return Ok(Vec::new());
         };
         let ingress = follower.hooks.iter().any(|(h, _)| *h == Hook::TcIngress);
+        let xdp_mode = follower.xdp_mode;
         let mut links = Vec::new();
         for &(hook, name) in &follower.hooks {
             // Loopback: each packet crosses egress, then ingress; one copy.
@@ -221,7 +229,7 @@ impl Capture {
                 interface.attached.push(hook.name().to_owned());
                 continue;
             }
-            let (link, what) = attach(interface, hook, prog.as_fd(), XdpMode::Auto)?;
+            let (link, what) = attach(interface, hook, prog.as_fd(), xdp_mode)?;
             links.push(link);
             interface.attached.push(what.to_owned());
         }

@@ -1,6 +1,6 @@
 //! The interfaces a live capture is for, and their promiscuous mode.
 
-use super::{Capture, Config, HookKind, ANY};
+use super::{Capture, Config, ANY};
 use crate::{iface, Error};
 
 /// An interface and what xcap attached to it.
@@ -26,7 +26,7 @@ pub(super) struct Resolved {
 }
 
 /// The interfaces named (`any`: every interface with an Ethernet header,
-/// see [`iface`], at TC only), each once; whether `any` was asked for, and
+/// see [`iface`]), each once; whether `any` was asked for, and
 /// the interfaces it skipped.
 pub(super) fn resolve_interfaces(cfg: &Config) -> Result<Resolved, Error> {
     if cfg.interfaces.is_empty() {
@@ -36,11 +36,6 @@ pub(super) fn resolve_interfaces(cfg: &Config) -> Result<Resolved, Error> {
     let any = cfg.interfaces.iter().any(|n| n == ANY) && ifindex(ANY).is_none();
     let mut skipped = Vec::new();
     let names = if any {
-        if cfg.hook == HookKind::Xdp {
-            return Err(Error::Config(
-                "-i any is for --tc: XDP attaches to the interfaces named with -i".into(),
-            ));
-        }
         let found = iface::any().map_err(|e| Error::Config(format!("-i any: {e}")))?;
         let mut names: Vec<String> = cfg
             .interfaces

@@ -86,6 +86,7 @@ pub(super) fn start_reader(
         true => Some(follow::Follower::new(
             hooks.iter().map(|(h, _, p)| (*h, *p)).collect(),
             index.clone(),
+            cfg.xdp_mode,
         )?),
         false => None,
     };
