@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use btf::write::BtfWriter;
 
-use crate::{bpf_fd, object_name, BPF_LINK_CREATE, BPF_MAP_CREATE};
+use crate::map::{map_create, MapBtf, MapSpec};
+use crate::{bpf_fd, BPF_LINK_CREATE};
 
 /// `enum bpf_prog_type` values of the cgroup socket hooks.
 pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;
@@ -53,40 +54,20 @@ pub fn cgroup_link_create(
 /// kernel checks only their sizes (and that the key is a 32-bit int).
 pub fn sk_storage_create(name: &str, value_size: u32) -> io::Result<OwnedFd> {
     let btf = crate::btf_load(&sk_storage_btf(value_size), None)?;
-    #[repr(C)]
-    struct Attr {
-        map_type: u32,
-        key_size: u32,
-        value_size: u32,
-        max_entries: u32,
-        map_flags: u32,
-        inner_map_fd: u32,
-        numa_node: u32,
-        map_name: [u8; 16],
-        map_ifindex: u32,
-        btf_fd: u32,
-        btf_key_type_id: u32,
-        btf_value_type_id: u32,
-        _rest: [u32; 13],
-    }
-    bpf_fd(
-        BPF_MAP_CREATE,
-        &mut Attr {
-            map_type: MAP_TYPE_SK_STORAGE,
-            key_size: 4,
-            value_size,
-            max_entries: 0,
-            map_flags: BPF_F_NO_PREALLOC | BPF_F_CLONE,
-            inner_map_fd: 0,
-            numa_node: 0,
-            map_name: object_name(name),
-            map_ifindex: 0,
-            btf_fd: btf.as_raw_fd() as u32,
-            btf_key_type_id: 1,
-            btf_value_type_id: 3,
-            _rest: [0; 13],
-        },
-    )
+    map_create(&MapSpec {
+        name,
+        map_type: MAP_TYPE_SK_STORAGE,
+        key_size: 4,
+        value_size,
+        max_entries: 0,
+        flags: BPF_F_NO_PREALLOC | BPF_F_CLONE,
+        inner_map_fd: None,
+        btf: Some(MapBtf {
+            fd: btf.as_raw_fd(),
+            key_type_id: 1,
+            value_type_id: 3,
+        }),
+    })
 }
 
 /// BTF types 1: `int`, 2: `unsigned char`, 3: `unsigned char[value_size]`.

@@ -46,7 +46,8 @@ pub use link::{
     LINK_TYPE_TRACING,
 };
 pub use map::{
-    map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapSpec,
+    map_create, map_freeze, map_lookup, map_update, map_update_batch, map_update_flags, MapBtf,
+    MapSpec,
 };
 pub use prog::{
     enable_run_time_stats, kernel_has_gotol, obj_get, prog_by_id, prog_ids, prog_info, prog_load,

@@ -19,6 +19,17 @@ pub struct MapSpec<'a> {
     pub flags: u32,
     /// Maps of maps: a map like the ones it will hold.
     pub inner_map_fd: Option<RawFd>,
+    /// BTF naming the key and value types (maps the kernel makes only
+    /// with it, such as socket storage).
+    pub btf: Option<MapBtf>,
+}
+
+/// A map's key and value types, by id in a loaded BTF object.
+#[derive(Clone, Copy, Debug)]
+pub struct MapBtf {
+    pub fd: RawFd,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
 }
 
 pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
@@ -32,8 +43,15 @@ pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
         inner_map_fd: u32,
         numa_node: u32,
         map_name: [u8; 16],
-        _rest: [u32; 17],
+        map_ifindex: u32,
+        btf_fd: u32,
+        btf_key_type_id: u32,
+        btf_value_type_id: u32,
+        _rest: [u32; 13],
     }
+    let btf = spec
+        .btf
+        .map_or((0, 0, 0), |b| (b.fd as u32, b.key_type_id, b.value_type_id));
     bpf_fd(
         BPF_MAP_CREATE,
         &mut Attr {
@@ -45,7 +63,11 @@ pub fn map_create(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
             inner_map_fd: spec.inner_map_fd.unwrap_or(0) as u32,
             numa_node: 0,
             map_name: object_name(spec.name),
-            _rest: [0; 17],
+            map_ifindex: 0,
+            btf_fd: btf.0,
+            btf_key_type_id: btf.1,
+            btf_value_type_id: btf.2,
+            _rest: [0; 13],
         },
     )
 }

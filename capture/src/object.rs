@@ -78,87 +78,23 @@ impl Maps {
         mut made: HashMap<String, OwnedFd>,
         max_entries: &[(&str, u32)],
     ) -> Result<Maps, Error> {
-        let load_err = |what: String| Error::Load(what);
-        let mut obj = Object::parse(elf).map_err(|e| load_err(e.to_string()))?;
-        obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
-            .map_err(|e| load_err(e.to_string()))?;
-
+        let mut obj = parse_with_globals(elf, globals)?;
         let mut maps = HashMap::new();
         let mut frozen = Vec::new();
         for (name, map) in &obj.maps {
-            if let Some(fd) = made.remove(name) {
-                maps.insert(name.clone(), fd);
-                continue;
-            }
-            let mut entries = map.max_entries();
-            if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && entries == 0
-                || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
-            {
-                entries = possible_cpus()? as u32;
-            }
-            if let Some(&(_, n)) = max_entries.iter().find(|(n, _)| n == name) {
-                entries = n;
-            }
-            // The verifier learns an inner map's type from a template
-            // passed at creation; ring buffers must match it in size.
-            let template = match map.inner() {
-                Some(inner) => Some(
-                    sys::map_create(&MapSpec {
-                        name,
-                        map_type: inner.map_type(),
-                        key_size: inner.key_size(),
-                        value_size: inner.value_size(),
-                        max_entries: if inner.map_type() == sys::MAP_TYPE_RINGBUF {
-                            ring_bytes
-                        } else {
-                            inner.max_entries()
-                        },
-                        flags: inner.map_flags(),
-                        inner_map_fd: None,
-                    })
-                    .map_err(|e| load_err(format!("map {name} (inner): {e}")))?,
-                ),
-                None => None,
+            let fd = match made.remove(name) {
+                Some(fd) => fd,
+                None => {
+                    let fd = create_map(name, map, ring_bytes, max_entries)?;
+                    if let Some(data) = fill_data_section(name, map, fd.as_fd())? {
+                        frozen.push((fd.as_raw_fd(), data));
+                    }
+                    fd
+                }
             };
-            let fd = sys::map_create(&MapSpec {
-                name,
-                map_type: map.map_type(),
-                key_size: map.key_size(),
-                value_size: map.value_size(),
-                max_entries: entries,
-                flags: map.map_flags(),
-                inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
-            })
-            .map_err(|e| load_err(format!("map {name}: {e}")))?;
-            let kind = map.section_kind();
-            let data_section = matches!(
-                kind,
-                EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
-            );
-            if data_section && !map.data().is_empty() {
-                sys::map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), map.data())
-                    .map_err(|e| load_err(format!("map {name}: {e}")))?;
-            }
-            if kind == EbpfSectionKind::Rodata {
-                sys::map_freeze(fd.as_fd()).map_err(|e| load_err(format!("map {name}: {e}")))?;
-                frozen.push((fd.as_raw_fd(), map.data().to_vec()));
-            }
             maps.insert(name.clone(), fd);
         }
-
-        let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-        let by_name: Vec<(String, i32, aya_obj::Map)> = obj
-            .maps
-            .iter()
-            .map(|(n, m)| (n.clone(), maps[n].as_raw_fd(), m.clone()))
-            .collect();
-        obj.relocate_maps(
-            by_name.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
-            &text_sections,
-        )
-        .map_err(|e| load_err(e.to_string()))?;
-        obj.relocate_calls(&text_sections)
-            .map_err(|e| load_err(e.to_string()))?;
+        relocate(&mut obj, &maps)?;
         Ok(Maps { obj, maps, frozen })
     }
 
@@ -253,6 +189,110 @@ impl Maps {
             cgroup_hooks,
         })
     }
+}
+
+/// `elf` parsed, with each global of `globals` (name, bytes) set in its
+/// data section.
+fn parse_with_globals(elf: &[u8], globals: &[(&str, &[u8])]) -> Result<Object, Error> {
+    let mut obj = Object::parse(elf).map_err(|e| Error::Load(e.to_string()))?;
+    obj.patch_map_data(globals.iter().map(|(n, v)| (*n, (*v, true))).collect())
+        .map_err(|e| Error::Load(e.to_string()))?;
+    Ok(obj)
+}
+
+/// Creates the map `name`: arrays of maps and perf event arrays get one
+/// slot per possible CPU, the maps of `max_entries` that many entries.
+fn create_map(
+    name: &str,
+    map: &aya_obj::Map,
+    ring_bytes: u32,
+    max_entries: &[(&str, u32)],
+) -> Result<OwnedFd, Error> {
+    let mut entries = map.max_entries();
+    if map.map_type() == BPF_MAP_TYPE_PERF_EVENT_ARRAY && entries == 0
+        || map.map_type() == sys::MAP_TYPE_ARRAY_OF_MAPS
+    {
+        entries = possible_cpus()? as u32;
+    }
+    if let Some(&(_, n)) = max_entries.iter().find(|(n, _)| *n == name) {
+        entries = n;
+    }
+    let template = map
+        .inner()
+        .map(|inner| inner_template(name, &inner, ring_bytes))
+        .transpose()?;
+    sys::map_create(&MapSpec {
+        name,
+        map_type: map.map_type(),
+        key_size: map.key_size(),
+        value_size: map.value_size(),
+        max_entries: entries,
+        flags: map.map_flags(),
+        inner_map_fd: template.as_ref().map(|t| t.as_raw_fd()),
+        btf: None,
+    })
+    .map_err(|e| Error::Load(format!("map {name}: {e}")))
+}
+
+/// The template of a map of maps' inner maps: the verifier learns their
+/// type from it, and ring buffers must match it in size (`ring_bytes`).
+fn inner_template(name: &str, inner: &aya_obj::Map, ring_bytes: u32) -> Result<OwnedFd, Error> {
+    sys::map_create(&MapSpec {
+        name,
+        map_type: inner.map_type(),
+        key_size: inner.key_size(),
+        value_size: inner.value_size(),
+        max_entries: if inner.map_type() == sys::MAP_TYPE_RINGBUF {
+            ring_bytes
+        } else {
+            inner.max_entries()
+        },
+        flags: inner.map_flags(),
+        inner_map_fd: None,
+        btf: None,
+    })
+    .map_err(|e| Error::Load(format!("map {name} (inner): {e}")))
+}
+
+/// Writes a data section's contents into its map; freezes `.rodata` and
+/// returns its value, for folding loads from it.
+fn fill_data_section(
+    name: &str,
+    map: &aya_obj::Map,
+    fd: BorrowedFd<'_>,
+) -> Result<Option<Vec<u8>>, Error> {
+    let kind = map.section_kind();
+    let data_section = matches!(
+        kind,
+        EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
+    );
+    if data_section && !map.data().is_empty() {
+        sys::map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), map.data())
+            .map_err(|e| Error::Load(format!("map {name}: {e}")))?;
+    }
+    if kind != EbpfSectionKind::Rodata {
+        return Ok(None);
+    }
+    sys::map_freeze(fd).map_err(|e| Error::Load(format!("map {name}: {e}")))?;
+    Ok(Some(map.data().to_vec()))
+}
+
+/// Points the programs' map references at the maps' fds, and resolves
+/// their calls.
+fn relocate(obj: &mut Object, maps: &HashMap<String, OwnedFd>) -> Result<(), Error> {
+    let load_err = |e: &dyn std::fmt::Display| Error::Load(e.to_string());
+    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    let by_name: Vec<(String, i32, aya_obj::Map)> = obj
+        .maps
+        .iter()
+        .map(|(n, m)| (n.clone(), maps[n].as_raw_fd(), m.clone()))
+        .collect();
+    obj.relocate_maps(
+        by_name.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
+        &text_sections,
+    )
+    .map_err(|e| load_err(&e))?;
+    obj.relocate_calls(&text_sections).map_err(|e| load_err(&e))
 }
 
 /// Where a tracing program attaches: a function of a loaded program, or

@@ -91,6 +91,7 @@ impl Rings {
             max_entries: possible_cpus,
             flags: crate::sys::BPF_F_MMAPABLE,
             inner_map_fd: None,
+            btf: None,
         })
         .map_err(|e| format!("map {asleep_name}: {e}"))?;
         let len = (possible_cpus as usize * FLAG_SLOT_BYTES).next_multiple_of(page_size());
@@ -109,6 +110,7 @@ impl Rings {
             max_entries: possible_cpus,
             flags: 0,
             inner_map_fd: Some(template.as_raw_fd()),
+            btf: None,
         })
         .map_err(|e| format!("map {name}: {e}"))?;
         drop(template);
@@ -175,6 +177,7 @@ impl BpfRing {
             max_entries: bytes,
             flags: 0,
             inner_map_fd: None,
+            btf: None,
         })
     }
 

@@ -18,6 +18,22 @@ pub const LINKTYPE_ETHERNET: u16 = 1;
 pub const LINKTYPE_LINUX_SLL2: u16 = 276;
 /// Its header's length, in place of the 14 bytes of the Ethernet header.
 pub const SLL2_LEN: usize = 20;
+/// The ARPHRD_* types a LINUX_SLL2 header names.
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+/// The packet type of a packet that left (PACKET_OUTGOING).
+const PACKET_OUTGOING: u8 = 4;
+/// The length of an Ethernet address, in a LINUX_SLL2 header.
+const ETH_ALEN: u8 = 6;
+
+/// The pcap file header: the magic number of nanosecond timestamps, the
+/// format's version (2.4), and the time zone and accuracy fields, always 0.
+const PCAP_MAGIC_NANOSECONDS: u32 = 0xa1b2_3c4d;
+const PCAP_VERSION_MAJOR: u16 = 2;
+const PCAP_VERSION_MINOR: u16 = 4;
+const PCAP_FILE_HEADER_LEN: usize = 24;
+/// A pcap record header: seconds, nanoseconds, captured and wire length.
+const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -100,15 +116,7 @@ impl<W: Write> Writer<W> {
                     true => LINKTYPE_LINUX_SLL2,
                     false => LINKTYPE_ETHERNET,
                 };
-                let mut h = Vec::with_capacity(24);
-                h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond pcap
-                h.extend_from_slice(&2u16.to_le_bytes());
-                h.extend_from_slice(&4u16.to_le_bytes());
-                h.extend_from_slice(&0i32.to_le_bytes());
-                h.extend_from_slice(&0u32.to_le_bytes());
-                h.extend_from_slice(&snaplen.to_le_bytes());
-                h.extend_from_slice(&(linktype as u32).to_le_bytes());
-                out.write_all(&h)?;
+                out.write_all(&pcap_file_header(snaplen, linktype))?;
                 Out::Pcap { out, cooked }
             }
             Format::Pcapng => {
@@ -150,12 +158,7 @@ impl<W: Write> Writer<W> {
         match &mut self.out {
             Out::Pcap { out, cooked: false } => {
                 let caplen = p.data.len() as u32;
-                let mut h = [0u8; 16];
-                h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
-                h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-                h[8..12].copy_from_slice(&caplen.to_le_bytes());
-                h[12..16].copy_from_slice(&p.wirelen.to_le_bytes());
-                out.write_all(&h)?;
+                out.write_all(&pcap_record_header(p.ts_ns, caplen, p.wirelen))?;
                 out.write_all(&p.data)
             }
             Out::Pcap { out, cooked: true } => write_cooked(out, &self.interfaces, p),
@@ -214,6 +217,29 @@ pub fn write_pcapng<W: Write, K: PartialEq>(
     )
 }
 
+/// The pcap file header, for nanosecond timestamps.
+fn pcap_file_header(snaplen: u32, linktype: u16) -> [u8; PCAP_FILE_HEADER_LEN] {
+    let mut h = [0u8; PCAP_FILE_HEADER_LEN];
+    h[0..4].copy_from_slice(&PCAP_MAGIC_NANOSECONDS.to_le_bytes());
+    h[4..6].copy_from_slice(&PCAP_VERSION_MAJOR.to_le_bytes());
+    h[6..8].copy_from_slice(&PCAP_VERSION_MINOR.to_le_bytes());
+    // thiszone and sigfigs (8..16) stay 0.
+    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    h[20..24].copy_from_slice(&u32::from(linktype).to_le_bytes());
+    h
+}
+
+/// A pcap record header: the time in seconds and nanoseconds, the
+/// captured and the wire length.
+fn pcap_record_header(ts_ns: u64, caplen: u32, wirelen: u32) -> [u8; PCAP_RECORD_HEADER_LEN] {
+    let mut h = [0u8; PCAP_RECORD_HEADER_LEN];
+    h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&caplen.to_le_bytes());
+    h[12..16].copy_from_slice(&wirelen.to_le_bytes());
+    h
+}
+
 /// A LINUX_SLL2 record, as libpcap's `any` writes it.
 fn write_cooked(out: &mut impl Write, interfaces: &[InterfaceDesc], p: &Packet) -> io::Result<()> {
     let loopback = interfaces
@@ -221,12 +247,7 @@ fn write_cooked(out: &mut impl Write, interfaces: &[InterfaceDesc], p: &Packet) 
         .any(|i| i.ifindex == p.ifindex && i.loopback);
     let cooked = Cooked::of(p, loopback);
     let caplen = (cooked.payload.len() + SLL2_LEN) as u32;
-    let mut h = [0u8; 16];
-    h[0..4].copy_from_slice(&((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
-    h[4..8].copy_from_slice(&((p.ts_ns % 1_000_000_000) as u32).to_le_bytes());
-    h[8..12].copy_from_slice(&caplen.to_le_bytes());
-    h[12..16].copy_from_slice(&cooked.wirelen.to_le_bytes());
-    out.write_all(&h)?;
+    out.write_all(&pcap_record_header(p.ts_ns, caplen, cooked.wirelen))?;
     out.write_all(&cooked.header)?;
     out.write_all(cooked.payload)
 }
@@ -252,10 +273,14 @@ impl<'p> Cooked<'p> {
             14.. => (&data[12..14], &data[6..12], &data[14..]),
             _ => (&[0u8, 0][..], &[0u8; 6][..], data),
         };
-        let arphrd: u16 = if loopback { 772 } else { 1 };
+        let arphrd = if loopback {
+            ARPHRD_LOOPBACK
+        } else {
+            ARPHRD_ETHER
+        };
         // PACKET_OUTGOING for what left; else the skb's type.
         let packet_type = match p.direction {
-            Direction::Out => 4,
+            Direction::Out => PACKET_OUTGOING,
             Direction::In => p.pkt_type,
         };
         let mut header = [0u8; SLL2_LEN];
@@ -263,12 +288,34 @@ impl<'p> Cooked<'p> {
         header[4..8].copy_from_slice(&p.ifindex.to_be_bytes());
         header[8..10].copy_from_slice(&arphrd.to_be_bytes());
         header[10] = packet_type;
-        header[11] = 6;
+        header[11] = ETH_ALEN;
         header[12..18].copy_from_slice(source);
         Cooked {
             header,
             payload,
             wirelen: p.wirelen + (SLL2_LEN as u32) - (data.len() - payload.len()) as u32,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pcap_file_header_is_libpcaps_nanosecond_header() {
+        let expected = [
+            0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
+        ];
+        assert_eq!(pcap_file_header(262_144, LINKTYPE_ETHERNET), expected);
+    }
+
+    #[test]
+    fn a_pcap_record_header_splits_the_time_into_seconds_and_nanoseconds() {
+        let h = pcap_record_header(1_500_000_007, 60, 1514);
+        assert_eq!(&h[0..4], &1u32.to_le_bytes());
+        assert_eq!(&h[4..8], &500_000_007u32.to_le_bytes());
+        assert_eq!(&h[8..12], &60u32.to_le_bytes());
+        assert_eq!(&h[12..16], &1514u32.to_le_bytes());
     }
 }

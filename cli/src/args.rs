@@ -367,7 +367,8 @@ pub struct ExtcapArgs {
 pub struct TraceArgs {
     /// Capture at a tracepoint: kfree_skb (with the drop reason),
     /// consume_skb, netif_receive_skb, net_dev_queue, net_dev_xmit (repeat,
-    /// or separate with commas)
+    /// or separate with commas). With -i IFACE --tc or --xdp too, one run
+    /// follows each packet across both by its id (-w in pcapng)
     #[arg(long = "trace", value_name = "TRACEPOINT", value_delimiter = ',')]
     pub trace: Vec<String>,
 

@@ -152,6 +152,27 @@ impl Proc {
         );
     }
 
+    /// Starts xcap at hooks (`cmd`), its stdout kept, and waits for the
+    /// stderr line with `marker`, which it prints once every hook is
+    /// attached.
+    pub fn start_hooked(cmd: Command, marker: &str) -> Proc {
+        let mut p = Proc::start_keeping_stdout(cmd);
+        p.wait_for("xcap", marker);
+        // Every hook is attached before that line; a moment more for the
+        // attached programs to be running everywhere.
+        std::thread::sleep(Duration::from_millis(200));
+        p
+    }
+
+    /// SIGINT, once the packets had `settle` to arrive; xcap's exit
+    /// status and stdout.
+    pub fn interrupt_after(self, settle: Duration) -> (i32, String) {
+        std::thread::sleep(settle);
+        self.signal(libc::SIGINT);
+        let (code, _, stdout) = self.finish_with_stdout("xcap");
+        (code, stdout)
+    }
+
     /// Waits for a capture's "listening on" line (xcap's and tcpdump's).
     pub fn wait_listening(&mut self, what: &str) {
         self.wait_for(what, "listening on");
@@ -205,4 +226,28 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The lines of `bpftool prog show` that contain one of `names`
+/// (programs still loaded; the kernel cuts names to 15 characters).
+pub fn loaded_programs(names: &[&str]) -> Vec<String> {
+    run_text(Command::new("bpftool").args(["prog", "show"]))
+        .lines()
+        .filter(|l| names.iter().any(|n| l.contains(n)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `fields` of every packet in the capture file at `path`, as tshark
+/// prints them.
+pub fn tshark_fields(path: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(path).args(["-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    run_text(&mut cmd)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
 }

@@ -78,10 +78,7 @@ impl Net {
 fn start(net: &Net, args: &[&str]) -> Proc {
     let mut cmd = Command::new(xcap_bin());
     cmd.args(["--netns", &net.pair.b]).args(args);
-    let mut p = Proc::start_keeping_stdout(cmd);
-    p.wait_for("xcap", "listening on");
-    std::thread::sleep(Duration::from_millis(200));
-    p
+    Proc::start_hooked(cmd, "listening on")
 }
 
 /// SIGINT once the packets had time to arrive: the exit status, stderr

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use xcap_tests::chains::padded_ipv6;
 use xcap_tests::netns::{exec, in_ns, send_frames, Pair};
-use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
+use xcap_tests::process::{
+    loaded_programs, output, run, run_text, serial, sh, tshark_fields, Proc,
+};
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
 /// Sides A and B (see the top), and B's subnet.
@@ -74,33 +76,17 @@ impl Net {
 fn start(args: &[&str]) -> Proc {
     let mut cmd = Command::new(xcap_bin());
     cmd.args(args);
-    let mut p = Proc::start_keeping_stdout(cmd);
-    p.wait_for("xcap", "tracing at");
-    // Every hook is attached before the first "tracing at" line.
-    std::thread::sleep(Duration::from_millis(200));
-    p
+    Proc::start_hooked(cmd, "tracing at")
 }
 
 /// SIGINT, once the packets had time to arrive; the exit status and stdout.
 fn finish(p: Proc) -> (i32, String) {
-    std::thread::sleep(Duration::from_millis(300));
-    p.signal(libc::SIGINT);
-    let (code, _, stdout) = p.finish_with_stdout("xcap");
-    (code, stdout)
+    p.interrupt_after(Duration::from_millis(300))
 }
 
-/// xcap programs of the tracing kinds still loaded (names are cut to 15
-/// characters by the kernel).
+/// xcap programs of the tracing kinds still loaded.
 fn xcap_tracing_programs() -> Vec<String> {
-    run_text(Command::new("bpftool").args(["prog", "show"]))
-        .lines()
-        .filter(|l| {
-            l.contains("name xcap_tp_")
-                || l.contains("name xcap_fentry")
-                || l.contains("name xcap_fexit")
-        })
-        .map(str::to_owned)
-        .collect()
+    loaded_programs(&["name xcap_tp_", "name xcap_fentry", "name xcap_fexit"])
 }
 
 fn xcap_tracing_links() -> Vec<String> {
@@ -112,18 +98,6 @@ fn xcap_tracing_links() -> Vec<String> {
         .lines()
         .filter(|l| progs.iter().any(|p| l.contains(&format!("prog {p}"))))
         .map(str::to_owned)
-        .collect()
-}
-
-fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).args(["-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    run_text(&mut cmd)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
         .collect()
 }
 

@@ -22,7 +22,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use xcap_tests::netns::{exec, mac_of, mac_text, Pair};
-use xcap_tests::process::{output, run, run_text, serial, sh, with_bpffs, Proc};
+use xcap_tests::process::{
+    loaded_programs, output, run, run_text, serial, sh, tshark_fields, with_bpffs, Proc,
+};
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
 /// The XDP program the tests hook (see the top).
@@ -278,40 +280,17 @@ fn xcap_in(net: &Net, args: &[&str]) -> Command {
 
 /// Starts xcap and waits until it has hooked the program.
 fn start(net: &Net, args: &[&str]) -> Proc {
-    let mut p = Proc::start_keeping_stdout(xcap_in(net, args));
-    p.wait_for("xcap", "xcap: hooking with");
-    // Every hook is attached before the first "hooking" line.
-    std::thread::sleep(Duration::from_millis(200));
-    p
+    Proc::start_hooked(xcap_in(net, args), "xcap: hooking with")
 }
 
 /// SIGINT, once the packets had time to arrive; the exit status and stdout.
 fn finish(p: Proc) -> (i32, String) {
-    std::thread::sleep(Duration::from_millis(500));
-    p.signal(libc::SIGINT);
-    let (code, _, stdout) = p.finish_with_stdout("xcap");
-    (code, stdout)
+    p.interrupt_after(Duration::from_millis(500))
 }
 
 /// xcap's programs and links of `--xdp-hook` still in the kernel.
 fn xcap_xdp_hook_programs() -> Vec<String> {
-    run_text(Command::new("bpftool").args(["prog", "show"]))
-        .lines()
-        .filter(|l| l.contains("name xcap_xdp_entry") || l.contains("name xcap_xdp_exit"))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn tshark_fields(path: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).args(["-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    run_text(&mut cmd)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
+    loaded_programs(&["name xcap_xdp_entry", "name xcap_xdp_exit"])
 }
 
 /// What xcap says when this kernel refuses trampolines; `None` when it

@@ -38,109 +38,35 @@ pub(super) fn tracepoint(name: &str) -> Option<Tracepoint> {
         .copied()
 }
 
+/// The hooks resolved against the kernel's BTF, in order, each
+/// tracepoint once; `--xdp-hook`'s programs are loaded apart
+/// (`start_xdp_hooks`).
 pub(super) fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error> {
     let mut out = Vec::new();
-    let mut fentries = 0;
-    let mut fexits = 0;
+    let (mut fentries, mut fexits) = (0, 0);
     for h in hooks {
         match h {
             TraceHook::Tracepoint(name) => {
-                let Some(Tracepoint {
-                    name: n,
-                    category: cat,
-                    program: prog,
-                    hook: id,
-                }) = tracepoint(name)
-                else {
-                    let known: Vec<String> = TRACEPOINTS
-                        .iter()
-                        .map(|t| format!("{}:{}", t.category, t.name))
-                        .collect();
-                    return Err(Error::Config(format!(
-                        "unknown tracepoint '{name}' (known: {})",
-                        known.join(", ")
-                    )));
-                };
-                if out
-                    .iter()
-                    .any(|p| matches!(p, Planned::Tp { name, .. } if *name == n))
-                {
-                    continue;
+                let planned = plan_tracepoint(name)?;
+                if !out.iter().any(|p| same_tracepoint(p, &planned)) {
+                    out.push(planned);
                 }
-                out.push(Planned::Tp {
-                    name: n,
-                    prog,
-                    id,
-                    desc: format!("tp_btf {cat}:{n}"),
-                });
             }
-            // Loaded apart: see `start_xdp_hooks`.
             TraceHook::XdpProgram { .. } => {}
             TraceHook::Fentry { function, arg } | TraceHook::Fexit { function, arg } => {
                 let exit = matches!(h, TraceHook::Fexit { .. });
-                let (kind, count) = match exit {
-                    false => ("fentry", &mut fentries),
-                    true => ("fexit", &mut fexits),
+                let count = match exit {
+                    false => &mut fentries,
+                    true => &mut fexits,
                 };
                 *count += 1;
                 if *count > 1 {
                     return Err(Error::Config(format!(
-                        "only one --{kind} function per capture (for now)"
+                        "only one --{} function per capture (for now)",
+                        trampoline_kind(exit)
                     )));
                 }
-                let Some(params) = btf.function_params(function) else {
-                    return Err(Error::Config(format!(
-                        "no kernel function '{function}' in the kernel BTF"
-                    )));
-                };
-                let skb_args: Vec<usize> = params
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| btf.is_ptr_to_struct(p.type_id, "sk_buff"))
-                    .map(|(i, _)| i)
-                    .collect();
-                let n = match arg {
-                    Some(n) => {
-                        if *n >= params.len() {
-                            return Err(Error::Config(format!(
-                                "{function} has {} argument{}, no argument {n}",
-                                params.len(),
-                                if params.len() == 1 { "" } else { "s" }
-                            )));
-                        }
-                        if !skb_args.contains(n) {
-                            return Err(Error::Config(format!(
-                                "argument {n} of {function} ({} {}) is not a struct sk_buff *",
-                                btf.type_name(params[*n].type_id),
-                                params[*n].name
-                            )));
-                        }
-                        *n
-                    }
-                    None => match skb_args.first() {
-                        Some(n) => *n,
-                        None => {
-                            return Err(Error::Config(format!(
-                                "{function} has no struct sk_buff * argument"
-                            )))
-                        }
-                    },
-                };
-                if n > MAX_FENTRY_ARG {
-                    return Err(Error::Config(format!(
-                        "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
-                    )));
-                }
-                let prefix = match exit {
-                    false => FENTRY_PROGRAM_PREFIX,
-                    true => FEXIT_PROGRAM_PREFIX,
-                };
-                out.push(Planned::Fentry {
-                    function: function.clone(),
-                    prog: format!("{prefix}{n}"),
-                    desc: format!("{kind} {function} (argument {n}, {})", params[n].name),
-                    exit,
-                });
+                out.push(plan_trampoline(btf, function, *arg, exit)?);
             }
         }
     }
@@ -148,6 +74,105 @@ pub(super) fn plan(btf: &Btf, hooks: &[TraceHook]) -> Result<Vec<Planned>, Error
         return Err(Error::Config("no tracing hook given".into()));
     }
     Ok(out)
+}
+
+/// A tracepoint xcap knows, by name (`kfree_skb` or `skb:kfree_skb`).
+fn plan_tracepoint(name: &str) -> Result<Planned, Error> {
+    let Some(Tracepoint {
+        name: n,
+        category: cat,
+        program: prog,
+        hook: id,
+    }) = tracepoint(name)
+    else {
+        let known: Vec<String> = TRACEPOINTS
+            .iter()
+            .map(|t| format!("{}:{}", t.category, t.name))
+            .collect();
+        return Err(Error::Config(format!(
+            "unknown tracepoint '{name}' (known: {})",
+            known.join(", ")
+        )));
+    };
+    Ok(Planned::Tp {
+        name: n,
+        prog,
+        id,
+        desc: format!("tp_btf {cat}:{n}"),
+    })
+}
+
+/// Whether `p` is the tracepoint `q` already.
+fn same_tracepoint(p: &Planned, q: &Planned) -> bool {
+    matches!((p, q), (Planned::Tp { name: a, .. }, Planned::Tp { name: b, .. }) if a == b)
+}
+
+/// fentry (fexit when `exit`) on `function`, on its skb argument: number
+/// `arg`, or the first `struct sk_buff *`.
+fn plan_trampoline(
+    btf: &Btf,
+    function: &str,
+    arg: Option<usize>,
+    exit: bool,
+) -> Result<Planned, Error> {
+    let Some(params) = btf.function_params(function) else {
+        return Err(Error::Config(format!(
+            "no kernel function '{function}' in the kernel BTF"
+        )));
+    };
+    let n = skb_argument(btf, function, &params, arg)?;
+    if n > MAX_FENTRY_ARG {
+        return Err(Error::Config(format!(
+            "{function}: the sk_buff is argument {n}; xcap reads arguments 0 to {MAX_FENTRY_ARG}"
+        )));
+    }
+    let prefix = match exit {
+        false => FENTRY_PROGRAM_PREFIX,
+        true => FEXIT_PROGRAM_PREFIX,
+    };
+    Ok(Planned::Fentry {
+        function: function.to_owned(),
+        prog: format!("{prefix}{n}"),
+        desc: format!(
+            "{} {function} (argument {n}, {})",
+            trampoline_kind(exit),
+            params[n].name
+        ),
+        exit,
+    })
+}
+
+/// The position of `function`'s skb argument: `arg` when it is a
+/// `struct sk_buff *`, else the first that is.
+fn skb_argument(
+    btf: &Btf,
+    function: &str,
+    params: &[btf::Param],
+    arg: Option<usize>,
+) -> Result<usize, Error> {
+    let skb_args: Vec<usize> = params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| btf.is_ptr_to_struct(p.type_id, "sk_buff"))
+        .map(|(i, _)| i)
+        .collect();
+    match arg {
+        Some(n) if n >= params.len() => Err(Error::Config(format!(
+            "{function} has {} argument{}, no argument {n}",
+            params.len(),
+            if params.len() == 1 { "" } else { "s" }
+        ))),
+        Some(n) if !skb_args.contains(&n) => Err(Error::Config(format!(
+            "argument {n} of {function} ({} {}) is not a struct sk_buff *",
+            btf.type_name(params[n].type_id),
+            params[n].name
+        ))),
+        Some(n) => Ok(n),
+        None => skb_args
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Config(format!("{function} has no struct sk_buff * argument"))),
+    }
 }
 
 /// What a trampoline program on a kernel function is called.

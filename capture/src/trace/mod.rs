@@ -12,7 +12,7 @@
 //!
 //! Only the linear part of the skb (`head .. data + skb_headlen`) is seen by
 //! the filter; the captured bytes past `skb->data` are copied by
-//! `bpf_skb_output` and include paged data. See `capture-bpf/src/trace/trace.rs`.
+//! `bpf_skb_output` and include paged data. See `capture-bpf/src/trace.rs`.
 
 mod filters;
 mod hooks;

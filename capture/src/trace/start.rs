@@ -284,12 +284,31 @@ pub(super) fn start_xdp_hooks(
     .filter(|s| s.0)
     .map(|(_, prog, id, side)| (prog, id, side))
     .collect();
-    // Every program loads before any attaches.
+    let (loaded, hooks) = load_xdp_hooks(&maps, &targets, &sides, &bodies)?;
+    let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, false, compiled.sizes)?;
+    // Attach; on error `cap` is dropped, which detaches what was attached.
+    let per_target = sides.len();
+    for i in 0..cap.hooks.len() {
+        let link = xdp_hook::attach(cap.programs.loaded[i].as_fd(), &targets[i / per_target])?;
+        cap.links.push(Box::new(link));
+    }
+    Ok(cap)
+}
+
+/// Loads the entry and/or exit program (`sides`: program, hook id, side)
+/// for every target, before any attaches; and the hooks, as records name
+/// them.
+fn load_xdp_hooks(
+    maps: &crate::object::Maps,
+    targets: &[xdp_hook::Target],
+    sides: &[(&str, u16, &str)],
+    bodies: &[&[cbpf2ebpf::ebpf::Insn]],
+) -> Result<(Vec<OwnedFd>, Vec<AttachedHook>), Error> {
     let mut loaded = Vec::new();
     let mut hooks = Vec::new();
-    for t in &targets {
-        for &(prog, id, side) in &sides {
-            loaded.push(xdp_hook::load(&maps, prog, t, &bodies)?);
+    for t in targets {
+        for &(prog, id, side) in sides {
+            loaded.push(xdp_hook::load(maps, prog, t, bodies)?);
             hooks.push(AttachedHook {
                 name: format!("xdp-{side}:{}", t.name),
                 description: format!(
@@ -311,12 +330,5 @@ pub(super) fn start_xdp_hooks(
             });
         }
     }
-    let mut cap = start_reading(cfg, maps, loaded, hooks, reasons, false, compiled.sizes)?;
-    // Attach; on error `cap` is dropped, which detaches what was attached.
-    let per_target = sides.len();
-    for i in 0..cap.hooks.len() {
-        let link = xdp_hook::attach(cap.programs.loaded[i].as_fd(), &targets[i / per_target])?;
-        cap.links.push(Box::new(link));
-    }
-    Ok(cap)
+    Ok((loaded, hooks))
 }

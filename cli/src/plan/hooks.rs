@@ -2,6 +2,7 @@
 //! hooks; the checks of the flags that choose them, and the buffers.
 
 use anyhow::{bail, Result};
+use capture::trace::TraceHook;
 use capture::{DirectionFilter, Wakeup, XdpMode};
 
 use crate::args::{DirectionArg, LiveArgs, RunArgs, TraceArgs, XdpModeArg};
@@ -72,27 +73,10 @@ pub enum Hook {
     Xdp(XdpMode),
     /// TC (TCX or clsact) on each interface, ingress and egress.
     Tc,
-    /// A tracepoint (`kfree_skb`, `skb:consume_skb`, ...).
-    Tracepoint(String),
-    /// A kernel function's entry, on its `struct sk_buff *` argument (the
-    /// first, or number `arg`).
-    Fentry {
-        function: String,
-        arg: Option<usize>,
-    },
-    /// A kernel function's exit, on the same argument, with its return
-    /// value.
-    Fexit {
-        function: String,
-        arg: Option<usize>,
-    },
-    /// An XDP program already loaded (`--xdp-hook PROG`): its entry, its
-    /// exit, or both (`-Q in`, `out`, `inout`).
-    XdpProgram {
-        program: String,
-        entry: bool,
-        exit: bool,
-    },
+    /// A tracing hook: a tracepoint, a kernel function's entry or exit
+    /// on its `struct sk_buff *` argument, or an XDP program already
+    /// loaded (`--xdp-hook PROG`, its entry and exit by `-Q`).
+    Trace(TraceHook),
 }
 
 impl Hook {
@@ -212,14 +196,14 @@ fn tracing_hooks(t: &TraceArgs) -> Result<Vec<Hook>> {
         .trace
         .iter()
         .filter(|s| !s.is_empty())
-        .map(|s| Hook::Tracepoint(s.clone()))
+        .map(|s| Hook::Trace(TraceHook::Tracepoint(s.clone())))
         .collect();
     if let Some(f) = &t.fentry {
         hooks.push(fentry(f)?);
     }
     if let Some(f) = &t.fexit {
         let (function, arg) = function_and_arg("--fexit", f)?;
-        hooks.push(Hook::Fexit { function, arg });
+        hooks.push(Hook::Trace(TraceHook::Fexit { function, arg }));
     }
     Ok(hooks)
 }
@@ -227,7 +211,7 @@ fn tracing_hooks(t: &TraceArgs) -> Result<Vec<Hook>> {
 /// `--fentry FUNC` or `FUNC:N`.
 fn fentry(text: &str) -> Result<Hook> {
     let (function, arg) = function_and_arg("--fentry", text)?;
-    Ok(Hook::Fentry { function, arg })
+    Ok(Hook::Trace(TraceHook::Fentry { function, arg }))
 }
 
 /// `FUNC` or `FUNC:N` after `flag` (`--fentry`, `--fexit`).
@@ -255,11 +239,11 @@ fn xdp_program(program: &str, direction: Option<DirectionArg>) -> Result<Hook> {
         Some(DirectionArg::Out) => (false, true),
         Some(DirectionArg::Inout) | None => (true, true),
     };
-    Ok(Hook::XdpProgram {
+    Ok(Hook::Trace(TraceHook::XdpProgram {
         program: program.to_owned(),
         entry,
         exit,
-    })
+    }))
 }
 
 /// XDP or TC on interfaces.

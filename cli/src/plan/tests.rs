@@ -2,6 +2,7 @@
 //! each cross-flag check refuses (with the message users see), and what
 //! the defaults become.
 
+use capture::trace::TraceHook;
 use capture::{DirectionFilter, Wakeup, XdpMode};
 use cbpf2ebpf::Mode;
 use clap::Parser;
@@ -339,11 +340,11 @@ fn tc_or_xdp_with_tracing_hooks_is_one_capture_with_the_interface_hook_first() {
         c.hooks,
         vec![
             Hook::Tc,
-            Hook::Tracepoint("kfree_skb".into()),
-            Hook::Fentry {
+            Hook::Trace(TraceHook::Tracepoint("kfree_skb".into())),
+            Hook::Trace(TraceHook::Fentry {
                 function: "ip_rcv".into(),
                 arg: None
-            },
+            }),
         ]
     );
     assert!(c.on_interfaces() && c.at_tracing_hooks());
@@ -410,11 +411,11 @@ fn tc_with_tracing_hooks_attributes_packets_at_both() {
 fn xdp_hook_takes_entry_and_exit_by_direction_and_both_by_default() {
     let hook = |args: &[&str]| capture_of(args).hooks;
     let xdp = |entry, exit| {
-        vec![Hook::XdpProgram {
+        vec![Hook::Trace(TraceHook::XdpProgram {
             program: "veth0".into(),
             entry,
             exit,
-        }]
+        })]
     };
     assert_eq!(hook(&["--xdp-hook", "veth0", "udp"]), xdp(true, true));
     assert_eq!(
@@ -475,23 +476,23 @@ fn tracepoints_split_at_commas_and_come_before_the_fentry_function() {
     assert_eq!(
         c.hooks,
         [
-            Hook::Tracepoint("kfree_skb".into()),
-            Hook::Tracepoint("skb:consume_skb".into()),
-            Hook::Tracepoint("net_dev_xmit".into()),
-            Hook::Fentry {
+            Hook::Trace(TraceHook::Tracepoint("kfree_skb".into())),
+            Hook::Trace(TraceHook::Tracepoint("skb:consume_skb".into())),
+            Hook::Trace(TraceHook::Tracepoint("net_dev_xmit".into())),
+            Hook::Trace(TraceHook::Fentry {
                 function: "ip_rcv".into(),
                 arg: Some(0)
-            },
+            }),
         ]
     );
     assert!(!c.on_interfaces());
     let c = capture_of(&["--fentry", "tcp_v4_rcv", "udp"]);
     assert_eq!(
         c.hooks,
-        [Hook::Fentry {
+        [Hook::Trace(TraceHook::Fentry {
             function: "tcp_v4_rcv".into(),
             arg: None
-        }]
+        })]
     );
 }
 
@@ -501,14 +502,14 @@ fn fexit_comes_after_the_fentry_function_and_reads_the_same_way() {
     assert_eq!(
         c.hooks,
         [
-            Hook::Fentry {
+            Hook::Trace(TraceHook::Fentry {
                 function: "ip_rcv".into(),
                 arg: None
-            },
-            Hook::Fexit {
+            }),
+            Hook::Trace(TraceHook::Fexit {
                 function: "ip_rcv".into(),
                 arg: Some(0)
-            }
+            })
         ]
     );
     assert_eq!(

@@ -35,9 +35,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use capture::trace::{
-    Kallsyms, LinkType, TraceCapture, TraceConfig, TraceHook, TracePacket, TraceWriter,
-};
+use capture::trace::{Kallsyms, LinkType, TraceCapture, TraceConfig, TracePacket, TraceWriter};
 use capture::Waker;
 
 use crate::link::Link;
@@ -53,24 +51,7 @@ pub fn config(plan: &plan::Capture) -> TraceConfig {
         .hooks
         .iter()
         .filter_map(|h| match h {
-            Hook::Tracepoint(name) => Some(TraceHook::Tracepoint(name.clone())),
-            Hook::Fentry { function, arg } => Some(TraceHook::Fentry {
-                function: function.clone(),
-                arg: *arg,
-            }),
-            Hook::Fexit { function, arg } => Some(TraceHook::Fexit {
-                function: function.clone(),
-                arg: *arg,
-            }),
-            Hook::XdpProgram {
-                program,
-                entry,
-                exit,
-            } => Some(TraceHook::XdpProgram {
-                program: program.clone(),
-                entry: *entry,
-                exit: *exit,
-            }),
+            Hook::Trace(hook) => Some(hook.clone()),
             Hook::Xdp(_) | Hook::Tc => None,
         })
         .collect();
