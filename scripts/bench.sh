@@ -10,7 +10,9 @@
 # setup, default 3), --prog-rounds N (rounds of the paired own-cost runs,
 # default 7), --rate PPS (fixed offered rate of section 2b; default
 # 150000, or less if a setup cannot sustain it), --setups A,B (only setups
-# whose names contain A or B), --quick (short filter runs).
+# whose names contain A or B), --quick (short filter runs), --long-run
+# (only the long capture of issue 21: --seconds, default 3600, at --rate,
+# default 3000; see docs/long-runs.md).
 # Environment: XCAP=PATH uses that xcap binary instead of building one;
 # BENCH_OUT=FILE writes the report there instead of docs/benchmarks.md.
 set -euo pipefail

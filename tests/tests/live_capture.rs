@@ -66,10 +66,14 @@ impl Net {
         let pair = Pair::new("xcap-live");
         let (tx, rx) = (&pair.a, &pair.b);
         for ns in [tx, rx] {
-            // No router solicitations or DAD: no IPv6 chatter at random times.
+            // No router solicitations or DAD: no IPv6 chatter at random
+            // times. The MLD reports of new addresses (the first and its
+            // repeats) within 10 ms instead of over 2 s.
             sh(&format!(
                 "ip netns exec {ns} sysctl -qw net.ipv6.conf.default.router_solicitations=0 \
-                 net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0"
+                 net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+                 net.ipv6.conf.default.mldv1_unsolicited_report_interval=10 \
+                 net.ipv6.conf.default.mldv2_unsolicited_report_interval=10"
             ));
         }
         pair.link(TX_IF, RX_IF);
@@ -92,8 +96,10 @@ impl Net {
             ));
         }
         let (tx_mac, rx_mac) = (mac_of(tx, TX_IF), mac_of(rx, RX_IF));
-        // Let the MLD reports of the new addresses go by.
-        std::thread::sleep(Duration::from_millis(2500));
+        // Let the MLD reports of the new addresses go by (measured: all
+        // within 0.4 s of the link going up with 10 ms intervals, 1.7 s
+        // with the defaults of 1 s and 10 s).
+        std::thread::sleep(Duration::from_millis(800));
         Net {
             pair,
             tx_mac,
