@@ -9,6 +9,7 @@
 pub mod chains;
 pub mod netns;
 pub mod process;
+pub mod programs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -228,16 +228,6 @@ impl Drop for Proc {
     }
 }
 
-/// The lines of `bpftool prog show` that contain one of `names`
-/// (programs still loaded; the kernel cuts names to 15 characters).
-pub fn loaded_programs(names: &[&str]) -> Vec<String> {
-    run_text(Command::new("bpftool").args(["prog", "show"]))
-        .lines()
-        .filter(|l| names.iter().any(|n| l.contains(n)))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// `fields` of every packet in the capture file at `path`, as tshark
 /// prints them.
 pub fn tshark_fields(path: &Path, fields: &[&str]) -> Vec<Vec<String>> {

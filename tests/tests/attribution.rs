@@ -206,22 +206,62 @@ fn lines_about<'l>(lines: &'l [String], local: &str, port: &str) -> Vec<&'l Stri
         .collect()
 }
 
-/// Checks that each port of `talker` shows up in both directions, over
-/// UDP and TCP, in `lines`.
-fn assert_both_ways(lines: &[String], net: &Net, talker: &Talker) {
-    let (me, server) = (net.client_addr(), net.server_addr());
-    for port in &talker.ports {
-        let out = format!("{me}.{port} > {server}.{PORT}:");
-        let back = format!("{server}.{PORT} > {me}.{port}:");
-        assert!(
-            lines.iter().any(|l| l.contains(&out)) && lines.iter().any(|l| l.contains(&back)),
-            "port {port}: not both ways in:\n{}",
-            lines.join("\n")
-        );
+/// Where a test captures: at TC on A's veth, both directions; or at the
+/// `net_dev_queue` tracepoint, which sees every namespace, given only the
+/// packets A sends (`src host` A).
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Tc,
+    SentTracepoint,
+}
+
+impl At {
+    /// xcap at this hook with `options` and the tcpdump expression `expr`
+    /// (none when empty), listening.
+    fn xcap(self, net: &Net, options: &[&str], expr: &str) -> Proc {
+        match self {
+            At::Tc => {
+                let expr = (!expr.is_empty()).then_some(expr);
+                net.xcap(&[options, expr.as_slice()].concat())
+            }
+            At::SentTracepoint => {
+                let sent = format!("src host {}", net.client_addr());
+                let expr = match expr {
+                    "" => sent,
+                    e => format!("({e}) and {sent}"),
+                };
+                let hook = ["--trace", "net_dev_queue"];
+                net.xcap_tracing(&[&hook[..], options, &[expr.as_str()]].concat())
+            }
+        }
     }
-    let udp = lines.iter().any(|l| l.contains(": UDP"));
-    let tcp = lines.iter().any(|l| l.contains(": Flags"));
-    assert!(udp && tcp, "no UDP or no TCP in:\n{}", lines.join("\n"));
+
+    /// Checks that each port of `talker` shows up in `lines` going out
+    /// and, at TC, coming back, over UDP and TCP.
+    fn assert_traffic(self, lines: &[String], net: &Net, talker: &Talker) {
+        let (me, server) = (net.client_addr(), net.server_addr());
+        for port in &talker.ports {
+            let out = format!("{me}.{port} > {server}.{PORT}:");
+            let back = format!("{server}.{PORT} > {me}.{port}:");
+            let seen = |what: &str| lines.iter().any(|l| l.contains(what));
+            assert!(
+                seen(&out) && (matches!(self, At::SentTracepoint) || seen(&back)),
+                "{self:?}: port {port}: not every way in:\n{}",
+                lines.join("\n")
+            );
+        }
+        let udp = lines.iter().any(|l| l.contains(": UDP"));
+        let tcp = lines.iter().any(|l| l.contains(": Flags"));
+        assert!(udp && tcp, "no UDP or no TCP in:\n{}", lines.join("\n"));
+    }
+
+    /// The fewest packets of a TCP connection's exchange this hook sees.
+    fn fewest_of_an_exchange(self) -> usize {
+        match self {
+            At::Tc => 4,
+            At::SentTracepoint => 2,
+        }
+    }
 }
 
 #[test]
@@ -242,17 +282,26 @@ fn who_names_the_process_of_every_packet_both_ways_over_tcp_and_udp() {
             }
         }
     }
-    assert_both_ways(&lines, &net, &one);
-    assert_both_ways(&lines, &net, &two);
+    At::Tc.assert_traffic(&lines, &net, &one);
+    At::Tc.assert_traffic(&lines, &net, &two);
 }
 
 #[test]
 fn pid_keeps_exactly_the_packets_of_that_process_inbound_included() {
-    let net = Net::new("own-pid");
+    pid_keeps_exactly_the_packets_of_that_process(At::Tc);
+}
+
+#[test]
+fn at_a_tracepoint_pid_keeps_exactly_the_packets_of_that_processs_sockets() {
+    pid_keeps_exactly_the_packets_of_that_process(At::SentTracepoint);
+}
+
+fn pid_keeps_exactly_the_packets_of_that_process(at: At) {
+    let net = Net::new(&format!("own-pid-{at:?}"));
     let mut one = net.talker("t-one", "talk");
     let mut two = net.talker("t-two", "talk");
     let pid = one.pid().to_string();
-    let xcap = net.xcap(&["--who", "--pid", &pid]);
+    let xcap = at.xcap(&net, &["--who", "--pid", &pid], "");
     one.go();
     two.go();
     let lines = lines_of(xcap);
@@ -260,14 +309,51 @@ fn pid_keeps_exactly_the_packets_of_that_process_inbound_included() {
     for l in &lines {
         assert!(
             l.contains(&said) && l.contains(" comm=t-one "),
-            "not t-one: {l}"
+            "{at:?}: not t-one: {l}"
         );
     }
-    assert_both_ways(&lines, &net, &one);
+    at.assert_traffic(&lines, &net, &one);
     for port in &two.ports {
         assert!(
             lines_about(&lines, &net.client_addr(), port).is_empty(),
-            "t-two's port {port} captured"
+            "{at:?}: t-two's port {port} captured"
+        );
+    }
+}
+
+#[test]
+fn a_tcp_connection_opened_before_xcap_started_is_attributed() {
+    a_tcp_connection_opened_before_xcap_started_is_attributed_at(At::Tc);
+}
+
+#[test]
+fn at_a_tracepoint_a_tcp_connection_opened_before_xcap_started_is_attributed() {
+    a_tcp_connection_opened_before_xcap_started_is_attributed_at(At::SentTracepoint);
+}
+
+fn a_tcp_connection_opened_before_xcap_started_is_attributed_at(at: At) {
+    let net = Net::new(&format!("own-before-{at:?}"));
+    let mut held = net.talker("t-held", "hold");
+    held.wait_for("connected");
+    let xcap = at.xcap(&net, &["--who"], "tcp");
+    held.go();
+    let lines = lines_of(xcap);
+    let port = held
+        .ports
+        .first()
+        .expect("the held connection's port")
+        .clone();
+    let about = lines_about(&lines, &net.client_addr(), &port);
+    assert!(
+        about.len() >= at.fewest_of_an_exchange(),
+        "{at:?}: too few packets of port {port}:\n{}",
+        lines.join("\n")
+    );
+    let said = format!("[pid={} tid=", held.pid());
+    for l in about {
+        assert!(
+            l.contains(&said) && l.contains(" comm=t-held "),
+            "{at:?}: not t-held: {l}"
         );
     }
 }
@@ -302,34 +388,6 @@ fn tshark_comments(file: &Path) -> Vec<String> {
         "frame.comment",
     ]));
     text.lines().map(str::to_owned).collect()
-}
-
-#[test]
-fn a_tcp_connection_opened_before_xcap_started_is_attributed() {
-    let net = Net::new("own-before");
-    let mut held = net.talker("t-held", "hold");
-    held.wait_for("connected");
-    let xcap = net.xcap(&["--who", "tcp"]);
-    held.go();
-    let lines = lines_of(xcap);
-    let port = held
-        .ports
-        .first()
-        .expect("the held connection's port")
-        .clone();
-    let about = lines_about(&lines, &net.client_addr(), &port);
-    assert!(
-        about.len() >= 4,
-        "too few packets of port {port}:\n{}",
-        lines.join("\n")
-    );
-    let said = format!("[pid={} tid=", held.pid());
-    for l in about {
-        assert!(
-            l.contains(&said) && l.contains(" comm=t-held "),
-            "not t-held: {l}"
-        );
-    }
 }
 
 #[test]
@@ -452,7 +510,16 @@ fn cgroup2_mount() -> PathBuf {
 
 #[test]
 fn a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container() {
-    let net = Net::new("own-cgroup");
+    a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container_at(At::Tc);
+}
+
+#[test]
+fn at_a_tracepoint_cgroup_and_container_select_a_process_in_its_own_cgroup() {
+    a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container_at(At::SentTracepoint);
+}
+
+fn a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container_at(at: At) {
+    let net = Net::new(&format!("own-cgroup-{at:?}"));
     let cgroup = Cgroup::new();
     let prefix = cgroup.id[..12].to_owned();
     let parent = cgroup.parent_path();
@@ -463,7 +530,7 @@ fn a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container() {
         let mut inside = net.talker("t-inside", "talk");
         let mut outside = net.talker("t-outside", "talk");
         cgroup.enter(inside.pid());
-        let xcap = net.xcap(&["--who", select[0], select[1]]);
+        let xcap = at.xcap(&net, &["--who", select[0], select[1]], "");
         inside.go();
         outside.go();
         let lines = lines_of(xcap);
@@ -471,10 +538,10 @@ fn a_process_in_its_own_cgroup_is_selected_by_cgroup_and_by_container() {
         for l in &lines {
             assert!(
                 l.contains(" comm=t-inside ") && l.contains(&container),
-                "{select:?}: not t-inside in its container: {l}"
+                "{at:?} {select:?}: not t-inside in its container: {l}"
             );
         }
-        assert_both_ways(&lines, &net, &inside);
+        at.assert_traffic(&lines, &net, &inside);
         drop(inside);
     }
 }
@@ -534,51 +601,6 @@ fn a_command_after_double_dash_is_captured_alone_and_its_exit_status_is_xcaps() 
         assert!(
             lines_about(&lines, &me, port).is_empty(),
             "t-other's port {port} captured"
-        );
-    }
-}
-
-/// Checks that each port of `talker` shows up going out, over UDP and TCP.
-fn assert_sent(lines: &[String], net: &Net, talker: &Talker) {
-    let (me, server) = (net.client_addr(), net.server_addr());
-    for port in &talker.ports {
-        let out = format!("{me}.{port} > {server}.{PORT}:");
-        assert!(
-            lines.iter().any(|l| l.contains(&out)),
-            "port {port}: not sent in:\n{}",
-            lines.join("\n")
-        );
-    }
-    let udp = lines.iter().any(|l| l.contains(": UDP"));
-    let tcp = lines.iter().any(|l| l.contains(": Flags"));
-    assert!(udp && tcp, "no UDP or no TCP in:\n{}", lines.join("\n"));
-}
-
-#[test]
-fn at_a_tracepoint_pid_keeps_exactly_the_packets_of_that_processs_sockets() {
-    let net = Net::new("own-tpid");
-    let mut one = net.talker("t-one", "talk");
-    let mut two = net.talker("t-two", "talk");
-    let pid = one.pid().to_string();
-    // The tracepoint sees every namespace: the server's packets too,
-    // which --pid leaves out.
-    let host = format!("host {}", net.server_addr());
-    let xcap = net.xcap_tracing(&["--trace", "net_dev_queue", "--who", "--pid", &pid, &host]);
-    one.go();
-    two.go();
-    let lines = lines_of(xcap);
-    let said = format!("[pid={pid} tid=");
-    for l in &lines {
-        assert!(
-            l.contains(" net_dev_queue ") && l.contains(&said) && l.contains(" comm=t-one "),
-            "not t-one: {l}"
-        );
-    }
-    assert_sent(&lines, &net, &one);
-    for port in &two.ports {
-        assert!(
-            lines_about(&lines, &net.client_addr(), port).is_empty(),
-            "t-two's port {port} captured"
         );
     }
 }
@@ -727,72 +749,6 @@ fn fentry_tcp_v4_rcv_names_the_receiving_process_of_each_tcp_packet_or_is_refuse
         assert!(
             lines_about(&lines, &me, port).is_empty(),
             "t-two's port {port} captured"
-        );
-    }
-}
-
-#[test]
-fn at_a_tracepoint_cgroup_and_container_select_a_process_in_its_own_cgroup() {
-    let net = Net::new("own-tcg");
-    let cgroup = Cgroup::new();
-    let prefix = cgroup.id[..12].to_owned();
-    let parent = cgroup.parent_path();
-    let host = format!("host {}", net.server_addr());
-    for select in [
-        ["--cgroup", parent.as_str()],
-        ["--container", prefix.as_str()],
-    ] {
-        let mut inside = net.talker("t-inside", "talk");
-        let mut outside = net.talker("t-outside", "talk");
-        cgroup.enter(inside.pid());
-        let xcap = net.xcap_tracing(&[
-            "--trace",
-            "net_dev_queue",
-            "--who",
-            select[0],
-            select[1],
-            &host,
-        ]);
-        inside.go();
-        outside.go();
-        let lines = lines_of(xcap);
-        let container = format!(" container={} ", cgroup.id);
-        for l in &lines {
-            assert!(
-                l.contains(" comm=t-inside ") && l.contains(&container),
-                "{select:?}: not t-inside in its container: {l}"
-            );
-        }
-        assert_sent(&lines, &net, &inside);
-        drop(inside);
-    }
-}
-
-#[test]
-fn at_a_tracepoint_a_tcp_connection_opened_before_xcap_started_is_attributed() {
-    let net = Net::new("own-tbefore");
-    let mut held = net.talker("t-held", "hold");
-    held.wait_for("connected");
-    let sent = format!("tcp and src host {}", net.client_addr());
-    let xcap = net.xcap_tracing(&["--trace", "net_dev_queue", "--who", &sent]);
-    held.go();
-    let lines = lines_of(xcap);
-    let port = held
-        .ports
-        .first()
-        .expect("the held connection's port")
-        .clone();
-    let about = lines_about(&lines, &net.client_addr(), &port);
-    assert!(
-        about.len() >= 2,
-        "too few packets of port {port}:\n{}",
-        lines.join("\n")
-    );
-    let said = format!("[pid={} tid=", held.pid());
-    for l in about {
-        assert!(
-            l.contains(&said) && l.contains(" comm=t-held "),
-            "not t-held: {l}"
         );
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use xcap_tests::netns::{exec, Pair};
 use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
+use xcap_tests::programs::{loaded_programs, programs_left};
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
 /// Side B's interface, where xcap captures.
@@ -192,47 +193,16 @@ fn fentry_refusal() -> Option<String> {
 /// `--trace netif_receive_skb` or `--fentry` loads (names are cut to 15
 /// characters by the kernel).
 const PROGRAMS: [&str; 5] = [
-    "xcap_tc",
-    "xcap_xdp",
-    "xcap_tp_kfree_s",
-    "xcap_tp_netif_r",
-    "xcap_fentry",
+    "name xcap_tc",
+    "name xcap_xdp",
+    "name xcap_tp_kfree_s",
+    "name xcap_tp_netif_r",
+    "name xcap_fentry",
 ];
 
 /// The ids of those programs loaded now.
 fn xcap_programs() -> BTreeSet<u64> {
-    let text = run_text(Command::new("bpftool").args(["-j", "prog", "show"]));
-    let progs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
-    progs
-        .iter()
-        .filter(|p| {
-            let name = p["name"].as_str().unwrap_or("");
-            PROGRAMS.iter().any(|n| name.starts_with(n))
-        })
-        .filter_map(|p| p["id"].as_u64())
-        .collect()
-}
-
-/// Programs some process holds: the `prog_id` of every BPF program or
-/// link fd, from `/proc/*/fdinfo`.
-fn held_programs() -> BTreeSet<u64> {
-    let mut held = BTreeSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return held;
-    };
-    for p in procs.flatten() {
-        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
-            held.extend(text.lines().filter_map(|l| {
-                l.strip_prefix("prog_id:")
-                    .and_then(|id| id.trim().parse::<u64>().ok())
-            }));
-        }
-    }
-    held
+    loaded_programs(&PROGRAMS).into_keys().collect()
 }
 
 /// Nothing of the xcap that ran since `before` is left: none of the
@@ -243,7 +213,8 @@ fn held_programs() -> BTreeSet<u64> {
 fn assert_nothing_attached(net: &Net, before: &BTreeSet<u64>) {
     let mut left = BTreeSet::new();
     for _ in 0..20 {
-        left = &(&xcap_programs() - before) - &held_programs();
+        let now: BTreeSet<u64> = programs_left(&PROGRAMS).into_keys().collect();
+        left = &now - before;
         if left.is_empty() {
             break;
         }

@@ -15,14 +15,14 @@
 //! each uses its own subnet. Needs root, nft, python3, tshark and bpftool;
 //! every refusal by the kernel is a failure, never a skip.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use xcap_tests::chains::padded_ipv6;
 use xcap_tests::netns::{exec, in_ns, send_frames, Pair};
-use xcap_tests::process::{
-    loaded_programs, output, run, run_text, serial, sh, tshark_fields, Proc,
-};
+use xcap_tests::process::{output, run, run_text, serial, sh, tshark_fields, Proc};
+use xcap_tests::programs::programs_left;
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
 /// Sides A and B (see the top), and B's subnet.
@@ -84,19 +84,18 @@ fn finish(p: Proc) -> (i32, String) {
     p.interrupt_after(Duration::from_millis(300))
 }
 
-/// xcap programs of the tracing kinds still loaded.
-fn xcap_tracing_programs() -> Vec<String> {
-    loaded_programs(&["name xcap_tp_", "name xcap_fentry", "name xcap_fexit"])
+/// xcap programs of the tracing kinds left loaded (held by no process:
+/// other xcaps may run meanwhile).
+fn xcap_tracing_programs() -> BTreeMap<u64, String> {
+    programs_left(&["name xcap_tp_", "name xcap_fentry", "name xcap_fexit"])
 }
 
+/// The links of those programs.
 fn xcap_tracing_links() -> Vec<String> {
-    let progs: Vec<String> = xcap_tracing_programs()
-        .iter()
-        .filter_map(|l| l.split(':').next().map(|s| s.trim().to_owned()))
-        .collect();
+    let progs = xcap_tracing_programs();
     run_text(Command::new("bpftool").args(["link", "show"]))
         .lines()
-        .filter(|l| progs.iter().any(|p| l.contains(&format!("prog {p}"))))
+        .filter(|l| progs.keys().any(|p| l.contains(&format!("prog {p}"))))
         .map(str::to_owned)
         .collect()
 }

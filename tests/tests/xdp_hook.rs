@@ -17,14 +17,14 @@
 //! (scripts/matrix-guest.sh) run the capture. Needs root, clang, ip,
 //! bpftool, python3 and tshark; every refusal is a failure, never a skip.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use xcap_tests::netns::{exec, mac_of, mac_text, Pair};
-use xcap_tests::process::{
-    loaded_programs, output, run, run_text, serial, sh, tshark_fields, with_bpffs, Proc,
-};
+use xcap_tests::process::{output, run, run_text, serial, sh, tshark_fields, with_bpffs, Proc};
+use xcap_tests::programs::programs_left;
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
 /// The XDP program the tests hook (see the top).
@@ -319,9 +319,10 @@ fn finish(p: Proc) -> (i32, String) {
     p.interrupt_after(Duration::from_millis(500))
 }
 
-/// xcap's programs and links of `--xdp-hook` still in the kernel.
-fn xcap_xdp_hook_programs() -> Vec<String> {
-    loaded_programs(&["name xcap_xdp_entry", "name xcap_xdp_exit"])
+/// xcap's programs of `--xdp-hook` left in the kernel (held by no
+/// process: other xcaps may run meanwhile).
+fn xcap_xdp_hook_programs() -> BTreeMap<u64, String> {
+    programs_left(&["name xcap_xdp_entry", "name xcap_xdp_exit"])
 }
 
 /// What xcap says when this kernel refuses trampolines; `None` when it
