@@ -64,6 +64,24 @@ impl Pair {
         }
     }
 
+    /// A /24 of this pair's own, `10.{second}.X`: tracing hooks see every
+    /// namespace, so no two pairs of concurrent test processes may share
+    /// addresses.
+    pub fn subnet(&self, second: u8) -> String {
+        format!(
+            "10.{second}.{}",
+            (std::process::id() as usize * 7 + self.n) % 250
+        )
+    }
+
+    /// `{subnet}.1/24` on `a_if` in A and `{subnet}.2/24` on `b_if` in B.
+    pub fn address(&self, a_if: &str, b_if: &str, subnet: &str) {
+        for (ns, ifname, host) in [(&self.a, a_if, 1), (&self.b, b_if, 2)] {
+            let addr = format!("{subnet}.{host}/24");
+            run_text(Command::new("ip").args(["-n", ns, "addr", "add", &addr, "dev", ifname]));
+        }
+    }
+
     /// A file's path in the scratch folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path(name)
@@ -168,4 +186,14 @@ pub fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// An nftables table `table` in namespace `ns` whose input chain drops UDP
+/// to `port`: such datagrams die in `kfree_skb` as `NETFILTER_DROP`.
+pub fn drop_udp_input(ns: &str, table: &str, port: u16) {
+    crate::process::sh(&format!(
+        "ip netns exec {ns} nft add table inet {table}
+         ip netns exec {ns} nft add chain inet {table} in '{{ type filter hook input priority 0; }}'
+         ip netns exec {ns} nft add rule inet {table} in udp dport {port} drop"
+    ));
 }

@@ -22,8 +22,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcap_tests::netns::{exec, Pair};
-use xcap_tests::process::{output, run, run_text, serial, sh, Proc};
+use xcap_tests::netns::{drop_udp_input, exec, Pair};
+use xcap_tests::process::{output, run, run_text, serial, Proc};
 use xcap_tests::programs::{loaded_programs, programs_left};
 use xcap_tests::{assert_one_error_line, xcap_bin};
 
@@ -39,22 +39,11 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let pair = Pair::new("xcap-follow");
-        let subnet = format!(
-            "10.234.{}",
-            (std::process::id() as usize * 5 + pair.n) % 250
-        );
+        let subnet = pair.subnet(234);
         pair.link("va", B_IF);
-        let (a, b) = (&pair.a, &pair.b);
-        sh(&format!(
-            "ip -n {a} addr add {subnet}.1/24 dev va
-             ip -n {b} addr add {subnet}.2/24 dev {B_IF}"
-        ));
+        pair.address("va", B_IF, &subnet);
         pair.up("va", B_IF);
-        sh(&format!(
-            "ip netns exec {b} nft add table inet xcapf
-             ip netns exec {b} nft add chain inet xcapf in '{{ type filter hook input priority 0; }}'
-             ip netns exec {b} nft add rule inet xcapf in udp dport 9999 drop"
-        ));
+        drop_udp_input(&pair.b, "xcapf", 9999);
         Net { pair, subnet }
     }
 

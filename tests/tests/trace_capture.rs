@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use xcap_tests::chains::padded_ipv6;
-use xcap_tests::netns::{exec, in_ns, send_frames, Pair};
+use xcap_tests::netns::{drop_udp_input, exec, in_ns, send_frames, Pair};
 use xcap_tests::process::{output, run, run_text, serial, sh, tshark_fields, Proc};
 use xcap_tests::programs::programs_left;
 use xcap_tests::{assert_one_error_line, xcap_bin};
@@ -34,22 +34,15 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let pair = Pair::new("xcap-trace");
-        let subnet = format!(
-            "10.232.{}",
-            (std::process::id() as usize * 7 + pair.n) % 250
-        );
+        let subnet = pair.subnet(232);
         pair.link("va", "vb");
-        let (a, b) = (&pair.a, &pair.b);
-        sh(&format!(
-            "ip -n {a} addr add {subnet}.1/24 dev va
-             ip -n {b} addr add {subnet}.2/24 dev vb"
-        ));
+        pair.address("va", "vb", &subnet);
         pair.up("va", "vb");
+        drop_udp_input(&pair.b, "xcapt", 9999);
+        // A's datagrams to the silent neighbour .3 die on the way out.
+        let a = &pair.a;
         sh(&format!(
             "ip -n {a} neigh add {subnet}.3 lladdr 02:00:00:00:00:03 dev va
-             ip netns exec {b} nft add table inet xcapt
-             ip netns exec {b} nft add chain inet xcapt in '{{ type filter hook input priority 0; }}'
-             ip netns exec {b} nft add rule inet xcapt in udp dport 9999 drop
              ip netns exec {a} nft add table inet xcapt
              ip netns exec {a} nft add chain inet xcapt out '{{ type filter hook output priority 0; }}'
              ip netns exec {a} nft add rule inet xcapt out ip daddr {subnet}.3 udp dport 9999 drop"

@@ -168,10 +168,7 @@ impl Net {
     /// `vb` without a program.
     fn without_fixture() -> Net {
         let pair = Pair::new("xcap-xh");
-        let subnet = format!(
-            "10.233.{}",
-            (std::process::id() as usize * 7 + pair.n) % 250
-        );
+        let subnet = pair.subnet(233);
         pair.link("va", "vb");
         let (a, b) = (&pair.a, &pair.b);
         // No IPv6: no router solicitations or other traffic of its own
@@ -182,10 +179,7 @@ impl Net {
                 "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
             ));
         }
-        sh(&format!(
-            "ip -n {a} addr add {subnet}.1/24 dev va
-             ip -n {b} addr add {subnet}.2/24 dev vb"
-        ));
+        pair.address("va", "vb", &subnet);
         pair.up("va", "vb");
         let (mac_a, mac_b) = (mac_of(a, "va"), mac_of(b, "vb"));
         // Static neighbours: no ARP crossing while programs attach.
