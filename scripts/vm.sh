@@ -129,8 +129,11 @@ qemu=$!
 pids+=($qemu)
 
 # The command's output, as it comes: between the tag's BEGIN and END lines.
-tail -n +1 --pid="$qemu" -f "$run/console" 2>/dev/null | tr -d '\r' |
+# awk drops the serial line's carriage returns itself: tr would hold the
+# lines back in blocks until the guest ends.
+tail -n +1 --pid="$qemu" -f "$run/console" 2>/dev/null |
   awk -v tag="$tag" -v console="${XCAP_VM_CONSOLE:-0}" '
+    { sub(/\r$/, "") }
     index($0, tag " END ") == 1 { on = 0; next }
     on { print; fflush(); next }
     index($0, tag " BEGIN") == 1 { on = 1; next }
