@@ -129,15 +129,23 @@ qemu=$!
 pids+=($qemu)
 
 # The command's output, as it comes: between the tag's BEGIN and END lines.
-# awk drops the serial line's carriage returns itself: tr would hold the
-# lines back in blocks until the guest ends.
-tail -n +1 --pid="$qemu" -f "$run/console" 2>/dev/null |
-  awk -v tag="$tag" -v console="${XCAP_VM_CONSOLE:-0}" '
-    { sub(/\r$/, "") }
-    index($0, tag " END ") == 1 { on = 0; next }
-    on { print; fflush(); next }
-    index($0, tag " BEGIN") == 1 { on = 1; next }
-    console == 1 { print "[console] " $0 > "/dev/stderr" }'
+# A shell loop, not awk or tr: those read or write a pipe in blocks (mawk
+# and tr did), which held a guest's output back until it ended.
+tail -n +1 --pid="$qemu" -f "$run/console" 2>/dev/null | {
+  on=0
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    if [[ $line == "$tag END "* ]]; then
+      on=0
+    elif ((on)); then
+      printf '%s\n' "$line"
+    elif [[ $line == "$tag BEGIN"* ]]; then
+      on=1
+    elif [[ ${XCAP_VM_CONSOLE:-0} == 1 ]]; then
+      printf '[console] %s\n' "$line" >&2
+    fi
+  done
+}
 status=0
 wait "$qemu" || status=$?
 rc=$(tr -d '\r' <"$run/console" | sed -n "s/^$tag END \([0-9]*\)$/\1/p" | tail -1)
