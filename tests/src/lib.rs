@@ -154,11 +154,11 @@ pub fn l3_packets(ip_version: Option<u8>) -> Vec<Packet> {
     out
 }
 
-/// `XCAP_DIFF_SAMPLE=N`: the differential tests compare every Nth packet
-/// only (1, the default, compares them all), for kernels in an emulated
-/// guest, several times slower than the host. A value that is not a
-/// positive number fails the test.
-pub fn sample_every() -> usize {
+/// `XCAP_DIFF_SAMPLE=N`: the differential and protochain tests compare
+/// every Nth packet only (1, the default, compares them all), for kernels
+/// in an emulated guest, several times slower than the host. A value that
+/// is not a positive number fails the test.
+fn sample_every() -> usize {
     match std::env::var("XCAP_DIFF_SAMPLE") {
         Err(_) => 1,
         Ok(v) => match v.parse::<usize>() {
@@ -168,9 +168,17 @@ pub fn sample_every() -> usize {
     }
 }
 
-/// Every `every`th item, the first included.
-pub fn sample<T>(items: Vec<T>, every: usize) -> Vec<T> {
-    items.into_iter().step_by(every).collect()
+/// The packets `XCAP_DIFF_SAMPLE` keeps (every Nth, the first included),
+/// and the words a report adds for it (`, every 4th packet`; empty when
+/// all are kept).
+pub fn sampled_packets<T>(packets: Vec<T>) -> (Vec<T>, String) {
+    let every = sample_every();
+    let words = if every > 1 {
+        format!(", every {every}th packet")
+    } else {
+        String::new()
+    };
+    (packets.into_iter().step_by(every).collect(), words)
 }
 
 /// libpcap's accept-test expressions for a link type name ("EN10MB",

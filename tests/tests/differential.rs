@@ -16,7 +16,7 @@ use cbpf2ebpf::cbpf::Insn;
 use cbpf2ebpf::{libpcap, translate};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::{
-    accept_expressions, compile_distinct, l3_packets, on_two_threads, report, sample, sample_every,
+    accept_expressions, compile_distinct, l3_packets, on_two_threads, report, sampled_packets,
     tcpdump_packets, Packet, Variant, EXTRA_EXPRESSIONS, VARIANTS,
 };
 
@@ -32,13 +32,8 @@ struct Tally {
 fn differential(label: &str, dlt: i32, exprs: &[String], packets: Vec<Packet>) {
     assert!(!packets.is_empty(), "{label}: no packets in the corpus");
     // XCAP_DIFF_SAMPLE: every Nth packet, for slow (emulated) kernels.
-    let every = sample_every();
-    let packets = &sample(packets, every)[..];
-    let sampled = if every > 1 {
-        format!(", every {every}th packet")
-    } else {
-        String::new()
-    };
+    let (packets, sampled) = sampled_packets(packets);
+    let packets = &packets[..];
     let programs: Vec<(Vec<Insn>, Vec<String>)> = compile_distinct(exprs, dlt, SNAPLEN)
         .into_values()
         .collect();

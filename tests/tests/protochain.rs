@@ -20,7 +20,7 @@ use cbpf2ebpf::{libpcap, translate, LoopForm, Options};
 use xcap_fuzzgen::bounded::{self, Run};
 use xcap_runner::{Engine, Filter, RunFilter};
 use xcap_tests::chains::{self, Captured, Ext, Rng};
-use xcap_tests::{on_two_threads, report, sample, sample_every, Variant, VARIANTS};
+use xcap_tests::{on_two_threads, report, sampled_packets, Variant, VARIANTS};
 
 const SNAPLEN: u32 = 262144;
 
@@ -135,15 +135,9 @@ struct Tally {
 }
 
 fn compare(label: &str, dlt: i32, packets: Vec<Captured>, engines: &[Engine]) {
-    // XCAP_DIFF_SAMPLE: every Nth packet, for emulated kernels, where the
-    // kernel's long loops run about a hundred times slower than here.
-    let every = sample_every();
-    let packets = &sample(packets, every)[..];
-    let sampled = if every > 1 {
-        format!(", every {every}th packet")
-    } else {
-        String::new()
-    };
+    // XCAP_DIFF_SAMPLE: every Nth packet, for emulated kernels.
+    let (packets, sampled) = sampled_packets(packets);
+    let packets = &packets[..];
     let programs: Vec<(&'static str, Vec<Insn>)> = EXPRESSIONS
         .iter()
         .map(|e| (*e, libpcap::compile(e, dlt, SNAPLEN).unwrap()))
