@@ -12,10 +12,11 @@ exes=$1
 # (printing, reader wakeups, ordering, promiscuity), which behave the same
 # on every kernel and run on the host; every attach path, hook, direction
 # and counter test runs here. Tests of BPF trampolines (xdp_hook, and the
-# fentry/fexit tests of trace_capture, attribution and follow_packet) have a plan of their own
-# (XCAP_MATRIX_PLAN=one-cpu), which kernel-matrix.sh runs in a second guest
-# with one vCPU: under qemu's software emulation with two vCPUs a vCPU can
-# go on running code from before the trampoline was patched, so a hook
+# fentry/fexit tests of trace_capture, attribution and follow_packet) have a
+# plan of their own (XCAP_MATRIX_PLAN=trampolines), a second guest, so the
+# matrix's guests are of sizes that share the host's cores well. Every
+# guest has one vCPU: with two, under qemu's software emulation, a vCPU can
+# go on running code from before a trampoline was patched, so a hook
 # attached second (fexit after fentry, a hook inside a running XDP
 # program) is sometimes never called (see docs/testing.md).
 plan=(
@@ -38,8 +39,8 @@ plan=(
 
 case ${XCAP_MATRIX_PLAN:-main} in
   main) ;;
-  # Hooks patched into a running XDP program, in a one-vCPU guest.
-  one-cpu) plan=(xdp_hook "trace_capture fentry_" "attribution fentry_" "follow_packet _fentry_") ;;
+  # Hooks patched into running code: XDP programs and kernel functions.
+  trampolines) plan=(xdp_hook "trace_capture fentry_" "attribution fentry_" "follow_packet _fentry_") ;;
   # A kernel older than xcap supports: the refusal alone.
   old) plan=(kernel_requirements) ;;
   *) echo "matrix-guest: unknown plan '$XCAP_MATRIX_PLAN'" >&2; exit 2 ;;
@@ -61,7 +62,9 @@ for entry in "${plan[@]}"; do
   fi
   echo "     Running $target in Linux $(uname -r)"
   log=/tmp/xcap-matrix-$target.log
+  start=$SECONDS
   (cd "$dir" && "$exe" --test-threads 2 "${words[@]:1}") >"$log" 2>&1
+  echo "     Finished $target in $((SECONDS - start)) s"
   # Failures whole, the rest as cargo's summary lines.
   grep -E '^test .*(FAILED|ok)$|^test result:' "$log" | grep -v ' ok$'
   if grep -q '^failures:' "$log"; then

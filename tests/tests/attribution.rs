@@ -20,7 +20,7 @@
 //! is a failure, never a skip, but for fentry, which a kernel may refuse
 //! (the build machine's does): there the test checks xcap's one-line
 //! refusal, and the kernel matrix runs it where fentry loads (its
-//! one-vCPU plan, as every trampoline test).
+//! trampolines plan, as every trampoline test).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
