@@ -142,6 +142,7 @@ finish_one() {
 for guest in "${guests[@]}"; do
   read -r line plan out <<<"$guest"
   while ((${#shown[@]} >= jobs)); do finish_one; done
+  echo "== kernel matrix: Linux $line, plan $plan, started; its output comes when it ends"
   run_guest "$line" "$plan" "$out" >"$out.shown" 2>&1 &
   shown[$!]=$out.shown
 done
