@@ -16,7 +16,7 @@
 # plan of scripts/matrix-guest.sh (main; trampolines);
 # XCAP_MATRIX_PLANS="trampolines" (say) runs only the plans named;
 # XCAP_MATRIX_TIMEOUT is the seconds a guest may take (3000: 6.1's main
-# plan, the longest, takes about half of it).
+# plan, the longest, took 1,699 and 1,766 s of it on CI's kind of machine).
 #
 # Every guest has one vCPU, and as many guests run at once as the host has
 # cores (XCAP_MATRIX_JOBS). Under qemu's software emulation a guest with

@@ -14,11 +14,8 @@ exes=$1
 # and counter test runs here. Tests of BPF trampolines (xdp_hook, and the
 # fentry/fexit tests of trace_capture, attribution and follow_packet) have a
 # plan of their own (XCAP_MATRIX_PLAN=trampolines), a second guest, so the
-# matrix's guests are of sizes that share the host's cores well. Every
-# guest has one vCPU: with two, under qemu's software emulation, a vCPU can
-# go on running code from before a trampoline was patched, so a hook
-# attached second (fexit after fentry, a hook inside a running XDP
-# program) is sometimes never called (see docs/testing.md).
+# matrix's guests are of sizes that share the host's cores well
+# (kernel-matrix.sh says why every guest has one vCPU).
 plan=(
   "kernel_requirements"
   "live_capture --skip idle_readers_sleep --skip packets_from_every_cpu --skip promiscuous_mode --skip printed_lines"

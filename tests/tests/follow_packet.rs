@@ -340,8 +340,8 @@ fn xdp_records_have_ids_of_their_own_next_to_the_skb_ids() {
 
 /// In the guests, whose kernels run trampolines: the same with `--fentry
 /// ip_rcv` in place of the receive tracepoint (in the matrix's
-/// trampolines plan); on the host, which refuses them, the one-line refusal, with
-/// nothing attached at TC either.
+/// trampolines plan); on the host, which refuses them, the one-line
+/// refusal, with nothing attached at TC either.
 #[test]
 fn a_dropped_datagram_has_one_id_at_tc_at_fentry_ip_rcv_and_at_kfree_skb_or_is_refused_in_one_line()
 {
